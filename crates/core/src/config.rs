@@ -1,0 +1,276 @@
+//! Operator configuration, parsed once from environment variables into a validated type.
+//!
+//! Every function reads the same variables (set by `template.yaml`, or by the local stack).
+//! A missing or bad variable is an error that names it, so a misdeployed function fails at
+//! start with a sentence instead of misbehaving later.
+
+use std::collections::HashMap;
+use std::fmt::Display;
+use std::str::FromStr;
+
+/// The default AMI parameter: AWS's PyTorch Deep Learning AMI (OSS NVIDIA driver) on
+/// Ubuntu 22.04, whose Python has torch. Framework-specific paths get retired, so operators
+/// override it with `NBFLEET_AMI_PARAMETER`.
+pub const DEFAULT_AMI_PARAMETER: &str =
+    "/aws/service/deeplearning/ami/x86_64/oss-nvidia-driver-gpu-pytorch-2.7-ubuntu-22.04/latest/ami-id";
+
+/// GPU types that are current (p2, g2 and g3 are retired; p3 is being retired).
+pub const DEFAULT_INSTANCE_TYPES: &str = "g5.xlarge,g6.xlarge,g4dn.xlarge";
+
+/// One (instance type, subnet) pair to try on a launch, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placement {
+    pub instance_type: String,
+    pub subnet_id: String,
+}
+
+/// An inclusive range with a default inside it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bounded {
+    pub default: u32,
+    pub min: u32,
+    pub max: u32,
+}
+
+impl Bounded {
+    pub fn contains(&self, v: u32) -> bool {
+        (self.min..=self.max).contains(&v)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// DynamoDB table holding the notebook records (`NBFLEET_TABLE`, required).
+    pub table: String,
+    /// Instance types a launch may ask for; the first is the default.
+    pub instance_types: Vec<String>,
+    /// Subnets to launch into, tried in order on a capacity error (`NBFLEET_SUBNETS`).
+    /// Empty means the account's default VPC.
+    pub subnets: Vec<String>,
+    /// Extra (type, subnet) pairs to fall back to after the requested type
+    /// (`NBFLEET_FALLBACK`, `type@subnet,…`).
+    pub fallback: Vec<Placement>,
+    pub vpc_id: Option<String>,
+    /// Instance profile for notebooks: SSM core plus read of its own secret.
+    pub instance_profile: Option<String>,
+    /// SSM parameter naming the AMI to launch.
+    pub ami_parameter: String,
+    /// Prefix of the notebooks' SecureString parameters (`/nbfleet`).
+    pub secret_prefix: String,
+    pub idle_timeout_minutes: Bounded,
+    pub volume_gb: Bounded,
+    /// Hard cap on one run, in minutes (0 turns it off).
+    pub max_runtime_minutes: u32,
+    /// How long before an automatic stop the warning goes out.
+    pub warning_minutes: u32,
+    /// Whether `cidr` access may include the whole internet (0.0.0.0/0, ::/0).
+    pub allow_world: bool,
+    /// Principals who may act on any notebook.
+    pub admins: Vec<String>,
+}
+
+/// Reads a configuration from a set of variables (`std::env::vars()` in a Lambda `main`).
+pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Config, ConfigError> {
+    let env = Env(vars.into_iter().collect());
+    let instance_types = env.list("NBFLEET_INSTANCE_TYPES", DEFAULT_INSTANCE_TYPES);
+    if instance_types.is_empty() {
+        return Err(ConfigError::new("NBFLEET_INSTANCE_TYPES", "must list at least one instance type"));
+    }
+    let fallback = env
+        .list("NBFLEET_FALLBACK", "")
+        .into_iter()
+        .map(|pair| match pair.split_once('@') {
+            Some((t, s)) if !t.is_empty() && !s.is_empty() => Ok(Placement {
+                instance_type: t.to_string(),
+                subnet_id: s.to_string(),
+            }),
+            _ => Err(ConfigError::new("NBFLEET_FALLBACK", format!("{pair:?} is not TYPE@SUBNET"))),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if let Some(p) = fallback.iter().find(|p| !instance_types.contains(&p.instance_type)) {
+        return Err(ConfigError::new(
+            "NBFLEET_FALLBACK",
+            format!("{} is not in NBFLEET_INSTANCE_TYPES", p.instance_type),
+        ));
+    }
+    Ok(Config {
+        table: env.required("NBFLEET_TABLE")?,
+        instance_types,
+        subnets: env.list("NBFLEET_SUBNETS", ""),
+        fallback,
+        vpc_id: env.optional("NBFLEET_VPC_ID"),
+        instance_profile: env.optional("NBFLEET_INSTANCE_PROFILE"),
+        ami_parameter: env.optional("NBFLEET_AMI_PARAMETER").unwrap_or_else(|| DEFAULT_AMI_PARAMETER.into()),
+        secret_prefix: env
+            .optional("NBFLEET_SECRET_PREFIX")
+            .unwrap_or_else(|| "/nbfleet".into())
+            .trim_end_matches('/')
+            .to_string(),
+        idle_timeout_minutes: env.bounded("NBFLEET_IDLE_TIMEOUT_MINUTES", Bounded { default: 60, min: 10, max: 1440 })?,
+        volume_gb: env.bounded("NBFLEET_VOLUME_GB", Bounded { default: 100, min: 75, max: 2000 })?,
+        max_runtime_minutes: env.parsed("NBFLEET_MAX_RUNTIME_MINUTES", 720)?,
+        warning_minutes: env.parsed("NBFLEET_WARNING_MINUTES", 10)?,
+        allow_world: env.parsed("NBFLEET_ALLOW_WORLD", false)?,
+        admins: env.list("NBFLEET_ADMINS", ""),
+    })
+}
+
+impl Config {
+    /// The SecureString parameter that holds a notebook's password hash or token.
+    pub fn secret_parameter(&self, notebook: &str) -> String {
+        format!("{}/notebooks/{notebook}/secret", self.secret_prefix)
+    }
+
+    /// The (type, subnet) pairs a launch of `instance_type` tries, in order: the requested type
+    /// in each subnet, then the operator's fallback pairs. No subnets means one attempt in the
+    /// default VPC (subnet `""`).
+    pub fn placements(&self, instance_type: &str) -> Vec<Placement> {
+        let subnets: Vec<String> =
+            if self.subnets.is_empty() { vec![String::new()] } else { self.subnets.clone() };
+        let mut out: Vec<Placement> = subnets
+            .into_iter()
+            .map(|subnet_id| Placement { instance_type: instance_type.to_string(), subnet_id })
+            .collect();
+        for p in &self.fallback {
+            if !out.contains(p) {
+                out.push(p.clone());
+            }
+        }
+        out
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("configuration variable {var}: {message}")]
+pub struct ConfigError {
+    pub var: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    fn new(var: &str, message: impl Into<String>) -> Self {
+        ConfigError { var: var.to_string(), message: message.into() }
+    }
+}
+
+struct Env(HashMap<String, String>);
+
+impl Env {
+    fn optional(&self, var: &str) -> Option<String> {
+        self.0.get(var).map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
+    }
+
+    fn required(&self, var: &str) -> Result<String, ConfigError> {
+        self.optional(var).ok_or_else(|| ConfigError::new(var, "is missing"))
+    }
+
+    fn list(&self, var: &str, default: &str) -> Vec<String> {
+        let raw = self.optional(var).unwrap_or_else(|| default.to_string());
+        raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()
+    }
+
+    fn parsed<T: FromStr>(&self, var: &str, default: T) -> Result<T, ConfigError>
+    where
+        T::Err: Display,
+    {
+        match self.optional(var) {
+            None => Ok(default),
+            Some(v) => v.parse().map_err(|e| ConfigError::new(var, format!("{v:?} is not valid: {e}"))),
+        }
+    }
+
+    /// `VAR` is the default; `VAR_MIN` and `VAR_MAX` bound what a request may ask for.
+    fn bounded(&self, var: &str, default: Bounded) -> Result<Bounded, ConfigError> {
+        let (min_var, max_var) = (format!("{var}_MIN"), format!("{var}_MAX"));
+        let b = Bounded {
+            default: self.parsed(var, default.default)?,
+            min: self.parsed(&min_var, default.min)?,
+            max: self.parsed(&max_var, default.max)?,
+        };
+        if b.min > b.max {
+            return Err(ConfigError::new(&max_var, format!("{} is below {min_var} ({})", b.max, b.min)));
+        }
+        if !b.contains(b.default) {
+            return Err(ConfigError::new(var, format!("{} is outside {}..={}", b.default, b.min, b.max)));
+        }
+        Ok(b)
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub(crate) fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    /// A configuration as the tests of other modules use it.
+    pub(crate) fn test_config() -> Config {
+        from_vars(vars(&[("NBFLEET_TABLE", "nbfleet")])).unwrap()
+    }
+
+    #[test]
+    fn defaults_fill_everything_but_the_table() {
+        let cfg = test_config();
+        assert_eq!(cfg.instance_types, ["g5.xlarge", "g6.xlarge", "g4dn.xlarge"]);
+        assert_eq!(cfg.ami_parameter, DEFAULT_AMI_PARAMETER);
+        assert_eq!(cfg.idle_timeout_minutes, Bounded { default: 60, min: 10, max: 1440 });
+        assert!(!cfg.allow_world);
+        assert_eq!(cfg.max_runtime_minutes, 720);
+        assert_eq!(cfg.secret_parameter("nb"), "/nbfleet/notebooks/nb/secret");
+    }
+
+    #[test]
+    fn a_missing_table_is_named() {
+        let err = from_vars(vars(&[])).unwrap_err();
+        assert_eq!(err.var, "NBFLEET_TABLE");
+        assert_eq!(err.to_string(), "configuration variable NBFLEET_TABLE: is missing");
+    }
+
+    #[test]
+    fn a_bad_number_is_named() {
+        let err = from_vars(vars(&[("NBFLEET_TABLE", "t"), ("NBFLEET_WARNING_MINUTES", "ten")])).unwrap_err();
+        assert_eq!(err.var, "NBFLEET_WARNING_MINUTES");
+        assert!(err.message.contains("\"ten\""), "{err}");
+    }
+
+    #[test]
+    fn a_bad_boolean_is_named() {
+        let err = from_vars(vars(&[("NBFLEET_TABLE", "t"), ("NBFLEET_ALLOW_WORLD", "yes")])).unwrap_err();
+        assert_eq!(err.var, "NBFLEET_ALLOW_WORLD");
+    }
+
+    #[test]
+    fn a_default_outside_its_bounds_is_refused() {
+        let err = from_vars(vars(&[("NBFLEET_TABLE", "t"), ("NBFLEET_IDLE_TIMEOUT_MINUTES", "5")])).unwrap_err();
+        assert_eq!(err.var, "NBFLEET_IDLE_TIMEOUT_MINUTES");
+        let err = from_vars(vars(&[("NBFLEET_TABLE", "t"), ("NBFLEET_VOLUME_GB_MAX", "50")])).unwrap_err();
+        assert_eq!(err.var, "NBFLEET_VOLUME_GB_MAX");
+    }
+
+    #[test]
+    fn fallback_pairs_must_be_type_at_subnet_and_allowed() {
+        let err = from_vars(vars(&[("NBFLEET_TABLE", "t"), ("NBFLEET_FALLBACK", "g5.xlarge")])).unwrap_err();
+        assert_eq!(err.var, "NBFLEET_FALLBACK");
+        let err = from_vars(vars(&[("NBFLEET_TABLE", "t"), ("NBFLEET_FALLBACK", "p3.2xlarge@subnet-1")])).unwrap_err();
+        assert!(err.message.contains("p3.2xlarge"), "{err}");
+    }
+
+    #[test]
+    fn placements_try_the_requested_type_in_each_subnet_then_the_fallbacks() {
+        let cfg = from_vars(vars(&[
+            ("NBFLEET_TABLE", "t"),
+            ("NBFLEET_SUBNETS", "subnet-a, subnet-b"),
+            ("NBFLEET_FALLBACK", "g5.xlarge@subnet-a,g6.xlarge@subnet-a"),
+        ]))
+        .unwrap();
+        let got: Vec<String> = cfg
+            .placements("g5.xlarge")
+            .into_iter()
+            .map(|p| format!("{}@{}", p.instance_type, p.subnet_id))
+            .collect();
+        assert_eq!(got, ["g5.xlarge@subnet-a", "g5.xlarge@subnet-b", "g6.xlarge@subnet-a"]);
+        assert_eq!(test_config().placements("g6.xlarge")[0].subnet_id, "");
+    }
+}

@@ -1,0 +1,19 @@
+//! nbfleet's pure core: the notebook record, its state machine and transition table,
+//! validation, credentials, configuration, and the ports the adapters implement.
+//!
+//! Nothing here talks to AWS, reads a file or the clock, or draws random numbers: callers pass
+//! time and randomness in. That keeps every decision testable and this crate quick to build.
+
+pub mod config;
+pub mod error;
+pub mod password;
+pub mod ports;
+pub mod record;
+pub mod state;
+pub mod transitions;
+pub mod validate;
+
+pub use config::Config;
+pub use error::{Error, Result};
+pub use record::{Expect, Notebook};
+pub use state::State;

@@ -1,0 +1,229 @@
+//! The notebook record: everything nbfleet knows about one notebook, as stored in DynamoDB.
+//!
+//! EC2 is the truth for what runs; this record holds intent and history. Every change goes
+//! through [`Notebook::moved_to`] (a legal state move, version + 1) and is written with a
+//! conditional write on the previous state and version, so a lost race is a 409.
+
+use crate::error::{Error, Result};
+use crate::state::State;
+use crate::validate::{Access, LaunchSpec};
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+/// How a notebook decides it is idle. Filled from the request and the operator's defaults.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdlePolicy {
+    pub timeout_minutes: u32,
+    /// Count open connections (browser tabs) as activity. Off by default: a forgotten tab
+    /// polls every 10 s and would keep the GPU running all night.
+    pub count_connections: bool,
+    /// GPU utilisation at or above this percentage is activity.
+    pub gpu_threshold_pct: u32,
+    /// Hard cap on one run, in minutes; 0 means none.
+    pub max_runtime_minutes: u32,
+    pub warning_minutes: u32,
+}
+
+/// Which kind of credential guards the notebook's Jupyter. The value itself lives only in
+/// Parameter Store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SecretKind {
+    Password,
+    Token,
+}
+
+/// One (type, subnet) attempt of a launch, and what EC2 answered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LaunchAttempt {
+    pub instance_type: String,
+    pub subnet_id: String,
+    /// `launched <instance id>`, or the error code and message EC2 gave.
+    pub outcome: String,
+}
+
+/// What the bootstrap learned about the GPU.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GpuInfo {
+    /// e.g. "NVIDIA H100 80GB HBM3", or "none".
+    pub name: String,
+    pub memory_mib: u64,
+    pub count: u32,
+    pub torch_cuda: bool,
+}
+
+/// Why a notebook is Failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failure {
+    pub reason: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    /// The last lines of the script's stderr (never contains the secret).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stderr_tail: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notebook {
+    pub name: String,
+    /// Bumped when a Terminated name is launched again; tags the instance so a retried launch
+    /// adopts its own instance and never another generation's.
+    pub generation: u32,
+    pub owner: String,
+    pub state: State,
+    /// Bumped on every write; conditional writes check it.
+    pub version: u64,
+    pub instance_type: String,
+    pub volume_gb: u32,
+    pub access: Access,
+    pub secret_kind: SecretKind,
+    pub idle: IdlePolicy,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ami_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security_group_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub launch_attempts: Vec<LaunchAttempt>,
+    /// How to reach Jupyter: the port-forward command (ssm) or the https URL (cidr).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_fingerprint: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu: Option<GpuInfo>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jupyter_version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<Failure>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_id: Option<String>,
+    /// Seconds the instance has run, over all finished runs.
+    #[serde(default)]
+    pub running_seconds: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_started_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub state_since: Timestamp,
+}
+
+impl Notebook {
+    /// A fresh Pending record for a validated launch.
+    pub fn new(spec: &LaunchSpec, owner: &str, generation: u32, idle: IdlePolicy, now: Timestamp) -> Self {
+        Notebook {
+            name: spec.name.clone(),
+            generation,
+            owner: owner.to_string(),
+            state: State::Pending,
+            version: 1,
+            instance_type: spec.instance_type.clone(),
+            volume_gb: spec.volume_gb,
+            access: spec.access.clone(),
+            secret_kind: spec.secret_kind(),
+            idle,
+            instance_id: None,
+            ami_id: None,
+            subnet_id: None,
+            security_group_id: None,
+            launch_attempts: Vec::new(),
+            connect: None,
+            cert_fingerprint: None,
+            gpu: None,
+            jupyter_version: None,
+            failure: None,
+            snapshot_id: None,
+            running_seconds: 0,
+            last_started_at: None,
+            created_at: now,
+            updated_at: now,
+            state_since: now,
+        }
+    }
+
+    /// A copy in state `to`, with the version bumped. Refuses moves the state machine forbids.
+    pub fn moved_to(&self, to: State, now: Timestamp) -> Result<Notebook> {
+        if !self.state.can_move_to(to) {
+            return Err(Error::Conflict(format!(
+                "notebook {:?} cannot go from {} to {to}",
+                self.name, self.state
+            )));
+        }
+        let mut next = self.touched(now);
+        next.state = to;
+        next.state_since = now;
+        Ok(next)
+    }
+
+    /// A copy with the version bumped and no state change, for in-place updates.
+    pub fn touched(&self, now: Timestamp) -> Notebook {
+        let mut next = self.clone();
+        next.version += 1;
+        next.updated_at = now;
+        next
+    }
+
+    /// The state and version a conditional write of the next version must find.
+    pub fn expect(&self) -> Expect {
+        Expect::Version { state: self.state, version: self.version }
+    }
+}
+
+/// What a conditional write expects to find in the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// No record with this name.
+    Absent,
+    /// A record in exactly this state and version.
+    Version { state: State, version: u64 },
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::config::tests::test_config;
+    use crate::validate::parse_launch;
+
+    pub(crate) fn sample(now: Timestamp) -> Notebook {
+        let cfg = test_config();
+        let spec = parse_launch(br#"{"name":"nb-1"}"#, &cfg).unwrap();
+        Notebook::new(&spec, "alice", 1, crate::validate::idle_policy(&spec, &cfg), now)
+    }
+
+    #[test]
+    fn a_new_record_is_pending_at_version_one() {
+        let nb = sample(Timestamp::UNIX_EPOCH);
+        assert_eq!((nb.state, nb.version, nb.generation), (State::Pending, 1, 1));
+        assert_eq!(nb.secret_kind, SecretKind::Token);
+    }
+
+    #[test]
+    fn a_legal_move_bumps_the_version_and_the_state_clock() {
+        let t0 = Timestamp::UNIX_EPOCH;
+        let t1 = Timestamp::from_second(60).unwrap();
+        let nb = sample(t0);
+        let next = nb.moved_to(State::Launching, t1).unwrap();
+        assert_eq!((next.state, next.version), (State::Launching, 2));
+        assert_eq!((next.state_since, next.created_at), (t1, t0));
+        assert_eq!(nb.expect(), Expect::Version { state: State::Pending, version: 1 });
+    }
+
+    #[test]
+    fn an_illegal_move_is_a_conflict() {
+        let nb = sample(Timestamp::UNIX_EPOCH);
+        let err = nb.moved_to(State::Ready, Timestamp::UNIX_EPOCH).unwrap_err();
+        assert_eq!(err.status(), 409);
+    }
+
+    #[test]
+    fn the_record_round_trips_through_json_without_empty_fields() {
+        let nb = sample(Timestamp::UNIX_EPOCH);
+        let json = serde_json::to_value(&nb).unwrap();
+        assert!(json.get("instance_id").is_none(), "{json}");
+        let back: Notebook = serde_json::from_value(json).unwrap();
+        assert_eq!(back, nb);
+    }
+}

@@ -1,0 +1,446 @@
+//! Validation of `POST /notebooks`: raw JSON in, a [`LaunchSpec`] out, or a 400 that names the
+//! field. Everything a launch may carry into a shell script, a tag or an AWS call is checked
+//! here against a strict pattern; nothing downstream re-validates.
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::password::{self, Secret};
+use crate::record::{IdlePolicy, SecretKind};
+use ipnet::IpNet;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::net::IpAddr;
+
+/// The largest request body accepted (413 beyond).
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+pub const PASSWORD_MIN_CHARS: usize = 8;
+pub const PASSWORD_MAX_CHARS: usize = 128;
+/// Security groups allow 60 rules per direction; leave room.
+pub const MAX_CIDRS: usize = 20;
+
+/// How users reach Jupyter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum AccessMode {
+    /// No inbound port; Jupyter binds 127.0.0.1 and users tunnel over SSM.
+    #[default]
+    Ssm,
+    /// Port 8888 open to the listed networks only.
+    Cidr,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Access {
+    pub mode: AccessMode,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cidrs: Vec<IpNet>,
+}
+
+/// The credential a launch asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    /// A password in clear, to be hashed before it is stored.
+    Password(Secret),
+    /// A ready-made Jupyter hash (`argon2:…` or the tutorial's `sha1:…`).
+    PasswordHash(Secret),
+    /// Nothing given: a random token is made and shown once.
+    Token,
+}
+
+/// A validated launch request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LaunchSpec {
+    pub name: String,
+    pub instance_type: String,
+    pub idle_timeout_minutes: u32,
+    pub access: Access,
+    pub credential: Credential,
+    pub volume_gb: u32,
+    pub count_connections: bool,
+}
+
+impl LaunchSpec {
+    pub fn secret_kind(&self) -> SecretKind {
+        match self.credential {
+            Credential::Token => SecretKind::Token,
+            _ => SecretKind::Password,
+        }
+    }
+}
+
+/// The idle policy of a new notebook: the request's timeout, the operator's other defaults.
+pub fn idle_policy(spec: &LaunchSpec, cfg: &Config) -> IdlePolicy {
+    IdlePolicy {
+        timeout_minutes: spec.idle_timeout_minutes,
+        count_connections: spec.count_connections,
+        gpu_threshold_pct: 10,
+        max_runtime_minutes: cfg.max_runtime_minutes,
+        warning_minutes: cfg.warning_minutes,
+    }
+}
+
+/// Checks a notebook name: `^[a-z][a-z0-9-]{1,38}$`. Used for path parameters too.
+pub fn validate_name(name: &str) -> Result<()> {
+    let ok = (2..=39).contains(&name.len())
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::bad_request(
+            "name",
+            "must be 2 to 39 characters of a-z, 0-9 and '-', starting with a letter",
+        ))
+    }
+}
+
+/// Parses and validates a `POST /notebooks` body.
+pub fn parse_launch(body: &[u8], cfg: &Config) -> Result<LaunchSpec> {
+    if body.len() > MAX_BODY_BYTES {
+        return Err(Error::PayloadTooLarge { limit: MAX_BODY_BYTES });
+    }
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| Error::bad_request("body", format!("not valid JSON: {e}")))?;
+    let Value::Object(fields) = value else {
+        return Err(Error::bad_request("body", "must be a JSON object"));
+    };
+    for key in fields.keys() {
+        match key.as_str() {
+            "name" | "instance_type" | "idle_timeout_minutes" | "access" | "password" | "password_hash"
+            | "volume_gb" | "count_connections" => {}
+            "ami" | "ami_id" | "image_id" | "image" => {
+                return Err(Error::bad_request(
+                    key,
+                    "the AMI is set by the operator's configuration and cannot be chosen per request",
+                ));
+            }
+            "schedule" => {
+                return Err(Error::bad_request("schedule", "schedules are not supported yet"));
+            }
+            _ => return Err(Error::bad_request(key, "unknown field")),
+        }
+    }
+
+    let name: String = field(&fields, "name")?.ok_or_else(|| Error::bad_request("name", "is required"))?;
+    validate_name(&name)?;
+
+    let instance_type: String =
+        field(&fields, "instance_type")?.unwrap_or_else(|| cfg.instance_types[0].clone());
+    if !cfg.instance_types.contains(&instance_type) {
+        return Err(Error::bad_request(
+            "instance_type",
+            format!("{instance_type:?} is not allowed; choose one of {}", cfg.instance_types.join(", ")),
+        ));
+    }
+
+    let idle_timeout_minutes = bounded(&fields, "idle_timeout_minutes", cfg.idle_timeout_minutes)?;
+    let volume_gb = bounded(&fields, "volume_gb", cfg.volume_gb)?;
+    let count_connections = field(&fields, "count_connections")?.unwrap_or(false);
+    let access = parse_access(fields.get("access"), cfg.allow_world)?;
+
+    let password: Option<String> = field(&fields, "password")?;
+    let hash: Option<String> = field(&fields, "password_hash")?;
+    let credential = match (password, hash) {
+        (Some(_), Some(_)) => {
+            return Err(Error::bad_request("password_hash", "give password or password_hash, not both"));
+        }
+        (Some(pw), None) => {
+            let chars = pw.chars().count();
+            if !(PASSWORD_MIN_CHARS..=PASSWORD_MAX_CHARS).contains(&chars) {
+                return Err(Error::bad_request(
+                    "password",
+                    format!("must be {PASSWORD_MIN_CHARS} to {PASSWORD_MAX_CHARS} characters"),
+                ));
+            }
+            if pw.chars().any(char::is_control) {
+                return Err(Error::bad_request("password", "must not contain control characters"));
+            }
+            Credential::Password(Secret::new(pw))
+        }
+        (None, Some(h)) => {
+            if !password::is_valid_hash(&h) {
+                return Err(Error::bad_request(
+                    "password_hash",
+                    "must be a Jupyter hash: argon2:$argon2id$… or sha1:<12 hex salt>:<40 hex>",
+                ));
+            }
+            Credential::PasswordHash(Secret::new(h))
+        }
+        (None, None) => Credential::Token,
+    };
+
+    Ok(LaunchSpec { name, instance_type, idle_timeout_minutes, access, credential, volume_gb, count_connections })
+}
+
+/// Reads an optional field as `T`, with a 400 naming it if it has the wrong type.
+fn field<T: DeserializeOwned>(fields: &Map<String, Value>, name: &str) -> Result<Option<T>> {
+    match fields.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => T::deserialize(v)
+            .map(Some)
+            .map_err(|_| Error::bad_request(name, format!("has the wrong type ({})", json_type(v)))),
+    }
+}
+
+fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn bounded(fields: &Map<String, Value>, name: &str, range: crate::config::Bounded) -> Result<u32> {
+    let v: u32 = field(fields, name)?.unwrap_or(range.default);
+    if range.contains(v) {
+        Ok(v)
+    } else {
+        Err(Error::bad_request(name, format!("must be between {} and {}", range.min, range.max)))
+    }
+}
+
+fn parse_access(value: Option<&Value>, allow_world: bool) -> Result<Access> {
+    let fields = match value {
+        None | Some(Value::Null) => return Ok(Access::default()),
+        Some(Value::Object(m)) => m,
+        Some(v) => return Err(Error::bad_request("access", format!("has the wrong type ({})", json_type(v)))),
+    };
+    if let Some(k) = fields.keys().find(|k| *k != "mode" && *k != "cidrs") {
+        return Err(Error::bad_request(format!("access.{k}"), "unknown field"));
+    }
+    let mode = match field::<String>(fields, "mode").map_err(|_| mode_error())?.as_deref() {
+        None | Some("ssm") => AccessMode::Ssm,
+        Some("cidr") => AccessMode::Cidr,
+        Some(_) => return Err(mode_error()),
+    };
+    let raw: Vec<String> = field(fields, "cidrs")
+        .map_err(|_| Error::bad_request("access.cidrs", "must be a list of networks such as \"203.0.113.0/24\""))?
+        .unwrap_or_default();
+    match mode {
+        AccessMode::Ssm if !raw.is_empty() => {
+            return Err(Error::bad_request("access.cidrs", "only apply to mode \"cidr\"; ssm mode opens no port"));
+        }
+        AccessMode::Cidr if raw.is_empty() => {
+            return Err(Error::bad_request("access.cidrs", "mode \"cidr\" needs at least one network"));
+        }
+        _ => {}
+    }
+    if raw.len() > MAX_CIDRS {
+        return Err(Error::bad_request("access.cidrs", format!("at most {MAX_CIDRS} networks")));
+    }
+    let cidrs = raw.iter().map(|c| parse_cidr(c, allow_world)).collect::<Result<Vec<_>>>()?;
+    Ok(Access { mode, cidrs })
+}
+
+fn mode_error() -> Error {
+    Error::bad_request("access.mode", "must be \"ssm\" or \"cidr\"")
+}
+
+/// A network such as `203.0.113.0/24` or `2001:db8::/32`; a bare address means just that host.
+fn parse_cidr(raw: &str, allow_world: bool) -> Result<IpNet> {
+    let net = match raw.parse::<IpNet>() {
+        Ok(net) => net,
+        Err(_) => raw.parse::<IpAddr>().map(IpNet::from).map_err(|_| {
+            Error::bad_request("access.cidrs", format!("{raw:?} is not a network such as \"203.0.113.0/24\""))
+        })?,
+    };
+    if net.trunc() != net {
+        return Err(Error::bad_request(
+            "access.cidrs",
+            format!("{raw:?} has host bits set; did you mean {}?", net.trunc()),
+        ));
+    }
+    if net.prefix_len() == 0 && !allow_world {
+        return Err(Error::bad_request(
+            "access.cidrs",
+            format!("{raw:?} opens Jupyter to the whole internet; the operator does not allow it (use ssm mode)"),
+        ));
+    }
+    Ok(net)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::tests::test_config;
+    use serde_json::json;
+
+    fn parse(body: Value) -> Result<LaunchSpec> {
+        parse_launch(body.to_string().as_bytes(), &test_config())
+    }
+
+    fn refused_field(body: Value) -> String {
+        match parse(body) {
+            Err(Error::BadRequest { field, .. }) => field,
+            other => panic!("expected a 400, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_minimal_request_gets_the_defaults() {
+        let spec = parse(json!({"name": "my-nb"})).unwrap();
+        assert_eq!(spec.instance_type, "g5.xlarge");
+        assert_eq!(spec.idle_timeout_minutes, 60);
+        assert_eq!(spec.volume_gb, 100);
+        assert_eq!(spec.access, Access { mode: AccessMode::Ssm, cidrs: vec![] });
+        assert_eq!(spec.credential, Credential::Token);
+    }
+
+    #[test]
+    fn a_full_request_is_accepted() {
+        let spec = parse(json!({
+            "name": "exp-42", "instance_type": "g6.xlarge", "idle_timeout_minutes": 30,
+            "access": {"mode": "cidr", "cidrs": ["203.0.113.0/24", "2001:db8::/32", "198.51.100.7"]},
+            "password": "correct horse", "volume_gb": 200, "count_connections": true
+        }))
+        .unwrap();
+        assert_eq!(spec.access.mode, AccessMode::Cidr);
+        assert_eq!(spec.access.cidrs[2].to_string(), "198.51.100.7/32");
+        assert_eq!(spec.credential, Credential::Password(Secret::new("correct horse")));
+        assert!(spec.count_connections);
+    }
+
+    #[test]
+    fn a_missing_name_is_refused() {
+        assert_eq!(refused_field(json!({})), "name");
+    }
+
+    #[test]
+    fn names_that_break_the_pattern_are_refused() {
+        for bad in ["a", "1abc", "Abc", "ab_c", "ab c", "ab'c", "a$(id)", "a\nb", &"a".repeat(40), "ab`x`"] {
+            assert_eq!(refused_field(json!({ "name": bad })), "name", "{bad:?}");
+        }
+        assert!(validate_name(&"a".repeat(39)).is_ok());
+        assert!(validate_name("ab").is_ok());
+    }
+
+    #[test]
+    fn an_instance_type_outside_the_allow_list_is_refused() {
+        for bad in ["p2.xlarge", "g2.2xlarge", "p3.2xlarge", "g5.xlarge; rm -rf /"] {
+            assert_eq!(refused_field(json!({"name": "nb", "instance_type": bad})), "instance_type");
+        }
+    }
+
+    #[test]
+    fn an_idle_timeout_outside_the_range_is_refused() {
+        for bad in [json!(9), json!(1441), json!(-5), json!("60"), json!(1.5)] {
+            assert_eq!(refused_field(json!({"name": "nb", "idle_timeout_minutes": bad})), "idle_timeout_minutes");
+        }
+    }
+
+    #[test]
+    fn a_volume_outside_the_range_is_refused() {
+        assert_eq!(refused_field(json!({"name": "nb", "volume_gb": 10})), "volume_gb");
+        assert_eq!(refused_field(json!({"name": "nb", "volume_gb": 100000})), "volume_gb");
+    }
+
+    #[test]
+    fn cidrs_that_are_not_networks_are_refused() {
+        for bad in ["10.0.0.0/33", "banana", "10.0.0.5/24", "", "10.0.0.0/8; echo"] {
+            let body = json!({"name": "nb", "access": {"mode": "cidr", "cidrs": [bad]}});
+            assert_eq!(refused_field(body), "access.cidrs", "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_world_is_refused_unless_allowed() {
+        for world in ["0.0.0.0/0", "::/0"] {
+            let body = json!({"name": "nb", "access": {"mode": "cidr", "cidrs": [world]}});
+            assert_eq!(refused_field(body.clone()), "access.cidrs");
+            let mut cfg = test_config();
+            cfg.allow_world = true;
+            assert!(parse_launch(body.to_string().as_bytes(), &cfg).is_ok());
+        }
+    }
+
+    #[test]
+    fn cidr_mode_needs_networks_and_ssm_mode_takes_none() {
+        assert_eq!(refused_field(json!({"name": "nb", "access": {"mode": "cidr"}})), "access.cidrs");
+        let body = json!({"name": "nb", "access": {"mode": "ssm", "cidrs": ["10.0.0.0/8"]}});
+        assert_eq!(refused_field(body), "access.cidrs");
+        let many: Vec<String> = (0..21).map(|i| format!("10.{i}.0.0/16")).collect();
+        assert_eq!(refused_field(json!({"name": "nb", "access": {"mode": "cidr", "cidrs": many}})), "access.cidrs");
+    }
+
+    #[test]
+    fn an_unknown_access_mode_or_field_is_refused() {
+        assert_eq!(refused_field(json!({"name": "nb", "access": {"mode": "open"}})), "access.mode");
+        assert_eq!(refused_field(json!({"name": "nb", "access": {"mode": "ssm", "port": 22}})), "access.port");
+        assert_eq!(refused_field(json!({"name": "nb", "access": "ssm"})), "access");
+    }
+
+    #[test]
+    fn a_password_outside_its_length_bounds_is_refused() {
+        assert_eq!(refused_field(json!({"name": "nb", "password": "short"})), "password");
+        assert_eq!(refused_field(json!({"name": "nb", "password": "x".repeat(129)})), "password");
+        assert!(parse(json!({"name": "nb", "password": "x".repeat(128)})).is_ok());
+    }
+
+    #[test]
+    fn a_password_with_control_characters_is_refused() {
+        assert_eq!(refused_field(json!({"name": "nb", "password": "line one\nline two"})), "password");
+    }
+
+    #[test]
+    fn a_password_with_shell_characters_is_accepted_because_it_is_only_ever_hashed() {
+        let spec = parse(json!({"name": "nb", "password": "a'b\"c$(id)`x`"})).unwrap();
+        assert!(matches!(spec.credential, Credential::Password(_)));
+    }
+
+    #[test]
+    fn a_ready_made_hash_is_accepted_and_a_malformed_one_refused() {
+        let ok = "sha1:0e112c3ddfce:a68df677475c2b47b6e86d0467eec97ac5f4b85a";
+        let spec = parse(json!({"name": "nb", "password_hash": ok})).unwrap();
+        assert_eq!(spec.credential, Credential::PasswordHash(Secret::new(ok)));
+        assert_eq!(refused_field(json!({"name": "nb", "password_hash": "sha1:nope"})), "password_hash");
+        let both = json!({"name": "nb", "password_hash": ok, "password": "correct horse"});
+        assert_eq!(refused_field(both), "password_hash");
+    }
+
+    #[test]
+    fn unknown_fields_are_refused_by_name() {
+        assert_eq!(refused_field(json!({"name": "nb", "key_name": "my-key"})), "key_name");
+    }
+
+    #[test]
+    fn an_ami_field_is_refused() {
+        for key in ["ami", "ami_id", "image_id"] {
+            let body = json!({"name": "nb", key: "ami-12345678"});
+            assert_eq!(refused_field(body), key);
+        }
+        let msg = parse(json!({"name": "nb", "ami": "ami-1"})).unwrap_err().to_string();
+        assert!(msg.contains("operator"), "{msg}");
+    }
+
+    #[test]
+    fn a_schedule_is_refused_until_schedules_exist() {
+        assert_eq!(refused_field(json!({"name": "nb", "schedule": "weekdays"})), "schedule");
+    }
+
+    #[test]
+    fn wrong_types_are_refused_by_name() {
+        assert_eq!(refused_field(json!({"name": 7})), "name");
+        assert_eq!(refused_field(json!({"name": "nb", "count_connections": "yes"})), "count_connections");
+    }
+
+    #[test]
+    fn a_body_that_is_not_a_json_object_is_refused() {
+        let cfg = test_config();
+        for body in [&b"not json"[..], b"[1,2]", b"\"nb\"", b""] {
+            match parse_launch(body, &cfg) {
+                Err(Error::BadRequest { field, .. }) => assert_eq!(field, "body"),
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_body_over_the_limit_is_413() {
+        let body = vec![b' '; MAX_BODY_BYTES + 1];
+        assert_eq!(parse_launch(&body, &test_config()).unwrap_err().status(), 413);
+    }
+}
