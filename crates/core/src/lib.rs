@@ -6,9 +6,12 @@
 
 pub mod config;
 pub mod error;
+pub mod gpu;
 pub mod password;
 pub mod ports;
 pub mod record;
+pub mod report;
+pub mod scripts;
 pub mod state;
 pub mod transitions;
 pub mod validate;

@@ -1,1 +1,4 @@
-//! placeholder
+//! The local stack: nbfleet's handlers against moto, with instance scripts executed on this
+//! machine by the [`runner`].
+
+pub mod runner;

@@ -1,0 +1,185 @@
+//! The `Store` port on DynamoDB: one on-demand table, records keyed by `name` with
+//! `sk = "notebook"` (history items will share the partition), and two sparse GSIs:
+//! `by-state` (state, name) for the sweep and `by-instance` (instance_id) for EC2/SSM events.
+//!
+//! Items are the record's fields as native attributes (serde_dynamo), so the table reads well
+//! in the console. Every write is conditional on the expected state and version.
+
+use crate::errors;
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
+    Projection, ProjectionType, ScalarAttributeType,
+};
+use nbfleet_core::ports::Store;
+use nbfleet_core::{Error, Expect, Notebook, Result, State};
+use std::collections::HashMap;
+
+/// Sort key of a notebook's current record.
+pub const RECORD_SK: &str = "notebook";
+pub const BY_STATE_INDEX: &str = "by-state";
+pub const BY_INSTANCE_INDEX: &str = "by-instance";
+
+type Item = HashMap<String, AttributeValue>;
+
+#[derive(Debug, Clone)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+    /// Items per Query/Scan page; `None` lets DynamoDB fill 1 MB pages.
+    page_size: Option<i32>,
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        DynamoStore { client, table: table.into(), page_size: None }
+    }
+
+    /// Smaller pages, so that tests exercise paging without megabytes of items.
+    pub fn with_page_size(mut self, page_size: i32) -> Self {
+        self.page_size = Some(page_size);
+        self
+    }
+
+    fn to_item(nb: &Notebook) -> Result<Item> {
+        let mut item: Item = serde_dynamo::to_item(nb).map_err(Error::internal)?;
+        item.insert("sk".into(), AttributeValue::S(RECORD_SK.into()));
+        Ok(item)
+    }
+
+    fn from_item(mut item: Item) -> Result<Notebook> {
+        item.remove("sk");
+        serde_dynamo::from_item(item).map_err(|e| Error::internal(format!("unreadable notebook record: {e}")))
+    }
+
+    fn from_items(items: Vec<Item>) -> Result<Vec<Notebook>> {
+        items.into_iter().map(Self::from_item).collect()
+    }
+
+    async fn query_index(&self, index: &str, attr: &str, value: &str) -> Result<Vec<Notebook>> {
+        let items: Vec<Item> = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(index)
+            .key_condition_expression("#k = :v")
+            .expression_attribute_names("#k", attr)
+            .expression_attribute_values(":v", AttributeValue::S(value.into()))
+            .set_limit(self.page_size)
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<std::result::Result<_, _>>()
+            .await
+            .map_err(|e| errors::map(e, "query notebook records"))?;
+        Self::from_items(items)
+    }
+}
+
+#[async_trait]
+impl Store for DynamoStore {
+    async fn put(&self, nb: &Notebook, expect: Expect) -> Result<()> {
+        let req = self.client.put_item().table_name(&self.table).set_item(Some(Self::to_item(nb)?));
+        let req = match expect {
+            Expect::Absent => req.condition_expression("attribute_not_exists(#name)").expression_attribute_names("#name", "name"),
+            Expect::Version { state, version } => req
+                .condition_expression("#state = :state AND #version = :version")
+                .expression_attribute_names("#state", "state")
+                .expression_attribute_names("#version", "version")
+                .expression_attribute_values(":state", AttributeValue::S(state.to_string()))
+                .expression_attribute_values(":version", AttributeValue::N(version.to_string())),
+        };
+        match req.send().await {
+            Ok(_) => Ok(()),
+            Err(e) if errors::code(&e) == Some("ConditionalCheckFailedException") => Err(Error::Conflict(match expect {
+                Expect::Absent => format!("notebook {:?} already exists", nb.name),
+                Expect::Version { state, version } => format!(
+                    "notebook {:?} changed while this request ran (expected {state} at version {version}); retry",
+                    nb.name
+                ),
+            })),
+            Err(e) => Err(errors::map(e, "save the notebook record")),
+        }
+    }
+
+    async fn get(&self, name: &str) -> Result<Option<Notebook>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("name", AttributeValue::S(name.into()))
+            .key("sk", AttributeValue::S(RECORD_SK.into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| errors::map(e, "read the notebook record"))?;
+        out.item.map(Self::from_item).transpose()
+    }
+
+    async fn by_instance(&self, instance_id: &str) -> Result<Option<Notebook>> {
+        let mut found = self.query_index(BY_INSTANCE_INDEX, "instance_id", instance_id).await?;
+        // An instance belongs to one generation of one notebook; keep the newest if ever two.
+        found.sort_by_key(|nb| nb.updated_at);
+        Ok(found.pop())
+    }
+
+    async fn list_by_state(&self, state: State) -> Result<Vec<Notebook>> {
+        self.query_index(BY_STATE_INDEX, "state", state.as_str()).await
+    }
+
+    async fn list(&self) -> Result<Vec<Notebook>> {
+        let items: Vec<Item> = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .filter_expression("sk = :sk")
+            .expression_attribute_values(":sk", AttributeValue::S(RECORD_SK.into()))
+            .set_limit(self.page_size)
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<std::result::Result<_, _>>()
+            .await
+            .map_err(|e| errors::map(e, "list notebook records"))?;
+        let mut all = Self::from_items(items)?;
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(all)
+    }
+}
+
+/// Creates the table as `template.yaml` declares it: on demand, key (name, sk), the two GSIs.
+/// Used by tests and the local stack; production tables come from the template.
+pub async fn create_table(client: &Client, table: &str) -> Result<()> {
+    let attr = |name: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .expect("name and type are set")
+    };
+    let key = |name: &str, kind: KeyType| {
+        KeySchemaElement::builder().attribute_name(name).key_type(kind).build().expect("name and type are set")
+    };
+    let gsi = |index: &str, keys: Vec<KeySchemaElement>| {
+        GlobalSecondaryIndex::builder()
+            .index_name(index)
+            .set_key_schema(Some(keys))
+            .projection(Projection::builder().projection_type(ProjectionType::All).build())
+            .build()
+            .expect("index is complete")
+    };
+    client
+        .create_table()
+        .table_name(table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .set_attribute_definitions(Some(vec![attr("name"), attr("sk"), attr("state"), attr("instance_id")]))
+        .key_schema(key("name", KeyType::Hash))
+        .key_schema(key("sk", KeyType::Range))
+        .global_secondary_indexes(gsi(BY_STATE_INDEX, vec![key("state", KeyType::Hash), key("name", KeyType::Range)]))
+        .global_secondary_indexes(gsi(BY_INSTANCE_INDEX, vec![key("instance_id", KeyType::Hash)]))
+        .send()
+        .await
+        .map_err(|e| errors::map(e, "create the notebook table"))?;
+    Ok(())
+}

@@ -1,0 +1,86 @@
+//! Pointing the real SDK clients at a moto server, for tests and the local stack.
+//!
+//! Nothing here changes how the adapters behave: the clients are the production clients with
+//! an endpoint, dummy static credentials, and retries off (moto answers unimplemented calls with
+//! HTTP 500, and retrying those only makes tests slow). Each test may use its own moto account
+//! through the `x-moto-account-id` header, so tests share one server and run in parallel.
+
+use crate::Clients;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextMut;
+use aws_sdk_dynamodb::config::{ConfigBag, Credentials, Intercept, RuntimeComponents, SharedInterceptor};
+use aws_sdk_dynamodb::error::BoxError;
+use aws_config::retry::RetryConfig;
+
+/// moto's default account.
+pub const DEFAULT_ACCOUNT: &str = "123456789012";
+pub const REGION: &str = "us-east-1";
+
+/// The moto endpoint tests use: `MOTO_ENDPOINT`, else `http://127.0.0.1:$NBFLEET_MOTO_PORT`
+/// (default port 5000).
+pub fn endpoint_from_env() -> String {
+    std::env::var("MOTO_ENDPOINT").unwrap_or_else(|_| {
+        let port = std::env::var("NBFLEET_MOTO_PORT").unwrap_or_else(|_| "5000".into());
+        format!("http://127.0.0.1:{port}")
+    })
+}
+
+/// SDK configuration for a moto server at `endpoint`, with retries off.
+pub fn sdk_config(endpoint: &str) -> SdkConfig {
+    SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(Region::new(REGION))
+        .credentials_provider(aws_sdk_dynamodb::config::SharedCredentialsProvider::new(Credentials::new("test", "test", None, None, "moto")))
+        .retry_config(RetryConfig::disabled())
+        .build()
+}
+
+/// Clients for one moto account: every request carries `x-moto-account-id: <account>`.
+pub fn clients(endpoint: &str, account: &str) -> Clients {
+    let conf = sdk_config(endpoint);
+    let header = SharedInterceptor::new(AccountHeader(account.to_string()));
+    Clients {
+        ec2: aws_sdk_ec2::Client::from_conf(
+            aws_sdk_ec2::config::Builder::from(&conf).interceptor(header.clone()).build(),
+        ),
+        ssm: aws_sdk_ssm::Client::from_conf(
+            aws_sdk_ssm::config::Builder::from(&conf).interceptor(header.clone()).build(),
+        ),
+        dynamodb: aws_sdk_dynamodb::Client::from_conf(
+            aws_sdk_dynamodb::config::Builder::from(&conf).interceptor(header).build(),
+        ),
+    }
+}
+
+/// A fresh random moto account id, so one test's resources never meet another's.
+pub fn fresh_account() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let mix = (u64::from(std::process::id()) * 1_000_003 + u64::from(nanos) + u64::from(n) * 7919) % 900_000_000_000;
+    format!("{}", 100_000_000_000 + mix)
+}
+
+#[derive(Debug)]
+struct AccountHeader(String);
+
+impl Intercept for AccountHeader {
+    fn name(&self) -> &'static str {
+        "MotoAccountHeader"
+    }
+
+    fn modify_before_signing(
+        &self,
+        context: &mut BeforeTransmitInterceptorContextMut<'_>,
+        _: &RuntimeComponents,
+        _: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        context.request_mut().headers_mut().insert("x-moto-account-id", self.0.clone());
+        Ok(())
+    }
+}

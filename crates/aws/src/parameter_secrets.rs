@@ -1,0 +1,86 @@
+//! The `Secrets` port on SSM Parameter Store: one SecureString per notebook, tagged
+//! `nbfleet:notebook=<name>` so the instance role can read its own secret only
+//! (attribute-based access in `template.yaml`).
+
+use crate::errors;
+use async_trait::async_trait;
+use aws_sdk_ssm::Client;
+use aws_sdk_ssm::types::{ParameterType, ResourceTypeForTagging, Tag};
+use nbfleet_core::ports::Secrets;
+use nbfleet_core::Result;
+
+/// The tag that ties an AWS resource to its notebook.
+pub const NOTEBOOK_TAG: &str = "nbfleet:notebook";
+
+#[derive(Debug, Clone)]
+pub struct ParameterSecrets {
+    client: Client,
+}
+
+impl ParameterSecrets {
+    pub fn new(client: Client) -> Self {
+        ParameterSecrets { client }
+    }
+}
+
+fn notebook_tag(notebook: &str) -> Tag {
+    Tag::builder().key(NOTEBOOK_TAG).value(notebook).build().expect("key and value are set")
+}
+
+#[async_trait]
+impl Secrets for ParameterSecrets {
+    async fn put(&self, name: &str, value: &str, notebook: &str) -> Result<()> {
+        // PutParameter refuses tags together with Overwrite: create with the tag, and on an
+        // existing parameter overwrite it and tag it separately.
+        let created = self
+            .client
+            .put_parameter()
+            .name(name)
+            .value(value)
+            .r#type(ParameterType::SecureString)
+            .tags(notebook_tag(notebook))
+            .send()
+            .await;
+        match created {
+            Ok(_) => Ok(()),
+            Err(e) if errors::code(&e) == Some("ParameterAlreadyExists") => {
+                self.client
+                    .put_parameter()
+                    .name(name)
+                    .value(value)
+                    .r#type(ParameterType::SecureString)
+                    .overwrite(true)
+                    .send()
+                    .await
+                    .map_err(|e| errors::map(e, "store the notebook's secret"))?;
+                self.client
+                    .add_tags_to_resource()
+                    .resource_type(ResourceTypeForTagging::Parameter)
+                    .resource_id(name)
+                    .tags(notebook_tag(notebook))
+                    .send()
+                    .await
+                    .map_err(|e| errors::map(e, "tag the notebook's secret"))?;
+                Ok(())
+            }
+            Err(e) => Err(errors::map(e, "store the notebook's secret")),
+        }
+    }
+
+    async fn get(&self, name: &str) -> Result<Option<String>> {
+        match self.client.get_parameter().name(name).with_decryption(true).send().await {
+            Ok(out) => Ok(out.parameter.and_then(|p| p.value)),
+            Err(e) if errors::code(&e) == Some("ParameterNotFound") => Ok(None),
+            Err(e) => Err(errors::map(e, "read the notebook's secret")),
+        }
+    }
+
+    async fn delete(&self, name: &str) -> Result<()> {
+        match self.client.delete_parameter().name(name).send().await {
+            Ok(_) => Ok(()),
+            Err(e) if errors::code(&e) == Some("ParameterNotFound") => Ok(()),
+            Err(e) => Err(errors::map(e, "delete the notebook's secret")),
+        }
+    }
+}
+

@@ -1,0 +1,173 @@
+#!/bin/bash
+# nbfleet bootstrap: turns a Deep Learning AMI into a Jupyter server with TLS and a password or
+# token, run once over SSM Run Command (as root) on first boot, and safe to run again.
+#
+# Rendered by nbfleet-core (scripts.rs): the values below are validated and single-quoted.
+# The secret is NOT among them: the script fetches it from Parameter Store itself.
+# NBFLEET_* environment variables override where things go; a real instance sets none of them
+# (the local runner uses them to run this same script in a sandbox).
+# @@NBFLEET_VALUES@@
+set -euo pipefail
+umask 077
+
+NB_HOME="${NBFLEET_HOME:-/home/ubuntu}"
+NB_USER="${NBFLEET_USER:-ubuntu}"
+NB_PORT="${NBFLEET_PORT:-8888}"
+UNIT_DIR="${NBFLEET_UNIT_DIR:-/etc/systemd/system}"
+UNIT=nbfleet-jupyter
+JUPYTER_DIR="$NB_HOME/.jupyter"
+STATE_DIR="$NB_HOME/.nbfleet"
+CERT="$STATE_DIR/cert.pem"
+KEY="$STATE_DIR/key.pem"
+STAGE=starting
+
+die() {
+  echo "nbfleet-bootstrap: $STAGE: $*" >&2
+  exit 1
+}
+trap 'die "command failed (line $LINENO, exit $?)"' ERR
+
+case "$ACCESS_MODE" in
+  ssm) BIND_IP=127.0.0.1 ;;
+  cidr) BIND_IP='*' ;;
+  *) die "unknown access mode" ;;
+esac
+
+STAGE="finding Python"
+# The PyTorch DLAMI keeps torch in a venv (newer) or a conda env (older).
+PY=""
+for candidate in ${NBFLEET_PYTHON:-} /opt/pytorch/bin/python3 /opt/conda/envs/pytorch/bin/python3 /opt/conda/bin/python3 /usr/bin/python3; do
+  [ -x "$candidate" ] || continue
+  [ -n "$PY" ] || PY="$candidate"
+  if timeout 120 "$candidate" -c 'import torch' >/dev/null 2>&1; then
+    PY="$candidate"
+    break
+  fi
+done
+[ -n "$PY" ] || die "no python3 found"
+
+STAGE="installing JupyterLab"
+if ! "$PY" -c 'import jupyter_server, jupyterlab' >/dev/null 2>&1; then
+  "$PY" -m pip install --quiet jupyterlab >/dev/null 2>&1 || die "pip install jupyterlab failed"
+fi
+
+STAGE="fetching the secret"
+# The value goes straight into a file; it is never printed, logged or passed on a command line.
+mkdir -p "$JUPYTER_DIR" "$STATE_DIR"
+if ! aws ssm get-parameter --region "$AWS_REGION_NAME" --name "$SECRET_PARAM" --with-decryption \
+    --query Parameter.Value --output text >"$STATE_DIR/secret.tmp" 2>"$STATE_DIR/aws.err"; then
+  err=$(grep -v '^[[:space:]]*$' "$STATE_DIR/aws.err" | tail -n 1 | tr -d '\r' || true)
+  rm -f "$STATE_DIR/secret.tmp" "$STATE_DIR/aws.err"
+  die "cannot read parameter $SECRET_PARAM: ${err:-aws exited non-zero}"
+fi
+secret=$(cat "$STATE_DIR/secret.tmp")
+rm -f "$STATE_DIR/secret.tmp" "$STATE_DIR/aws.err"
+[ -n "$secret" ] && [ "$secret" != None ] || die "parameter $SECRET_PARAM is empty"
+printf '%s' "$secret" >"$STATE_DIR/secret"
+unset secret
+
+STAGE="making the TLS certificate"
+# Made once and reused, so the fingerprint users verified stays valid across re-runs.
+if ! openssl x509 -noout -in "$CERT" >/dev/null 2>&1 || ! openssl pkey -noout -in "$KEY" >/dev/null 2>&1; then
+  openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -sha256 \
+    -subj "/CN=nbfleet-$NB_NAME" -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+    -keyout "$KEY" -out "$CERT" >/dev/null 2>&1 || die "openssl could not make a certificate"
+fi
+
+STAGE="writing the Jupyter configuration"
+"$PY" - "$STATE_DIR/server.json" "$BIND_IP" "$NB_PORT" "$CERT" "$KEY" "$SECRET_KIND" "$NB_HOME" <<'PY'
+import json, sys
+path, ip, port, cert, key, kind, root = sys.argv[1:]
+with open(path, "w") as f:
+    json.dump({"ip": ip, "port": int(port), "certfile": cert, "keyfile": key,
+               "secret_kind": kind, "root_dir": root}, f)
+PY
+# Static on purpose (quoted heredoc): values come from server.json, the secret from its own file.
+cat >"$JUPYTER_DIR/jupyter_server_config.py" <<'CONFIG'
+# Written by nbfleet. Modern jupyter_server keys; the tutorial's NotebookApp.* keys are ignored
+# by jupyter_server 2.x and would leave the server without TLS or password.
+import json, os
+
+_state = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".nbfleet")
+with open(os.path.join(_state, "server.json")) as _f:
+    _s = json.load(_f)
+with open(os.path.join(_state, "secret")) as _f:
+    _secret = _f.read().strip()
+
+c.ServerApp.ip = _s["ip"]
+c.ServerApp.port = _s["port"]
+c.ServerApp.port_retries = 0
+c.ServerApp.certfile = _s["certfile"]
+c.ServerApp.keyfile = _s["keyfile"]
+c.ServerApp.open_browser = False
+c.ServerApp.root_dir = _s["root_dir"]
+c.PasswordIdentityProvider.allow_password_change = False
+if _s["secret_kind"] == "password":
+    c.PasswordIdentityProvider.hashed_password = _secret
+    c.IdentityProvider.token = ""
+else:
+    c.PasswordIdentityProvider.hashed_password = ""
+    c.IdentityProvider.token = _secret
+CONFIG
+chown -R "$NB_USER:" "$JUPYTER_DIR" "$STATE_DIR"
+
+STAGE="installing the service"
+cat >"$UNIT_DIR/$UNIT.service" <<UNITFILE
+[Unit]
+Description=Jupyter server managed by nbfleet
+After=network-online.target
+Wants=network-online.target
+
+[Service]
+Type=simple
+User=$NB_USER
+WorkingDirectory=$NB_HOME
+Environment=HOME=$NB_HOME
+Environment=JUPYTER_CONFIG_DIR=$JUPYTER_DIR
+ExecStart=$PY -m jupyterlab
+Restart=on-failure
+RestartSec=5
+
+[Install]
+WantedBy=multi-user.target
+UNITFILE
+chmod 644 "$UNIT_DIR/$UNIT.service"
+systemctl daemon-reload
+systemctl enable "$UNIT" >/dev/null 2>&1
+systemctl restart "$UNIT"
+
+STAGE="waiting for Jupyter over HTTPS"
+# A real HTTPS request: with a bad key file Jupyter still logs "running at https://…".
+code=000
+for _ in $(seq 1 120); do
+  code=$(curl -sk --max-time 3 -o /dev/null -w '%{http_code}' "https://127.0.0.1:$NB_PORT/api/status" || true)
+  case "$code" in 200 | 401 | 403) break ;; esac
+  sleep 1
+done
+case "$code" in 200 | 401 | 403) ;; *) die "Jupyter did not answer over HTTPS on port $NB_PORT within 120 s" ;; esac
+
+STAGE="reporting"
+gpu_csv=""
+if command -v nvidia-smi >/dev/null 2>&1; then
+  gpu_csv=$(timeout 30 nvidia-smi --query-gpu=index,name,uuid,driver_version,memory.total,memory.used,utilization.gpu,utilization.memory,temperature.gpu,power.draw --format=csv,noheader,nounits 2>/dev/null || true)
+fi
+torch_cuda=$(timeout 120 "$PY" -c 'import torch; print(torch.cuda.is_available())' 2>/dev/null || echo absent)
+GPU_CSV="$gpu_csv" TORCH_CUDA="$torch_cuda" "$PY" - "$NB_PORT" "$CERT" <<'PY'
+import hashlib, json, os, ssl, sys
+import jupyter_server, jupyterlab
+port, cert = int(sys.argv[1]), sys.argv[2]
+served = ssl.get_server_certificate(("127.0.0.1", port))
+on_disk = open(cert).read()
+fp = lambda pem: hashlib.sha256(ssl.PEM_cert_to_DER_cert(pem)).hexdigest()
+if fp(served) != fp(on_disk):
+    sys.exit("nbfleet-bootstrap: reporting: Jupyter serves a different certificate than " + cert)
+print(json.dumps({
+    "nbfleet": "bootstrap",
+    "fingerprint": fp(served),
+    "gpu_csv": os.environ["GPU_CSV"],
+    "torch_cuda": os.environ["TORCH_CUDA"],
+    "jupyter_server": jupyter_server.__version__,
+    "jupyterlab": jupyterlab.__version__,
+    "port": port,
+}, separators=(",", ":")))
+PY

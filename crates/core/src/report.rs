@@ -1,0 +1,143 @@
+//! Reading what the bootstrap and health-check scripts print: one JSON line on stdout.
+
+use crate::error::{Error, Result};
+use crate::gpu::parse_query_csv;
+use crate::record::GpuInfo;
+use serde::Deserialize;
+
+/// What the bootstrap learned, as stored on the record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BootstrapReport {
+    /// SHA-256 of the served certificate (DER), lowercase hex.
+    pub fingerprint: String,
+    pub gpu: GpuInfo,
+    pub jupyter_server: String,
+    pub jupyterlab: String,
+    pub port: u16,
+}
+
+#[derive(Deserialize)]
+struct RawBootstrap {
+    fingerprint: String,
+    gpu_csv: String,
+    torch_cuda: String,
+    jupyter_server: String,
+    jupyterlab: String,
+    port: u16,
+}
+
+/// What a health check printed.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct HealthReport {
+    pub fingerprint: String,
+    pub port: u16,
+}
+
+/// The last line of `stdout` that is the report of kind `kind` (`bootstrap` or `health`).
+fn report_line<'a>(stdout: &'a str, kind: &str) -> Result<&'a str> {
+    let tag = format!("{{\"nbfleet\":\"{kind}\"");
+    stdout
+        .lines()
+        .rev()
+        .find(|l| l.starts_with(&tag))
+        .ok_or_else(|| Error::internal(format!("the {kind} script printed no report")))
+}
+
+pub fn parse_bootstrap(stdout: &str) -> Result<BootstrapReport> {
+    let raw: RawBootstrap = serde_json::from_str(report_line(stdout, "bootstrap")?)
+        .map_err(|e| Error::internal(format!("unreadable bootstrap report: {e}")))?;
+    check_fingerprint(&raw.fingerprint)?;
+    let gpus = parse_query_csv(&raw.gpu_csv)?;
+    let gpu = match gpus.first() {
+        Some(first) => GpuInfo {
+            name: first.name.clone(),
+            memory_mib: first.memory_total_mib,
+            count: gpus.len() as u32,
+            torch_cuda: raw.torch_cuda == "True",
+        },
+        None => GpuInfo { name: "none".into(), memory_mib: 0, count: 0, torch_cuda: raw.torch_cuda == "True" },
+    };
+    Ok(BootstrapReport {
+        fingerprint: raw.fingerprint,
+        gpu,
+        jupyter_server: raw.jupyter_server,
+        jupyterlab: raw.jupyterlab,
+        port: raw.port,
+    })
+}
+
+pub fn parse_health(stdout: &str) -> Result<HealthReport> {
+    let report: HealthReport = serde_json::from_str(report_line(stdout, "health")?)
+        .map_err(|e| Error::internal(format!("unreadable health report: {e}")))?;
+    check_fingerprint(&report.fingerprint)?;
+    Ok(report)
+}
+
+fn check_fingerprint(fp: &str) -> Result<()> {
+    if fp.len() == 64 && fp.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)) {
+        Ok(())
+    } else {
+        Err(Error::internal("the report's fingerprint is not a SHA-256 hex digest"))
+    }
+}
+
+/// A fingerprint as browsers show it: `AB:CD:…` (32 pairs).
+pub fn fingerprint_for_display(fp: &str) -> String {
+    fp.as_bytes()
+        .chunks(2)
+        .map(|pair| String::from_utf8_lossy(pair).to_uppercase())
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FP: &str = "3f1c2a9e8b7d6c5f4e3d2c1b0a9f8e7d6c5b4a3f2e1d0c9b8a7f6e5d4c3b2a19";
+
+    fn line(gpu_csv: &str, torch: &str) -> String {
+        serde_json::json!({
+            "nbfleet": "bootstrap", "fingerprint": FP, "gpu_csv": gpu_csv, "torch_cuda": torch,
+            "jupyter_server": "2.21.1", "jupyterlab": "4.6.6", "port": 8888
+        })
+        .to_string()
+    }
+
+    #[test]
+    fn a_report_from_a_real_h100_host_gives_its_gpu() {
+        let csv = include_str!("../fixtures/nvidia-h100/query-idle.csv").lines().next().unwrap();
+        let out = format!("some pip noise\n{}\n", line(csv, "True"));
+        let r = parse_bootstrap(&out).unwrap();
+        assert_eq!(r.gpu, GpuInfo { name: "NVIDIA H100 80GB HBM3".into(), memory_mib: 81559, count: 1, torch_cuda: true });
+        assert_eq!(r.fingerprint, FP);
+        assert_eq!(r.jupyter_server, "2.21.1");
+    }
+
+    #[test]
+    fn a_host_without_nvidia_smi_reports_no_gpu() {
+        let r = parse_bootstrap(&line("", "absent")).unwrap();
+        assert_eq!(r.gpu.name, "none");
+        assert!(!r.gpu.torch_cuda);
+    }
+
+    #[test]
+    fn missing_or_broken_reports_are_errors() {
+        assert!(parse_bootstrap("nothing here").is_err());
+        assert!(parse_bootstrap("{\"nbfleet\":\"bootstrap\",\"fingerprint\":1}").is_err());
+        assert!(parse_bootstrap(&line("", "True").replace(FP, "abc")).is_err());
+    }
+
+    #[test]
+    fn a_health_report_parses() {
+        let out = format!("{{\"nbfleet\":\"health\",\"fingerprint\":\"{FP}\",\"port\":8888}}");
+        assert_eq!(parse_health(&out).unwrap().port, 8888);
+    }
+
+    #[test]
+    fn fingerprints_display_as_colon_pairs() {
+        let shown = fingerprint_for_display(FP);
+        assert!(shown.starts_with("3F:1C:2A:"));
+        assert_eq!(shown.len(), 95);
+    }
+}

@@ -1,0 +1,152 @@
+//! Rendering the shell scripts that run on instances (`crates/core/scripts/*.sh`).
+//!
+//! A template is a complete bash script with one marker line; rendering replaces it with
+//! `NAME='value'` assignments. Values are validated before they get here, and checked again
+//! against a strict character set and single-quoted, so nothing a user typed can become shell
+//! syntax. Secrets are never rendered: the script fetches its own from Parameter Store.
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::record::{Notebook, SecretKind};
+use crate::validate::AccessMode;
+use sha2::{Digest, Sha256};
+
+const BOOTSTRAP: &str = include_str!("../scripts/bootstrap.sh");
+const HEALTH: &str = include_str!("../scripts/health.sh");
+const MARKER: &str = "# @@NBFLEET_VALUES@@";
+
+/// Which script a command runs, as recorded for the SSM status-change event to read back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScriptKind {
+    Bootstrap,
+    Health,
+}
+
+/// A rendered script: the exact bytes sent to SSM and run on the instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Script {
+    pub kind: ScriptKind,
+    pub text: String,
+}
+
+impl Script {
+    /// SHA-256 of the script, hex: what was sent and what ran can be compared by it.
+    pub fn sha256(&self) -> String {
+        hex::encode(Sha256::digest(self.text.as_bytes()))
+    }
+}
+
+/// The first-boot script for `nb`: installs and configures Jupyter, prints its report.
+pub fn bootstrap(nb: &Notebook, cfg: &Config, region: &str) -> Result<Script> {
+    let kind = match nb.secret_kind {
+        SecretKind::Password => "password",
+        SecretKind::Token => "token",
+    };
+    let mode = match nb.access.mode {
+        AccessMode::Ssm => "ssm",
+        AccessMode::Cidr => "cidr",
+    };
+    let secret = cfg.secret_parameter(&nb.name);
+    let text = render(
+        BOOTSTRAP,
+        &[
+            ("NB_NAME", &nb.name),
+            ("SECRET_PARAM", &secret),
+            ("SECRET_KIND", kind),
+            ("ACCESS_MODE", mode),
+            ("AWS_REGION_NAME", region),
+        ],
+    )?;
+    Ok(Script { kind: ScriptKind::Bootstrap, text })
+}
+
+/// The after-restart script for `nb`: Jupyter is up over HTTPS; prints the served fingerprint.
+pub fn health_check(nb: &Notebook) -> Result<Script> {
+    let text = render(HEALTH, &[("NB_NAME", &nb.name)])?;
+    Ok(Script { kind: ScriptKind::Health, text })
+}
+
+fn render(template: &str, values: &[(&str, &str)]) -> Result<String> {
+    let mut block = String::new();
+    for (name, value) in values {
+        block.push_str(&format!("{name}={}\n", quote(name, value)?));
+    }
+    if template.matches(MARKER).count() != 1 {
+        return Err(Error::internal("script template must hold exactly one values marker"));
+    }
+    Ok(template.replacen(MARKER, block.trim_end(), 1))
+}
+
+/// Single-quotes `value` for bash after checking it holds only characters nbfleet's validated
+/// values can contain. Anything else is a bug upstream, refused rather than escaped.
+fn quote(name: &str, value: &str) -> Result<String> {
+    let safe = |c: char| c.is_ascii_alphanumeric() || "._/:@-".contains(c);
+    if value.is_empty() || !value.chars().all(safe) {
+        return Err(Error::internal(format!("refusing to render {name}: unexpected characters")));
+    }
+    Ok(format!("'{value}'"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::tests::test_config;
+    use crate::record::tests::sample;
+    use jiff::Timestamp;
+
+    fn nb() -> Notebook {
+        sample(Timestamp::UNIX_EPOCH)
+    }
+
+    #[test]
+    fn the_bootstrap_carries_its_values_quoted_at_the_top() {
+        let s = bootstrap(&nb(), &test_config(), "eu-west-1").unwrap();
+        assert!(s.text.starts_with("#!/bin/bash\n"));
+        for line in [
+            "NB_NAME='nb-1'",
+            "SECRET_PARAM='/nbfleet/notebooks/nb-1/secret'",
+            "SECRET_KIND='token'",
+            "ACCESS_MODE='ssm'",
+            "AWS_REGION_NAME='eu-west-1'",
+        ] {
+            assert!(s.text.lines().any(|l| l == line), "missing {line}");
+        }
+        assert!(!s.text.contains(MARKER));
+    }
+
+    #[test]
+    fn the_production_rendering_never_allows_root() {
+        let s = bootstrap(&nb(), &test_config(), "us-east-1").unwrap();
+        assert!(!s.text.contains("allow_root"));
+        assert!(!health_check(&nb()).unwrap().text.contains("allow_root"));
+    }
+
+    #[test]
+    fn the_tutorials_notebookapp_keys_are_not_used() {
+        let s = bootstrap(&nb(), &test_config(), "us-east-1").unwrap();
+        assert!(!s.text.contains("c.NotebookApp"));
+        assert!(s.text.contains("c.PasswordIdentityProvider.allow_password_change = False"));
+    }
+
+    #[test]
+    fn hostile_values_are_refused_not_rendered() {
+        for bad in ["a'b", "$(id)", "`id`", "a b", "a\nb", "a;b", "", "a\"b", "a\\b"] {
+            let err = render("x\n# @@NBFLEET_VALUES@@\n", &[("V", bad)]).unwrap_err();
+            assert_eq!(err.status(), 500, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_hostile_region_cannot_reach_the_script() {
+        assert!(bootstrap(&nb(), &test_config(), "us-east-1'; reboot; '").is_err());
+    }
+
+    #[test]
+    fn the_health_check_is_rendered_and_hashable() {
+        let s = health_check(&nb()).unwrap();
+        assert_eq!(s.kind, ScriptKind::Health);
+        assert!(s.text.contains("NB_NAME='nb-1'"));
+        assert_eq!(s.sha256().len(), 64);
+        assert_eq!(s.sha256(), health_check(&nb()).unwrap().sha256());
+    }
+}

@@ -1,0 +1,217 @@
+//! The local runner: executes a rendered instance script on this machine, as an instance would
+//! under SSM Run Command. It runs the exact bytes that were sent; only the environment differs,
+//! the way a different machine would:
+//!
+//! - each instance gets a sandbox directory as its home, its own unit directory, and a port;
+//! - a `systemctl` shim comes first on PATH (systemd is not running here), then the project
+//!   venv (its awscli and Python stand in for the DLAMI's);
+//! - the script gets credentials for the instance's moto account through `sts:AssumeRole`,
+//!   as an instance profile would hand them over;
+//! - Jupyter refuses to run as root, and everything here runs as root: a config overlay on
+//!   `JUPYTER_CONFIG_PATH` adds `allow_root`. The rendered script never contains it.
+
+use sha2::{Digest, Sha256};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::process::Command;
+
+const SYSTEMCTL_SHIM: &str = include_str!("../shims/systemctl");
+const UNIT: &str = "nbfleet-jupyter";
+
+/// Temporary AWS credentials for one moto account.
+#[derive(Clone)]
+pub struct Credentials {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: String,
+}
+
+/// Credentials for `account`, as an instance role in that account would receive them.
+pub async fn instance_credentials(endpoint: &str, account: &str) -> io::Result<Credentials> {
+    let conf = nbfleet_aws::moto::sdk_config(endpoint);
+    let sts = aws_sdk_sts::Client::new(&conf);
+    let out = sts
+        .assume_role()
+        .role_arn(format!("arn:aws:iam::{account}:role/nbfleet-instance"))
+        .role_session_name("nbfleet-local-instance")
+        .send()
+        .await
+        .map_err(|e| io::Error::other(format!("sts:AssumeRole into {account}: {e:?}")))?;
+    let c = out.credentials.ok_or_else(|| io::Error::other("AssumeRole returned no credentials"))?;
+    Ok(Credentials {
+        access_key_id: c.access_key_id,
+        secret_access_key: c.secret_access_key,
+        session_token: c.session_token,
+    })
+}
+
+/// What a script run left behind.
+#[derive(Debug, Clone)]
+pub struct RunOutput {
+    /// The exit code; `None` if the run was killed (timeout).
+    pub exit_code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    /// SHA-256 of the bytes that ran.
+    pub sha256: String,
+}
+
+/// Runs scripts for local instances under one base directory.
+#[derive(Debug, Clone)]
+pub struct Runner {
+    base: PathBuf,
+    venv: PathBuf,
+    endpoint: String,
+    region: String,
+}
+
+impl Runner {
+    /// `base`: where sandboxes live; `venv`: the project venv (python, awscli, jupyterlab);
+    /// `endpoint`: the moto server the scripts' awscli talks to.
+    pub fn new(base: impl Into<PathBuf>, venv: impl Into<PathBuf>, endpoint: &str, region: &str) -> Self {
+        Runner { base: base.into(), venv: venv.into(), endpoint: endpoint.into(), region: region.into() }
+    }
+
+    /// The sandbox of `instance_id`, made on first use.
+    pub fn sandbox(&self, instance_id: &str) -> io::Result<Sandbox> {
+        let dir = self.base.join(instance_id);
+        let sb = Sandbox { dir: dir.clone() };
+        for d in [sb.home(), sb.units(), sb.run(), sb.shims(), sb.overlay()] {
+            std::fs::create_dir_all(d)?;
+        }
+        write_executable(&sb.shims().join("systemctl"), SYSTEMCTL_SHIM)?;
+        std::fs::write(sb.overlay().join("jupyter_server_config.json"), r#"{"ServerApp": {"allow_root": true}}"#)?;
+        if !sb.port_file().exists() {
+            sb.new_port()?;
+        }
+        Ok(sb)
+    }
+
+    /// Runs `script` in `sb` as root would run it over SSM, with a time limit.
+    pub async fn run(&self, sb: &Sandbox, script: &str, creds: &Credentials, limit: Duration) -> io::Result<RunOutput> {
+        let path = format!(
+            "{}:{}:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
+            sb.shims().display(),
+            self.venv.join("bin").display()
+        );
+        let mut child = Command::new("/bin/bash")
+            .arg("-s")
+            .current_dir(sb.home())
+            .env_clear()
+            .env("PATH", path)
+            .env("HOME", sb.home())
+            .env("LANG", "C.UTF-8")
+            .env("NBFLEET_HOME", sb.home())
+            .env("NBFLEET_USER", "root")
+            .env("NBFLEET_PORT", sb.port()?.to_string())
+            .env("NBFLEET_UNIT_DIR", sb.units())
+            .env("NBFLEET_RUN_DIR", sb.run())
+            .env("NBFLEET_PYTHON", self.venv.join("bin/python3"))
+            .env("JUPYTER_CONFIG_PATH", sb.overlay())
+            .env("AWS_ENDPOINT_URL", &self.endpoint)
+            .env("AWS_DEFAULT_REGION", &self.region)
+            .env("AWS_ACCESS_KEY_ID", &creds.access_key_id)
+            .env("AWS_SECRET_ACCESS_KEY", &creds.secret_access_key)
+            .env("AWS_SESSION_TOKEN", &creds.session_token)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()?;
+        let mut stdin = child.stdin.take().expect("stdin is piped");
+        stdin.write_all(script.as_bytes()).await?;
+        drop(stdin);
+        let sha256 = hex::encode(Sha256::digest(script.as_bytes()));
+        match tokio::time::timeout(limit, child.wait_with_output()).await {
+            Ok(out) => {
+                let out = out?;
+                Ok(RunOutput {
+                    exit_code: out.status.code(),
+                    stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+                    stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+                    sha256,
+                })
+            }
+            Err(_) => Ok(RunOutput {
+                exit_code: None,
+                stdout: String::new(),
+                stderr: format!("timed out after {} s", limit.as_secs()),
+                sha256,
+            }),
+        }
+    }
+}
+
+/// One local instance's directory: its home, units, run state and port.
+#[derive(Debug, Clone)]
+pub struct Sandbox {
+    dir: PathBuf,
+}
+
+impl Sandbox {
+    pub fn home(&self) -> PathBuf {
+        self.dir.join("home")
+    }
+    fn units(&self) -> PathBuf {
+        self.dir.join("units")
+    }
+    fn run(&self) -> PathBuf {
+        self.dir.join("run")
+    }
+    fn shims(&self) -> PathBuf {
+        self.dir.join("shims")
+    }
+    fn overlay(&self) -> PathBuf {
+        self.dir.join("overlay")
+    }
+    fn port_file(&self) -> PathBuf {
+        self.dir.join("port")
+    }
+
+    /// The port Jupyter listens on, the local stand-in for the instance's address.
+    pub fn port(&self) -> io::Result<u16> {
+        std::fs::read_to_string(self.port_file())?
+            .trim()
+            .parse()
+            .map_err(|_| io::Error::other("unreadable port file"))
+    }
+
+    /// Picks a new free port, as a restarted instance gets a new IP.
+    pub fn new_port(&self) -> io::Result<u16> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        std::fs::write(self.port_file(), port.to_string())?;
+        Ok(port)
+    }
+
+    /// Whether this instance's Jupyter process is alive.
+    pub fn jupyter_running(&self) -> bool {
+        self.jupyter_pid().is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists())
+    }
+
+    fn jupyter_pid(&self) -> Option<u32> {
+        std::fs::read_to_string(self.run().join(format!("{UNIT}.pid"))).ok()?.trim().parse().ok()
+    }
+
+    /// Kills this instance's Jupyter and its kernels, as stopping the instance would.
+    pub fn stop_jupyter(&self) {
+        if let Some(pid) = self.jupyter_pid() {
+            // The shim starts Jupyter in its own process group: take the whole group down.
+            let _ = std::process::Command::new("kill").args(["-KILL", "--", &format!("-{pid}")]).status();
+            let _ = std::fs::remove_file(self.run().join(format!("{UNIT}.pid")));
+        }
+    }
+
+    /// Jupyter's own log, for diagnosing a failed run.
+    pub fn jupyter_log(&self) -> String {
+        std::fs::read_to_string(self.run().join(format!("{UNIT}.log"))).unwrap_or_default()
+    }
+}
+
+fn write_executable(path: &Path, text: &str) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))
+}
