@@ -33,7 +33,11 @@ pub struct DynamoStore {
 
 impl DynamoStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        DynamoStore { client, table: table.into(), page_size: None }
+        DynamoStore {
+            client,
+            table: table.into(),
+            page_size: None,
+        }
     }
 
     /// Smaller pages, so that tests exercise paging without megabytes of items.
@@ -80,9 +84,15 @@ impl DynamoStore {
 #[async_trait]
 impl Store for DynamoStore {
     async fn put(&self, nb: &Notebook, expect: Expect) -> Result<()> {
-        let req = self.client.put_item().table_name(&self.table).set_item(Some(Self::to_item(nb)?));
+        let req = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(Self::to_item(nb)?));
         let req = match expect {
-            Expect::Absent => req.condition_expression("attribute_not_exists(#name)").expression_attribute_names("#name", "name"),
+            Expect::Absent => req
+                .condition_expression("attribute_not_exists(#name)")
+                .expression_attribute_names("#name", "name"),
             Expect::Version { state, version } => req
                 .condition_expression("#state = :state AND #version = :version")
                 .expression_attribute_names("#state", "state")
@@ -92,13 +102,15 @@ impl Store for DynamoStore {
         };
         match req.send().await {
             Ok(_) => Ok(()),
-            Err(e) if errors::code(&e) == Some("ConditionalCheckFailedException") => Err(Error::Conflict(match expect {
-                Expect::Absent => format!("notebook {:?} already exists", nb.name),
-                Expect::Version { state, version } => format!(
-                    "notebook {:?} changed while this request ran (expected {state} at version {version}); retry",
-                    nb.name
-                ),
-            })),
+            Err(e) if errors::code(&e) == Some("ConditionalCheckFailedException") => {
+                Err(Error::Conflict(match expect {
+                    Expect::Absent => format!("notebook {:?} already exists", nb.name),
+                    Expect::Version { state, version } => format!(
+                        "notebook {:?} changed while this request ran (expected {state} at version {version}); retry",
+                        nb.name
+                    ),
+                }))
+            }
             Err(e) => Err(errors::map(e, "save the notebook record")),
         }
     }
@@ -118,7 +130,9 @@ impl Store for DynamoStore {
     }
 
     async fn by_instance(&self, instance_id: &str) -> Result<Option<Notebook>> {
-        let mut found = self.query_index(BY_INSTANCE_INDEX, "instance_id", instance_id).await?;
+        let mut found = self
+            .query_index(BY_INSTANCE_INDEX, "instance_id", instance_id)
+            .await?;
         // An instance belongs to one generation of one notebook; keep the newest if ever two.
         found.sort_by_key(|nb| nb.updated_at);
         Ok(found.pop())
@@ -159,7 +173,11 @@ pub async fn create_table(client: &Client, table: &str) -> Result<()> {
             .expect("name and type are set")
     };
     let key = |name: &str, kind: KeyType| {
-        KeySchemaElement::builder().attribute_name(name).key_type(kind).build().expect("name and type are set")
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(kind)
+            .build()
+            .expect("name and type are set")
     };
     let gsi = |index: &str, keys: Vec<KeySchemaElement>| {
         GlobalSecondaryIndex::builder()
@@ -173,10 +191,18 @@ pub async fn create_table(client: &Client, table: &str) -> Result<()> {
         .create_table()
         .table_name(table)
         .billing_mode(BillingMode::PayPerRequest)
-        .set_attribute_definitions(Some(vec![attr("name"), attr("sk"), attr("state"), attr("instance_id")]))
+        .set_attribute_definitions(Some(vec![
+            attr("name"),
+            attr("sk"),
+            attr("state"),
+            attr("instance_id"),
+        ]))
         .key_schema(key("name", KeyType::Hash))
         .key_schema(key("sk", KeyType::Range))
-        .global_secondary_indexes(gsi(BY_STATE_INDEX, vec![key("state", KeyType::Hash), key("name", KeyType::Range)]))
+        .global_secondary_indexes(gsi(
+            BY_STATE_INDEX,
+            vec![key("state", KeyType::Hash), key("name", KeyType::Range)],
+        ))
         .global_secondary_indexes(gsi(BY_INSTANCE_INDEX, vec![key("instance_id", KeyType::Hash)]))
         .send()
         .await

@@ -28,7 +28,9 @@ pub fn map<E: ProvideErrorMetadata + Debug, R: Debug>(err: SdkError<E, R>, what:
     match &err {
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => {
             tracing::warn!(error = ?err, "{what}: AWS unreachable");
-            Error::Unavailable(format!("AWS did not answer while trying to {what}; retry shortly"))
+            Error::Unavailable(format!(
+                "AWS did not answer while trying to {what}; retry shortly"
+            ))
         }
         _ => match code(&err) {
             Some(c) if THROTTLING.contains(&c) => {

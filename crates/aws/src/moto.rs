@@ -6,11 +6,11 @@
 //! through the `x-moto-account-id` header, so tests share one server and run in parallel.
 
 use crate::Clients;
+use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextMut;
 use aws_sdk_dynamodb::config::{ConfigBag, Credentials, Intercept, RuntimeComponents, SharedInterceptor};
 use aws_sdk_dynamodb::error::BoxError;
-use aws_config::retry::RetryConfig;
 
 /// moto's default account.
 pub const DEFAULT_ACCOUNT: &str = "123456789012";
@@ -31,7 +31,9 @@ pub fn sdk_config(endpoint: &str) -> SdkConfig {
         .behavior_version(BehaviorVersion::latest())
         .endpoint_url(endpoint)
         .region(Region::new(REGION))
-        .credentials_provider(aws_sdk_dynamodb::config::SharedCredentialsProvider::new(Credentials::new("test", "test", None, None, "moto")))
+        .credentials_provider(aws_sdk_dynamodb::config::SharedCredentialsProvider::new(
+            Credentials::new("test", "test", None, None, "moto"),
+        ))
         .retry_config(RetryConfig::disabled())
         .build()
 }
@@ -42,13 +44,19 @@ pub fn clients(endpoint: &str, account: &str) -> Clients {
     let header = SharedInterceptor::new(AccountHeader(account.to_string()));
     Clients {
         ec2: aws_sdk_ec2::Client::from_conf(
-            aws_sdk_ec2::config::Builder::from(&conf).interceptor(header.clone()).build(),
+            aws_sdk_ec2::config::Builder::from(&conf)
+                .interceptor(header.clone())
+                .build(),
         ),
         ssm: aws_sdk_ssm::Client::from_conf(
-            aws_sdk_ssm::config::Builder::from(&conf).interceptor(header.clone()).build(),
+            aws_sdk_ssm::config::Builder::from(&conf)
+                .interceptor(header.clone())
+                .build(),
         ),
         dynamodb: aws_sdk_dynamodb::Client::from_conf(
-            aws_sdk_dynamodb::config::Builder::from(&conf).interceptor(header).build(),
+            aws_sdk_dynamodb::config::Builder::from(&conf)
+                .interceptor(header)
+                .build(),
         ),
     }
 }
@@ -62,7 +70,8 @@ pub fn fresh_account() -> String {
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    let mix = (u64::from(std::process::id()) * 1_000_003 + u64::from(nanos) + u64::from(n) * 7919) % 900_000_000_000;
+    let mix = (u64::from(std::process::id()) * 1_000_003 + u64::from(nanos) + u64::from(n) * 7919)
+        % 900_000_000_000;
     format!("{}", 100_000_000_000 + mix)
 }
 
@@ -80,7 +89,10 @@ impl Intercept for AccountHeader {
         _: &RuntimeComponents,
         _: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        context.request_mut().headers_mut().insert("x-moto-account-id", self.0.clone());
+        context
+            .request_mut()
+            .headers_mut()
+            .insert("x-moto-account-id", self.0.clone());
         Ok(())
     }
 }

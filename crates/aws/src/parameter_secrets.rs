@@ -6,8 +6,8 @@ use crate::errors;
 use async_trait::async_trait;
 use aws_sdk_ssm::Client;
 use aws_sdk_ssm::types::{ParameterType, ResourceTypeForTagging, Tag};
-use nbfleet_core::ports::Secrets;
 use nbfleet_core::Result;
+use nbfleet_core::ports::Secrets;
 
 /// The tag that ties an AWS resource to its notebook.
 pub const NOTEBOOK_TAG: &str = "nbfleet:notebook";
@@ -24,7 +24,11 @@ impl ParameterSecrets {
 }
 
 fn notebook_tag(notebook: &str) -> Tag {
-    Tag::builder().key(NOTEBOOK_TAG).value(notebook).build().expect("key and value are set")
+    Tag::builder()
+        .key(NOTEBOOK_TAG)
+        .value(notebook)
+        .build()
+        .expect("key and value are set")
 }
 
 #[async_trait]
@@ -68,7 +72,14 @@ impl Secrets for ParameterSecrets {
     }
 
     async fn get(&self, name: &str) -> Result<Option<String>> {
-        match self.client.get_parameter().name(name).with_decryption(true).send().await {
+        match self
+            .client
+            .get_parameter()
+            .name(name)
+            .with_decryption(true)
+            .send()
+            .await
+        {
             Ok(out) => Ok(out.parameter.and_then(|p| p.value)),
             Err(e) if errors::code(&e) == Some("ParameterNotFound") => Ok(None),
             Err(e) => Err(errors::map(e, "read the notebook's secret")),
@@ -83,4 +94,3 @@ impl Secrets for ParameterSecrets {
         }
     }
 }
-

@@ -19,7 +19,13 @@ async fn store() -> DynamoStore {
 fn notebook(name: &str) -> Notebook {
     let cfg = nbfleet_core::config::from_vars([("NBFLEET_TABLE".to_string(), TABLE.to_string())]).unwrap();
     let spec = parse_launch(format!(r#"{{"name":"{name}"}}"#).as_bytes(), &cfg).unwrap();
-    Notebook::new(&spec, "alice", 1, idle_policy(&spec, &cfg), Timestamp::from_second(1_800_000_000).unwrap())
+    Notebook::new(
+        &spec,
+        "alice",
+        1,
+        idle_policy(&spec, &cfg),
+        Timestamp::from_second(1_800_000_000).unwrap(),
+    )
 }
 
 #[tokio::test]
@@ -52,7 +58,10 @@ async fn a_transition_with_a_stale_version_is_refused() {
     // A second writer that also read v1 loses the race.
     let loser = v1.moved_to(State::Terminating, now).unwrap();
     let err = store.put(&loser, v1.expect()).await.unwrap_err();
-    assert!(err.to_string().contains("changed while this request ran"), "{err}");
+    assert!(
+        err.to_string().contains("changed while this request ran"),
+        "{err}"
+    );
     assert_eq!(store.get("racy").await.unwrap().unwrap().state, State::Launching);
 }
 
@@ -62,7 +71,10 @@ async fn the_lookup_by_instance_id_finds_the_record() {
     let mut nb = notebook("with-instance");
     nb.instance_id = Some("i-0123456789abcdef0".into());
     store.put(&nb, Expect::Absent).await.unwrap();
-    store.put(&notebook("without-instance"), Expect::Absent).await.unwrap();
+    store
+        .put(&notebook("without-instance"), Expect::Absent)
+        .await
+        .unwrap();
     let found = store.by_instance("i-0123456789abcdef0").await.unwrap().unwrap();
     assert_eq!(found.name, "with-instance");
     assert_eq!(store.by_instance("i-00000000000000000").await.unwrap(), None);
@@ -76,11 +88,19 @@ async fn the_list_by_state_pages_through_every_record() {
         let nb = notebook(&format!("nb-{i:02}"));
         store.put(&nb, Expect::Absent).await.unwrap();
         if i % 2 == 0 {
-            store.put(&nb.moved_to(State::Launching, now).unwrap(), nb.expect()).await.unwrap();
+            store
+                .put(&nb.moved_to(State::Launching, now).unwrap(), nb.expect())
+                .await
+                .unwrap();
         }
     }
-    let mut launching: Vec<String> =
-        store.list_by_state(State::Launching).await.unwrap().into_iter().map(|n| n.name).collect();
+    let mut launching: Vec<String> = store
+        .list_by_state(State::Launching)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|n| n.name)
+        .collect();
     launching.sort();
     assert_eq!(launching, ["nb-00", "nb-02", "nb-04", "nb-06", "nb-08"]);
     assert_eq!(store.list_by_state(State::Pending).await.unwrap().len(), 5);

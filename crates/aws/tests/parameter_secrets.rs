@@ -16,7 +16,14 @@ async fn a_secret_is_a_tagged_secure_string_and_can_be_replaced() {
     secrets.put(name, "second", "nb-1").await.unwrap();
     assert_eq!(secrets.get(name).await.unwrap().as_deref(), Some("second"));
 
-    let p = ssm.get_parameter().name(name).send().await.unwrap().parameter.unwrap();
+    let p = ssm
+        .get_parameter()
+        .name(name)
+        .send()
+        .await
+        .unwrap()
+        .parameter
+        .unwrap();
     assert_eq!(p.r#type, Some(aws_sdk_ssm::types::ParameterType::SecureString));
     let tags = ssm
         .list_tags_for_resource()
@@ -27,7 +34,11 @@ async fn a_secret_is_a_tagged_secure_string_and_can_be_replaced() {
         .unwrap()
         .tag_list
         .unwrap_or_default();
-    assert!(tags.iter().any(|t| t.key == "nbfleet:notebook" && t.value == "nb-1"), "{tags:?}");
+    assert!(
+        tags.iter()
+            .any(|t| t.key == "nbfleet:notebook" && t.value == "nb-1"),
+        "{tags:?}"
+    );
 }
 
 #[tokio::test]
@@ -35,7 +46,10 @@ async fn a_missing_secret_reads_as_none_and_deletes_quietly() {
     let (secrets, _) = secrets();
     assert_eq!(secrets.get("/nbfleet/notebooks/none/secret").await.unwrap(), None);
     secrets.delete("/nbfleet/notebooks/none/secret").await.unwrap();
-    secrets.put("/nbfleet/notebooks/x/secret", "v", "x").await.unwrap();
+    secrets
+        .put("/nbfleet/notebooks/x/secret", "v", "x")
+        .await
+        .unwrap();
     secrets.delete("/nbfleet/notebooks/x/secret").await.unwrap();
     assert_eq!(secrets.get("/nbfleet/notebooks/x/secret").await.unwrap(), None);
 }

@@ -62,7 +62,9 @@ if ! aws ssm get-parameter --region "$AWS_REGION_NAME" --name "$SECRET_PARAM" --
 fi
 secret=$(cat "$STATE_DIR/secret.tmp")
 rm -f "$STATE_DIR/secret.tmp" "$STATE_DIR/aws.err"
-[ -n "$secret" ] && [ "$secret" != None ] || die "parameter $SECRET_PARAM is empty"
+if [ -z "$secret" ] || [ "$secret" = None ]; then
+  die "parameter $SECRET_PARAM is empty"
+fi
 printf '%s' "$secret" >"$STATE_DIR/secret"
 unset secret
 
@@ -95,7 +97,8 @@ with open(os.path.join(_state, "secret")) as _f:
     _secret = _f.read().strip()
 
 c.ServerApp.ip = _s["ip"]
-c.ServerApp.port = _s["port"]
+# NBFLEET_PORT is set only by the local runner, which moves the port the way a restart moves the IP.
+c.ServerApp.port = int(os.environ.get("NBFLEET_PORT") or _s["port"])
 c.ServerApp.port_retries = 0
 c.ServerApp.certfile = _s["certfile"]
 c.ServerApp.keyfile = _s["keyfile"]

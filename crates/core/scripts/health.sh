@@ -11,7 +11,7 @@ UNIT=nbfleet-jupyter
 CERT="$NB_HOME/.nbfleet/cert.pem"
 
 die() {
-  echo "nbfleet-health: $*" >&2
+  echo "nbfleet-health ($NB_NAME): $*" >&2
   exit 1
 }
 

@@ -74,7 +74,10 @@ pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Con
     let env = Env(vars.into_iter().collect());
     let instance_types = env.list("NBFLEET_INSTANCE_TYPES", DEFAULT_INSTANCE_TYPES);
     if instance_types.is_empty() {
-        return Err(ConfigError::new("NBFLEET_INSTANCE_TYPES", "must list at least one instance type"));
+        return Err(ConfigError::new(
+            "NBFLEET_INSTANCE_TYPES",
+            "must list at least one instance type",
+        ));
     }
     let fallback = env
         .list("NBFLEET_FALLBACK", "")
@@ -84,10 +87,16 @@ pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Con
                 instance_type: t.to_string(),
                 subnet_id: s.to_string(),
             }),
-            _ => Err(ConfigError::new("NBFLEET_FALLBACK", format!("{pair:?} is not TYPE@SUBNET"))),
+            _ => Err(ConfigError::new(
+                "NBFLEET_FALLBACK",
+                format!("{pair:?} is not TYPE@SUBNET"),
+            )),
         })
         .collect::<Result<Vec<_>, _>>()?;
-    if let Some(p) = fallback.iter().find(|p| !instance_types.contains(&p.instance_type)) {
+    if let Some(p) = fallback
+        .iter()
+        .find(|p| !instance_types.contains(&p.instance_type))
+    {
         return Err(ConfigError::new(
             "NBFLEET_FALLBACK",
             format!("{} is not in NBFLEET_INSTANCE_TYPES", p.instance_type),
@@ -100,14 +109,30 @@ pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Con
         fallback,
         vpc_id: env.optional("NBFLEET_VPC_ID"),
         instance_profile: env.optional("NBFLEET_INSTANCE_PROFILE"),
-        ami_parameter: env.optional("NBFLEET_AMI_PARAMETER").unwrap_or_else(|| DEFAULT_AMI_PARAMETER.into()),
+        ami_parameter: env
+            .optional("NBFLEET_AMI_PARAMETER")
+            .unwrap_or_else(|| DEFAULT_AMI_PARAMETER.into()),
         secret_prefix: env
             .optional("NBFLEET_SECRET_PREFIX")
             .unwrap_or_else(|| "/nbfleet".into())
             .trim_end_matches('/')
             .to_string(),
-        idle_timeout_minutes: env.bounded("NBFLEET_IDLE_TIMEOUT_MINUTES", Bounded { default: 60, min: 10, max: 1440 })?,
-        volume_gb: env.bounded("NBFLEET_VOLUME_GB", Bounded { default: 100, min: 75, max: 2000 })?,
+        idle_timeout_minutes: env.bounded(
+            "NBFLEET_IDLE_TIMEOUT_MINUTES",
+            Bounded {
+                default: 60,
+                min: 10,
+                max: 1440,
+            },
+        )?,
+        volume_gb: env.bounded(
+            "NBFLEET_VOLUME_GB",
+            Bounded {
+                default: 100,
+                min: 75,
+                max: 2000,
+            },
+        )?,
         max_runtime_minutes: env.parsed("NBFLEET_MAX_RUNTIME_MINUTES", 720)?,
         warning_minutes: env.parsed("NBFLEET_WARNING_MINUTES", 10)?,
         allow_world: env.parsed("NBFLEET_ALLOW_WORLD", false)?,
@@ -125,11 +150,17 @@ impl Config {
     /// in each subnet, then the operator's fallback pairs. No subnets means one attempt in the
     /// default VPC (subnet `""`).
     pub fn placements(&self, instance_type: &str) -> Vec<Placement> {
-        let subnets: Vec<String> =
-            if self.subnets.is_empty() { vec![String::new()] } else { self.subnets.clone() };
+        let subnets: Vec<String> = if self.subnets.is_empty() {
+            vec![String::new()]
+        } else {
+            self.subnets.clone()
+        };
         let mut out: Vec<Placement> = subnets
             .into_iter()
-            .map(|subnet_id| Placement { instance_type: instance_type.to_string(), subnet_id })
+            .map(|subnet_id| Placement {
+                instance_type: instance_type.to_string(),
+                subnet_id,
+            })
             .collect();
         for p in &self.fallback {
             if !out.contains(p) {
@@ -149,7 +180,10 @@ pub struct ConfigError {
 
 impl ConfigError {
     fn new(var: &str, message: impl Into<String>) -> Self {
-        ConfigError { var: var.to_string(), message: message.into() }
+        ConfigError {
+            var: var.to_string(),
+            message: message.into(),
+        }
     }
 }
 
@@ -157,16 +191,24 @@ struct Env(HashMap<String, String>);
 
 impl Env {
     fn optional(&self, var: &str) -> Option<String> {
-        self.0.get(var).map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
+        self.0
+            .get(var)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
     }
 
     fn required(&self, var: &str) -> Result<String, ConfigError> {
-        self.optional(var).ok_or_else(|| ConfigError::new(var, "is missing"))
+        self.optional(var)
+            .ok_or_else(|| ConfigError::new(var, "is missing"))
     }
 
     fn list(&self, var: &str, default: &str) -> Vec<String> {
         let raw = self.optional(var).unwrap_or_else(|| default.to_string());
-        raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()
+        raw.split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect()
     }
 
     fn parsed<T: FromStr>(&self, var: &str, default: T) -> Result<T, ConfigError>
@@ -175,7 +217,9 @@ impl Env {
     {
         match self.optional(var) {
             None => Ok(default),
-            Some(v) => v.parse().map_err(|e| ConfigError::new(var, format!("{v:?} is not valid: {e}"))),
+            Some(v) => v
+                .parse()
+                .map_err(|e| ConfigError::new(var, format!("{v:?} is not valid: {e}"))),
         }
     }
 
@@ -188,10 +232,16 @@ impl Env {
             max: self.parsed(&max_var, default.max)?,
         };
         if b.min > b.max {
-            return Err(ConfigError::new(&max_var, format!("{} is below {min_var} ({})", b.max, b.min)));
+            return Err(ConfigError::new(
+                &max_var,
+                format!("{} is below {min_var} ({})", b.max, b.min),
+            ));
         }
         if !b.contains(b.default) {
-            return Err(ConfigError::new(var, format!("{} is outside {}..={}", b.default, b.min, b.max)));
+            return Err(ConfigError::new(
+                var,
+                format!("{} is outside {}..={}", b.default, b.min, b.max),
+            ));
         }
         Ok(b)
     }
@@ -202,7 +252,10 @@ pub(crate) mod tests {
     use super::*;
 
     pub(crate) fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     /// A configuration as the tests of other modules use it.
@@ -215,7 +268,14 @@ pub(crate) mod tests {
         let cfg = test_config();
         assert_eq!(cfg.instance_types, ["g5.xlarge", "g6.xlarge", "g4dn.xlarge"]);
         assert_eq!(cfg.ami_parameter, DEFAULT_AMI_PARAMETER);
-        assert_eq!(cfg.idle_timeout_minutes, Bounded { default: 60, min: 10, max: 1440 });
+        assert_eq!(
+            cfg.idle_timeout_minutes,
+            Bounded {
+                default: 60,
+                min: 10,
+                max: 1440
+            }
+        );
         assert!(!cfg.allow_world);
         assert_eq!(cfg.max_runtime_minutes, 720);
         assert_eq!(cfg.secret_parameter("nb"), "/nbfleet/notebooks/nb/secret");
@@ -225,12 +285,19 @@ pub(crate) mod tests {
     fn a_missing_table_is_named() {
         let err = from_vars(vars(&[])).unwrap_err();
         assert_eq!(err.var, "NBFLEET_TABLE");
-        assert_eq!(err.to_string(), "configuration variable NBFLEET_TABLE: is missing");
+        assert_eq!(
+            err.to_string(),
+            "configuration variable NBFLEET_TABLE: is missing"
+        );
     }
 
     #[test]
     fn a_bad_number_is_named() {
-        let err = from_vars(vars(&[("NBFLEET_TABLE", "t"), ("NBFLEET_WARNING_MINUTES", "ten")])).unwrap_err();
+        let err = from_vars(vars(&[
+            ("NBFLEET_TABLE", "t"),
+            ("NBFLEET_WARNING_MINUTES", "ten"),
+        ]))
+        .unwrap_err();
         assert_eq!(err.var, "NBFLEET_WARNING_MINUTES");
         assert!(err.message.contains("\"ten\""), "{err}");
     }
@@ -243,7 +310,11 @@ pub(crate) mod tests {
 
     #[test]
     fn a_default_outside_its_bounds_is_refused() {
-        let err = from_vars(vars(&[("NBFLEET_TABLE", "t"), ("NBFLEET_IDLE_TIMEOUT_MINUTES", "5")])).unwrap_err();
+        let err = from_vars(vars(&[
+            ("NBFLEET_TABLE", "t"),
+            ("NBFLEET_IDLE_TIMEOUT_MINUTES", "5"),
+        ]))
+        .unwrap_err();
         assert_eq!(err.var, "NBFLEET_IDLE_TIMEOUT_MINUTES");
         let err = from_vars(vars(&[("NBFLEET_TABLE", "t"), ("NBFLEET_VOLUME_GB_MAX", "50")])).unwrap_err();
         assert_eq!(err.var, "NBFLEET_VOLUME_GB_MAX");
@@ -253,7 +324,11 @@ pub(crate) mod tests {
     fn fallback_pairs_must_be_type_at_subnet_and_allowed() {
         let err = from_vars(vars(&[("NBFLEET_TABLE", "t"), ("NBFLEET_FALLBACK", "g5.xlarge")])).unwrap_err();
         assert_eq!(err.var, "NBFLEET_FALLBACK");
-        let err = from_vars(vars(&[("NBFLEET_TABLE", "t"), ("NBFLEET_FALLBACK", "p3.2xlarge@subnet-1")])).unwrap_err();
+        let err = from_vars(vars(&[
+            ("NBFLEET_TABLE", "t"),
+            ("NBFLEET_FALLBACK", "p3.2xlarge@subnet-1"),
+        ]))
+        .unwrap_err();
         assert!(err.message.contains("p3.2xlarge"), "{err}");
     }
 
@@ -270,7 +345,10 @@ pub(crate) mod tests {
             .into_iter()
             .map(|p| format!("{}@{}", p.instance_type, p.subnet_id))
             .collect();
-        assert_eq!(got, ["g5.xlarge@subnet-a", "g5.xlarge@subnet-b", "g6.xlarge@subnet-a"]);
+        assert_eq!(
+            got,
+            ["g5.xlarge@subnet-a", "g5.xlarge@subnet-b", "g6.xlarge@subnet-a"]
+        );
         assert_eq!(test_config().placements("g6.xlarge")[0].subnet_id, "");
     }
 }

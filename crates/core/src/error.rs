@@ -41,7 +41,10 @@ pub enum Error {
 
 impl Error {
     pub fn bad_request(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Error::BadRequest { field: field.into(), message: message.into() }
+        Error::BadRequest {
+            field: field.into(),
+            message: message.into(),
+        }
     }
 
     pub fn internal(detail: impl std::fmt::Display) -> Self {
@@ -81,7 +84,10 @@ impl Error {
 
     /// Whether the same request may succeed if simply tried again later.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Error::Capacity(_) | Error::Throttled(_) | Error::Unavailable(_))
+        matches!(
+            self,
+            Error::Capacity(_) | Error::Throttled(_) | Error::Unavailable(_)
+        )
     }
 
     /// The answer body: `{"error": {"code", "message"}}` (plus `field` for bad input).

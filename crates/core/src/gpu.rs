@@ -27,7 +27,11 @@ pub struct GpuSample {
 
 /// Parses every non-empty line of `--format=csv,noheader,nounits` output.
 pub fn parse_query_csv(text: &str) -> Result<Vec<GpuSample>> {
-    text.lines().map(str::trim).filter(|l| !l.is_empty()).map(parse_line).collect()
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(parse_line)
+        .collect()
 }
 
 /// `None` for nvidia-smi's `[N/A]` and `[Not Supported]`.
@@ -47,11 +51,25 @@ fn parse_line(line: &str) -> Result<GpuSample> {
         uuid: f[2].to_string(),
         driver_version: f[3].to_string(),
         memory_total_mib: f[4].parse().map_err(|_| bad("memory.total"))?,
-        memory_used_mib: opt(f[5]).map_or(Ok(0), str::parse).map_err(|_| bad("memory.used"))?,
-        utilization_gpu_pct: opt(f[6]).map(str::parse).transpose().map_err(|_| bad("utilization.gpu"))?,
-        utilization_memory_pct: opt(f[7]).map(str::parse).transpose().map_err(|_| bad("utilization.memory"))?,
-        temperature_c: opt(f[8]).map(str::parse).transpose().map_err(|_| bad("temperature.gpu"))?,
-        power_w: opt(f[9]).map(str::parse).transpose().map_err(|_| bad("power.draw"))?,
+        memory_used_mib: opt(f[5])
+            .map_or(Ok(0), str::parse)
+            .map_err(|_| bad("memory.used"))?,
+        utilization_gpu_pct: opt(f[6])
+            .map(str::parse)
+            .transpose()
+            .map_err(|_| bad("utilization.gpu"))?,
+        utilization_memory_pct: opt(f[7])
+            .map(str::parse)
+            .transpose()
+            .map_err(|_| bad("utilization.memory"))?,
+        temperature_c: opt(f[8])
+            .map(str::parse)
+            .transpose()
+            .map_err(|_| bad("temperature.gpu"))?,
+        power_w: opt(f[9])
+            .map(str::parse)
+            .transpose()
+            .map_err(|_| bad("power.draw"))?,
     })
 }
 
@@ -78,18 +96,29 @@ mod tests {
     fn a_busy_h100_reads_full_utilisation() {
         let s = parse_query_csv(BUSY).unwrap();
         assert_eq!(s.len(), 10);
-        assert!(s.iter().all(|g| g.utilization_gpu_pct == Some(100) && g.memory_used_mib == 1011));
+        assert!(
+            s.iter()
+                .all(|g| g.utilization_gpu_pct == Some(100) && g.memory_used_mib == 1011)
+        );
     }
 
     #[test]
     fn after_the_load_it_reads_zero_again() {
-        assert!(parse_query_csv(AFTER).unwrap().iter().all(|g| g.utilization_gpu_pct == Some(0)));
+        assert!(
+            parse_query_csv(AFTER)
+                .unwrap()
+                .iter()
+                .all(|g| g.utilization_gpu_pct == Some(0))
+        );
     }
 
     #[test]
     fn not_available_fields_are_none() {
         let s = parse_query_csv("0, Tesla T4, GPU-1, 535.1, 15360, [N/A], [N/A], [N/A], 40, [N/A]").unwrap();
-        assert_eq!((s[0].utilization_gpu_pct, s[0].power_w, s[0].memory_used_mib), (None, None, 0));
+        assert_eq!(
+            (s[0].utilization_gpu_pct, s[0].power_w, s[0].memory_used_mib),
+            (None, None, 0)
+        );
     }
 
     #[test]

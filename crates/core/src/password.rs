@@ -118,7 +118,11 @@ mod tests {
     #[test]
     fn argon2_hash_has_jupyters_prefix_and_verifies() {
         let hash = hash_argon2("correct horse", &[7; 16]);
-        assert!(hash.expose().starts_with("argon2:$argon2id$v=19$m=19456,t=2,p=1$"), "{hash:?}");
+        assert!(
+            hash.expose()
+                .starts_with("argon2:$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{hash:?}"
+        );
         assert!(is_valid_hash(hash.expose()));
         assert!(verify("correct horse", hash.expose()));
         assert!(!verify("wrong horse", hash.expose()));
@@ -126,7 +130,10 @@ mod tests {
 
     #[test]
     fn different_salts_give_different_hashes() {
-        assert_ne!(hash_argon2("pw-pw-pw", &[1; 16]), hash_argon2("pw-pw-pw", &[2; 16]));
+        assert_ne!(
+            hash_argon2("pw-pw-pw", &[1; 16]),
+            hash_argon2("pw-pw-pw", &[2; 16])
+        );
         assert_ne!(hash_sha1("pw-pw-pw", &[1; 6]), hash_sha1("pw-pw-pw", &[2; 6]));
     }
 
@@ -143,7 +150,10 @@ mod tests {
         let pw = "a'b\"c$(rm -rf /)`x`";
         for hash in [hash_argon2(pw, &[3; 16]), hash_sha1(pw, &[3; 6])] {
             let h = hash.expose();
-            assert!(!h.contains('\'') && !h.contains('"') && !h.contains('`') && !h.contains('('), "{h}");
+            assert!(
+                !h.contains('\'') && !h.contains('"') && !h.contains('`') && !h.contains('('),
+                "{h}"
+            );
         }
     }
 

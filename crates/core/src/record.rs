@@ -168,7 +168,10 @@ impl Notebook {
 
     /// The state and version a conditional write of the next version must find.
     pub fn expect(&self) -> Expect {
-        Expect::Version { state: self.state, version: self.version }
+        Expect::Version {
+            state: self.state,
+            version: self.version,
+        }
     }
 }
 
@@ -208,7 +211,13 @@ pub(crate) mod tests {
         let next = nb.moved_to(State::Launching, t1).unwrap();
         assert_eq!((next.state, next.version), (State::Launching, 2));
         assert_eq!((next.state_since, next.created_at), (t1, t0));
-        assert_eq!(nb.expect(), Expect::Version { state: State::Pending, version: 1 });
+        assert_eq!(
+            nb.expect(),
+            Expect::Version {
+                state: State::Pending,
+                version: 1
+            }
+        );
     }
 
     #[test]

@@ -55,7 +55,12 @@ pub fn parse_bootstrap(stdout: &str) -> Result<BootstrapReport> {
             count: gpus.len() as u32,
             torch_cuda: raw.torch_cuda == "True",
         },
-        None => GpuInfo { name: "none".into(), memory_mib: 0, count: 0, torch_cuda: raw.torch_cuda == "True" },
+        None => GpuInfo {
+            name: "none".into(),
+            memory_mib: 0,
+            count: 0,
+            torch_cuda: raw.torch_cuda == "True",
+        },
     };
     Ok(BootstrapReport {
         fingerprint: raw.fingerprint,
@@ -77,7 +82,9 @@ fn check_fingerprint(fp: &str) -> Result<()> {
     if fp.len() == 64 && fp.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)) {
         Ok(())
     } else {
-        Err(Error::internal("the report's fingerprint is not a SHA-256 hex digest"))
+        Err(Error::internal(
+            "the report's fingerprint is not a SHA-256 hex digest",
+        ))
     }
 }
 
@@ -106,10 +113,21 @@ mod tests {
 
     #[test]
     fn a_report_from_a_real_h100_host_gives_its_gpu() {
-        let csv = include_str!("../fixtures/nvidia-h100/query-idle.csv").lines().next().unwrap();
+        let csv = include_str!("../fixtures/nvidia-h100/query-idle.csv")
+            .lines()
+            .next()
+            .unwrap();
         let out = format!("some pip noise\n{}\n", line(csv, "True"));
         let r = parse_bootstrap(&out).unwrap();
-        assert_eq!(r.gpu, GpuInfo { name: "NVIDIA H100 80GB HBM3".into(), memory_mib: 81559, count: 1, torch_cuda: true });
+        assert_eq!(
+            r.gpu,
+            GpuInfo {
+                name: "NVIDIA H100 80GB HBM3".into(),
+                memory_mib: 81559,
+                count: 1,
+                torch_cuda: true
+            }
+        );
         assert_eq!(r.fingerprint, FP);
         assert_eq!(r.jupyter_server, "2.21.1");
     }

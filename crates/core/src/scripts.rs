@@ -57,13 +57,19 @@ pub fn bootstrap(nb: &Notebook, cfg: &Config, region: &str) -> Result<Script> {
             ("AWS_REGION_NAME", region),
         ],
     )?;
-    Ok(Script { kind: ScriptKind::Bootstrap, text })
+    Ok(Script {
+        kind: ScriptKind::Bootstrap,
+        text,
+    })
 }
 
 /// The after-restart script for `nb`: Jupyter is up over HTTPS; prints the served fingerprint.
 pub fn health_check(nb: &Notebook) -> Result<Script> {
     let text = render(HEALTH, &[("NB_NAME", &nb.name)])?;
-    Ok(Script { kind: ScriptKind::Health, text })
+    Ok(Script {
+        kind: ScriptKind::Health,
+        text,
+    })
 }
 
 fn render(template: &str, values: &[(&str, &str)]) -> Result<String> {
@@ -72,7 +78,9 @@ fn render(template: &str, values: &[(&str, &str)]) -> Result<String> {
         block.push_str(&format!("{name}={}\n", quote(name, value)?));
     }
     if template.matches(MARKER).count() != 1 {
-        return Err(Error::internal("script template must hold exactly one values marker"));
+        return Err(Error::internal(
+            "script template must hold exactly one values marker",
+        ));
     }
     Ok(template.replacen(MARKER, block.trim_end(), 1))
 }
@@ -82,7 +90,9 @@ fn render(template: &str, values: &[(&str, &str)]) -> Result<String> {
 fn quote(name: &str, value: &str) -> Result<String> {
     let safe = |c: char| c.is_ascii_alphanumeric() || "._/:@-".contains(c);
     if value.is_empty() || !value.chars().all(safe) {
-        return Err(Error::internal(format!("refusing to render {name}: unexpected characters")));
+        return Err(Error::internal(format!(
+            "refusing to render {name}: unexpected characters"
+        )));
     }
     Ok(format!("'{value}'"))
 }
@@ -125,7 +135,10 @@ mod tests {
     fn the_tutorials_notebookapp_keys_are_not_used() {
         let s = bootstrap(&nb(), &test_config(), "us-east-1").unwrap();
         assert!(!s.text.contains("c.NotebookApp"));
-        assert!(s.text.contains("c.PasswordIdentityProvider.allow_password_change = False"));
+        assert!(
+            s.text
+                .contains("c.PasswordIdentityProvider.allow_password_change = False")
+        );
     }
 
     #[test]

@@ -132,7 +132,17 @@ mod tests {
 
     #[test]
     fn the_happy_path_is_legal() {
-        let path = [Pending, Launching, Configuring, Ready, Stopping, Stopped, Starting, Configuring, Ready];
+        let path = [
+            Pending,
+            Launching,
+            Configuring,
+            Ready,
+            Stopping,
+            Stopped,
+            Starting,
+            Configuring,
+            Ready,
+        ];
         for pair in path.windows(2) {
             assert!(pair[0].can_move_to(pair[1]), "{} -> {}", pair[0], pair[1]);
         }

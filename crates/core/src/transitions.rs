@@ -103,7 +103,10 @@ fn refusal_reason(name: &str, state: State, request: Request) -> String {
         (Terminating | Terminated, _) => "; it is deleted",
         _ => "",
     };
-    format!("cannot {} notebook {name:?} while it is {state}{hint}", request.as_str())
+    format!(
+        "cannot {} notebook {name:?} while it is {state}{hint}",
+        request.as_str()
+    )
 }
 
 #[cfg(test)]
@@ -169,7 +172,10 @@ mod tests {
         let err = check("nb-1", Launching, Request::Stop).unwrap_err();
         assert_eq!(err.status(), 409);
         let msg = err.to_string();
-        assert!(msg.contains("\"nb-1\"") && msg.contains("Launching") && msg.contains("retry when it is Ready"), "{msg}");
+        assert!(
+            msg.contains("\"nb-1\"") && msg.contains("Launching") && msg.contains("retry when it is Ready"),
+            "{msg}"
+        );
     }
 
     #[test]

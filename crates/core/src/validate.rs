@@ -84,7 +84,9 @@ pub fn idle_policy(spec: &LaunchSpec, cfg: &Config) -> IdlePolicy {
 pub fn validate_name(name: &str) -> Result<()> {
     let ok = (2..=39).contains(&name.len())
         && name.starts_with(|c: char| c.is_ascii_lowercase())
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
     if ok {
         Ok(())
     } else {
@@ -98,7 +100,9 @@ pub fn validate_name(name: &str) -> Result<()> {
 /// Parses and validates a `POST /notebooks` body.
 pub fn parse_launch(body: &[u8], cfg: &Config) -> Result<LaunchSpec> {
     if body.len() > MAX_BODY_BYTES {
-        return Err(Error::PayloadTooLarge { limit: MAX_BODY_BYTES });
+        return Err(Error::PayloadTooLarge {
+            limit: MAX_BODY_BYTES,
+        });
     }
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| Error::bad_request("body", format!("not valid JSON: {e}")))?;
@@ -107,8 +111,14 @@ pub fn parse_launch(body: &[u8], cfg: &Config) -> Result<LaunchSpec> {
     };
     for key in fields.keys() {
         match key.as_str() {
-            "name" | "instance_type" | "idle_timeout_minutes" | "access" | "password" | "password_hash"
-            | "volume_gb" | "count_connections" => {}
+            "name"
+            | "instance_type"
+            | "idle_timeout_minutes"
+            | "access"
+            | "password"
+            | "password_hash"
+            | "volume_gb"
+            | "count_connections" => {}
             "ami" | "ami_id" | "image_id" | "image" => {
                 return Err(Error::bad_request(
                     key,
@@ -130,7 +140,10 @@ pub fn parse_launch(body: &[u8], cfg: &Config) -> Result<LaunchSpec> {
     if !cfg.instance_types.contains(&instance_type) {
         return Err(Error::bad_request(
             "instance_type",
-            format!("{instance_type:?} is not allowed; choose one of {}", cfg.instance_types.join(", ")),
+            format!(
+                "{instance_type:?} is not allowed; choose one of {}",
+                cfg.instance_types.join(", ")
+            ),
         ));
     }
 
@@ -143,7 +156,10 @@ pub fn parse_launch(body: &[u8], cfg: &Config) -> Result<LaunchSpec> {
     let hash: Option<String> = field(&fields, "password_hash")?;
     let credential = match (password, hash) {
         (Some(_), Some(_)) => {
-            return Err(Error::bad_request("password_hash", "give password or password_hash, not both"));
+            return Err(Error::bad_request(
+                "password_hash",
+                "give password or password_hash, not both",
+            ));
         }
         (Some(pw), None) => {
             let chars = pw.chars().count();
@@ -154,7 +170,10 @@ pub fn parse_launch(body: &[u8], cfg: &Config) -> Result<LaunchSpec> {
                 ));
             }
             if pw.chars().any(char::is_control) {
-                return Err(Error::bad_request("password", "must not contain control characters"));
+                return Err(Error::bad_request(
+                    "password",
+                    "must not contain control characters",
+                ));
             }
             Credential::Password(Secret::new(pw))
         }
@@ -170,7 +189,15 @@ pub fn parse_launch(body: &[u8], cfg: &Config) -> Result<LaunchSpec> {
         (None, None) => Credential::Token,
     };
 
-    Ok(LaunchSpec { name, instance_type, idle_timeout_minutes, access, credential, volume_gb, count_connections })
+    Ok(LaunchSpec {
+        name,
+        instance_type,
+        idle_timeout_minutes,
+        access,
+        credential,
+        volume_gb,
+        count_connections,
+    })
 }
 
 /// Reads an optional field as `T`, with a 400 naming it if it has the wrong type.
@@ -199,7 +226,10 @@ fn bounded(fields: &Map<String, Value>, name: &str, range: crate::config::Bounde
     if range.contains(v) {
         Ok(v)
     } else {
-        Err(Error::bad_request(name, format!("must be between {} and {}", range.min, range.max)))
+        Err(Error::bad_request(
+            name,
+            format!("must be between {} and {}", range.min, range.max),
+        ))
     }
 }
 
@@ -207,32 +237,57 @@ fn parse_access(value: Option<&Value>, allow_world: bool) -> Result<Access> {
     let fields = match value {
         None | Some(Value::Null) => return Ok(Access::default()),
         Some(Value::Object(m)) => m,
-        Some(v) => return Err(Error::bad_request("access", format!("has the wrong type ({})", json_type(v)))),
+        Some(v) => {
+            return Err(Error::bad_request(
+                "access",
+                format!("has the wrong type ({})", json_type(v)),
+            ));
+        }
     };
     if let Some(k) = fields.keys().find(|k| *k != "mode" && *k != "cidrs") {
         return Err(Error::bad_request(format!("access.{k}"), "unknown field"));
     }
-    let mode = match field::<String>(fields, "mode").map_err(|_| mode_error())?.as_deref() {
+    let mode = match field::<String>(fields, "mode")
+        .map_err(|_| mode_error())?
+        .as_deref()
+    {
         None | Some("ssm") => AccessMode::Ssm,
         Some("cidr") => AccessMode::Cidr,
         Some(_) => return Err(mode_error()),
     };
     let raw: Vec<String> = field(fields, "cidrs")
-        .map_err(|_| Error::bad_request("access.cidrs", "must be a list of networks such as \"203.0.113.0/24\""))?
+        .map_err(|_| {
+            Error::bad_request(
+                "access.cidrs",
+                "must be a list of networks such as \"203.0.113.0/24\"",
+            )
+        })?
         .unwrap_or_default();
     match mode {
         AccessMode::Ssm if !raw.is_empty() => {
-            return Err(Error::bad_request("access.cidrs", "only apply to mode \"cidr\"; ssm mode opens no port"));
+            return Err(Error::bad_request(
+                "access.cidrs",
+                "only apply to mode \"cidr\"; ssm mode opens no port",
+            ));
         }
         AccessMode::Cidr if raw.is_empty() => {
-            return Err(Error::bad_request("access.cidrs", "mode \"cidr\" needs at least one network"));
+            return Err(Error::bad_request(
+                "access.cidrs",
+                "mode \"cidr\" needs at least one network",
+            ));
         }
         _ => {}
     }
     if raw.len() > MAX_CIDRS {
-        return Err(Error::bad_request("access.cidrs", format!("at most {MAX_CIDRS} networks")));
+        return Err(Error::bad_request(
+            "access.cidrs",
+            format!("at most {MAX_CIDRS} networks"),
+        ));
     }
-    let cidrs = raw.iter().map(|c| parse_cidr(c, allow_world)).collect::<Result<Vec<_>>>()?;
+    let cidrs = raw
+        .iter()
+        .map(|c| parse_cidr(c, allow_world))
+        .collect::<Result<Vec<_>>>()?;
     Ok(Access { mode, cidrs })
 }
 
@@ -245,7 +300,10 @@ fn parse_cidr(raw: &str, allow_world: bool) -> Result<IpNet> {
     let net = match raw.parse::<IpNet>() {
         Ok(net) => net,
         Err(_) => raw.parse::<IpAddr>().map(IpNet::from).map_err(|_| {
-            Error::bad_request("access.cidrs", format!("{raw:?} is not a network such as \"203.0.113.0/24\""))
+            Error::bad_request(
+                "access.cidrs",
+                format!("{raw:?} is not a network such as \"203.0.113.0/24\""),
+            )
         })?,
     };
     if net.trunc() != net {
@@ -257,7 +315,9 @@ fn parse_cidr(raw: &str, allow_world: bool) -> Result<IpNet> {
     if net.prefix_len() == 0 && !allow_world {
         return Err(Error::bad_request(
             "access.cidrs",
-            format!("{raw:?} opens Jupyter to the whole internet; the operator does not allow it (use ssm mode)"),
+            format!(
+                "{raw:?} opens Jupyter to the whole internet; the operator does not allow it (use ssm mode)"
+            ),
         ));
     }
     Ok(net)
@@ -286,7 +346,13 @@ mod tests {
         assert_eq!(spec.instance_type, "g5.xlarge");
         assert_eq!(spec.idle_timeout_minutes, 60);
         assert_eq!(spec.volume_gb, 100);
-        assert_eq!(spec.access, Access { mode: AccessMode::Ssm, cidrs: vec![] });
+        assert_eq!(
+            spec.access,
+            Access {
+                mode: AccessMode::Ssm,
+                cidrs: vec![]
+            }
+        );
         assert_eq!(spec.credential, Credential::Token);
     }
 
@@ -300,7 +366,10 @@ mod tests {
         .unwrap();
         assert_eq!(spec.access.mode, AccessMode::Cidr);
         assert_eq!(spec.access.cidrs[2].to_string(), "198.51.100.7/32");
-        assert_eq!(spec.credential, Credential::Password(Secret::new("correct horse")));
+        assert_eq!(
+            spec.credential,
+            Credential::Password(Secret::new("correct horse"))
+        );
         assert!(spec.count_connections);
     }
 
@@ -311,7 +380,18 @@ mod tests {
 
     #[test]
     fn names_that_break_the_pattern_are_refused() {
-        for bad in ["a", "1abc", "Abc", "ab_c", "ab c", "ab'c", "a$(id)", "a\nb", &"a".repeat(40), "ab`x`"] {
+        for bad in [
+            "a",
+            "1abc",
+            "Abc",
+            "ab_c",
+            "ab c",
+            "ab'c",
+            "a$(id)",
+            "a\nb",
+            &"a".repeat(40),
+            "ab`x`",
+        ] {
             assert_eq!(refused_field(json!({ "name": bad })), "name", "{bad:?}");
         }
         assert!(validate_name(&"a".repeat(39)).is_ok());
@@ -321,21 +401,30 @@ mod tests {
     #[test]
     fn an_instance_type_outside_the_allow_list_is_refused() {
         for bad in ["p2.xlarge", "g2.2xlarge", "p3.2xlarge", "g5.xlarge; rm -rf /"] {
-            assert_eq!(refused_field(json!({"name": "nb", "instance_type": bad})), "instance_type");
+            assert_eq!(
+                refused_field(json!({"name": "nb", "instance_type": bad})),
+                "instance_type"
+            );
         }
     }
 
     #[test]
     fn an_idle_timeout_outside_the_range_is_refused() {
         for bad in [json!(9), json!(1441), json!(-5), json!("60"), json!(1.5)] {
-            assert_eq!(refused_field(json!({"name": "nb", "idle_timeout_minutes": bad})), "idle_timeout_minutes");
+            assert_eq!(
+                refused_field(json!({"name": "nb", "idle_timeout_minutes": bad})),
+                "idle_timeout_minutes"
+            );
         }
     }
 
     #[test]
     fn a_volume_outside_the_range_is_refused() {
         assert_eq!(refused_field(json!({"name": "nb", "volume_gb": 10})), "volume_gb");
-        assert_eq!(refused_field(json!({"name": "nb", "volume_gb": 100000})), "volume_gb");
+        assert_eq!(
+            refused_field(json!({"name": "nb", "volume_gb": 100000})),
+            "volume_gb"
+        );
     }
 
     #[test]
@@ -359,30 +448,51 @@ mod tests {
 
     #[test]
     fn cidr_mode_needs_networks_and_ssm_mode_takes_none() {
-        assert_eq!(refused_field(json!({"name": "nb", "access": {"mode": "cidr"}})), "access.cidrs");
+        assert_eq!(
+            refused_field(json!({"name": "nb", "access": {"mode": "cidr"}})),
+            "access.cidrs"
+        );
         let body = json!({"name": "nb", "access": {"mode": "ssm", "cidrs": ["10.0.0.0/8"]}});
         assert_eq!(refused_field(body), "access.cidrs");
         let many: Vec<String> = (0..21).map(|i| format!("10.{i}.0.0/16")).collect();
-        assert_eq!(refused_field(json!({"name": "nb", "access": {"mode": "cidr", "cidrs": many}})), "access.cidrs");
+        assert_eq!(
+            refused_field(json!({"name": "nb", "access": {"mode": "cidr", "cidrs": many}})),
+            "access.cidrs"
+        );
     }
 
     #[test]
     fn an_unknown_access_mode_or_field_is_refused() {
-        assert_eq!(refused_field(json!({"name": "nb", "access": {"mode": "open"}})), "access.mode");
-        assert_eq!(refused_field(json!({"name": "nb", "access": {"mode": "ssm", "port": 22}})), "access.port");
+        assert_eq!(
+            refused_field(json!({"name": "nb", "access": {"mode": "open"}})),
+            "access.mode"
+        );
+        assert_eq!(
+            refused_field(json!({"name": "nb", "access": {"mode": "ssm", "port": 22}})),
+            "access.port"
+        );
         assert_eq!(refused_field(json!({"name": "nb", "access": "ssm"})), "access");
     }
 
     #[test]
     fn a_password_outside_its_length_bounds_is_refused() {
-        assert_eq!(refused_field(json!({"name": "nb", "password": "short"})), "password");
-        assert_eq!(refused_field(json!({"name": "nb", "password": "x".repeat(129)})), "password");
+        assert_eq!(
+            refused_field(json!({"name": "nb", "password": "short"})),
+            "password"
+        );
+        assert_eq!(
+            refused_field(json!({"name": "nb", "password": "x".repeat(129)})),
+            "password"
+        );
         assert!(parse(json!({"name": "nb", "password": "x".repeat(128)})).is_ok());
     }
 
     #[test]
     fn a_password_with_control_characters_is_refused() {
-        assert_eq!(refused_field(json!({"name": "nb", "password": "line one\nline two"})), "password");
+        assert_eq!(
+            refused_field(json!({"name": "nb", "password": "line one\nline two"})),
+            "password"
+        );
     }
 
     #[test]
@@ -396,14 +506,20 @@ mod tests {
         let ok = "sha1:0e112c3ddfce:a68df677475c2b47b6e86d0467eec97ac5f4b85a";
         let spec = parse(json!({"name": "nb", "password_hash": ok})).unwrap();
         assert_eq!(spec.credential, Credential::PasswordHash(Secret::new(ok)));
-        assert_eq!(refused_field(json!({"name": "nb", "password_hash": "sha1:nope"})), "password_hash");
+        assert_eq!(
+            refused_field(json!({"name": "nb", "password_hash": "sha1:nope"})),
+            "password_hash"
+        );
         let both = json!({"name": "nb", "password_hash": ok, "password": "correct horse"});
         assert_eq!(refused_field(both), "password_hash");
     }
 
     #[test]
     fn unknown_fields_are_refused_by_name() {
-        assert_eq!(refused_field(json!({"name": "nb", "key_name": "my-key"})), "key_name");
+        assert_eq!(
+            refused_field(json!({"name": "nb", "key_name": "my-key"})),
+            "key_name"
+        );
     }
 
     #[test]
@@ -412,19 +528,27 @@ mod tests {
             let body = json!({"name": "nb", key: "ami-12345678"});
             assert_eq!(refused_field(body), key);
         }
-        let msg = parse(json!({"name": "nb", "ami": "ami-1"})).unwrap_err().to_string();
+        let msg = parse(json!({"name": "nb", "ami": "ami-1"}))
+            .unwrap_err()
+            .to_string();
         assert!(msg.contains("operator"), "{msg}");
     }
 
     #[test]
     fn a_schedule_is_refused_until_schedules_exist() {
-        assert_eq!(refused_field(json!({"name": "nb", "schedule": "weekdays"})), "schedule");
+        assert_eq!(
+            refused_field(json!({"name": "nb", "schedule": "weekdays"})),
+            "schedule"
+        );
     }
 
     #[test]
     fn wrong_types_are_refused_by_name() {
         assert_eq!(refused_field(json!({"name": 7})), "name");
-        assert_eq!(refused_field(json!({"name": "nb", "count_connections": "yes"})), "count_connections");
+        assert_eq!(
+            refused_field(json!({"name": "nb", "count_connections": "yes"})),
+            "count_connections"
+        );
     }
 
     #[test]

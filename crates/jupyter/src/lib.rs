@@ -43,7 +43,10 @@ pub struct Jupyter {
 impl Jupyter {
     /// A client that accepts only the certificate with this fingerprint.
     pub fn pinned(base: &str, expected_fingerprint: &str) -> Result<Self> {
-        Self::build(base, Some(expected_fingerprint.to_ascii_lowercase().replace(':', "")))
+        Self::build(
+            base,
+            Some(expected_fingerprint.to_ascii_lowercase().replace(':', "")),
+        )
     }
 
     /// Connects once and returns the fingerprint of the certificate the server presents,
@@ -52,12 +55,21 @@ impl Jupyter {
         let j = Self::build(base, None)?;
         // Any answer will do: the handshake is what we want.
         j.get("/api/status").await?;
-        j.pin.seen.lock().expect("not poisoned").clone().ok_or_else(|| Error::Unexpected("no certificate seen".into()))
+        j.pin
+            .seen
+            .lock()
+            .expect("not poisoned")
+            .clone()
+            .ok_or_else(|| Error::Unexpected("no certificate seen".into()))
     }
 
     fn build(base: &str, expected: Option<String>) -> Result<Self> {
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let pin = Arc::new(Pin { expected, seen: Mutex::new(None), provider: provider.clone() });
+        let pin = Arc::new(Pin {
+            expected,
+            seen: Mutex::new(None),
+            provider: provider.clone(),
+        });
         let tls = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(|e| Error::Unexpected(e.to_string()))?
@@ -71,23 +83,32 @@ impl Jupyter {
             .timeout(Duration::from_secs(15))
             .build()
             .map_err(|e| Error::Unexpected(e.to_string()))?;
-        Ok(Jupyter { base: base.trim_end_matches('/').to_string(), client, pin })
+        Ok(Jupyter {
+            base: base.trim_end_matches('/').to_string(),
+            client,
+            pin,
+        })
     }
 
     async fn send(&self, req: reqwest::RequestBuilder, path: &str) -> Result<reqwest::Response> {
         req.send().await.map_err(|e| {
             let seen = self.pin.seen.lock().expect("not poisoned").clone();
             match (&self.pin.expected, seen) {
-                (Some(expected), Some(seen)) if *expected != seen => {
-                    Error::FingerprintMismatch { expected: expected.clone(), seen }
-                }
-                _ => Error::Unreachable { url: format!("{}{path}", self.base), detail: error_chain(&e) },
+                (Some(expected), Some(seen)) if *expected != seen => Error::FingerprintMismatch {
+                    expected: expected.clone(),
+                    seen,
+                },
+                _ => Error::Unreachable {
+                    url: format!("{}{path}", self.base),
+                    detail: error_chain(&e),
+                },
             }
         })
     }
 
     async fn get(&self, path: &str) -> Result<reqwest::Response> {
-        self.send(self.client.get(format!("{}{path}", self.base)), path).await
+        self.send(self.client.get(format!("{}{path}", self.base)), path)
+            .await
     }
 
     /// Logs in with a password through Jupyter's form and XSRF cookie. Ok means Jupyter
@@ -99,9 +120,16 @@ impl Jupyter {
             .find(|c| c.name() == "_xsrf")
             .map(|c| c.value().to_string())
             .ok_or_else(|| Error::Unexpected("GET /login set no _xsrf cookie".into()))?;
-        let post = self.client.post(format!("{}/login", self.base)).form(&[("password", password), ("_xsrf", &xsrf)]);
+        let post = self
+            .client
+            .post(format!("{}/login", self.base))
+            .form(&[("password", password), ("_xsrf", &xsrf)]);
         let status = self.send(post, "/login").await?.status().as_u16();
-        if status == 302 { Ok(()) } else { Err(Error::LoginRefused(status)) }
+        if status == 302 {
+            Ok(())
+        } else {
+            Err(Error::LoginRefused(status))
+        }
     }
 
     /// `GET /api/status` with the session cookie (after [`login`](Self::login)) or a token.
@@ -113,7 +141,11 @@ impl Jupyter {
         }
         let resp = self.send(req, "/api/status").await?;
         let status = resp.status().as_u16();
-        let body = if status == 200 { resp.json().await.map_err(|e| Error::Unexpected(e.to_string()))? } else { Value::Null };
+        let body = if status == 200 {
+            resp.json().await.map_err(|e| Error::Unexpected(e.to_string()))?
+        } else {
+            Value::Null
+        };
         Ok((status, body))
     }
 }
@@ -150,9 +182,9 @@ impl ServerCertVerifier for Pin {
         let seen = fingerprint(end_entity.as_ref());
         *self.seen.lock().expect("not poisoned") = Some(seen.clone());
         match &self.expected {
-            Some(expected) if *expected != seen => {
-                Err(rustls::Error::General(format!("certificate fingerprint {seen} is not the recorded {expected}")))
-            }
+            Some(expected) if *expected != seen => Err(rustls::Error::General(format!(
+                "certificate fingerprint {seen} is not the recorded {expected}"
+            ))),
             _ => Ok(ServerCertVerified::assertion()),
         }
     }
@@ -163,7 +195,12 @@ impl ServerCertVerifier for Pin {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -172,10 +209,17 @@ impl ServerCertVerifier for Pin {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider.signature_verification_algorithms.supported_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }

@@ -40,7 +40,9 @@ pub async fn instance_credentials(endpoint: &str, account: &str) -> io::Result<C
         .send()
         .await
         .map_err(|e| io::Error::other(format!("sts:AssumeRole into {account}: {e:?}")))?;
-    let c = out.credentials.ok_or_else(|| io::Error::other("AssumeRole returned no credentials"))?;
+    let c = out
+        .credentials
+        .ok_or_else(|| io::Error::other("AssumeRole returned no credentials"))?;
     Ok(Credentials {
         access_key_id: c.access_key_id,
         secret_access_key: c.secret_access_key,
@@ -72,7 +74,12 @@ impl Runner {
     /// `base`: where sandboxes live; `venv`: the project venv (python, awscli, jupyterlab);
     /// `endpoint`: the moto server the scripts' awscli talks to.
     pub fn new(base: impl Into<PathBuf>, venv: impl Into<PathBuf>, endpoint: &str, region: &str) -> Self {
-        Runner { base: base.into(), venv: venv.into(), endpoint: endpoint.into(), region: region.into() }
+        Runner {
+            base: base.into(),
+            venv: venv.into(),
+            endpoint: endpoint.into(),
+            region: region.into(),
+        }
     }
 
     /// The sandbox of `instance_id`, made on first use.
@@ -83,7 +90,10 @@ impl Runner {
             std::fs::create_dir_all(d)?;
         }
         write_executable(&sb.shims().join("systemctl"), SYSTEMCTL_SHIM)?;
-        std::fs::write(sb.overlay().join("jupyter_server_config.json"), r#"{"ServerApp": {"allow_root": true}}"#)?;
+        std::fs::write(
+            sb.overlay().join("jupyter_server_config.json"),
+            r#"{"ServerApp": {"allow_root": true}}"#,
+        )?;
         if !sb.port_file().exists() {
             sb.new_port()?;
         }
@@ -91,7 +101,13 @@ impl Runner {
     }
 
     /// Runs `script` in `sb` as root would run it over SSM, with a time limit.
-    pub async fn run(&self, sb: &Sandbox, script: &str, creds: &Credentials, limit: Duration) -> io::Result<RunOutput> {
+    pub async fn run(
+        &self,
+        sb: &Sandbox,
+        script: &str,
+        creds: &Credentials,
+        limit: Duration,
+    ) -> io::Result<RunOutput> {
         let path = format!(
             "{}:{}:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
             sb.shims().display(),
@@ -188,18 +204,25 @@ impl Sandbox {
 
     /// Whether this instance's Jupyter process is alive.
     pub fn jupyter_running(&self) -> bool {
-        self.jupyter_pid().is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists())
+        self.jupyter_pid()
+            .is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists())
     }
 
     fn jupyter_pid(&self) -> Option<u32> {
-        std::fs::read_to_string(self.run().join(format!("{UNIT}.pid"))).ok()?.trim().parse().ok()
+        std::fs::read_to_string(self.run().join(format!("{UNIT}.pid")))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
     }
 
     /// Kills this instance's Jupyter and its kernels, as stopping the instance would.
     pub fn stop_jupyter(&self) {
         if let Some(pid) = self.jupyter_pid() {
             // The shim starts Jupyter in its own process group: take the whole group down.
-            let _ = std::process::Command::new("kill").args(["-KILL", "--", &format!("-{pid}")]).status();
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", "--", &format!("-{pid}")])
+                .status();
             let _ = std::fs::remove_file(self.run().join(format!("{UNIT}.pid")));
         }
     }

@@ -1,0 +1,244 @@
+//! The bootstrap and health-check scripts, run by the local runner exactly as rendered for
+//! production, against a real jupyter_server from the project venv and moto's Parameter Store.
+
+use jiff::Timestamp;
+use nbfleet_aws::{ParameterSecrets, moto};
+use nbfleet_core::ports::Secrets;
+use nbfleet_core::validate::{idle_policy, parse_launch};
+use nbfleet_core::{Config, Notebook, password, report, scripts};
+use nbfleet_jupyter::{Error as JupyterError, Jupyter};
+use nbfleet_local::runner::{Credentials, RunOutput, Runner, Sandbox, instance_credentials};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+const PASSWORD: &str = "correct horse battery";
+
+/// One emulated instance: its moto account, sandbox and credentials. Stops Jupyter when dropped.
+struct Instance {
+    cfg: Config,
+    secrets: ParameterSecrets,
+    runner: Runner,
+    sandbox: Sandbox,
+    creds: Credentials,
+    nb: Notebook,
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        self.sandbox.stop_jupyter();
+    }
+}
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// An instance for a notebook launched with `body`, with `secret` stored as its parameter.
+async fn instance(body: &str, secret: Option<&str>) -> Instance {
+    let endpoint = moto::endpoint_from_env();
+    let account = moto::fresh_account();
+    let cfg = nbfleet_core::config::from_vars([("NBFLEET_TABLE".to_string(), "t".to_string())]).unwrap();
+    let spec = parse_launch(body.as_bytes(), &cfg).unwrap();
+    let nb = Notebook::new(&spec, "alice", 1, idle_policy(&spec, &cfg), Timestamp::now());
+    let secrets = ParameterSecrets::new(moto::clients(&endpoint, &account).ssm);
+    if let Some(value) = secret {
+        secrets
+            .put(&cfg.secret_parameter(&nb.name), value, &nb.name)
+            .await
+            .unwrap();
+    }
+    let runner = Runner::new(
+        repo_root().join("target/local-tests").join(&account),
+        repo_root().join(".venv"),
+        &endpoint,
+        moto::REGION,
+    );
+    let sandbox = runner.sandbox("i-0123456789abcdef0").unwrap();
+    let creds = instance_credentials(&endpoint, &account).await.unwrap();
+    Instance {
+        cfg,
+        secrets,
+        runner,
+        sandbox,
+        creds,
+        nb,
+    }
+}
+
+impl Instance {
+    async fn run(&self, script: &scripts::Script) -> RunOutput {
+        self.runner
+            .run(&self.sandbox, &script.text, &self.creds, Duration::from_secs(300))
+            .await
+            .unwrap()
+    }
+
+    /// Runs the bootstrap and insists it succeeded.
+    async fn bootstrap(&self) -> report::BootstrapReport {
+        let script = scripts::bootstrap(&self.nb, &self.cfg, moto::REGION).unwrap();
+        let out = self.run(&script).await;
+        assert_eq!(
+            out.exit_code,
+            Some(0),
+            "bootstrap failed\nstderr: {}\njupyter log: {}",
+            out.stderr,
+            self.sandbox.jupyter_log()
+        );
+        assert_eq!(
+            out.sha256,
+            script.sha256(),
+            "the runner ran other bytes than were rendered"
+        );
+        report::parse_bootstrap(&out.stdout).unwrap()
+    }
+
+    fn url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.sandbox.port().unwrap())
+    }
+}
+
+#[tokio::test]
+async fn an_argon2_password_logs_in_over_https_and_a_wrong_one_gets_401() {
+    let hash = password::hash_argon2(PASSWORD, &[42; 16]);
+    let inst = instance(
+        r#"{"name":"argon","password":"unused-here"}"#,
+        Some(hash.expose()),
+    )
+    .await;
+    let started = Instant::now();
+    let report = inst.bootstrap().await;
+    eprintln!(
+        "bootstrap to first HTTPS answer: {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+
+    assert_eq!(report.gpu.name, "none", "this machine has no nvidia-smi");
+    assert!(
+        report.jupyter_server.starts_with('2'),
+        "{}",
+        report.jupyter_server
+    );
+
+    let jupyter = Jupyter::pinned(&inst.url(), &report.fingerprint).unwrap();
+    jupyter.login(PASSWORD).await.unwrap();
+    assert_eq!(jupyter.status(None).await.unwrap().0, 200);
+
+    let stranger = Jupyter::pinned(&inst.url(), &report.fingerprint).unwrap();
+    assert!(matches!(
+        stranger.login("not the password").await,
+        Err(JupyterError::LoginRefused(401))
+    ));
+    assert_eq!(stranger.status(None).await.unwrap().0, 403);
+}
+
+#[tokio::test]
+async fn a_sha1_hash_from_the_tutorial_logs_in() {
+    let hash = password::hash_sha1(PASSWORD, &[1, 2, 3, 4, 5, 6]);
+    let body = format!(r#"{{"name":"tutorial","password_hash":"{}"}}"#, hash.expose());
+    let inst = instance(&body, Some(hash.expose())).await;
+    let report = inst.bootstrap().await;
+    let jupyter = Jupyter::pinned(&inst.url(), &report.fingerprint).unwrap();
+    jupyter.login(PASSWORD).await.unwrap();
+    assert_eq!(jupyter.status(None).await.unwrap().0, 200);
+}
+
+#[tokio::test]
+async fn a_token_authorises_the_api_and_nothing_else_does() {
+    let token = password::token(&[7; 24]);
+    let inst = instance(r#"{"name":"tokened"}"#, Some(token.expose())).await;
+    let report = inst.bootstrap().await;
+    let client = || Jupyter::pinned(&inst.url(), &report.fingerprint).unwrap();
+    assert_eq!(client().status(None).await.unwrap().0, 403);
+    assert_eq!(client().status(Some("0000")).await.unwrap().0, 403);
+    let (status, body) = client().status(Some(token.expose())).await.unwrap();
+    assert_eq!(status, 200);
+    assert!(body.get("kernels").is_some(), "{body}");
+}
+
+#[tokio::test]
+async fn the_reported_fingerprint_is_the_one_a_tls_handshake_sees() {
+    let token = password::token(&[8; 24]);
+    let inst = instance(r#"{"name":"pinned"}"#, Some(token.expose())).await;
+    let report = inst.bootstrap().await;
+    let seen = Jupyter::observe_fingerprint(&inst.url()).await.unwrap();
+    assert_eq!(seen, report.fingerprint);
+
+    let wrong = "0".repeat(64);
+    let err = Jupyter::pinned(&inst.url(), &wrong)
+        .unwrap()
+        .status(Some(token.expose()))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, JupyterError::FingerprintMismatch { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn running_the_bootstrap_twice_keeps_the_certificate_and_the_login() {
+    let hash = password::hash_argon2(PASSWORD, &[9; 16]);
+    let inst = instance(
+        r#"{"name":"twice","password":"unused-here"}"#,
+        Some(hash.expose()),
+    )
+    .await;
+    let first = inst.bootstrap().await;
+    let second = inst.bootstrap().await;
+    assert_eq!(first.fingerprint, second.fingerprint);
+    let jupyter = Jupyter::pinned(&inst.url(), &second.fingerprint).unwrap();
+    jupyter.login(PASSWORD).await.unwrap();
+}
+
+#[tokio::test]
+async fn the_health_check_brings_jupyter_back_after_a_restart_with_the_same_certificate() {
+    let token = password::token(&[5; 24]);
+    let inst = instance(r#"{"name":"restarted"}"#, Some(token.expose())).await;
+    let report = inst.bootstrap().await;
+
+    // A stop and start: Jupyter dies with the instance and the address changes.
+    inst.sandbox.stop_jupyter();
+    assert!(!inst.sandbox.jupyter_running());
+    inst.sandbox.new_port().unwrap();
+
+    let out = inst.run(&scripts::health_check(&inst.nb).unwrap()).await;
+    assert_eq!(out.exit_code, Some(0), "{}", out.stderr);
+    let health = report::parse_health(&out.stdout).unwrap();
+    assert_eq!(health.fingerprint, report.fingerprint);
+    assert_eq!(health.port, inst.sandbox.port().unwrap());
+    let jupyter = Jupyter::pinned(&inst.url(), &health.fingerprint).unwrap();
+    assert_eq!(jupyter.status(Some(token.expose())).await.unwrap().0, 200);
+}
+
+#[tokio::test]
+async fn the_health_check_fails_clearly_where_the_bootstrap_never_ran() {
+    let inst = instance(r#"{"name":"never-booted"}"#, None).await;
+    let out = inst.run(&scripts::health_check(&inst.nb).unwrap()).await;
+    assert_ne!(out.exit_code, Some(0));
+    assert!(out.stderr.contains("the bootstrap has not run"), "{}", out.stderr);
+}
+
+#[tokio::test]
+async fn a_missing_secret_parameter_fails_with_a_one_line_reason() {
+    let inst = instance(r#"{"name":"no-secret"}"#, None).await;
+    let out = inst
+        .run(&scripts::bootstrap(&inst.nb, &inst.cfg, moto::REGION).unwrap())
+        .await;
+    assert_eq!(out.exit_code, Some(1));
+    let stderr = out.stderr.trim();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("fetching the secret") && stderr.contains("ParameterNotFound"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&inst.cfg.secret_parameter("no-secret")),
+        "{stderr}"
+    );
+    assert!(!inst.sandbox.jupyter_running());
+    // Nothing else was left behind by a failed fetch.
+    assert_eq!(
+        inst.secrets
+            .get(&inst.cfg.secret_parameter("no-secret"))
+            .await
+            .unwrap(),
+        None
+    );
+}
