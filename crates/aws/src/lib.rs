@@ -5,12 +5,14 @@
 
 pub mod clock;
 pub mod dynamo_store;
+pub mod ec2_compute;
 pub mod errors;
 pub mod moto;
 pub mod parameter_secrets;
 
 pub use clock::SystemClock;
 pub use dynamo_store::DynamoStore;
+pub use ec2_compute::Ec2Compute;
 pub use parameter_secrets::ParameterSecrets;
 
 /// The SDK clients a handler needs, built once at start from one `SdkConfig`.
@@ -24,7 +26,7 @@ pub struct Clients {
 impl Clients {
     pub fn new(conf: &aws_config::SdkConfig) -> Self {
         Clients {
-            ec2: aws_sdk_ec2::Client::new(conf),
+            ec2: ec2_client(aws_sdk_ec2::config::Builder::from(conf)),
             ssm: aws_sdk_ssm::Client::new(conf),
             dynamodb: aws_sdk_dynamodb::Client::new(conf),
         }
@@ -35,4 +37,28 @@ impl Clients {
     pub async fn from_env() -> Self {
         Self::new(&aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await)
     }
+}
+
+impl Clients {
+    /// The ports on these clients, with the real clock.
+    pub fn deps(&self, cfg: nbfleet_core::Config) -> nbfleet_core::ports::Deps {
+        use std::sync::Arc;
+        nbfleet_core::ports::Deps {
+            store: Arc::new(DynamoStore::new(self.dynamodb.clone(), cfg.table.clone())),
+            secrets: Arc::new(ParameterSecrets::new(self.ssm.clone())),
+            compute: Arc::new(Ec2Compute::new(self.ec2.clone(), self.ssm.clone())),
+            clock: Arc::new(SystemClock),
+            cfg,
+        }
+    }
+}
+
+/// The EC2 client with nbfleet's retry policy: capacity errors are not retried (see
+/// [`ec2_compute::CapacityIsNotRetried`]).
+pub fn ec2_client(builder: aws_sdk_ec2::config::Builder) -> aws_sdk_ec2::Client {
+    aws_sdk_ec2::Client::from_conf(
+        builder
+            .retry_classifier(ec2_compute::CapacityIsNotRetried)
+            .build(),
+    )
 }

@@ -11,6 +11,8 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextMut;
 use aws_sdk_dynamodb::config::{ConfigBag, Credentials, Intercept, RuntimeComponents, SharedInterceptor};
 use aws_sdk_dynamodb::error::BoxError;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// moto's default account.
 pub const DEFAULT_ACCOUNT: &str = "123456789012";
@@ -40,14 +42,19 @@ pub fn sdk_config(endpoint: &str) -> SdkConfig {
 
 /// Clients for one moto account: every request carries `x-moto-account-id: <account>`.
 pub fn clients(endpoint: &str, account: &str) -> Clients {
+    clients_counting(endpoint, account, Arc::new(AtomicUsize::new(0)))
+}
+
+/// [`clients`], counting every request they send in `calls` (to prove that bad input makes
+/// no AWS call at all).
+pub fn clients_counting(endpoint: &str, account: &str, calls: Arc<AtomicUsize>) -> Clients {
     let conf = sdk_config(endpoint);
-    let header = SharedInterceptor::new(AccountHeader(account.to_string()));
+    let header = SharedInterceptor::new(AccountHeader {
+        account: account.to_string(),
+        calls,
+    });
     Clients {
-        ec2: aws_sdk_ec2::Client::from_conf(
-            aws_sdk_ec2::config::Builder::from(&conf)
-                .interceptor(header.clone())
-                .build(),
-        ),
+        ec2: crate::ec2_client(aws_sdk_ec2::config::Builder::from(&conf).interceptor(header.clone())),
         ssm: aws_sdk_ssm::Client::from_conf(
             aws_sdk_ssm::config::Builder::from(&conf)
                 .interceptor(header.clone())
@@ -63,7 +70,7 @@ pub fn clients(endpoint: &str, account: &str) -> Clients {
 
 /// A fresh random moto account id, so one test's resources never meet another's.
 pub fn fresh_account() -> String {
-    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::atomic::AtomicU32;
     static NEXT: AtomicU32 = AtomicU32::new(0);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -76,7 +83,10 @@ pub fn fresh_account() -> String {
 }
 
 #[derive(Debug)]
-struct AccountHeader(String);
+struct AccountHeader {
+    account: String,
+    calls: Arc<AtomicUsize>,
+}
 
 impl Intercept for AccountHeader {
     fn name(&self) -> &'static str {
@@ -89,10 +99,11 @@ impl Intercept for AccountHeader {
         _: &RuntimeComponents,
         _: &mut ConfigBag,
     ) -> Result<(), BoxError> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
         context
             .request_mut()
             .headers_mut()
-            .insert("x-moto-account-id", self.0.clone());
+            .insert("x-moto-account-id", self.account.clone());
         Ok(())
     }
 }

@@ -36,3 +36,110 @@ pub trait Secrets: Send + Sync {
 pub trait Clock: Send + Sync {
     fn now(&self) -> Timestamp;
 }
+
+/// EC2's view of an instance's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InstanceState {
+    Pending,
+    Running,
+    Stopping,
+    Stopped,
+    ShuttingDown,
+    Terminated,
+}
+
+impl InstanceState {
+    /// EC2's spelling (`shutting-down`), as in API answers and state-change events.
+    pub fn parse(s: &str) -> Option<InstanceState> {
+        Some(match s {
+            "pending" => InstanceState::Pending,
+            "running" => InstanceState::Running,
+            "stopping" => InstanceState::Stopping,
+            "stopped" => InstanceState::Stopped,
+            "shutting-down" => InstanceState::ShuttingDown,
+            "terminated" => InstanceState::Terminated,
+            _ => return None,
+        })
+    }
+
+    /// Gone for good, or on its way there.
+    pub fn is_gone(self) -> bool {
+        matches!(self, InstanceState::ShuttingDown | InstanceState::Terminated)
+    }
+}
+
+/// What nbfleet needs to know of an EC2 instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Instance {
+    pub id: String,
+    pub state: InstanceState,
+    pub instance_type: String,
+    pub subnet_id: Option<String>,
+    pub private_ip: Option<String>,
+    pub public_ip: Option<String>,
+    pub public_dns: Option<String>,
+    pub root_volume_id: Option<String>,
+}
+
+/// An AMI to launch from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ami {
+    pub id: String,
+    /// The root device name (`/dev/sda1` on Ubuntu), where the encrypted gp3 volume goes.
+    pub root_device: String,
+}
+
+/// Everything RunInstances needs for one notebook, one (type, subnet) attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunRequest {
+    pub notebook: String,
+    pub owner: String,
+    pub generation: u32,
+    pub ami: Ami,
+    pub instance_type: String,
+    /// Empty: the default VPC picks.
+    pub subnet_id: String,
+    pub security_group_id: String,
+    pub volume_gb: u32,
+    pub instance_profile: Option<String>,
+    /// Idempotency token for real EC2; distinct per attempt.
+    pub client_token: String,
+}
+
+/// EC2 (and the AMI parameter it launches from).
+#[async_trait]
+pub trait Compute: Send + Sync {
+    /// The AMI the SSM parameter `parameter` names.
+    async fn resolve_ami(&self, parameter: &str) -> Result<Ami>;
+    /// The notebook's security group, made if missing: no ingress in ssm mode, 8888 from the
+    /// listed networks in cidr mode. Returns its id.
+    async fn ensure_security_group(
+        &self,
+        notebook: &str,
+        generation: u32,
+        access: &crate::validate::Access,
+        vpc_id: Option<&str>,
+    ) -> Result<String>;
+    async fn delete_security_group(&self, group_id: &str) -> Result<()>;
+    /// Launches one instance. Capacity, quota and throttling come back as their core errors.
+    async fn run_instance(&self, req: &RunRequest) -> Result<Instance>;
+    /// Instances tagged with this notebook and generation that are not terminated.
+    async fn find_instances(&self, notebook: &str, generation: u32) -> Result<Vec<Instance>>;
+    async fn describe(&self, instance_id: &str) -> Result<Option<Instance>>;
+    async fn start(&self, instance_id: &str) -> Result<()>;
+    async fn stop(&self, instance_id: &str) -> Result<()>;
+    async fn terminate(&self, instance_id: &str) -> Result<()>;
+    /// Snapshots the root volume; returns the snapshot id.
+    async fn snapshot(&self, volume_id: &str, description: &str) -> Result<String>;
+}
+
+/// The ports a handler works through, built once at start (real adapters in a Lambda, moto-backed
+/// adapters in the local stack, fakes in tests).
+#[derive(Clone)]
+pub struct Deps {
+    pub cfg: crate::Config,
+    pub store: std::sync::Arc<dyn Store>,
+    pub secrets: std::sync::Arc<dyn Secrets>,
+    pub compute: std::sync::Arc<dyn Compute>,
+    pub clock: std::sync::Arc<dyn Clock>,
+}

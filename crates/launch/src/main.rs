@@ -1,1 +1,19 @@
-fn main() {}
+//! The launch Lambda: configuration and clients built once, then `POST /notebooks` requests.
+
+use lambda_http::{Error, Request, run, service_fn};
+use nbfleet_aws::Clients;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter("info")
+        .without_time()
+        .init();
+    let cfg = nbfleet_core::config::from_vars(std::env::vars())?;
+    let deps = Clients::from_env().await.deps(cfg);
+    run(service_fn(|req: Request| async {
+        Ok::<_, Error>(nbfleet_launch::handle_http(&deps, req).await)
+    }))
+    .await
+}

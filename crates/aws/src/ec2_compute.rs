@@ -1,0 +1,412 @@
+//! The `Compute` port on EC2 (plus the SSM parameter that names the AMI).
+//!
+//! Instances are launched hardened: IMDSv2 required, an encrypted gp3 root volume, the
+//! instance profile, no key pair, and tags that tie them to their notebook and generation.
+//! EC2 error codes become core errors here: capacity, quota, throttling, not-found and
+//! incorrect-state.
+
+use crate::errors;
+use crate::parameter_secrets::NOTEBOOK_TAG;
+use async_trait::async_trait;
+use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_ec2::operation::run_instances::RunInstancesError;
+use aws_sdk_ec2::operation::start_instances::StartInstancesError;
+use aws_sdk_ec2::types::{
+    BlockDeviceMapping, EbsBlockDevice, Filter, HttpTokensState, IamInstanceProfileSpecification,
+    InstanceMetadataEndpointState, InstanceMetadataOptionsRequest, InstanceType, IpPermission, IpRange,
+    Ipv6Range, ResourceType, Tag, TagSpecification, VolumeType,
+};
+use aws_smithy_runtime_api::client::interceptors::context::InterceptorContext;
+use aws_smithy_runtime_api::client::retries::classifiers::{ClassifyRetry, RetryAction};
+use nbfleet_core::ports::{Ami, Compute, Instance, InstanceState, RunRequest};
+use nbfleet_core::validate::{Access, AccessMode};
+use nbfleet_core::{Error, Result};
+use std::fmt::Debug;
+
+pub const OWNER_TAG: &str = "nbfleet:owner";
+pub const GENERATION_TAG: &str = "nbfleet:generation";
+/// Jupyter's port, opened only in cidr mode.
+pub const JUPYTER_PORT: i32 = 8888;
+
+/// Keeps the SDK from retrying a capacity error. EC2 answers InsufficientInstanceCapacity with
+/// HTTP 500, which the standard retry treats as transient; capacity does not come back within
+/// a backoff, and the launch falls back to the next (type, subnet) pair instead.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CapacityIsNotRetried;
+
+impl ClassifyRetry for CapacityIsNotRetried {
+    fn classify_retry(&self, ctx: &InterceptorContext) -> RetryAction {
+        let Some(Err(err)) = ctx.output_or_error() else {
+            return RetryAction::NoActionIndicated;
+        };
+        let Some(op) = err.as_operation_error() else {
+            return RetryAction::NoActionIndicated;
+        };
+        let code = op
+            .downcast_ref::<RunInstancesError>()
+            .and_then(|e| e.code())
+            .or_else(|| op.downcast_ref::<StartInstancesError>().and_then(|e| e.code()));
+        match code {
+            Some(c) if CAPACITY_CODES.contains(&c) => RetryAction::RetryForbidden,
+            _ => RetryAction::NoActionIndicated,
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        "CapacityIsNotRetried"
+    }
+}
+
+/// Error codes that mean "no room here right now": try another (type, subnet) pair.
+/// `Unsupported` means the type is not offered in that zone.
+const CAPACITY_CODES: [&str; 3] = [
+    "InsufficientInstanceCapacity",
+    "InsufficientHostCapacity",
+    "Unsupported",
+];
+
+#[derive(Debug, Clone)]
+pub struct Ec2Compute {
+    ec2: aws_sdk_ec2::Client,
+    ssm: aws_sdk_ssm::Client,
+}
+
+impl Ec2Compute {
+    pub fn new(ec2: aws_sdk_ec2::Client, ssm: aws_sdk_ssm::Client) -> Self {
+        Ec2Compute { ec2, ssm }
+    }
+}
+
+fn tag(key: &str, value: impl Into<String>) -> Tag {
+    Tag::builder().key(key).value(value).build()
+}
+
+fn tags_for(kind: ResourceType, tags: &[Tag]) -> TagSpecification {
+    TagSpecification::builder()
+        .resource_type(kind)
+        .set_tags(Some(tags.to_vec()))
+        .build()
+}
+
+fn group_name(notebook: &str, generation: u32) -> String {
+    format!("nbfleet-{notebook}-g{generation}")
+}
+
+/// Maps an EC2 error by its code; `what` says what was being done.
+fn map_ec2<E: ProvideErrorMetadata + Debug, R: Debug>(err: SdkError<E, R>, what: &str) -> Error {
+    let message = err
+        .as_service_error()
+        .and_then(|e| e.message())
+        .unwrap_or("")
+        .to_string();
+    match errors::code(&err) {
+        Some(c) if CAPACITY_CODES.contains(&c) => {
+            Error::Capacity(format!("EC2 has no capacity to {what}: {message}"))
+        }
+        Some("InstanceLimitExceeded" | "VcpuLimitExceeded" | "MaxSpotInstanceCountExceeded") => {
+            Error::Quota(format!(
+                "an EC2 quota stops this: {message} (ask AWS for a higher limit, or stop other instances)"
+            ))
+        }
+        Some("InvalidInstanceID.NotFound" | "InvalidInstanceID.Malformed") => {
+            Error::NotFound(format!("EC2 does not know the instance: {message}"))
+        }
+        Some("IncorrectInstanceState" | "IncorrectState") => {
+            Error::Conflict(format!("the instance is not in a state to {what}: {message}"))
+        }
+        _ => errors::map(err, what),
+    }
+}
+
+fn to_instance(i: aws_sdk_ec2::types::Instance) -> Option<Instance> {
+    let state = InstanceState::parse(i.state.as_ref()?.name.as_ref()?.as_str())?;
+    let root = i.root_device_name.clone();
+    let root_volume_id = i
+        .block_device_mappings()
+        .iter()
+        .find(|m| m.device_name.is_some() && m.device_name == root)
+        .and_then(|m| m.ebs.as_ref()?.volume_id.clone());
+    let non_empty = |s: Option<String>| s.filter(|s| !s.is_empty());
+    Some(Instance {
+        id: i.instance_id?,
+        state,
+        instance_type: i
+            .instance_type
+            .map(|t| t.as_str().to_string())
+            .unwrap_or_default(),
+        subnet_id: non_empty(i.subnet_id),
+        private_ip: non_empty(i.private_ip_address),
+        public_ip: non_empty(i.public_ip_address),
+        public_dns: non_empty(i.public_dns_name),
+        root_volume_id,
+    })
+}
+
+#[async_trait]
+impl Compute for Ec2Compute {
+    async fn resolve_ami(&self, parameter: &str) -> Result<Ami> {
+        let id = match self.ssm.get_parameter().name(parameter).send().await {
+            Ok(out) => out.parameter.and_then(|p| p.value).unwrap_or_default(),
+            Err(e) if errors::code(&e) == Some("ParameterNotFound") => {
+                return Err(Error::internal(format!(
+                    "the AMI parameter {parameter} does not exist"
+                )));
+            }
+            Err(e) => return Err(errors::map(e, "read the AMI parameter")),
+        };
+        if !id.starts_with("ami-") {
+            return Err(Error::internal(format!(
+                "the AMI parameter {parameter} holds no AMI id"
+            )));
+        }
+        let images = self
+            .ec2
+            .describe_images()
+            .image_ids(&id)
+            .send()
+            .await
+            .map_err(|e| map_ec2(e, "describe the AMI"))?;
+        let root_device = images
+            .images()
+            .first()
+            .and_then(|img| img.root_device_name.clone())
+            .ok_or_else(|| Error::internal(format!("AMI {id} (from {parameter}) is not available")))?;
+        Ok(Ami { id, root_device })
+    }
+
+    async fn ensure_security_group(
+        &self,
+        notebook: &str,
+        generation: u32,
+        access: &Access,
+        vpc_id: Option<&str>,
+    ) -> Result<String> {
+        let name = group_name(notebook, generation);
+        let mut filters = vec![Filter::builder().name("group-name").values(&name).build()];
+        if let Some(vpc) = vpc_id {
+            filters.push(Filter::builder().name("vpc-id").values(vpc).build());
+        }
+        let existing = self
+            .ec2
+            .describe_security_groups()
+            .set_filters(Some(filters))
+            .send()
+            .await
+            .map_err(|e| map_ec2(e, "look up the security group"))?;
+        if let Some(id) = existing
+            .security_groups()
+            .first()
+            .and_then(|g| g.group_id.clone())
+        {
+            return Ok(id);
+        }
+        let created = self
+            .ec2
+            .create_security_group()
+            .group_name(&name)
+            .description(format!("nbfleet notebook {notebook}: {:?} access", access.mode))
+            .set_vpc_id(vpc_id.map(String::from))
+            .tag_specifications(tags_for(
+                ResourceType::SecurityGroup,
+                &[tag(NOTEBOOK_TAG, notebook)],
+            ))
+            .send()
+            .await
+            .map_err(|e| map_ec2(e, "create the security group"))?;
+        let id = created
+            .group_id
+            .ok_or_else(|| Error::internal("CreateSecurityGroup returned no id"))?;
+        if access.mode == AccessMode::Cidr {
+            let mut perm = IpPermission::builder()
+                .ip_protocol("tcp")
+                .from_port(JUPYTER_PORT)
+                .to_port(JUPYTER_PORT);
+            for net in &access.cidrs {
+                let cidr = net.to_string();
+                perm = match net {
+                    ipnet::IpNet::V4(_) => {
+                        perm.ip_ranges(IpRange::builder().cidr_ip(cidr).description("Jupyter").build())
+                    }
+                    ipnet::IpNet::V6(_) => perm.ipv6_ranges(
+                        Ipv6Range::builder()
+                            .cidr_ipv6(cidr)
+                            .description("Jupyter")
+                            .build(),
+                    ),
+                };
+            }
+            self.ec2
+                .authorize_security_group_ingress()
+                .group_id(&id)
+                .ip_permissions(perm.build())
+                .send()
+                .await
+                .map_err(|e| map_ec2(e, "open Jupyter's port to the listed networks"))?;
+        }
+        Ok(id)
+    }
+
+    async fn delete_security_group(&self, group_id: &str) -> Result<()> {
+        match self.ec2.delete_security_group().group_id(group_id).send().await {
+            Ok(_) => Ok(()),
+            Err(e) if errors::code(&e) == Some("InvalidGroup.NotFound") => Ok(()),
+            Err(e) => Err(map_ec2(e, "delete the security group")),
+        }
+    }
+
+    async fn run_instance(&self, req: &RunRequest) -> Result<Instance> {
+        let tags = [
+            tag("Name", format!("nbfleet-{}", req.notebook)),
+            tag(NOTEBOOK_TAG, &req.notebook),
+            tag(OWNER_TAG, &req.owner),
+            tag(GENERATION_TAG, req.generation.to_string()),
+        ];
+        let out = self
+            .ec2
+            .run_instances()
+            .image_id(&req.ami.id)
+            .instance_type(InstanceType::from(req.instance_type.as_str()))
+            .min_count(1)
+            .max_count(1)
+            .set_subnet_id(Some(req.subnet_id.clone()).filter(|s| !s.is_empty()))
+            .security_group_ids(&req.security_group_id)
+            .set_iam_instance_profile(
+                req.instance_profile
+                    .as_ref()
+                    .map(|p| IamInstanceProfileSpecification::builder().name(p).build()),
+            )
+            .metadata_options(
+                InstanceMetadataOptionsRequest::builder()
+                    .http_tokens(HttpTokensState::Required)
+                    .http_endpoint(InstanceMetadataEndpointState::Enabled)
+                    .http_put_response_hop_limit(1)
+                    .build(),
+            )
+            .block_device_mappings(
+                BlockDeviceMapping::builder()
+                    .device_name(&req.ami.root_device)
+                    .ebs(
+                        EbsBlockDevice::builder()
+                            .volume_size(req.volume_gb as i32)
+                            .volume_type(VolumeType::Gp3)
+                            .encrypted(true)
+                            .delete_on_termination(true)
+                            .build(),
+                    )
+                    .build(),
+            )
+            .tag_specifications(tags_for(ResourceType::Instance, &tags))
+            .tag_specifications(tags_for(ResourceType::Volume, &tags))
+            .client_token(&req.client_token)
+            .send()
+            .await
+            .map_err(|e| map_ec2(e, &format!("launch a {}", req.instance_type)))?;
+        out.instances
+            .unwrap_or_default()
+            .into_iter()
+            .find_map(to_instance)
+            .ok_or_else(|| Error::internal("RunInstances returned no instance"))
+    }
+
+    async fn find_instances(&self, notebook: &str, generation: u32) -> Result<Vec<Instance>> {
+        let pages = self
+            .ec2
+            .describe_instances()
+            .filters(
+                Filter::builder()
+                    .name(format!("tag:{NOTEBOOK_TAG}"))
+                    .values(notebook)
+                    .build(),
+            )
+            .filters(
+                Filter::builder()
+                    .name(format!("tag:{GENERATION_TAG}"))
+                    .values(generation.to_string())
+                    .build(),
+            )
+            .filters(
+                Filter::builder()
+                    .name("instance-state-name")
+                    .set_values(Some(
+                        ["pending", "running", "stopping", "stopped"]
+                            .map(String::from)
+                            .to_vec(),
+                    ))
+                    .build(),
+            )
+            .max_results(1000)
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .await
+            .map_err(|e| map_ec2(e, "find the notebook's instances"))?;
+        Ok(pages
+            .into_iter()
+            .flat_map(|r| r.instances.unwrap_or_default())
+            .filter_map(to_instance)
+            .collect())
+    }
+
+    async fn describe(&self, instance_id: &str) -> Result<Option<Instance>> {
+        match self
+            .ec2
+            .describe_instances()
+            .instance_ids(instance_id)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(out
+                .reservations
+                .unwrap_or_default()
+                .into_iter()
+                .flat_map(|r| r.instances.unwrap_or_default())
+                .find_map(to_instance)),
+            Err(e) if errors::code(&e) == Some("InvalidInstanceID.NotFound") => Ok(None),
+            Err(e) => Err(map_ec2(e, "describe the instance")),
+        }
+    }
+
+    async fn start(&self, instance_id: &str) -> Result<()> {
+        self.ec2
+            .start_instances()
+            .instance_ids(instance_id)
+            .send()
+            .await
+            .map_err(|e| map_ec2(e, "start"))?;
+        Ok(())
+    }
+
+    async fn stop(&self, instance_id: &str) -> Result<()> {
+        self.ec2
+            .stop_instances()
+            .instance_ids(instance_id)
+            .send()
+            .await
+            .map_err(|e| map_ec2(e, "stop"))?;
+        Ok(())
+    }
+
+    async fn terminate(&self, instance_id: &str) -> Result<()> {
+        self.ec2
+            .terminate_instances()
+            .instance_ids(instance_id)
+            .send()
+            .await
+            .map_err(|e| map_ec2(e, "terminate"))?;
+        Ok(())
+    }
+
+    async fn snapshot(&self, volume_id: &str, description: &str) -> Result<String> {
+        let out = self
+            .ec2
+            .create_snapshot()
+            .volume_id(volume_id)
+            .description(description)
+            .send()
+            .await
+            .map_err(|e| map_ec2(e, "snapshot the root volume"))?;
+        out.snapshot_id
+            .ok_or_else(|| Error::internal("CreateSnapshot returned no id"))
+    }
+}

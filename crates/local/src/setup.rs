@@ -1,0 +1,68 @@
+//! Sets up a moto account the way `template.yaml` sets up a real one: the notebook table, the
+//! instance profile notebooks launch with, and the DLAMI parameter (moto reserves
+//! `/aws/service/...`, so local mode uses its own path to the seeded Deep Learning AMI).
+
+use nbfleet_aws::{Clients, dynamo_store, moto};
+use nbfleet_core::{Error, Result};
+
+/// The Deep Learning AMI that `tests/fixtures/amis.json` seeds into moto.
+pub const SEEDED_AMI: &str = "ami-0d1a2b3c4d5e6f708";
+pub const AMI_PARAMETER: &str = "/nbfleet/local/dlami/ami-id";
+pub const INSTANCE_PROFILE: &str = "nbfleet-local-instance";
+pub const TABLE: &str = "nbfleet-local";
+
+/// The configuration variables of a local deployment in moto.
+pub fn vars() -> Vec<(String, String)> {
+    [
+        ("NBFLEET_TABLE", TABLE),
+        ("NBFLEET_AMI_PARAMETER", AMI_PARAMETER),
+        ("NBFLEET_INSTANCE_PROFILE", INSTANCE_PROFILE),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+/// Creates what the template would in `account` of the moto server at `endpoint`.
+pub async fn provision(endpoint: &str, account: &str) -> Result<Clients> {
+    let clients = moto::clients(endpoint, account);
+    dynamo_store::create_table(&clients.dynamodb, TABLE).await?;
+    clients
+        .ssm
+        .put_parameter()
+        .name(AMI_PARAMETER)
+        .value(SEEDED_AMI)
+        .r#type(aws_sdk_ssm::types::ParameterType::String)
+        .send()
+        .await
+        .map_err(|e| Error::internal(format!("put the AMI parameter: {e:?}")))?;
+    create_instance_profile(endpoint, account, INSTANCE_PROFILE).await?;
+    Ok(clients)
+}
+
+/// moto's IAM through its query API: one call, not worth compiling the IAM SDK for.
+async fn create_instance_profile(endpoint: &str, account: &str, name: &str) -> Result<()> {
+    // reqwest is built without a default TLS provider; plain HTTP to moto still needs one set.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let resp = reqwest::Client::new()
+        .post(endpoint)
+        .header("x-moto-account-id", account)
+        // moto routes by the credential scope; it does not check the signature.
+        .header(
+            "Authorization",
+            "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/iam/aws4_request, SignedHeaders=host, Signature=0",
+        )
+        .form(&[("Action", "CreateInstanceProfile"), ("Version", "2010-05-08"), ("InstanceProfileName", name)])
+        .send()
+        .await
+        .map_err(|e| Error::internal(format!("moto IAM: {e}")))?;
+    let status = resp.status();
+    let text = resp.text().await.unwrap_or_default();
+    if status.is_success() || text.contains("EntityAlreadyExists") {
+        Ok(())
+    } else {
+        Err(Error::internal(format!(
+            "moto IAM CreateInstanceProfile: {status} {text}"
+        )))
+    }
+}
