@@ -53,12 +53,13 @@ impl Clients {
     }
 }
 
-/// The EC2 client with nbfleet's retry policy: capacity errors are not retried (see
-/// [`ec2_compute::CapacityIsNotRetried`]).
+/// The EC2 client with nbfleet's retry policy.
 pub fn ec2_client(builder: aws_sdk_ec2::config::Builder) -> aws_sdk_ec2::Client {
-    aws_sdk_ec2::Client::from_conf(
-        builder
-            .retry_classifier(ec2_compute::CapacityIsNotRetried)
-            .build(),
-    )
+    aws_sdk_ec2::Client::from_conf(ec2_retry_policy(builder).build())
+}
+
+/// nbfleet's EC2 retry policy on top of the SDK's standard one: capacity errors are not
+/// retried (see [`ec2_compute::CapacityIsNotRetried`]); throttling is, within the bound.
+pub fn ec2_retry_policy(builder: aws_sdk_ec2::config::Builder) -> aws_sdk_ec2::config::Builder {
+    builder.retry_classifier(ec2_compute::CapacityIsNotRetried)
 }
