@@ -1,4 +1,7 @@
 #!/bin/bash
+# SSM's AWS-RunShellScript runs the commands with sh (dash on Ubuntu) and ignores the shebang:
+# re-run this file under bash before any bash-only line is read.
+if [ -z "${BASH_VERSION:-}" ]; then exec /bin/bash "$0" "$@"; fi
 # nbfleet bootstrap: turns a Deep Learning AMI into a Jupyter server with TLS and a password or
 # token, run once over SSM Run Command (as root) on first boot, and safe to run again.
 #

@@ -1,4 +1,7 @@
 #!/bin/bash
+# SSM's AWS-RunShellScript runs the commands with sh (dash on Ubuntu) and ignores the shebang:
+# re-run this file under bash before any bash-only line is read.
+if [ -z "${BASH_VERSION:-}" ]; then exec /bin/bash "$0" "$@"; fi
 # nbfleet health check, run over SSM Run Command after an instance restarts: makes sure the
 # Jupyter service is up and answers over HTTPS, and prints the certificate fingerprint it serves.
 # Exits non-zero with a one-line reason otherwise.

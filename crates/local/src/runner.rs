@@ -15,7 +15,6 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
 const SYSTEMCTL_SHIM: &str = include_str!("../shims/systemctl");
@@ -100,22 +99,28 @@ impl Runner {
         Ok(sb)
     }
 
-    /// Runs `script` in `sb` as root would run it over SSM, with a time limit.
+    /// Runs `script` in `sb` the way the SSM agent runs AWS-RunShellScript: written to
+    /// `_script.sh` in a directory of its own and run with `sh` as root, with a time limit.
     pub async fn run(
         &self,
         sb: &Sandbox,
+        command_id: &str,
         script: &str,
         creds: &Credentials,
         limit: Duration,
     ) -> io::Result<RunOutput> {
+        let dir = sb.dir.join("commands").join(command_id);
+        std::fs::create_dir_all(&dir)?;
+        let file = dir.join("_script.sh");
+        std::fs::write(&file, script)?;
         let path = format!(
             "{}:{}:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
             sb.shims().display(),
             self.venv.join("bin").display()
         );
-        let mut child = Command::new("/bin/bash")
-            .arg("-s")
-            .current_dir(sb.home())
+        let child = Command::new("/bin/sh")
+            .arg(&file)
+            .current_dir(&dir)
             .env_clear()
             .env("PATH", path)
             .env("HOME", sb.home())
@@ -132,15 +137,14 @@ impl Runner {
             .env("AWS_ACCESS_KEY_ID", &creds.access_key_id)
             .env("AWS_SECRET_ACCESS_KEY", &creds.secret_access_key)
             .env("AWS_SESSION_TOKEN", &creds.session_token)
-            .stdin(Stdio::piped())
+            .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true)
             .spawn()?;
-        let mut stdin = child.stdin.take().expect("stdin is piped");
-        stdin.write_all(script.as_bytes()).await?;
-        drop(stdin);
-        let sha256 = hex::encode(Sha256::digest(script.as_bytes()));
+        // What ran is what is on disk: hash the file, not the argument.
+        let script = std::fs::read(&file)?;
+        let sha256 = hex::encode(Sha256::digest(&script));
         match tokio::time::timeout(limit, child.wait_with_output()).await {
             Ok(out) => {
                 let out = out?;

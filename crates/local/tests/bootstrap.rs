@@ -67,8 +67,15 @@ async fn instance(body: &str, secret: Option<&str>) -> Instance {
 
 impl Instance {
     async fn run(&self, script: &scripts::Script) -> RunOutput {
+        let id = format!("cmd-{}", &script.sha256()[..12]);
         self.runner
-            .run(&self.sandbox, &script.text, &self.creds, Duration::from_secs(300))
+            .run(
+                &self.sandbox,
+                &id,
+                &script.text,
+                &self.creds,
+                Duration::from_secs(300),
+            )
             .await
             .unwrap()
     }
