@@ -9,11 +9,13 @@ pub mod ec2_compute;
 pub mod errors;
 pub mod moto;
 pub mod parameter_secrets;
+pub mod ssm_commands;
 
 pub use clock::SystemClock;
 pub use dynamo_store::DynamoStore;
 pub use ec2_compute::Ec2Compute;
 pub use parameter_secrets::ParameterSecrets;
+pub use ssm_commands::SsmCommands;
 
 /// The SDK clients a handler needs, built once at start from one `SdkConfig`.
 #[derive(Debug, Clone)]
@@ -47,6 +49,7 @@ impl Clients {
             store: Arc::new(DynamoStore::new(self.dynamodb.clone(), cfg.table.clone())),
             secrets: Arc::new(ParameterSecrets::new(self.ssm.clone())),
             compute: Arc::new(Ec2Compute::new(self.ec2.clone(), self.ssm.clone())),
+            commands: Arc::new(SsmCommands::new(self.ssm.clone())),
             clock: Arc::new(SystemClock),
             cfg,
         }

@@ -67,6 +67,8 @@ pub struct Config {
     pub allow_world: bool,
     /// Principals who may act on any notebook.
     pub admins: Vec<String>,
+    /// The region notebooks run in (`AWS_REGION`, which Lambda sets).
+    pub region: String,
 }
 
 /// Reads a configuration from a set of variables (`std::env::vars()` in a Lambda `main`).
@@ -137,6 +139,7 @@ pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Con
         warning_minutes: env.parsed("NBFLEET_WARNING_MINUTES", 10)?,
         allow_world: env.parsed("NBFLEET_ALLOW_WORLD", false)?,
         admins: env.list("NBFLEET_ADMINS", ""),
+        region: env.optional("AWS_REGION").unwrap_or_else(|| "us-east-1".into()),
     })
 }
 

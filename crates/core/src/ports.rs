@@ -133,6 +133,68 @@ pub trait Compute: Send + Sync {
     async fn snapshot(&self, volume_id: &str, description: &str) -> Result<String>;
 }
 
+/// Where a Run Command invocation is, as SSM reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommandStatus {
+    Pending,
+    InProgress,
+    Delayed,
+    Success,
+    Failed,
+    TimedOut,
+    Cancelled,
+    Cancelling,
+}
+
+impl CommandStatus {
+    /// SSM's spelling, in API answers and status-change events.
+    pub fn parse(s: &str) -> Option<CommandStatus> {
+        Some(match s {
+            "Pending" => CommandStatus::Pending,
+            "InProgress" => CommandStatus::InProgress,
+            "Delayed" => CommandStatus::Delayed,
+            "Success" => CommandStatus::Success,
+            "Failed" => CommandStatus::Failed,
+            "TimedOut" | "DeliveryTimedOut" | "ExecutionTimedOut" => CommandStatus::TimedOut,
+            "Cancelled" | "Terminated" | "Undeliverable" => CommandStatus::Cancelled,
+            "Cancelling" => CommandStatus::Cancelling,
+            _ => return None,
+        })
+    }
+
+    /// Finished, one way or another.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            CommandStatus::Success
+                | CommandStatus::Failed
+                | CommandStatus::TimedOut
+                | CommandStatus::Cancelled
+        )
+    }
+}
+
+/// One instance's run of a command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invocation {
+    pub command_id: String,
+    pub instance_id: String,
+    pub status: CommandStatus,
+    pub exit_code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// SSM Run Command.
+#[async_trait]
+pub trait Commands: Send + Sync {
+    /// Sends `script` to one instance (AWS-RunShellScript), retrying while the instance's agent
+    /// has not registered yet, within a bound. Returns the command id.
+    async fn send(&self, instance_id: &str, script: &crate::scripts::Script) -> Result<String>;
+    /// The invocation of `command_id` on `instance_id`; a command not yet visible is Pending.
+    async fn invocation(&self, command_id: &str, instance_id: &str) -> Result<Invocation>;
+}
+
 /// The ports a handler works through, built once at start (real adapters in a Lambda, moto-backed
 /// adapters in the local stack, fakes in tests).
 #[derive(Clone)]
@@ -141,5 +203,6 @@ pub struct Deps {
     pub store: std::sync::Arc<dyn Store>,
     pub secrets: std::sync::Arc<dyn Secrets>,
     pub compute: std::sync::Arc<dyn Compute>,
+    pub commands: std::sync::Arc<dyn Commands>,
     pub clock: std::sync::Arc<dyn Clock>,
 }

@@ -52,6 +52,23 @@ pub struct GpuInfo {
     pub torch_cuda: bool,
 }
 
+/// How to reach a notebook's Jupyter.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Connect {
+    /// Where to point the browser (after the tunnel, in ssm mode).
+    pub url: String,
+    /// In ssm mode, the port-forward to run first (`nbfleet open` runs it for you).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tunnel: Option<String>,
+}
+
+/// A Run Command the record waits on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingCommand {
+    pub command_id: String,
+    pub kind: crate::scripts::ScriptKind,
+}
+
 /// Why a notebook is Failed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Failure {
@@ -88,9 +105,12 @@ pub struct Notebook {
     pub security_group_id: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub launch_attempts: Vec<LaunchAttempt>,
-    /// How to reach Jupyter: the port-forward command (ssm) or the https URL (cidr).
+    /// How to reach Jupyter, as of the last start.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub connect: Option<String>,
+    pub connect: Option<Connect>,
+    /// The bootstrap or health check in flight, whose status-change event moves the record on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_command: Option<PendingCommand>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cert_fingerprint: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -131,6 +151,7 @@ impl Notebook {
             security_group_id: None,
             launch_attempts: Vec::new(),
             connect: None,
+            pending_command: None,
             cert_fingerprint: None,
             gpu: None,
             jupyter_version: None,
@@ -234,5 +255,62 @@ pub(crate) mod tests {
         assert!(json.get("instance_id").is_none(), "{json}");
         let back: Notebook = serde_json::from_value(json).unwrap();
         assert_eq!(back, nb);
+    }
+}
+
+/// How users reach a notebook's Jupyter on `port` of `instance_id`: through an SSM port-forward
+/// in ssm mode, directly at `address` in cidr mode.
+pub fn connect_for(
+    mode: crate::validate::AccessMode,
+    instance_id: &str,
+    address: Option<&str>,
+    port: u16,
+    region: &str,
+) -> Connect {
+    match mode {
+        crate::validate::AccessMode::Ssm => Connect {
+            url: format!("https://localhost:{port}"),
+            tunnel: Some(format!(
+                "aws ssm start-session --region {region} --target {instance_id} \
+                 --document-name AWS-StartPortForwardingSession \
+                 --parameters '{{\"portNumber\":[\"{port}\"],\"localPortNumber\":[\"{port}\"]}}'"
+            )),
+        },
+        crate::validate::AccessMode::Cidr => Connect {
+            url: format!("https://{}:{port}", address.unwrap_or("<no address yet>")),
+            tunnel: None,
+        },
+    }
+}
+
+#[cfg(test)]
+mod connect_tests {
+    use super::*;
+    use crate::validate::AccessMode;
+
+    #[test]
+    fn ssm_mode_connects_through_a_port_forward() {
+        let c = connect_for(AccessMode::Ssm, "i-0abc", Some("203.0.113.9"), 8888, "eu-west-1");
+        assert_eq!(c.url, "https://localhost:8888");
+        let tunnel = c.tunnel.unwrap();
+        assert!(tunnel.contains("--target i-0abc") && tunnel.contains("AWS-StartPortForwardingSession"));
+        assert!(
+            tunnel.contains(r#"{"portNumber":["8888"],"localPortNumber":["8888"]}"#),
+            "{tunnel}"
+        );
+        assert!(!tunnel.contains("203.0.113.9"), "no public address in ssm mode");
+    }
+
+    #[test]
+    fn cidr_mode_connects_to_the_current_address() {
+        let c = connect_for(
+            AccessMode::Cidr,
+            "i-0abc",
+            Some("ec2-203-0-113-9.compute-1.amazonaws.com"),
+            8888,
+            "us-east-1",
+        );
+        assert_eq!(c.url, "https://ec2-203-0-113-9.compute-1.amazonaws.com:8888");
+        assert_eq!(c.tunnel, None);
     }
 }

@@ -16,7 +16,8 @@ const HEALTH: &str = include_str!("../scripts/health.sh");
 const MARKER: &str = "# @@NBFLEET_VALUES@@";
 
 /// Which script a command runs, as recorded for the SSM status-change event to read back.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum ScriptKind {
     Bootstrap,
     Health,
