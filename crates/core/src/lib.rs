@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod error;
+pub mod events;
 pub mod gpu;
 pub mod password;
 pub mod ports;

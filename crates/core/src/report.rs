@@ -4,6 +4,7 @@ use crate::error::{Error, Result};
 use crate::gpu::parse_query_csv;
 use crate::record::GpuInfo;
 use serde::Deserialize;
+use serde_json::Value;
 
 /// What the bootstrap learned, as stored on the record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,18 +34,19 @@ pub struct HealthReport {
     pub port: u16,
 }
 
-/// The last line of `stdout` that is the report of kind `kind` (`bootstrap` or `health`).
-fn report_line<'a>(stdout: &'a str, kind: &str) -> Result<&'a str> {
-    let tag = format!("{{\"nbfleet\":\"{kind}\"");
+/// The last line of `stdout` that is a JSON object with `"nbfleet": kind`.
+fn report_line(stdout: &str, kind: &str) -> Result<Value> {
     stdout
         .lines()
         .rev()
-        .find(|l| l.starts_with(&tag))
+        .filter(|l| l.starts_with('{'))
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v["nbfleet"] == kind)
         .ok_or_else(|| Error::internal(format!("the {kind} script printed no report")))
 }
 
 pub fn parse_bootstrap(stdout: &str) -> Result<BootstrapReport> {
-    let raw: RawBootstrap = serde_json::from_str(report_line(stdout, "bootstrap")?)
+    let raw: RawBootstrap = serde_json::from_value(report_line(stdout, "bootstrap")?)
         .map_err(|e| Error::internal(format!("unreadable bootstrap report: {e}")))?;
     check_fingerprint(&raw.fingerprint)?;
     let gpus = parse_query_csv(&raw.gpu_csv)?;
@@ -72,7 +74,7 @@ pub fn parse_bootstrap(stdout: &str) -> Result<BootstrapReport> {
 }
 
 pub fn parse_health(stdout: &str) -> Result<HealthReport> {
-    let report: HealthReport = serde_json::from_str(report_line(stdout, "health")?)
+    let report: HealthReport = serde_json::from_value(report_line(stdout, "health")?)
         .map_err(|e| Error::internal(format!("unreadable health report: {e}")))?;
     check_fingerprint(&report.fingerprint)?;
     Ok(report)

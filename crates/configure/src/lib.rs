@@ -1,0 +1,192 @@
+//! The configure handler. It reacts to two events:
+//!
+//! - **EC2 instance state-change.** `running` for one of our instances sends the bootstrap
+//!   (first boot) or the health check (after a restart) over SSM Run Command and returns; the
+//!   record moves to Configuring and remembers the command. `stopped` and `terminated` bring
+//!   the record in line with EC2.
+//! - **SSM command invocation status-change.** When the command the record waits on finishes,
+//!   its output decides: success moves the record to Ready with how to connect, the
+//!   certificate fingerprint, the GPU and the Jupyter version; failure stops the instance
+//!   and moves the record to Failed with the exit code and the stderr tail.
+//!
+//! Events for instances that are not ours are ignored. Every move is a conditional write, so
+//! a duplicate event finds the record already moved and changes nothing.
+
+use nbfleet_core::events::Event;
+use nbfleet_core::ports::{CommandStatus, Deps, InstanceState, Invocation};
+use nbfleet_core::record::{Failure, PendingCommand, connect_for};
+use nbfleet_core::scripts::{self, ScriptKind};
+use nbfleet_core::{Notebook, Result, State, report};
+use serde_json::Value;
+
+/// What an event did, for the log and for tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Not about one of our notebooks.
+    Ignored(String),
+    /// About one of ours, but nothing to do (a duplicate, or a state already reached).
+    NoOp(String),
+    /// Sent a script and moved the record to Configuring.
+    Sent { notebook: String, command_id: String, kind: ScriptKind },
+    /// Moved the record.
+    Moved { notebook: String, to: State },
+}
+
+/// Handles one EventBridge event.
+pub async fn handle_event(deps: &Deps, event: &Value) -> Result<Outcome> {
+    let outcome = match Event::parse(event)? {
+        Event::InstanceState { instance_id, state } => on_instance_state(deps, &instance_id, state).await?,
+        Event::CommandInvocation { command_id, instance_id, status } => {
+            on_command(deps, &command_id, &instance_id, status).await?
+        }
+    };
+    tracing::info!(?outcome, "event handled");
+    Ok(outcome)
+}
+
+async fn on_instance_state(deps: &Deps, instance_id: &str, state: InstanceState) -> Result<Outcome> {
+    let Some(nb) = deps.store.by_instance(instance_id).await? else {
+        return Ok(Outcome::Ignored(format!("{instance_id} is not an nbfleet instance")));
+    };
+    match state {
+        InstanceState::Running => match nb.state {
+            State::Launching | State::Starting | State::Stopped | State::Stopping => configure(deps, nb).await,
+            s => Ok(Outcome::NoOp(format!("{} is {s}; running changes nothing", nb.name))),
+        },
+        InstanceState::Stopped if nb.state.may_be_running() => {
+            let mut next = nb.moved_to(State::Stopped, deps.clock.now())?;
+            next.pending_command = None;
+            next.connect = None;
+            save(deps, &nb, next).await
+        }
+        InstanceState::Terminated if nb.state != State::Terminated => {
+            let mut next = nb.moved_to(State::Terminated, deps.clock.now())?;
+            next.pending_command = None;
+            next.connect = None;
+            save(deps, &nb, next).await
+        }
+        s => Ok(Outcome::NoOp(format!("{} is {}; EC2 {s:?} changes nothing", nb.name, nb.state))),
+    }
+}
+
+/// Sends the bootstrap (never configured before) or the health check, then records the
+/// command. A script is safe to run twice, so a lost race costs a re-run, never a wrong state.
+async fn configure(deps: &Deps, nb: Notebook) -> Result<Outcome> {
+    let instance_id = nb.instance_id.clone().unwrap_or_default();
+    let script = if nb.cert_fingerprint.is_some() {
+        scripts::health_check(&nb)?
+    } else {
+        scripts::bootstrap(&nb, &deps.cfg, &deps.cfg.region)?
+    };
+    let command_id = deps.commands.send(&instance_id, &script).await?;
+    let mut next = nb.moved_to(State::Configuring, deps.clock.now())?;
+    next.pending_command = Some(PendingCommand { command_id: command_id.clone(), kind: script.kind });
+    next.failure = None;
+    deps.store.put(&next, nb.expect()).await?;
+    tracing::info!(notebook = %nb.name, instance = %instance_id, command = %command_id, kind = ?script.kind, "configuring");
+    Ok(Outcome::Sent { notebook: nb.name, command_id, kind: script.kind })
+}
+
+async fn on_command(deps: &Deps, command_id: &str, instance_id: &str, status: CommandStatus) -> Result<Outcome> {
+    let Some(nb) = deps.store.by_instance(instance_id).await? else {
+        return Ok(Outcome::Ignored(format!("{instance_id} is not an nbfleet instance")));
+    };
+    let Some(pending) = nb.pending_command.clone().filter(|p| p.command_id == command_id) else {
+        return Ok(Outcome::NoOp(format!("{} is not waiting on command {command_id}", nb.name)));
+    };
+    if nb.state != State::Configuring || !status.is_final() {
+        return Ok(Outcome::NoOp(format!("{}: command {command_id} is {status:?}", nb.name)));
+    }
+    let inv = deps.commands.invocation(command_id, instance_id).await?;
+    if inv.status == CommandStatus::Success && inv.exit_code.unwrap_or(0) == 0 {
+        match ready(deps, &nb, pending.kind, &inv).await {
+            Ok(next) => save(deps, &nb, next).await,
+            Err(reason) => fail(deps, &nb, reason, &inv).await,
+        }
+    } else {
+        let what = match pending.kind {
+            ScriptKind::Bootstrap => "the bootstrap",
+            ScriptKind::Health => "the health check",
+        };
+        let reason = match inv.status {
+            CommandStatus::TimedOut => format!("{what} timed out"),
+            CommandStatus::Cancelled => format!("{what} was cancelled"),
+            _ => format!("{what} failed"),
+        };
+        fail(deps, &nb, reason, &inv).await
+    }
+}
+
+/// The Ready record from a successful run's report, or why the report is not good enough.
+async fn ready(
+    deps: &Deps,
+    nb: &Notebook,
+    kind: ScriptKind,
+    inv: &Invocation,
+) -> std::result::Result<Notebook, String> {
+    let mut next = nb.moved_to(State::Ready, deps.clock.now()).map_err(|e| e.to_string())?;
+    let port = match kind {
+        ScriptKind::Bootstrap => {
+            let r = report::parse_bootstrap(&inv.stdout).map_err(|_| "the bootstrap printed no readable report")?;
+            next.cert_fingerprint = Some(r.fingerprint);
+            next.gpu = Some(r.gpu);
+            next.jupyter_version = Some(format!("jupyter_server {}, jupyterlab {}", r.jupyter_server, r.jupyterlab));
+            r.port
+        }
+        ScriptKind::Health => {
+            let r = report::parse_health(&inv.stdout).map_err(|_| "the health check printed no readable report")?;
+            if nb.cert_fingerprint.as_deref() != Some(r.fingerprint.as_str()) {
+                return Err("Jupyter now serves a different certificate than the one recorded".into());
+            }
+            r.port
+        }
+    };
+    let instance_id = nb.instance_id.as_deref().unwrap_or_default();
+    let address = match deps.compute.describe(instance_id).await {
+        Ok(Some(i)) => i.public_dns.or(i.public_ip).or(i.private_ip),
+        _ => None,
+    };
+    next.connect = Some(connect_for(nb.access.mode, instance_id, address.as_deref(), port, &deps.cfg.region));
+    next.pending_command = None;
+    next.failure = None;
+    next.last_started_at.get_or_insert(deps.clock.now());
+    Ok(next)
+}
+
+/// Stops the instance, then records Failed: Failed always means nothing runs.
+async fn fail(deps: &Deps, nb: &Notebook, reason: String, inv: &Invocation) -> Result<Outcome> {
+    if let Some(id) = &nb.instance_id {
+        deps.compute.stop(id).await?;
+    }
+    let mut next = nb.moved_to(State::Failed, deps.clock.now())?;
+    next.pending_command = None;
+    next.failure = Some(Failure { reason, exit_code: inv.exit_code, stderr_tail: Some(tail(&inv.stderr, 20, 2000)) });
+    tracing::warn!(notebook = %nb.name, exit_code = ?inv.exit_code, "configuration failed; instance stopped");
+    save(deps, nb, next).await
+}
+
+async fn save(deps: &Deps, prev: &Notebook, next: Notebook) -> Result<Outcome> {
+    deps.store.put(&next, prev.expect()).await?;
+    Ok(Outcome::Moved { notebook: next.name, to: next.state })
+}
+
+/// The last `lines` lines of `text`, at most `max` characters.
+fn tail(text: &str, lines: usize, max: usize) -> String {
+    let all: Vec<&str> = text.trim_end().lines().collect();
+    let kept = all[all.len().saturating_sub(lines)..].join("\n");
+    let skip = kept.chars().count().saturating_sub(max);
+    kept.chars().skip(skip).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tail;
+
+    #[test]
+    fn the_stderr_tail_keeps_the_last_lines_within_the_limit() {
+        let text: String = (1..=30).map(|i| format!("line {i}\n")).collect();
+        let t = tail(&text, 3, 1000);
+        assert_eq!(t, "line 28\nline 29\nline 30");
+        assert_eq!(tail("abcdef", 5, 3), "def");
+    }
+}

@@ -1,0 +1,37 @@
+//! The read handler: `GET /notebooks` (every record, sorted by name) and
+//! `GET /notebooks/{name}` (one record, or 404). Records hold no secret, so any authorised
+//! caller may read them.
+
+use lambda_http::{Body, Request, RequestExt, Response};
+use nbfleet_core::ports::Deps;
+use nbfleet_core::validate::validate_name;
+use nbfleet_core::{Error, Result};
+use serde_json::{Value, json};
+
+/// `GET /notebooks/{name}`.
+pub async fn get(deps: &Deps, name: &str) -> Result<(u16, Value)> {
+    validate_name(name)?;
+    let nb = deps
+        .store
+        .get(name)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("no notebook named {name:?}")))?;
+    Ok((200, json!({ "notebook": nb })))
+}
+
+/// `GET /notebooks`.
+pub async fn list(deps: &Deps) -> Result<(u16, Value)> {
+    Ok((200, json!({ "notebooks": deps.store.list().await? })))
+}
+
+/// The Lambda's answer to an HTTP API request.
+pub async fn handle_http(deps: &Deps, req: Request) -> Response<Body> {
+    if let Err(e) = nbfleet_http::iam_principal(&req) {
+        return nbfleet_http::error(&e);
+    }
+    let result = match req.path_parameters_ref().and_then(|p| p.first("name")) {
+        Some(name) => get(deps, name).await,
+        None => list(deps).await,
+    };
+    nbfleet_http::respond(result)
+}
