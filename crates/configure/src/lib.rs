@@ -27,7 +27,11 @@ pub enum Outcome {
     /// About one of ours, but nothing to do (a duplicate, or a state already reached).
     NoOp(String),
     /// Sent a script and moved the record to Configuring.
-    Sent { notebook: String, command_id: String, kind: ScriptKind },
+    Sent {
+        notebook: String,
+        command_id: String,
+        kind: ScriptKind,
+    },
     /// Moved the record.
     Moved { notebook: String, to: State },
 }
@@ -36,9 +40,11 @@ pub enum Outcome {
 pub async fn handle_event(deps: &Deps, event: &Value) -> Result<Outcome> {
     let outcome = match Event::parse(event)? {
         Event::InstanceState { instance_id, state } => on_instance_state(deps, &instance_id, state).await?,
-        Event::CommandInvocation { command_id, instance_id, status } => {
-            on_command(deps, &command_id, &instance_id, status).await?
-        }
+        Event::CommandInvocation {
+            command_id,
+            instance_id,
+            status,
+        } => on_command(deps, &command_id, &instance_id, status).await?,
     };
     tracing::info!(?outcome, "event handled");
     Ok(outcome)
@@ -46,12 +52,19 @@ pub async fn handle_event(deps: &Deps, event: &Value) -> Result<Outcome> {
 
 async fn on_instance_state(deps: &Deps, instance_id: &str, state: InstanceState) -> Result<Outcome> {
     let Some(nb) = deps.store.by_instance(instance_id).await? else {
-        return Ok(Outcome::Ignored(format!("{instance_id} is not an nbfleet instance")));
+        return Ok(Outcome::Ignored(format!(
+            "{instance_id} is not an nbfleet instance"
+        )));
     };
     match state {
         InstanceState::Running => match nb.state {
-            State::Launching | State::Starting | State::Stopped | State::Stopping => configure(deps, nb).await,
-            s => Ok(Outcome::NoOp(format!("{} is {s}; running changes nothing", nb.name))),
+            State::Launching | State::Starting | State::Stopped | State::Stopping => {
+                configure(deps, nb).await
+            }
+            s => Ok(Outcome::NoOp(format!(
+                "{} is {s}; running changes nothing",
+                nb.name
+            ))),
         },
         InstanceState::Stopped if nb.state.may_be_running() => {
             let mut next = nb.moved_to(State::Stopped, deps.clock.now())?;
@@ -65,7 +78,10 @@ async fn on_instance_state(deps: &Deps, instance_id: &str, state: InstanceState)
             next.connect = None;
             save(deps, &nb, next).await
         }
-        s => Ok(Outcome::NoOp(format!("{} is {}; EC2 {s:?} changes nothing", nb.name, nb.state))),
+        s => Ok(Outcome::NoOp(format!(
+            "{} is {}; EC2 {s:?} changes nothing",
+            nb.name, nb.state
+        ))),
     }
 }
 
@@ -80,22 +96,42 @@ async fn configure(deps: &Deps, nb: Notebook) -> Result<Outcome> {
     };
     let command_id = deps.commands.send(&instance_id, &script).await?;
     let mut next = nb.moved_to(State::Configuring, deps.clock.now())?;
-    next.pending_command = Some(PendingCommand { command_id: command_id.clone(), kind: script.kind });
+    next.pending_command = Some(PendingCommand {
+        command_id: command_id.clone(),
+        kind: script.kind,
+    });
     next.failure = None;
     deps.store.put(&next, nb.expect()).await?;
     tracing::info!(notebook = %nb.name, instance = %instance_id, command = %command_id, kind = ?script.kind, "configuring");
-    Ok(Outcome::Sent { notebook: nb.name, command_id, kind: script.kind })
+    Ok(Outcome::Sent {
+        notebook: nb.name,
+        command_id,
+        kind: script.kind,
+    })
 }
 
-async fn on_command(deps: &Deps, command_id: &str, instance_id: &str, status: CommandStatus) -> Result<Outcome> {
+async fn on_command(
+    deps: &Deps,
+    command_id: &str,
+    instance_id: &str,
+    status: CommandStatus,
+) -> Result<Outcome> {
     let Some(nb) = deps.store.by_instance(instance_id).await? else {
-        return Ok(Outcome::Ignored(format!("{instance_id} is not an nbfleet instance")));
+        return Ok(Outcome::Ignored(format!(
+            "{instance_id} is not an nbfleet instance"
+        )));
     };
     let Some(pending) = nb.pending_command.clone().filter(|p| p.command_id == command_id) else {
-        return Ok(Outcome::NoOp(format!("{} is not waiting on command {command_id}", nb.name)));
+        return Ok(Outcome::NoOp(format!(
+            "{} is not waiting on command {command_id}",
+            nb.name
+        )));
     };
     if nb.state != State::Configuring || !status.is_final() {
-        return Ok(Outcome::NoOp(format!("{}: command {command_id} is {status:?}", nb.name)));
+        return Ok(Outcome::NoOp(format!(
+            "{}: command {command_id} is {status:?}",
+            nb.name
+        )));
     }
     let inv = deps.commands.invocation(command_id, instance_id).await?;
     if inv.status == CommandStatus::Success && inv.exit_code.unwrap_or(0) == 0 {
@@ -124,17 +160,24 @@ async fn ready(
     kind: ScriptKind,
     inv: &Invocation,
 ) -> std::result::Result<Notebook, String> {
-    let mut next = nb.moved_to(State::Ready, deps.clock.now()).map_err(|e| e.to_string())?;
+    let mut next = nb
+        .moved_to(State::Ready, deps.clock.now())
+        .map_err(|e| e.to_string())?;
     let port = match kind {
         ScriptKind::Bootstrap => {
-            let r = report::parse_bootstrap(&inv.stdout).map_err(|_| "the bootstrap printed no readable report")?;
+            let r = report::parse_bootstrap(&inv.stdout)
+                .map_err(|_| "the bootstrap printed no readable report")?;
             next.cert_fingerprint = Some(r.fingerprint);
             next.gpu = Some(r.gpu);
-            next.jupyter_version = Some(format!("jupyter_server {}, jupyterlab {}", r.jupyter_server, r.jupyterlab));
+            next.jupyter_version = Some(format!(
+                "jupyter_server {}, jupyterlab {}",
+                r.jupyter_server, r.jupyterlab
+            ));
             r.port
         }
         ScriptKind::Health => {
-            let r = report::parse_health(&inv.stdout).map_err(|_| "the health check printed no readable report")?;
+            let r = report::parse_health(&inv.stdout)
+                .map_err(|_| "the health check printed no readable report")?;
             if nb.cert_fingerprint.as_deref() != Some(r.fingerprint.as_str()) {
                 return Err("Jupyter now serves a different certificate than the one recorded".into());
             }
@@ -146,7 +189,13 @@ async fn ready(
         Ok(Some(i)) => i.public_dns.or(i.public_ip).or(i.private_ip),
         _ => None,
     };
-    next.connect = Some(connect_for(nb.access.mode, instance_id, address.as_deref(), port, &deps.cfg.region));
+    next.connect = Some(connect_for(
+        nb.access.mode,
+        instance_id,
+        address.as_deref(),
+        port,
+        &deps.cfg.region,
+    ));
     next.pending_command = None;
     next.failure = None;
     next.last_started_at.get_or_insert(deps.clock.now());
@@ -160,14 +209,21 @@ async fn fail(deps: &Deps, nb: &Notebook, reason: String, inv: &Invocation) -> R
     }
     let mut next = nb.moved_to(State::Failed, deps.clock.now())?;
     next.pending_command = None;
-    next.failure = Some(Failure { reason, exit_code: inv.exit_code, stderr_tail: Some(tail(&inv.stderr, 20, 2000)) });
+    next.failure = Some(Failure {
+        reason,
+        exit_code: inv.exit_code,
+        stderr_tail: Some(tail(&inv.stderr, 20, 2000)),
+    });
     tracing::warn!(notebook = %nb.name, exit_code = ?inv.exit_code, "configuration failed; instance stopped");
     save(deps, nb, next).await
 }
 
 async fn save(deps: &Deps, prev: &Notebook, next: Notebook) -> Result<Outcome> {
     deps.store.put(&next, prev.expect()).await?;
-    Ok(Outcome::Moved { notebook: next.name, to: next.state })
+    Ok(Outcome::Moved {
+        notebook: next.name,
+        to: next.state,
+    })
 }
 
 /// The last `lines` lines of `text`, at most `max` characters.

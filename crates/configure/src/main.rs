@@ -7,7 +7,11 @@ use serde_json::Value;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    tracing_subscriber::fmt().json().with_env_filter("info").without_time().init();
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter("info")
+        .without_time()
+        .init();
     let cfg = nbfleet_core::config::from_vars(std::env::vars())?;
     let deps = Clients::from_env().await.deps(cfg);
     run(service_fn(|event: LambdaEvent<Value>| {

@@ -11,9 +11,16 @@ pub const SSM_INVOCATION_CHANGE: &str = "EC2 Command Invocation Status-change No
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     /// An instance changed state (`aws.ec2`).
-    InstanceState { instance_id: String, state: InstanceState },
+    InstanceState {
+        instance_id: String,
+        state: InstanceState,
+    },
     /// A Run Command invocation on one instance changed status (`aws.ssm`).
-    CommandInvocation { command_id: String, instance_id: String, status: CommandStatus },
+    CommandInvocation {
+        command_id: String,
+        instance_id: String,
+        status: CommandStatus,
+    },
 }
 
 impl Event {
@@ -22,7 +29,10 @@ impl Event {
         let detail = &event["detail"];
         let field = |name: &str| {
             detail[name].as_str().map(String::from).ok_or_else(|| {
-                Error::bad_request(format!("detail.{name}"), format!("missing from a {detail_type:?} event"))
+                Error::bad_request(
+                    format!("detail.{name}"),
+                    format!("missing from a {detail_type:?} event"),
+                )
             })
         };
         match detail_type {
@@ -30,8 +40,9 @@ impl Event {
                 let state = field("state")?;
                 Ok(Event::InstanceState {
                     instance_id: field("instance-id")?,
-                    state: InstanceState::parse(&state)
-                        .ok_or_else(|| Error::bad_request("detail.state", format!("unknown state {state:?}")))?,
+                    state: InstanceState::parse(&state).ok_or_else(|| {
+                        Error::bad_request("detail.state", format!("unknown state {state:?}"))
+                    })?,
                 })
             }
             SSM_INVOCATION_CHANGE => {
@@ -39,11 +50,15 @@ impl Event {
                 Ok(Event::CommandInvocation {
                     command_id: field("command-id")?,
                     instance_id: field("instance-id")?,
-                    status: CommandStatus::parse(&status)
-                        .ok_or_else(|| Error::bad_request("detail.status", format!("unknown status {status:?}")))?,
+                    status: CommandStatus::parse(&status).ok_or_else(|| {
+                        Error::bad_request("detail.status", format!("unknown status {status:?}"))
+                    })?,
                 })
             }
-            other => Err(Error::bad_request("detail-type", format!("not an event nbfleet handles: {other:?}"))),
+            other => Err(Error::bad_request(
+                "detail-type",
+                format!("not an event nbfleet handles: {other:?}"),
+            )),
         }
     }
 }
@@ -100,9 +115,13 @@ mod tests {
         let ec2: Value = serde_json::from_str(include_str!("../../../events/ec2-running.json")).unwrap();
         assert_eq!(
             Event::parse(&ec2).unwrap(),
-            Event::InstanceState { instance_id: "i-0b22a22eec53b9321".into(), state: InstanceState::Running }
+            Event::InstanceState {
+                instance_id: "i-0b22a22eec53b9321".into(),
+                state: InstanceState::Running
+            }
         );
-        let ssm: Value = serde_json::from_str(include_str!("../../../events/ssm-command-success.json")).unwrap();
+        let ssm: Value =
+            serde_json::from_str(include_str!("../../../events/ssm-command-success.json")).unwrap();
         assert_eq!(
             Event::parse(&ssm).unwrap(),
             Event::CommandInvocation {
@@ -115,15 +134,41 @@ mod tests {
 
     #[test]
     fn the_emitted_events_parse_back() {
-        let e = ec2_state_change("i-1", "stopped", "123456789012", "us-east-1", "2026-11-26T10:00:00Z");
-        assert!(matches!(Event::parse(&e).unwrap(), Event::InstanceState { state: InstanceState::Stopped, .. }));
-        let s = ssm_invocation_change("c-1", "i-1", "Failed", "123456789012", "us-east-1", "2026-11-26T10:00:00Z");
-        assert!(matches!(Event::parse(&s).unwrap(), Event::CommandInvocation { status: CommandStatus::Failed, .. }));
+        let e = ec2_state_change(
+            "i-1",
+            "stopped",
+            "123456789012",
+            "us-east-1",
+            "2026-11-26T10:00:00Z",
+        );
+        assert!(matches!(
+            Event::parse(&e).unwrap(),
+            Event::InstanceState {
+                state: InstanceState::Stopped,
+                ..
+            }
+        ));
+        let s = ssm_invocation_change(
+            "c-1",
+            "i-1",
+            "Failed",
+            "123456789012",
+            "us-east-1",
+            "2026-11-26T10:00:00Z",
+        );
+        assert!(matches!(
+            Event::parse(&s).unwrap(),
+            Event::CommandInvocation {
+                status: CommandStatus::Failed,
+                ..
+            }
+        ));
     }
 
     #[test]
     fn other_events_are_refused_by_name() {
-        let err = Event::parse(&serde_json::json!({"detail-type": "Scheduled Event", "detail": {}})).unwrap_err();
+        let err =
+            Event::parse(&serde_json::json!({"detail-type": "Scheduled Event", "detail": {}})).unwrap_err();
         assert!(err.to_string().contains("Scheduled Event"));
         let bad = serde_json::json!({"detail-type": EC2_STATE_CHANGE, "detail": {"instance-id": "i-1", "state": "melting"}});
         assert!(Event::parse(&bad).is_err());

@@ -1,5 +1,9 @@
 //! The local stack: nbfleet's handlers against moto, with instance scripts executed on this
-//! machine by the [`runner`], in a moto account [`setup`] prepares as the template would.
+//! machine. [`stack`] wires it; [`runner`] runs instance scripts; [`commands`] is the local
+//! Run Command; [`watcher`] emits EC2 events; [`setup`] prepares moto as the template would.
 
+pub mod commands;
 pub mod runner;
 pub mod setup;
+pub mod stack;
+pub mod watcher;

@@ -165,6 +165,18 @@ impl Runner {
     }
 }
 
+impl Runner {
+    /// Stops every sandbox's Jupyter (the stack is going away, and its instances with it).
+    pub fn stop_all(&self) {
+        let Ok(entries) = std::fs::read_dir(&self.base) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            Sandbox { dir: entry.path() }.stop_jupyter();
+        }
+    }
+}
+
 /// One local instance's directory: its home, units, run state and port.
 #[derive(Debug, Clone)]
 pub struct Sandbox {

@@ -26,12 +26,23 @@ pub fn vars() -> Vec<(String, String)> {
 /// Creates what the template would in `account` of the moto server at `endpoint`.
 pub async fn provision(endpoint: &str, account: &str) -> Result<Clients> {
     let clients = moto::clients(endpoint, account);
-    dynamo_store::create_table(&clients.dynamodb, TABLE).await?;
+    // Safe to run again on the same account: the stack may restart against a running moto.
+    if clients
+        .dynamodb
+        .describe_table()
+        .table_name(TABLE)
+        .send()
+        .await
+        .is_err()
+    {
+        dynamo_store::create_table(&clients.dynamodb, TABLE).await?;
+    }
     clients
         .ssm
         .put_parameter()
         .name(AMI_PARAMETER)
         .value(SEEDED_AMI)
+        .overwrite(true)
         .r#type(aws_sdk_ssm::types::ParameterType::String)
         .send()
         .await

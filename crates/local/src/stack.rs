@@ -1,0 +1,194 @@
+//! The local stack: the HTTP routes of the API, served through the same handler functions as
+//! the Lambdas; EC2 and SSM events delivered to the configure handler as EventBridge would;
+//! moto for AWS; the local runner for what runs on instances.
+
+use crate::commands::LocalCommands;
+use crate::runner::Runner;
+use crate::setup;
+use crate::watcher::Watcher;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper::{Method, Request, Response};
+use nbfleet_aws::{SsmCommands, moto};
+use nbfleet_core::ports::Deps;
+use nbfleet_core::validate::MAX_BODY_BYTES;
+use nbfleet_core::{Error, Result};
+use serde_json::Value;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+
+/// Where and how the local stack runs.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub moto_endpoint: String,
+    pub account: String,
+    pub listen: SocketAddr,
+    /// Instance sandboxes live here.
+    pub dir: PathBuf,
+    /// The project venv (python, awscli, jupyterlab).
+    pub venv: PathBuf,
+    pub watch_interval: Duration,
+}
+
+impl Settings {
+    /// From `NBFLEET_MOTO_PORT` (5000) or `MOTO_ENDPOINT`, `NBFLEET_LOCAL_PORT` (9000),
+    /// `NBFLEET_LOCAL_ACCOUNT`, `NBFLEET_LOCAL_DIR` (`.local`) and `NBFLEET_VENV` (`.venv`).
+    pub fn from_env() -> std::result::Result<Settings, String> {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let port: u16 = var("NBFLEET_LOCAL_PORT")
+            .unwrap_or_else(|| "9000".into())
+            .parse()
+            .map_err(|_| "NBFLEET_LOCAL_PORT is not a port number".to_string())?;
+        Ok(Settings {
+            moto_endpoint: moto::endpoint_from_env(),
+            account: var("NBFLEET_LOCAL_ACCOUNT").unwrap_or_else(|| moto::DEFAULT_ACCOUNT.into()),
+            listen: SocketAddr::from(([127, 0, 0, 1], port)),
+            dir: var("NBFLEET_LOCAL_DIR").unwrap_or_else(|| ".local".into()).into(),
+            venv: var("NBFLEET_VENV").unwrap_or_else(|| ".venv".into()).into(),
+            watch_interval: Duration::from_millis(250),
+        })
+    }
+}
+
+/// A running local stack.
+pub struct Stack {
+    pub deps: Deps,
+    pub runner: Runner,
+    pub addr: SocketAddr,
+}
+
+/// Sets up moto, starts the watcher and the event dispatcher, binds the HTTP port.
+pub async fn start(s: &Settings) -> Result<(Stack, TcpListener)> {
+    let dir = std::path::absolute(&s.dir).map_err(Error::internal)?;
+    let venv = std::path::absolute(&s.venv).map_err(Error::internal)?;
+    let clients = setup::provision(&s.moto_endpoint, &s.account).await?;
+    let cfg = nbfleet_core::config::from_vars(setup::vars()).map_err(Error::internal)?;
+    let runner = Runner::new(dir.join("instances"), venv, &s.moto_endpoint, &cfg.region);
+
+    let (events, mut inbox) = mpsc::unbounded_channel::<Value>();
+    let mut deps = clients.deps(cfg.clone());
+    deps.commands = Arc::new(LocalCommands::new(
+        SsmCommands::new(clients.ssm.clone()),
+        runner.clone(),
+        &s.moto_endpoint,
+        &s.account,
+        &cfg.region,
+        events.clone(),
+    ));
+
+    tokio::spawn(
+        Watcher {
+            ec2: clients.ec2.clone(),
+            runner: runner.clone(),
+            account: s.account.clone(),
+            region: cfg.region.clone(),
+            events,
+            interval: s.watch_interval,
+        }
+        .run(),
+    );
+    let dispatcher_deps = deps.clone();
+    tokio::spawn(async move {
+        while let Some(event) = inbox.recv().await {
+            deliver(&dispatcher_deps, &event).await;
+        }
+    });
+
+    let listener = TcpListener::bind(s.listen)
+        .await
+        .map_err(|e| Error::Unavailable(format!("bind {}: {e}", s.listen)))?;
+    let addr = listener.local_addr().map_err(Error::internal)?;
+    Ok((Stack { deps, runner, addr }, listener))
+}
+
+/// Delivers one event to the configure handler, retrying a retryable failure twice as
+/// Lambda's asynchronous invocation would.
+async fn deliver(deps: &Deps, event: &Value) {
+    for attempt in 1..=3 {
+        match nbfleet_configure::handle_event(deps, event).await {
+            Ok(_) => return,
+            Err(e) if e.is_retryable() && attempt < 3 => {
+                tracing::warn!(error = %e, attempt, "event failed; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(e) => {
+                tracing::error!(error = ?e, event = %event["detail-type"], "event failed");
+                return;
+            }
+        }
+    }
+}
+
+/// Serves the HTTP API until the process ends.
+pub async fn serve(deps: Deps, listener: TcpListener) {
+    let deps = Arc::new(deps);
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let deps = deps.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| {
+                let deps = deps.clone();
+                async move { Ok::<_, std::convert::Infallible>(route(&deps, req).await) }
+            });
+            let io = hyper_util::rt::TokioIo::new(stream);
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(io, service)
+                .await;
+        });
+    }
+}
+
+/// The caller: `x-nbfleet-user`, or `local`. (In AWS it is the SigV4-verified IAM principal.)
+fn caller(req: &Request<Incoming>) -> String {
+    req.headers()
+        .get("x-nbfleet-user")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty())
+        .unwrap_or("local")
+        .to_string()
+}
+
+async fn route(deps: &Deps, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let owner = caller(&req);
+    let method = req.method().clone();
+    let path = req.uri().path().trim_end_matches('/').to_string();
+    let body = match Limited::new(req.into_body(), MAX_BODY_BYTES).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => {
+            return answer(Err(Error::PayloadTooLarge {
+                limit: MAX_BODY_BYTES,
+            }));
+        }
+    };
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let result = match (&method, segments.as_slice()) {
+        (&Method::POST, ["notebooks"]) => nbfleet_launch::handle(deps, &owner, &body).await,
+        (&Method::GET, ["notebooks"]) => nbfleet_read::list(deps).await,
+        (&Method::GET, ["notebooks", name]) => nbfleet_read::get(deps, name).await,
+        _ => Err(Error::NotFound(format!("no route for {method} {path}"))),
+    };
+    answer(result)
+}
+
+fn answer(result: Result<(u16, Value)>) -> Response<Full<Bytes>> {
+    let (status, body) = match result {
+        Ok(ok) => ok,
+        Err(e) => {
+            if let Error::Internal(detail) = &e {
+                tracing::error!(%detail, "internal error");
+            }
+            (e.status(), e.body())
+        }
+    };
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .expect("valid response")
+}

@@ -1,0 +1,80 @@
+//! Emits EC2 state-change events by watching moto, which emits none, and plays the machine's
+//! part of each change: a stopped or terminated instance's Jupyter dies with it, and a
+//! restarted instance comes back on a new port (the local stand-in for a new IP).
+
+use crate::runner::Runner;
+use nbfleet_aws::parameter_secrets::NOTEBOOK_TAG;
+use nbfleet_core::events::ec2_state_change;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::time::Duration;
+use tokio::sync::mpsc::UnboundedSender;
+
+pub struct Watcher {
+    pub ec2: aws_sdk_ec2::Client,
+    pub runner: Runner,
+    pub account: String,
+    pub region: String,
+    pub events: UnboundedSender<Value>,
+    pub interval: Duration,
+}
+
+impl Watcher {
+    /// Polls forever.
+    pub async fn run(self) {
+        let mut seen: HashMap<String, String> = HashMap::new();
+        loop {
+            match self.states().await {
+                Ok(now) => {
+                    for (id, state) in now {
+                        let before = seen.insert(id.clone(), state.clone());
+                        if before.as_deref() != Some(state.as_str()) {
+                            self.changed(&id, before.as_deref(), &state);
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "watcher: cannot describe instances"),
+            }
+            tokio::time::sleep(self.interval).await;
+        }
+    }
+
+    async fn states(&self) -> Result<Vec<(String, String)>, String> {
+        let reservations = self
+            .ec2
+            .describe_instances()
+            .filters(
+                aws_sdk_ec2::types::Filter::builder()
+                    .name("tag-key")
+                    .values(NOTEBOOK_TAG)
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| format!("{e:?}"))?
+            .reservations
+            .unwrap_or_default();
+        Ok(reservations
+            .into_iter()
+            .flat_map(|r| r.instances.unwrap_or_default())
+            .filter_map(|i| Some((i.instance_id?, i.state?.name?.as_str().to_string())))
+            .collect())
+    }
+
+    fn changed(&self, id: &str, before: Option<&str>, state: &str) {
+        if let Ok(sandbox) = self.runner.sandbox(id) {
+            match state {
+                "stopping" | "stopped" | "shutting-down" | "terminated" => sandbox.stop_jupyter(),
+                "running" if matches!(before, Some("stopped" | "stopping")) => {
+                    let _ = sandbox.new_port();
+                }
+                _ => {}
+            }
+        }
+        tracing::info!(instance = id, from = ?before, to = state, "EC2 state change");
+        let now = jiff::Timestamp::now().to_string();
+        let _ = self
+            .events
+            .send(ec2_state_change(id, state, &self.account, &self.region, &now));
+    }
+}
