@@ -73,10 +73,11 @@ async fn on_instance_state(deps: &Deps, instance_id: &str, state: InstanceState)
             save(deps, &nb, next).await
         }
         InstanceState::Terminated if nb.state != State::Terminated => {
-            let mut next = nb.moved_to(State::Terminated, deps.clock.now())?;
-            next.pending_command = None;
-            next.connect = None;
-            save(deps, &nb, next).await
+            let done = finish_termination(deps, &nb).await?;
+            Ok(Outcome::Moved {
+                notebook: done.name,
+                to: done.state,
+            })
         }
         s => Ok(Outcome::NoOp(format!(
             "{} is {}; EC2 {s:?} changes nothing",
@@ -216,6 +217,25 @@ async fn fail(deps: &Deps, nb: &Notebook, reason: String, inv: &Invocation) -> R
     });
     tracing::warn!(notebook = %nb.name, exit_code = ?inv.exit_code, "configuration failed; instance stopped");
     save(deps, nb, next).await
+}
+
+/// Once the instance is gone: removes the notebook's security group and secret, and records
+/// Terminated. Works from any state, so a termination out of band ends the same way.
+pub async fn finish_termination(deps: &Deps, nb: &Notebook) -> Result<Notebook> {
+    if let Some(sg) = &nb.security_group_id {
+        // EC2 may still hold the group for a moment after termination; a leftover group is
+        // harmless (no instance uses it) and is logged for the operator.
+        if let Err(e) = deps.compute.delete_security_group(sg).await {
+            tracing::warn!(notebook = %nb.name, group = %sg, error = %e, "security group left behind");
+        }
+    }
+    deps.secrets.delete(&deps.cfg.secret_parameter(&nb.name)).await?;
+    let mut next = nb.moved_to(State::Terminated, deps.clock.now())?;
+    next.pending_command = None;
+    next.connect = None;
+    deps.store.put(&next, nb.expect()).await?;
+    tracing::info!(notebook = %nb.name, "terminated");
+    Ok(next)
 }
 
 async fn save(deps: &Deps, prev: &Notebook, next: Notebook) -> Result<Outcome> {

@@ -3,6 +3,7 @@
 //! Run Command; [`watcher`] emits EC2 events; [`setup`] prepares moto as the template would.
 
 pub mod commands;
+pub mod harness;
 pub mod runner;
 pub mod setup;
 pub mod stack;

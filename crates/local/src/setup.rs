@@ -53,9 +53,7 @@ pub async fn provision(endpoint: &str, account: &str) -> Result<Clients> {
 
 /// moto's IAM through its query API: one call, not worth compiling the IAM SDK for.
 async fn create_instance_profile(endpoint: &str, account: &str, name: &str) -> Result<()> {
-    // reqwest is built without a default TLS provider; plain HTTP to moto still needs one set.
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let resp = reqwest::Client::new()
+    let resp = crate::harness::http_client()
         .post(endpoint)
         .header("x-moto-account-id", account)
         // moto routes by the credential scope; it does not check the signature.

@@ -36,7 +36,8 @@ pub struct Settings {
 
 impl Settings {
     /// From `NBFLEET_MOTO_PORT` (5000) or `MOTO_ENDPOINT`, `NBFLEET_LOCAL_PORT` (9000),
-    /// `NBFLEET_LOCAL_ACCOUNT`, `NBFLEET_LOCAL_DIR` (`.local`) and `NBFLEET_VENV` (`.venv`).
+    /// `NBFLEET_LOCAL_ACCOUNT`, `NBFLEET_LOCAL_DIR` (`.local`), `NBFLEET_VENV` (`.venv`) and
+    /// `NBFLEET_WATCH_INTERVAL_MS` (250: how often moto is polled for EC2 state changes).
     pub fn from_env() -> std::result::Result<Settings, String> {
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         let port: u16 = var("NBFLEET_LOCAL_PORT")
@@ -49,7 +50,11 @@ impl Settings {
             listen: SocketAddr::from(([127, 0, 0, 1], port)),
             dir: var("NBFLEET_LOCAL_DIR").unwrap_or_else(|| ".local".into()).into(),
             venv: var("NBFLEET_VENV").unwrap_or_else(|| ".venv".into()).into(),
-            watch_interval: Duration::from_millis(250),
+            watch_interval: Duration::from_millis(
+                var("NBFLEET_WATCH_INTERVAL_MS")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(250),
+            ),
         })
     }
 }
@@ -158,6 +163,12 @@ async fn route(deps: &Deps, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let owner = caller(&req);
     let method = req.method().clone();
     let path = req.uri().path().trim_end_matches('/').to_string();
+    let snapshot = !req
+        .uri()
+        .query()
+        .unwrap_or_default()
+        .split('&')
+        .any(|kv| kv == "snapshot=false");
     let body = match Limited::new(req.into_body(), MAX_BODY_BYTES).collect().await {
         Ok(b) => b.to_bytes(),
         Err(_) => {
@@ -171,6 +182,11 @@ async fn route(deps: &Deps, req: Request<Incoming>) -> Response<Full<Bytes>> {
         (&Method::POST, ["notebooks"]) => nbfleet_launch::handle(deps, &owner, &body).await,
         (&Method::GET, ["notebooks"]) => nbfleet_read::list(deps).await,
         (&Method::GET, ["notebooks", name]) => nbfleet_read::get(deps, name).await,
+        (&Method::POST, ["notebooks", name, "start"]) => nbfleet_lifecycle::start(deps, &owner, name).await,
+        (&Method::POST, ["notebooks", name, "stop"]) => nbfleet_lifecycle::stop(deps, &owner, name).await,
+        (&Method::DELETE, ["notebooks", name]) => {
+            nbfleet_lifecycle::delete(deps, &owner, name, snapshot).await
+        }
         _ => Err(Error::NotFound(format!("no route for {method} {path}"))),
     };
     answer(result)

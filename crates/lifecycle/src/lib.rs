@@ -1,0 +1,142 @@
+//! The lifecycle handler: `POST /notebooks/{name}/start`, `POST /notebooks/{name}/stop` and
+//! `DELETE /notebooks/{name}`, each answered exactly as DESIGN.md §3's table says
+//! (`nbfleet_core::transitions`). Only the owner or a configured admin may act.
+//!
+//! The state is written first, with a conditional write, and EC2 is asked second: a lost race
+//! is a 409 with no EC2 side effect. EC2's own events then carry the record on (configure).
+
+use lambda_http::{Body, Request, RequestExt, Response};
+use nbfleet_core::ports::Deps;
+use nbfleet_core::record::Failure;
+use nbfleet_core::transitions::{self, Request as Action, Verdict};
+use nbfleet_core::validate::validate_name;
+use nbfleet_core::{Error, Notebook, Result};
+use serde_json::{Value, json};
+
+/// Reads `name` and checks that `caller` may act on it.
+async fn owned(deps: &Deps, caller: &str, name: &str) -> Result<Notebook> {
+    validate_name(name)?;
+    let nb = deps
+        .store
+        .get(name)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("no notebook named {name:?}")))?;
+    if nb.owner != caller && !deps.cfg.admins.iter().any(|a| a == caller) {
+        return Err(Error::Forbidden(format!(
+            "only its owner or an admin may act on notebook {name:?}"
+        )));
+    }
+    Ok(nb)
+}
+
+fn answer(verdict: Verdict, nb: &Notebook) -> (u16, Value) {
+    (verdict.status(), json!({ "notebook": nb }))
+}
+
+/// `POST /notebooks/{name}/start`.
+pub async fn start(deps: &Deps, caller: &str, name: &str) -> Result<(u16, Value)> {
+    let nb = owned(deps, caller, name).await?;
+    let verdict = transitions::check(name, nb.state, Action::Start)?;
+    let Verdict::Move(to) = verdict else {
+        return Ok(answer(verdict, &nb));
+    };
+    let instance_id = nb
+        .instance_id
+        .clone()
+        .ok_or_else(|| Error::Conflict(format!("{name:?} has no instance")))?;
+    let mut starting = nb.moved_to(to, deps.clock.now())?;
+    starting.failure = None;
+    deps.store.put(&starting, nb.expect()).await?;
+    if let Err(err) = deps.compute.start(&instance_id).await {
+        // Nothing started: put the record back where it was, with the reason, and say so.
+        let mut back = starting.moved_to(nb.state, deps.clock.now())?;
+        back.failure = Some(Failure {
+            reason: format!("start failed: {err}"),
+            exit_code: None,
+            stderr_tail: None,
+        });
+        deps.store.put(&back, starting.expect()).await?;
+        return Err(err);
+    }
+    Ok(answer(verdict, &starting))
+}
+
+/// `POST /notebooks/{name}/stop`.
+pub async fn stop(deps: &Deps, caller: &str, name: &str) -> Result<(u16, Value)> {
+    let nb = owned(deps, caller, name).await?;
+    let verdict = transitions::check(name, nb.state, Action::Stop)?;
+    let Verdict::Move(to) = verdict else {
+        return Ok(answer(verdict, &nb));
+    };
+    let mut stopping = nb.moved_to(to, deps.clock.now())?;
+    stopping.pending_command = None;
+    deps.store.put(&stopping, nb.expect()).await?;
+    if let Some(id) = &nb.instance_id {
+        deps.compute.stop(id).await?;
+    }
+    Ok(answer(verdict, &stopping))
+}
+
+/// `DELETE /notebooks/{name}[?snapshot=false]`: snapshot the root volume (unless told not
+/// to), terminate the instance; the security group and the secret go once EC2 says the
+/// instance is terminated. The record stays, as Terminated, with the snapshot id.
+pub async fn delete(deps: &Deps, caller: &str, name: &str, snapshot: bool) -> Result<(u16, Value)> {
+    let nb = owned(deps, caller, name).await?;
+    let verdict = transitions::check(name, nb.state, Action::Delete)?;
+    let Verdict::Move(to) = verdict else {
+        return Ok(answer(verdict, &nb));
+    };
+    let mut terminating = nb.moved_to(to, deps.clock.now())?;
+    terminating.pending_command = None;
+    deps.store.put(&terminating, nb.expect()).await?;
+
+    let Some(instance_id) = nb.instance_id.clone() else {
+        // Never launched: nothing to wait for.
+        let done = nbfleet_configure::finish_termination(deps, &terminating).await?;
+        return Ok(answer(verdict, &done));
+    };
+    if snapshot {
+        let root = deps
+            .compute
+            .describe(&instance_id)
+            .await?
+            .and_then(|i| i.root_volume_id);
+        if let Some(volume) = root {
+            let id = deps
+                .compute
+                .snapshot(&volume, &format!("nbfleet {name} (generation {})", nb.generation))
+                .await?;
+            let mut with_snapshot = terminating.touched(deps.clock.now());
+            with_snapshot.snapshot_id = Some(id);
+            deps.store.put(&with_snapshot, terminating.expect()).await?;
+            terminating = with_snapshot;
+        }
+    }
+    deps.compute.terminate(&instance_id).await?;
+    tracing::info!(notebook = %name, instance = %instance_id, snapshot = ?terminating.snapshot_id, "terminating");
+    Ok(answer(verdict, &terminating))
+}
+
+/// The Lambda's answer to an HTTP API request.
+pub async fn handle_http(deps: &Deps, req: Request) -> Response<Body> {
+    let caller = match nbfleet_http::iam_principal(&req) {
+        Ok(c) => c,
+        Err(e) => return nbfleet_http::error(&e),
+    };
+    let name = req
+        .path_parameters_ref()
+        .and_then(|p| p.first("name"))
+        .unwrap_or_default()
+        .to_string();
+    let snapshot = req
+        .query_string_parameters_ref()
+        .and_then(|q| q.first("snapshot"))
+        != Some("false");
+    let result = match (req.method().as_str(), req.uri().path().rsplit('/').next()) {
+        ("POST", Some("start")) => start(deps, &caller, &name).await,
+        ("POST", Some("stop")) => stop(deps, &caller, &name).await,
+        ("DELETE", _) => delete(deps, &caller, &name, snapshot).await,
+        (m, _) => Err(Error::NotFound(format!("no route for {m} {}", req.uri().path()))),
+    };
+    nbfleet_http::respond(result)
+}

@@ -1,0 +1,161 @@
+//! `make demo`: nbfleet's main job on this machine. Starts the local stack (moto + the real
+//! handlers + a real Jupyter run by the local runner), launches a notebook with a password,
+//! logs in over HTTPS, checks the certificate fingerprint, and cleans up unless `KEEP=1`.
+//! Exits non-zero if any step fails.
+
+use nbfleet_jupyter::Jupyter;
+use nbfleet_local::harness::{Launch, LocalStack, sibling_binary};
+use serde_json::json;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+const NAME: &str = "demo";
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("\ndemo FAILED: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn step(n: u32, text: &str) {
+    println!("[{n}/6] {text}");
+}
+
+async fn run() -> Result<(), String> {
+    let started = Instant::now();
+    let keep = std::env::var("KEEP").is_ok_and(|v| v == "1");
+    let moto = nbfleet_aws::moto::endpoint_from_env();
+    let root = std::env::current_dir().map_err(|e| e.to_string())?;
+    let dir = root.join(".local");
+
+    step(1, &format!("starting the local stack (moto at {moto})"));
+    let stack = LocalStack::spawn(Launch {
+        bin: &sibling_binary("nbfleet-local"),
+        moto_endpoint: &moto,
+        account: nbfleet_aws::moto::DEFAULT_ACCOUNT,
+        dir: &dir,
+        venv: &root.join(".venv"),
+        port: std::env::var("NBFLEET_LOCAL_PORT")
+            .ok()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(9000),
+        watch_interval_ms: 250,
+    })
+    .await?;
+    println!(
+        "      ready at {} (log: {})",
+        stack.url,
+        dir.join("stack.log").display()
+    );
+    let api = stack.api();
+
+    let password = format!("demo-{}", hex::encode(rand::random::<[u8; 6]>()));
+    step(
+        2,
+        &format!("launching notebook {NAME:?} with a password (POST /notebooks)"),
+    );
+    let (status, body) = api
+        .call(
+            reqwest::Method::POST,
+            "/notebooks",
+            Some(&json!({"name": NAME, "password": password})),
+        )
+        .await?;
+    if status != 202 {
+        return Err(format!("launch answered {status}: {body}"));
+    }
+    let nb = api
+        .wait_for(
+            NAME,
+            &["Ready", "Failed"],
+            Duration::from_secs(600),
+            |state, t| {
+                println!("      {:>6.1} s  {state}", t.as_secs_f64());
+            },
+        )
+        .await?;
+    if nb["state"] == "Failed" {
+        return Err(format!("the notebook failed: {}\n{}", nb["failure"], stack.log()));
+    }
+    let url = nb["connect"]["url"]
+        .as_str()
+        .ok_or("no connect URL on the Ready record")?
+        .to_string();
+    let recorded = nb["cert_fingerprint"]
+        .as_str()
+        .ok_or("no fingerprint on the record")?
+        .to_string();
+    println!(
+        "      GPU: {}, {}",
+        nb["gpu"]["name"],
+        nb["jupyter_version"].as_str().unwrap_or("?")
+    );
+
+    step(
+        3,
+        &format!("checking the certificate of {url} by a real TLS handshake"),
+    );
+    let seen = Jupyter::observe_fingerprint(&url)
+        .await
+        .map_err(|e| e.to_string())?;
+    if seen != recorded {
+        return Err(format!(
+            "fingerprint mismatch: handshake {seen}, recorded {recorded}"
+        ));
+    }
+    println!(
+        "      SHA-256 {}  (matches the record)",
+        nbfleet_core::report::fingerprint_for_display(&seen)
+    );
+
+    step(
+        4,
+        "logging in to Jupyter over HTTPS with the password (XSRF form flow)",
+    );
+    let jupyter = Jupyter::pinned(&url, &recorded).map_err(|e| e.to_string())?;
+    jupyter.login(&password).await.map_err(|e| e.to_string())?;
+    let (status, body) = jupyter.status(None).await.map_err(|e| e.to_string())?;
+    if status != 200 {
+        return Err(format!("GET /api/status after login answered {status}"));
+    }
+    println!("      logged in; /api/status: {body}");
+
+    step(5, "how to open it");
+    println!("      open {url} in a browser and log in with the password {password}");
+    println!("      (the browser will warn about the self-signed certificate: check that its SHA-256");
+    println!("       fingerprint is the one above before you accept it)");
+
+    if keep {
+        step(6, "KEEP=1: leaving the notebook and the local stack running");
+        println!("      stop it all with: make local-stop");
+        if let Some(pid) = stack.detach() {
+            std::fs::write(dir.join("stack.pid"), pid.to_string()).map_err(|e| e.to_string())?;
+        }
+    } else {
+        step(
+            6,
+            "deleting the notebook (DELETE /notebooks/demo) and stopping the local stack",
+        );
+        let (status, body) = api
+            .call(reqwest::Method::DELETE, &format!("/notebooks/{NAME}"), None)
+            .await?;
+        if status != 202 {
+            return Err(format!("delete answered {status}: {body}"));
+        }
+        let done = api
+            .wait_for(NAME, &["Terminated"], Duration::from_secs(60), |_, _| {})
+            .await?;
+        println!(
+            "      Terminated; root volume snapshot {}",
+            done["snapshot_id"].as_str().unwrap_or("none")
+        );
+        drop(stack);
+    }
+    println!("\ndemo passed in {:.1} s", started.elapsed().as_secs_f64());
+    Ok(())
+}
