@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 CARGO_TEST := $(shell command -v cargo-nextest >/dev/null 2>&1 && echo "cargo nextest run --workspace --no-fail-fast" || echo "cargo test --workspace")
 
-.PHONY: help venv tools lint test
+.PHONY: help venv tools lint test build-local demo local local-stop
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 12
@@ -32,3 +32,23 @@ lint: ## cargo fmt --check and clippy with warnings as errors
 
 test: venv tools lint ## run every test (starts and stops moto)
 	scripts/with-moto.sh $(CARGO_TEST)
+
+build-local: venv
+	@echo "==> building nbfleet (a first build takes about 6 minutes on 2 cores; cargo shows its progress)"
+	cargo build --bin nbfleet-local --bin nbfleet-demo
+
+demo: build-local ## the main job, locally: launch a notebook, log in over HTTPS, clean up (KEEP=1 keeps it)
+ifeq ($(KEEP),1)
+	scripts/moto.sh start
+	MOTO_ENDPOINT=http://127.0.0.1:$${NBFLEET_MOTO_PORT:-5000} KEEP=1 target/debug/nbfleet-demo
+else
+	scripts/with-moto.sh target/debug/nbfleet-demo
+endif
+
+local: build-local ## run the local stack on http://127.0.0.1:9000 against moto (Ctrl-C stops it)
+	scripts/moto.sh start
+	MOTO_ENDPOINT=http://127.0.0.1:$${NBFLEET_MOTO_PORT:-5000} target/debug/nbfleet-local
+
+local-stop: ## stop what `make demo KEEP=1` or `make local` left running
+	-@[ -f .local/stack.pid ] && kill $$(cat .local/stack.pid) 2>/dev/null; rm -f .local/stack.pid
+	scripts/moto.sh stop

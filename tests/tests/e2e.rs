@@ -32,6 +32,7 @@ async fn e2e(watch_interval_ms: u64) -> E2e {
         venv: &root.join(".venv"),
         port: 0,
         watch_interval_ms,
+        transition_ms: 300,
     })
     .await
     .expect("start the local stack");

@@ -68,6 +68,7 @@ async fn on_instance_state(deps: &Deps, instance_id: &str, state: InstanceState)
         },
         InstanceState::Stopped if nb.state.may_be_running() => {
             let mut next = nb.moved_to(State::Stopped, deps.clock.now())?;
+            next.stopped_running(deps.clock.now());
             next.pending_command = None;
             next.connect = None;
             save(deps, &nb, next).await
@@ -97,6 +98,7 @@ async fn configure(deps: &Deps, nb: Notebook) -> Result<Outcome> {
     };
     let command_id = deps.commands.send(&instance_id, &script).await?;
     let mut next = nb.moved_to(State::Configuring, deps.clock.now())?;
+    next.started_running(deps.clock.now());
     next.pending_command = Some(PendingCommand {
         command_id: command_id.clone(),
         kind: script.kind,
@@ -199,7 +201,6 @@ async fn ready(
     ));
     next.pending_command = None;
     next.failure = None;
-    next.last_started_at.get_or_insert(deps.clock.now());
     Ok(next)
 }
 
@@ -209,6 +210,7 @@ async fn fail(deps: &Deps, nb: &Notebook, reason: String, inv: &Invocation) -> R
         deps.compute.stop(id).await?;
     }
     let mut next = nb.moved_to(State::Failed, deps.clock.now())?;
+    next.stopped_running(deps.clock.now());
     next.pending_command = None;
     next.failure = Some(Failure {
         reason,
@@ -231,6 +233,7 @@ pub async fn finish_termination(deps: &Deps, nb: &Notebook) -> Result<Notebook> 
     }
     deps.secrets.delete(&deps.cfg.secret_parameter(&nb.name)).await?;
     let mut next = nb.moved_to(State::Terminated, deps.clock.now())?;
+    next.stopped_running(deps.clock.now());
     next.pending_command = None;
     next.connect = None;
     deps.store.put(&next, nb.expect()).await?;

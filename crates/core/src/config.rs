@@ -38,7 +38,7 @@ impl Bounded {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// DynamoDB table holding the notebook records (`NBFLEET_TABLE`, required).
     pub table: String,
@@ -69,6 +69,8 @@ pub struct Config {
     pub admins: Vec<String>,
     /// The region notebooks run in (`AWS_REGION`, which Lambda sets).
     pub region: String,
+    /// On-demand prices per type (`NBFLEET_PRICES`, `type=usd,…`, over the defaults).
+    pub prices: crate::cost::PriceTable,
 }
 
 /// Reads a configuration from a set of variables (`std::env::vars()` in a Lambda `main`).
@@ -140,7 +142,21 @@ pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Con
         allow_world: env.parsed("NBFLEET_ALLOW_WORLD", false)?,
         admins: env.list("NBFLEET_ADMINS", ""),
         region: env.optional("AWS_REGION").unwrap_or_else(|| "us-east-1".into()),
+        prices: prices(&env)?,
     })
+}
+
+fn prices(env: &Env) -> Result<crate::cost::PriceTable, ConfigError> {
+    use crate::cost::{DEFAULT_PRICES, DEFAULT_PRICES_SOURCE, PriceTable};
+    let mut table = PriceTable::parse(DEFAULT_PRICES, DEFAULT_PRICES_SOURCE).expect("defaults parse");
+    if let Some(spec) = env.optional("NBFLEET_PRICES") {
+        let over = PriceTable::parse(&spec, "").map_err(|m| ConfigError::new("NBFLEET_PRICES", m))?;
+        table.usd_per_hour.extend(over.usd_per_hour);
+        table.source = env
+            .optional("NBFLEET_PRICES_SOURCE")
+            .unwrap_or_else(|| format!("operator's NBFLEET_PRICES over {DEFAULT_PRICES_SOURCE}"));
+    }
+    Ok(table)
 }
 
 impl Config {

@@ -5,6 +5,7 @@
 //! time and randomness in. That keeps every decision testable and this crate quick to build.
 
 pub mod config;
+pub mod cost;
 pub mod error;
 pub mod events;
 pub mod gpu;

@@ -124,8 +124,9 @@ pub struct Notebook {
     /// Seconds the instance has run, over all finished runs.
     #[serde(default)]
     pub running_seconds: u64,
+    /// Since when EC2 says the instance runs (the current run, not yet in `running_seconds`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_started_at: Option<Timestamp>,
+    pub running_since: Option<Timestamp>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     pub state_since: Timestamp,
@@ -158,7 +159,7 @@ impl Notebook {
             failure: None,
             snapshot_id: None,
             running_seconds: 0,
-            last_started_at: None,
+            running_since: None,
             created_at: now,
             updated_at: now,
             state_since: now,

@@ -33,6 +33,8 @@ pub struct Launch<'a> {
     pub port: u16,
     /// How often the stack polls moto for EC2 state changes.
     pub watch_interval_ms: u64,
+    /// How long an emulated stop or start takes.
+    pub transition_ms: u64,
 }
 
 /// The `nbfleet-local` binary next to the running executable (cargo puts every workspace
@@ -59,6 +61,7 @@ impl LocalStack {
             .env("NBFLEET_VENV", l.venv)
             .env("NBFLEET_LOCAL_PORT", l.port.to_string())
             .env("NBFLEET_WATCH_INTERVAL_MS", l.watch_interval_ms.to_string())
+            .env("NBFLEET_TRANSITION_MS", l.transition_ms.to_string())
             .stdout(Stdio::piped())
             .stderr(log)
             .kill_on_drop(true)

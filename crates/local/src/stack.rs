@@ -32,14 +32,18 @@ pub struct Settings {
     /// The project venv (python, awscli, jupyterlab).
     pub venv: PathBuf,
     pub watch_interval: Duration,
+    /// How long an emulated stop or start takes.
+    pub transition: Duration,
 }
 
 impl Settings {
     /// From `NBFLEET_MOTO_PORT` (5000) or `MOTO_ENDPOINT`, `NBFLEET_LOCAL_PORT` (9000),
     /// `NBFLEET_LOCAL_ACCOUNT`, `NBFLEET_LOCAL_DIR` (`.local`), `NBFLEET_VENV` (`.venv`) and
-    /// `NBFLEET_WATCH_INTERVAL_MS` (250: how often moto is polled for EC2 state changes).
+    /// `NBFLEET_WATCH_INTERVAL_MS` (250: how often moto is polled for EC2 state changes) and
+    /// `NBFLEET_TRANSITION_MS` (2000: how long an emulated stop or start takes).
     pub fn from_env() -> std::result::Result<Settings, String> {
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let millis = |k: &str, default: u64| var(k).and_then(|v| v.parse().ok()).unwrap_or(default);
         let port: u16 = var("NBFLEET_LOCAL_PORT")
             .unwrap_or_else(|| "9000".into())
             .parse()
@@ -50,11 +54,8 @@ impl Settings {
             listen: SocketAddr::from(([127, 0, 0, 1], port)),
             dir: var("NBFLEET_LOCAL_DIR").unwrap_or_else(|| ".local".into()).into(),
             venv: var("NBFLEET_VENV").unwrap_or_else(|| ".venv".into()).into(),
-            watch_interval: Duration::from_millis(
-                var("NBFLEET_WATCH_INTERVAL_MS")
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(250),
-            ),
+            watch_interval: Duration::from_millis(millis("NBFLEET_WATCH_INTERVAL_MS", 250)),
+            transition: Duration::from_millis(millis("NBFLEET_TRANSITION_MS", 2000)),
         })
     }
 }
@@ -93,6 +94,7 @@ pub async fn start(s: &Settings) -> Result<(Stack, TcpListener)> {
             region: cfg.region.clone(),
             events,
             interval: s.watch_interval,
+            transition: s.transition,
         }
         .run(),
     );

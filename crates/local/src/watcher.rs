@@ -17,6 +17,9 @@ pub struct Watcher {
     pub region: String,
     pub events: UnboundedSender<Value>,
     pub interval: Duration,
+    /// How long an emulated stop or start takes: moto changes state at once, so the watcher
+    /// emits `stopping` (or `pending`) first and the final state this long after.
+    pub transition: Duration,
 }
 
 impl Watcher {
@@ -62,16 +65,60 @@ impl Watcher {
     }
 
     fn changed(&self, id: &str, before: Option<&str>, state: &str) {
-        if let Ok(sandbox) = self.runner.sandbox(id) {
-            match state {
-                "stopping" | "stopped" | "shutting-down" | "terminated" => sandbox.stop_jupyter(),
-                "running" if matches!(before, Some("stopped" | "stopping")) => {
-                    let _ = sandbox.new_port();
-                }
-                _ => {}
+        tracing::info!(instance = id, from = ?before, to = state, "EC2 state change in moto");
+        let sandbox = self.runner.sandbox(id).ok();
+        let (now, later) = match (before, state) {
+            (Some("pending" | "running"), "stopped") => (Some("stopping"), Some("stopped")),
+            (Some("stopped" | "stopping"), "running") => (Some("pending"), Some("running")),
+            _ => (Some(state), None),
+        };
+        if matches!(state, "stopping" | "stopped" | "shutting-down" | "terminated") {
+            // The machine goes down: its Jupyter goes with it.
+            if let Some(sb) = &sandbox {
+                sb.stop_jupyter();
             }
         }
-        tracing::info!(instance = id, from = ?before, to = state, "EC2 state change");
+        if state == "running" && matches!(before, Some("stopped" | "stopping")) {
+            // A restarted instance comes back at a new address.
+            if let Some(sb) = &sandbox {
+                let _ = sb.new_port();
+            }
+        }
+        if let Some(s) = now {
+            self.emit(id, s);
+        }
+        if let Some(s) = later {
+            let (watcher, id, s) = (self.emitter(), id.to_string(), s.to_string());
+            let delay = self.transition;
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                watcher.emit(&id, &s);
+            });
+        }
+    }
+
+    fn emitter(&self) -> Emitter {
+        Emitter {
+            account: self.account.clone(),
+            region: self.region.clone(),
+            events: self.events.clone(),
+        }
+    }
+
+    fn emit(&self, id: &str, state: &str) {
+        self.emitter().emit(id, state);
+    }
+}
+
+/// Sends EC2 state-change events, as EventBridge would deliver them.
+struct Emitter {
+    account: String,
+    region: String,
+    events: UnboundedSender<Value>,
+}
+
+impl Emitter {
+    fn emit(&self, id: &str, state: &str) {
         let now = jiff::Timestamp::now().to_string();
         let _ = self
             .events

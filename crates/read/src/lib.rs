@@ -16,12 +16,18 @@ pub async fn get(deps: &Deps, name: &str) -> Result<(u16, Value)> {
         .get(name)
         .await?
         .ok_or_else(|| Error::NotFound(format!("no notebook named {name:?}")))?;
-    Ok((200, json!({ "notebook": nb })))
+    Ok((200, view(deps, &nb)))
+}
+
+/// A record as the API shows it: the record itself plus its cost to date.
+pub fn view(deps: &Deps, nb: &nbfleet_core::Notebook) -> Value {
+    json!({ "notebook": nb, "cost": nb.cost(&deps.cfg.prices, deps.clock.now()) })
 }
 
 /// `GET /notebooks`.
 pub async fn list(deps: &Deps) -> Result<(u16, Value)> {
-    Ok((200, json!({ "notebooks": deps.store.list().await? })))
+    let views: Vec<Value> = deps.store.list().await?.iter().map(|nb| view(deps, nb)).collect();
+    Ok((200, json!({ "notebooks": views })))
 }
 
 /// The Lambda's answer to an HTTP API request.

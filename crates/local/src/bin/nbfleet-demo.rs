@@ -1,6 +1,7 @@
 //! `make demo`: nbfleet's main job on this machine. Starts the local stack (moto + the real
 //! handlers + a real Jupyter run by the local runner), launches a notebook with a password,
-//! logs in over HTTPS, checks the certificate fingerprint, and cleans up unless `KEEP=1`.
+//! checks the certificate fingerprint, logs in over HTTPS, stops it and shows that it no longer
+//! answers, starts it and logs in again at its new address, and deletes it (unless `KEEP=1`).
 //! Exits non-zero if any step fails.
 
 use nbfleet_jupyter::Jupyter;
@@ -23,7 +24,11 @@ async fn main() -> ExitCode {
 }
 
 fn step(n: u32, text: &str) {
-    println!("[{n}/6] {text}");
+    println!("[{n}/8] {text}");
+}
+
+fn show(state: &str, t: Duration) {
+    println!("      {:>6.1} s  {state}", t.as_secs_f64());
 }
 
 async fn run() -> Result<(), String> {
@@ -45,6 +50,7 @@ async fn run() -> Result<(), String> {
             .and_then(|p| p.parse().ok())
             .unwrap_or(9000),
         watch_interval_ms: 250,
+        transition_ms: 2000,
     })
     .await?;
     println!(
@@ -125,21 +131,63 @@ async fn run() -> Result<(), String> {
     }
     println!("      logged in; /api/status: {body}");
 
-    step(5, "how to open it");
-    println!("      open {url} in a browser and log in with the password {password}");
+    step(5, &format!("stopping it (POST /notebooks/{NAME}/stop)"));
+    let (status, body) = api
+        .call(reqwest::Method::POST, &format!("/notebooks/{NAME}/stop"), None)
+        .await?;
+    if status != 202 {
+        return Err(format!("stop answered {status}: {body}"));
+    }
+    api.wait_for(NAME, &["Stopped"], Duration::from_secs(120), show)
+        .await?;
+    if jupyter.status(None).await.is_ok() {
+        return Err(format!("{url} still answers after the stop"));
+    }
+    println!(
+        "      {url} no longer answers; cost so far: {}",
+        stopped_cost(&api).await
+    );
+
+    step(6, &format!("starting it again (POST /notebooks/{NAME}/start)"));
+    let (status, body) = api
+        .call(reqwest::Method::POST, &format!("/notebooks/{NAME}/start"), None)
+        .await?;
+    if status != 202 {
+        return Err(format!("start answered {status}: {body}"));
+    }
+    let nb = api
+        .wait_for(NAME, &["Ready", "Failed"], Duration::from_secs(300), show)
+        .await?;
+    if nb["state"] == "Failed" {
+        return Err(format!("the restart failed: {}", nb["failure"]));
+    }
+    let new_url = nb["connect"]["url"]
+        .as_str()
+        .ok_or("no connect URL after the restart")?
+        .to_string();
+    println!(
+        "      new address: {new_url} (was {url}); same certificate: {}",
+        nb["cert_fingerprint"] == recorded
+    );
+    let again = Jupyter::pinned(&new_url, &recorded).map_err(|e| e.to_string())?;
+    again.login(&password).await.map_err(|e| e.to_string())?;
+    println!("      logged in again over HTTPS");
+
+    step(7, "how to open it");
+    println!("      open {new_url} in a browser and log in with the password {password}");
     println!("      (the browser will warn about the self-signed certificate: check that its SHA-256");
     println!("       fingerprint is the one above before you accept it)");
 
     if keep {
-        step(6, "KEEP=1: leaving the notebook and the local stack running");
+        step(8, "KEEP=1: leaving the notebook and the local stack running");
         println!("      stop it all with: make local-stop");
         if let Some(pid) = stack.detach() {
             std::fs::write(dir.join("stack.pid"), pid.to_string()).map_err(|e| e.to_string())?;
         }
     } else {
         step(
-            6,
-            "deleting the notebook (DELETE /notebooks/demo) and stopping the local stack",
+            8,
+            &format!("deleting it (DELETE /notebooks/{NAME}) and stopping the local stack"),
         );
         let (status, body) = api
             .call(reqwest::Method::DELETE, &format!("/notebooks/{NAME}"), None)
@@ -148,14 +196,30 @@ async fn run() -> Result<(), String> {
             return Err(format!("delete answered {status}: {body}"));
         }
         let done = api
-            .wait_for(NAME, &["Terminated"], Duration::from_secs(60), |_, _| {})
+            .wait_for(NAME, &["Terminated"], Duration::from_secs(60), show)
             .await?;
         println!(
-            "      Terminated; root volume snapshot {}",
+            "      root volume kept as snapshot {}",
             done["snapshot_id"].as_str().unwrap_or("none")
         );
         drop(stack);
     }
     println!("\ndemo passed in {:.1} s", started.elapsed().as_secs_f64());
     Ok(())
+}
+
+async fn stopped_cost(api: &nbfleet_local::harness::Api) -> String {
+    match api
+        .call(reqwest::Method::GET, &format!("/notebooks/{NAME}"), None)
+        .await
+    {
+        Ok((200, body)) => {
+            let c = &body["cost"];
+            format!(
+                "{} h at ${}/h = ${} ({})",
+                c["running_hours"], c["usd_per_hour"], c["cost_usd"], c["price_source"]
+            )
+        }
+        _ => "unknown".into(),
+    }
 }
