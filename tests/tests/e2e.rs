@@ -212,3 +212,107 @@ async fn an_instance_stopped_in_ec2_becomes_stopped_and_its_jupyter_goes_away() 
         "Jupyter's port is still open"
     );
 }
+
+#[tokio::test]
+async fn stop_then_start_gives_a_new_address_with_the_same_certificate_and_delete_keeps_a_snapshot() {
+    let t = e2e(250).await;
+    t.launch(json!({"name": "e2e-cycle", "password": PASSWORD})).await;
+    let nb = t.wait("e2e-cycle", &["Ready", "Failed"]).await;
+    assert_eq!(nb["state"], "Ready", "{nb}");
+    let first_url = nb["connect"]["url"].as_str().unwrap().to_string();
+    let fingerprint = nb["cert_fingerprint"].as_str().unwrap().to_string();
+
+    let (status, _) = t
+        .api
+        .call(Method::POST, "/notebooks/e2e-cycle/stop", None)
+        .await
+        .unwrap();
+    assert_eq!(status, 202);
+    t.wait("e2e-cycle", &["Stopped"]).await;
+    assert!(
+        Jupyter::pinned(&first_url, &fingerprint)
+            .unwrap()
+            .status(None)
+            .await
+            .is_err()
+    );
+    let (_, body) = t
+        .api
+        .call(Method::GET, "/notebooks/e2e-cycle", None)
+        .await
+        .unwrap();
+    assert!(body["cost"]["running_hours"].as_f64().unwrap() > 0.0, "{body}");
+    assert_eq!(body["cost"]["usd_per_hour"], 1.006);
+
+    let (status, _) = t
+        .api
+        .call(Method::POST, "/notebooks/e2e-cycle/start", None)
+        .await
+        .unwrap();
+    assert_eq!(status, 202);
+    let nb = t.wait("e2e-cycle", &["Ready", "Failed"]).await;
+    assert_eq!(nb["state"], "Ready", "{nb}");
+    let second_url = nb["connect"]["url"].as_str().unwrap();
+    assert_ne!(second_url, first_url, "a restart comes back at a new address");
+    assert_eq!(nb["cert_fingerprint"], fingerprint.as_str());
+    Jupyter::pinned(second_url, &fingerprint)
+        .unwrap()
+        .login(PASSWORD)
+        .await
+        .unwrap();
+
+    let (status, _) = t
+        .api
+        .call(Method::DELETE, "/notebooks/e2e-cycle", None)
+        .await
+        .unwrap();
+    assert_eq!(status, 202);
+    let nb = t.wait("e2e-cycle", &["Terminated"]).await;
+    let snapshot = nb["snapshot_id"].as_str().expect("a snapshot id on the record");
+    let snaps = t
+        .aws
+        .ec2
+        .describe_snapshots()
+        .snapshot_ids(snapshot)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(snaps.snapshots().len(), 1, "the snapshot exists in EC2");
+    let secret = t
+        .aws
+        .ssm
+        .get_parameter()
+        .name("/nbfleet/notebooks/e2e-cycle/secret")
+        .send()
+        .await;
+    assert!(secret.is_err(), "the secret is gone with the notebook");
+}
+
+#[tokio::test]
+async fn another_user_may_read_but_not_stop_someone_elses_notebook() {
+    let t = e2e(250).await;
+    t.launch(json!({"name": "e2e-owned"})).await;
+    let mallory = t.stack.api().as_user("mallory");
+    let (status, body) = mallory
+        .call(Method::POST, "/notebooks/e2e-owned/stop", None)
+        .await
+        .unwrap();
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["error"]["code"], "Forbidden");
+    assert_eq!(
+        mallory
+            .call(Method::GET, "/notebooks/e2e-owned", None)
+            .await
+            .unwrap()
+            .0,
+        200
+    );
+    assert_eq!(
+        t.api
+            .call(Method::POST, "/notebooks/nobody/stop", None)
+            .await
+            .unwrap()
+            .0,
+        404
+    );
+}
