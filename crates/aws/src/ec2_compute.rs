@@ -348,6 +348,33 @@ impl Compute for Ec2Compute {
             .collect())
     }
 
+    async fn list_tagged(&self) -> Result<Vec<(String, Instance)>> {
+        let pages = self
+            .ec2
+            .describe_instances()
+            .filters(Filter::builder().name("tag-key").values(NOTEBOOK_TAG).build())
+            .max_results(1000)
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .await
+            .map_err(|e| map_ec2(e, "list nbfleet's instances"))?;
+        Ok(pages
+            .into_iter()
+            .flat_map(|r| r.instances.unwrap_or_default())
+            .filter_map(|i| {
+                let notebook = i
+                    .tags()
+                    .iter()
+                    .find(|t| t.key() == Some(NOTEBOOK_TAG))?
+                    .value()?
+                    .to_string();
+                Some((notebook, to_instance(i)?))
+            })
+            .collect())
+    }
+
     async fn describe(&self, instance_id: &str) -> Result<Option<Instance>> {
         match self
             .ec2

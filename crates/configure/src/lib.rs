@@ -50,7 +50,8 @@ pub async fn handle_event(deps: &Deps, event: &Value) -> Result<Outcome> {
     Ok(outcome)
 }
 
-async fn on_instance_state(deps: &Deps, instance_id: &str, state: InstanceState) -> Result<Outcome> {
+/// What an EC2 state change means for the record of `instance_id` (also fed by reconcile).
+pub async fn on_instance_state(deps: &Deps, instance_id: &str, state: InstanceState) -> Result<Outcome> {
     let Some(nb) = deps.store.by_instance(instance_id).await? else {
         return Ok(Outcome::Ignored(format!(
             "{instance_id} is not an nbfleet instance"

@@ -11,6 +11,7 @@ pub mod events;
 pub mod gpu;
 pub mod password;
 pub mod ports;
+pub mod reconcile;
 pub mod record;
 pub mod report;
 pub mod scripts;

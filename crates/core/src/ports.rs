@@ -125,6 +125,8 @@ pub trait Compute: Send + Sync {
     async fn run_instance(&self, req: &RunRequest) -> Result<Instance>;
     /// Instances tagged with this notebook and generation that are not terminated.
     async fn find_instances(&self, notebook: &str, generation: u32) -> Result<Vec<Instance>>;
+    /// Every instance tagged as an nbfleet notebook, with its notebook's name, every page.
+    async fn list_tagged(&self) -> Result<Vec<(String, Instance)>>;
     async fn describe(&self, instance_id: &str) -> Result<Option<Instance>>;
     async fn start(&self, instance_id: &str) -> Result<()>;
     async fn stop(&self, instance_id: &str) -> Result<()>;

@@ -5,6 +5,8 @@
 //! The state is written first, with a conditional write, and EC2 is asked second: a lost race
 //! is a 409 with no EC2 side effect. EC2's own events then carry the record on (configure).
 
+pub mod reconcile;
+
 use lambda_http::{Body, Request, RequestExt, Response};
 use nbfleet_core::ports::Deps;
 use nbfleet_core::record::Failure;

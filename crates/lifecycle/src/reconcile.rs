@@ -1,0 +1,94 @@
+//! The reconcile and deadline passes the sweep runs: records are compared with EC2 (which is
+//! the truth for what runs) and drift is fed through the same code as the EC2 event that was
+//! missed; in-flight records past their deadline are re-driven or failed with the instance
+//! stopped. Decisions are `nbfleet_core::reconcile`'s; this file applies them.
+
+use nbfleet_configure::{finish_termination, on_instance_state};
+use nbfleet_core::ports::Deps;
+use nbfleet_core::reconcile::{drift, overdue};
+use nbfleet_core::record::Failure;
+use nbfleet_core::{Result, State};
+use std::collections::{HashMap, HashSet};
+
+/// What a pass found and did, one line per notebook or instance.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Report {
+    /// Records brought in line with EC2: `name: EC2 says <state>`.
+    pub adopted: Vec<String>,
+    /// Instances tagged as nbfleet notebooks that no record owns.
+    pub orphans: Vec<String>,
+    /// Records past their in-flight deadline, and what was done.
+    pub overdue: Vec<String>,
+}
+
+/// Compares every record with EC2 (DescribeInstances by the nbfleet tag, paged) and adopts
+/// changes made outside nbfleet.
+pub async fn reconcile(deps: &Deps) -> Result<Report> {
+    let tagged = deps.compute.list_tagged().await?;
+    let by_id: HashMap<&str, _> = tagged.iter().map(|(_, i)| (i.id.as_str(), i)).collect();
+    let mut report = Report::default();
+    let mut owned = HashSet::new();
+    for nb in deps.store.list().await? {
+        let Some(id) = nb.instance_id.as_deref() else {
+            continue;
+        };
+        owned.insert(id.to_string());
+        let ec2 = by_id.get(id).map(|i| i.state);
+        if let Some(event) = drift(&nb, ec2) {
+            tracing::info!(notebook = %nb.name, instance = id, ?event, "reconcile: EC2 disagrees with the record");
+            on_instance_state(deps, id, event).await?;
+            report.adopted.push(format!("{}: EC2 says {event:?}", nb.name));
+        }
+    }
+    for (notebook, i) in &tagged {
+        if !owned.contains(&i.id) && !i.state.is_gone() {
+            tracing::warn!(instance = %i.id, %notebook, "reconcile: orphan instance");
+            report
+                .orphans
+                .push(format!("{} (tagged {notebook}, {:?})", i.id, i.state));
+        }
+    }
+    Ok(report)
+}
+
+/// Steps in for records stuck in flight: a stuck delete is driven again; anything else is
+/// failed with its instance stopped, so a failure never burns GPU money.
+pub async fn enforce_deadlines(deps: &Deps) -> Result<Vec<String>> {
+    let now = deps.clock.now();
+    let mut done = Vec::new();
+    for nb in deps.store.list().await? {
+        if !overdue(&nb, now) {
+            continue;
+        }
+        let since = now.duration_since(nb.state_since).as_mins();
+        match (nb.state, nb.instance_id.as_deref()) {
+            (State::Terminating, Some(id)) => match deps.compute.describe(id).await? {
+                Some(i) if !i.state.is_gone() => deps.compute.terminate(id).await?,
+                _ => {
+                    finish_termination(deps, &nb).await?;
+                }
+            },
+            (State::Terminating, None) => {
+                finish_termination(deps, &nb).await?;
+            }
+            (State::Stopping, Some(id)) => deps.compute.stop(id).await?,
+            (state, instance) => {
+                if let Some(id) = instance {
+                    deps.compute.stop(id).await?;
+                }
+                let mut failed = nb.moved_to(State::Failed, now)?;
+                failed.stopped_running(now);
+                failed.pending_command = None;
+                failed.failure = Some(Failure {
+                    reason: format!("stuck in {state} for {since} minutes; the instance was stopped"),
+                    exit_code: None,
+                    stderr_tail: None,
+                });
+                deps.store.put(&failed, nb.expect()).await?;
+            }
+        }
+        tracing::warn!(notebook = %nb.name, state = %nb.state, minutes = since, "past its deadline");
+        done.push(format!("{}: {} for {since} min", nb.name, nb.state));
+    }
+    Ok(done)
+}

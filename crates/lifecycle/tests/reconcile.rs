@@ -1,0 +1,124 @@
+//! Reconcile and deadlines against moto: changes made behind nbfleet's back are adopted,
+//! orphans are reported, and a record stuck in flight ends Failed with its instance stopped.
+
+mod common;
+
+use common::env;
+use nbfleet_core::State;
+use nbfleet_lifecycle::reconcile::{enforce_deadlines, reconcile};
+
+#[tokio::test]
+async fn an_instance_terminated_behind_our_back_ends_terminated() {
+    let e = env().await;
+    let nb = e.launch("gone").await;
+    e.force("gone", State::Ready).await;
+    e.aws
+        .ec2
+        .terminate_instances()
+        .instance_ids(nb.instance_id.clone().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let report = reconcile(&e.deps).await.unwrap();
+    assert_eq!(report.adopted, ["gone: EC2 says Terminated"]);
+    assert_eq!(e.record("gone").await.state, State::Terminated);
+}
+
+#[tokio::test]
+async fn an_instance_stopped_behind_our_back_ends_stopped_and_its_cost_stops() {
+    let e = env().await;
+    let nb = e.launch("halted").await;
+    let mut ready = e.force("halted", State::Ready).await;
+    ready.running_since = Some(e.deps.clock.now());
+    let stored = e.record("halted").await;
+    e.deps
+        .store
+        .put(&ready.touched(e.deps.clock.now()), stored.expect())
+        .await
+        .unwrap();
+    e.advance_minutes(90);
+    e.aws
+        .ec2
+        .stop_instances()
+        .instance_ids(nb.instance_id.clone().unwrap())
+        .send()
+        .await
+        .unwrap();
+
+    reconcile(&e.deps).await.unwrap();
+    let after = e.record("halted").await;
+    assert_eq!(after.state, State::Stopped);
+    assert_eq!((after.running_since, after.running_seconds), (None, 90 * 60));
+    e.advance_minutes(60);
+    assert_eq!(
+        e.record("halted").await.running_seconds_at(e.deps.clock.now()),
+        90 * 60,
+        "the clock stopped"
+    );
+}
+
+#[tokio::test]
+async fn an_instance_started_by_hand_is_configured_again() {
+    let e = env().await;
+    let nb = e.launch("manual").await;
+    e.force("manual", State::Stopped).await;
+    // The instance runs in moto (it never stopped): as if someone started it in the console.
+    let report = reconcile(&e.deps).await.unwrap();
+    assert_eq!(report.adopted, ["manual: EC2 says Running"]);
+    let after = e.record("manual").await;
+    assert_eq!(after.state, State::Configuring);
+    assert!(after.pending_command.is_some());
+    assert_eq!(e.ec2_state(nb.instance_id.as_deref().unwrap()).await, "running");
+}
+
+#[tokio::test]
+async fn a_tagged_instance_without_a_record_is_an_orphan() {
+    let e = env().await;
+    e.launch("known").await;
+    e.force("known", State::Ready).await;
+    let ghost = e
+        .aws
+        .ec2
+        .run_instances()
+        .image_id(nbfleet_local::setup::SEEDED_AMI)
+        .instance_type(aws_sdk_ec2::types::InstanceType::G5Xlarge)
+        .min_count(1)
+        .max_count(1)
+        .tag_specifications(
+            aws_sdk_ec2::types::TagSpecification::builder()
+                .resource_type(aws_sdk_ec2::types::ResourceType::Instance)
+                .tags(
+                    aws_sdk_ec2::types::Tag::builder()
+                        .key("nbfleet:notebook")
+                        .value("ghost")
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let ghost_id = ghost.instances()[0].instance_id().unwrap().to_string();
+    let report = reconcile(&e.deps).await.unwrap();
+    assert_eq!(report.orphans.len(), 1, "{report:?}");
+    assert!(report.orphans[0].starts_with(&ghost_id) && report.orphans[0].contains("ghost"));
+    assert!(report.adopted.is_empty(), "{report:?}");
+}
+
+#[tokio::test]
+async fn a_record_stuck_configuring_past_its_deadline_fails_with_its_instance_stopped() {
+    let e = env().await;
+    let nb = e.launch("stuck").await;
+    e.force("stuck", State::Configuring).await;
+    e.advance_minutes(39);
+    assert!(enforce_deadlines(&e.deps).await.unwrap().is_empty(), "not yet");
+    e.advance_minutes(2);
+    let done = enforce_deadlines(&e.deps).await.unwrap();
+    assert_eq!(done, ["stuck: Configuring for 41 min"]);
+    let after = e.record("stuck").await;
+    assert_eq!(after.state, State::Failed);
+    assert!(after.failure.unwrap().reason.contains("stuck in Configuring"));
+    assert_eq!(e.ec2_state(nb.instance_id.as_deref().unwrap()).await, "stopped");
+    // A second sweep changes nothing.
+    assert!(enforce_deadlines(&e.deps).await.unwrap().is_empty());
+}
