@@ -74,6 +74,17 @@ pub async fn on_instance_state(deps: &Deps, instance_id: &str, state: InstanceSt
             next.connect = None;
             save(deps, &nb, next).await
         }
+        // Stopped or terminated outside nbfleet: show the way down as it happens.
+        InstanceState::Stopping if matches!(nb.state, State::Configuring | State::Ready) => {
+            let mut next = nb.moved_to(State::Stopping, deps.clock.now())?;
+            next.pending_command = None;
+            save(deps, &nb, next).await
+        }
+        InstanceState::ShuttingDown if !matches!(nb.state, State::Terminating | State::Terminated) => {
+            let mut next = nb.moved_to(State::Terminating, deps.clock.now())?;
+            next.pending_command = None;
+            save(deps, &nb, next).await
+        }
         InstanceState::Terminated if nb.state != State::Terminated => {
             let done = finish_termination(deps, &nb).await?;
             Ok(Outcome::Moved {

@@ -122,3 +122,34 @@ async fn a_record_stuck_configuring_past_its_deadline_fails_with_its_instance_st
     // A second sweep changes nothing.
     assert!(enforce_deadlines(&e.deps).await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn ec2_events_on_the_way_down_update_the_record() {
+    use nbfleet_configure::on_instance_state;
+    use nbfleet_core::ports::InstanceState;
+    let e = env().await;
+    let nb = e.launch("downhill").await;
+    let id = nb.instance_id.clone().unwrap();
+    e.force("downhill", State::Ready).await;
+    on_instance_state(&e.deps, &id, InstanceState::Stopping)
+        .await
+        .unwrap();
+    assert_eq!(e.record("downhill").await.state, State::Stopping);
+    on_instance_state(&e.deps, &id, InstanceState::Stopped)
+        .await
+        .unwrap();
+    assert_eq!(e.record("downhill").await.state, State::Stopped);
+    on_instance_state(&e.deps, &id, InstanceState::ShuttingDown)
+        .await
+        .unwrap();
+    assert_eq!(e.record("downhill").await.state, State::Terminating);
+    on_instance_state(&e.deps, &id, InstanceState::Terminated)
+        .await
+        .unwrap();
+    assert_eq!(e.record("downhill").await.state, State::Terminated);
+    // The same event again changes nothing.
+    let again = on_instance_state(&e.deps, &id, InstanceState::Terminated)
+        .await
+        .unwrap();
+    assert!(matches!(again, nbfleet_configure::Outcome::NoOp(_)), "{again:?}");
+}
