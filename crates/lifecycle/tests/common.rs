@@ -139,7 +139,7 @@ impl Env {
 
     pub fn advance_minutes(&self, m: i64) {
         let mut t = self.clock.0.lock().unwrap();
-        *t = *t + jiff::SignedDuration::from_mins(m);
+        *t += jiff::SignedDuration::from_mins(m);
     }
 
     pub async fn ec2_state(&self, id: &str) -> String {
