@@ -142,6 +142,31 @@ fn to_instance(i: aws_sdk_ec2::types::Instance) -> Option<Instance> {
     })
 }
 
+impl Ec2Compute {
+    /// Every instance matching `filters`, all pages of up to 1000.
+    async fn describe_all(
+        &self,
+        filters: Vec<Filter>,
+        what: &str,
+    ) -> Result<Vec<aws_sdk_ec2::types::Instance>> {
+        let reservations = self
+            .ec2
+            .describe_instances()
+            .set_filters(Some(filters))
+            .max_results(1000)
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .await
+            .map_err(|e| map_ec2(e, what))?;
+        Ok(reservations
+            .into_iter()
+            .flat_map(|r| r.instances.unwrap_or_default())
+            .collect())
+    }
+}
+
 #[async_trait]
 impl Compute for Ec2Compute {
     async fn resolve_ami(&self, parameter: &str) -> Result<Ami> {
@@ -309,60 +334,34 @@ impl Compute for Ec2Compute {
     }
 
     async fn find_instances(&self, notebook: &str, generation: u32) -> Result<Vec<Instance>> {
-        let pages = self
-            .ec2
-            .describe_instances()
-            .filters(
-                Filter::builder()
-                    .name(format!("tag:{NOTEBOOK_TAG}"))
-                    .values(notebook)
-                    .build(),
-            )
-            .filters(
-                Filter::builder()
-                    .name(format!("tag:{GENERATION_TAG}"))
-                    .values(generation.to_string())
-                    .build(),
-            )
-            .filters(
-                Filter::builder()
-                    .name("instance-state-name")
-                    .set_values(Some(
-                        ["pending", "running", "stopping", "stopped"]
-                            .map(String::from)
-                            .to_vec(),
-                    ))
-                    .build(),
-            )
-            .max_results(1000)
-            .into_paginator()
-            .items()
-            .send()
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .await
-            .map_err(|e| map_ec2(e, "find the notebook's instances"))?;
-        Ok(pages
-            .into_iter()
-            .flat_map(|r| r.instances.unwrap_or_default())
-            .filter_map(to_instance)
-            .collect())
+        let live = ["pending", "running", "stopping", "stopped"]
+            .map(String::from)
+            .to_vec();
+        let filters = vec![
+            Filter::builder()
+                .name(format!("tag:{NOTEBOOK_TAG}"))
+                .values(notebook)
+                .build(),
+            Filter::builder()
+                .name(format!("tag:{GENERATION_TAG}"))
+                .values(generation.to_string())
+                .build(),
+            Filter::builder()
+                .name("instance-state-name")
+                .set_values(Some(live))
+                .build(),
+        ];
+        let found = self
+            .describe_all(filters, "find the notebook's instances")
+            .await?;
+        Ok(found.into_iter().filter_map(to_instance).collect())
     }
 
     async fn list_tagged(&self) -> Result<Vec<(String, Instance)>> {
-        let pages = self
-            .ec2
-            .describe_instances()
-            .filters(Filter::builder().name("tag-key").values(NOTEBOOK_TAG).build())
-            .max_results(1000)
-            .into_paginator()
-            .items()
-            .send()
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .await
-            .map_err(|e| map_ec2(e, "list nbfleet's instances"))?;
-        Ok(pages
+        let filters = vec![Filter::builder().name("tag-key").values(NOTEBOOK_TAG).build()];
+        let found = self.describe_all(filters, "list nbfleet's instances").await?;
+        Ok(found
             .into_iter()
-            .flat_map(|r| r.instances.unwrap_or_default())
             .filter_map(|i| {
                 let notebook = i
                     .tags()

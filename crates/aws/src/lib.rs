@@ -66,3 +66,15 @@ pub fn ec2_client(builder: aws_sdk_ec2::config::Builder) -> aws_sdk_ec2::Client 
 pub fn ec2_retry_policy(builder: aws_sdk_ec2::config::Builder) -> aws_sdk_ec2::config::Builder {
     builder.retry_classifier(ec2_compute::CapacityIsNotRetried)
 }
+
+/// The start of every Lambda `main`: JSON logs, the configuration from the environment (a bad
+/// variable fails the cold start with a sentence that names it), and the ports on real clients.
+pub async fn lambda_deps() -> Result<nbfleet_core::ports::Deps, nbfleet_core::config::ConfigError> {
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter("info")
+        .without_time()
+        .init();
+    let cfg = nbfleet_core::config::from_vars(std::env::vars())?;
+    Ok(Clients::from_env().await.deps(cfg))
+}

@@ -14,6 +14,12 @@ pub trait Store: Send + Sync {
     /// Writes `nb` if the stored record is as `expect` says; otherwise `Error::Conflict`.
     async fn put(&self, nb: &Notebook, expect: Expect) -> Result<()>;
     async fn get(&self, name: &str) -> Result<Option<Notebook>>;
+    /// The record `name`, or a 404 that names it.
+    async fn require(&self, name: &str) -> Result<Notebook> {
+        self.get(name)
+            .await?
+            .ok_or_else(|| crate::Error::NotFound(format!("no notebook named {name:?}")))
+    }
     /// The record whose instance is `instance_id` (EC2 and SSM events carry only that).
     async fn by_instance(&self, instance_id: &str) -> Result<Option<Notebook>>;
     /// Every record in `state`, all pages.

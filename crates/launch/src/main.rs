@@ -1,17 +1,10 @@
-//! The launch Lambda: configuration and clients built once, then `POST /notebooks` requests.
+//! The launch Lambda: `POST /notebooks`.
 
 use lambda_http::{Error, Request, run, service_fn};
-use nbfleet_aws::Clients;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter("info")
-        .without_time()
-        .init();
-    let cfg = nbfleet_core::config::from_vars(std::env::vars())?;
-    let deps = Clients::from_env().await.deps(cfg);
+    let deps = nbfleet_aws::lambda_deps().await?;
     run(service_fn(|req: Request| async {
         Ok::<_, Error>(nbfleet_launch::handle_http(&deps, req).await)
     }))

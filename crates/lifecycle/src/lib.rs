@@ -18,11 +18,7 @@ use serde_json::{Value, json};
 /// Reads `name` and checks that `caller` may act on it.
 async fn owned(deps: &Deps, caller: &str, name: &str) -> Result<Notebook> {
     validate_name(name)?;
-    let nb = deps
-        .store
-        .get(name)
-        .await?
-        .ok_or_else(|| Error::NotFound(format!("no notebook named {name:?}")))?;
+    let nb = deps.store.require(name).await?;
     if nb.owner != caller && !deps.cfg.admins.iter().any(|a| a == caller) {
         return Err(Error::Forbidden(format!(
             "only its owner or an admin may act on notebook {name:?}"

@@ -5,17 +5,13 @@
 use lambda_http::{Body, Request, RequestExt, Response};
 use nbfleet_core::ports::Deps;
 use nbfleet_core::validate::validate_name;
-use nbfleet_core::{Error, Result};
+use nbfleet_core::Result;
 use serde_json::{Value, json};
 
 /// `GET /notebooks/{name}`.
 pub async fn get(deps: &Deps, name: &str) -> Result<(u16, Value)> {
     validate_name(name)?;
-    let nb = deps
-        .store
-        .get(name)
-        .await?
-        .ok_or_else(|| Error::NotFound(format!("no notebook named {name:?}")))?;
+    let nb = deps.store.require(name).await?;
     Ok((200, view(deps, &nb)))
 }
 

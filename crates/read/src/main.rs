@@ -1,17 +1,10 @@
 //! The read Lambda: `GET /notebooks` and `GET /notebooks/{name}`.
 
 use lambda_http::{Error, Request, run, service_fn};
-use nbfleet_aws::Clients;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter("info")
-        .without_time()
-        .init();
-    let cfg = nbfleet_core::config::from_vars(std::env::vars())?;
-    let deps = Clients::from_env().await.deps(cfg);
+    let deps = nbfleet_aws::lambda_deps().await?;
     run(service_fn(|req: Request| async {
         Ok::<_, Error>(nbfleet_read::handle_http(&deps, req).await)
     }))
