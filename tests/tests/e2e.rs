@@ -33,6 +33,8 @@ async fn e2e(watch_interval_ms: u64) -> E2e {
         port: 0,
         watch_interval_ms,
         transition_ms: 300,
+        sweep_seconds: 0,
+        demo_timeouts: false,
     })
     .await
     .expect("start the local stack");

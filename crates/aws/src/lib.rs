@@ -50,6 +50,7 @@ impl Clients {
             secrets: Arc::new(ParameterSecrets::new(self.ssm.clone())),
             compute: Arc::new(Ec2Compute::new(self.ec2.clone(), self.ssm.clone())),
             commands: Arc::new(SsmCommands::new(self.ssm.clone())),
+            notifier: Arc::new(nbfleet_core::ports::LogNotifier),
             clock: Arc::new(SystemClock),
             cfg,
         }

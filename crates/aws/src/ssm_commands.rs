@@ -52,7 +52,7 @@ impl SsmCommands {
 
     /// All invocations of `command_id` with their output, every page. Each instance's output
     /// is cut by SSM at 2,500 characters here: probes keep theirs short.
-    pub async fn list_invocations(&self, command_id: &str) -> Result<Vec<Invocation>> {
+    async fn list_invocations(&self, command_id: &str) -> Result<Vec<Invocation>> {
         let pages: Vec<CommandInvocation> = self
             .client
             .list_command_invocations()
@@ -98,6 +98,7 @@ impl Commands for SsmCommands {
         let comment = match script.kind {
             ScriptKind::Bootstrap => "nbfleet bootstrap",
             ScriptKind::Health => "nbfleet health check",
+            ScriptKind::Probe => "nbfleet idle probe",
         };
         let mut attempt = 0;
         loop {
@@ -137,6 +138,28 @@ impl Commands for SsmCommands {
                 Err(e) => return Err(errors::map(e, "send the command")),
             }
         }
+    }
+
+    async fn send_batch(&self, instance_ids: &[String], script: &Script) -> Result<String> {
+        let out = self
+            .client
+            .send_command()
+            .document_name("AWS-RunShellScript")
+            .set_instance_ids(Some(instance_ids.to_vec()))
+            .comment("nbfleet idle probe")
+            .parameters("commands", vec![script.text.clone()])
+            .parameters("executionTimeout", vec!["60".to_string()])
+            .timeout_seconds(60)
+            .send()
+            .await
+            .map_err(|e| errors::map(e, "send the probe"))?;
+        out.command
+            .and_then(|c| c.command_id)
+            .ok_or_else(|| Error::internal("SendCommand returned no command id"))
+    }
+
+    async fn invocations(&self, command_id: &str) -> Result<Vec<Invocation>> {
+        self.list_invocations(command_id).await
     }
 
     async fn invocation(&self, command_id: &str, instance_id: &str) -> Result<Invocation> {

@@ -105,7 +105,7 @@ async fn list_invocations_reads_every_page_with_details() {
         .match_requests(|r| r.next_token() == Some("page-2"))
         .then_output(move || page(&["i-3"], None));
     let commands = SsmCommands::new(mock_client!(aws_sdk_ssm, RuleMode::MatchAny, [&first, &second]));
-    let all = commands.list_invocations("cmd-7").await.unwrap();
+    let all = commands.invocations("cmd-7").await.unwrap();
     let ids: Vec<&str> = all.iter().map(|i| i.instance_id.as_str()).collect();
     assert_eq!(ids, ["i-1", "i-2", "i-3"]);
     assert!(

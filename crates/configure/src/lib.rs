@@ -158,6 +158,7 @@ async fn on_command(
         let what = match pending.kind {
             ScriptKind::Bootstrap => "the bootstrap",
             ScriptKind::Health => "the health check",
+            ScriptKind::Probe => "the probe",
         };
         let reason = match inv.status {
             CommandStatus::TimedOut => format!("{what} timed out"),
@@ -190,6 +191,7 @@ async fn ready(
             ));
             r.port
         }
+        ScriptKind::Probe => return Err("a probe cannot configure a notebook".into()),
         ScriptKind::Health => {
             let r = report::parse_health(&inv.stdout)
                 .map_err(|_| "the health check printed no readable report")?;

@@ -71,6 +71,12 @@ fi
 printf '%s' "$secret" >"$STATE_DIR/secret"
 unset secret
 
+# The idle probe reads Jupyter's API as root on the instance. In password mode it needs a token
+# of its own: random, made once, never leaving the instance.
+if [ ! -s "$STATE_DIR/probe-token" ]; then
+  openssl rand -hex 24 | tr -d '\n' >"$STATE_DIR/probe-token"
+fi
+
 STAGE="making the TLS certificate"
 # Made once and reused, so the fingerprint users verified stays valid across re-runs.
 if ! openssl x509 -noout -in "$CERT" >/dev/null 2>&1 || ! openssl pkey -noout -in "$KEY" >/dev/null 2>&1; then
@@ -110,7 +116,9 @@ c.ServerApp.root_dir = _s["root_dir"]
 c.PasswordIdentityProvider.allow_password_change = False
 if _s["secret_kind"] == "password":
     c.PasswordIdentityProvider.hashed_password = _secret
-    c.IdentityProvider.token = ""
+    # Only nbfleet's idle probe, on the instance itself, uses this token.
+    with open(os.path.join(_state, "probe-token")) as _f:
+        c.IdentityProvider.token = _f.read().strip()
 else:
     c.PasswordIdentityProvider.hashed_password = ""
     c.IdentityProvider.token = _secret

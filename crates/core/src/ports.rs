@@ -201,6 +201,28 @@ pub trait Commands: Send + Sync {
     async fn send(&self, instance_id: &str, script: &crate::scripts::Script) -> Result<String>;
     /// The invocation of `command_id` on `instance_id`; a command not yet visible is Pending.
     async fn invocation(&self, command_id: &str, instance_id: &str) -> Result<Invocation>;
+    /// Sends `script` to up to 50 instances in one command, without waiting for agents: one
+    /// bad instance fails the whole call (the sweep bisects). Returns the command id.
+    async fn send_batch(&self, instance_ids: &[String], script: &crate::scripts::Script) -> Result<String>;
+    /// Every instance's invocation of `command_id`, with its output, all pages.
+    async fn invocations(&self, command_id: &str) -> Result<Vec<Invocation>>;
+}
+
+/// Messages to people: warnings before automatic stops, stops and failures.
+#[async_trait]
+pub trait Notifier: Send + Sync {
+    async fn notify(&self, notebook: &str, message: &str) -> Result<()>;
+}
+
+/// A notifier that writes to the log (until a Slack webhook is configured).
+pub struct LogNotifier;
+
+#[async_trait]
+impl Notifier for LogNotifier {
+    async fn notify(&self, notebook: &str, message: &str) -> Result<()> {
+        tracing::info!(notebook, message, "notification");
+        Ok(())
+    }
 }
 
 /// The ports a handler works through, built once at start (real adapters in a Lambda, moto-backed
@@ -212,5 +234,6 @@ pub struct Deps {
     pub secrets: std::sync::Arc<dyn Secrets>,
     pub compute: std::sync::Arc<dyn Compute>,
     pub commands: std::sync::Arc<dyn Commands>,
+    pub notifier: std::sync::Arc<dyn Notifier>,
     pub clock: std::sync::Arc<dyn Clock>,
 }

@@ -52,6 +52,22 @@ pub struct GpuInfo {
     pub torch_cuda: bool,
 }
 
+/// The idle policy's last verdict on a running notebook, as the sweep recorded it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdleStatus {
+    pub verdict: crate::idle::Verdict,
+    /// One sentence: why it keeps running, or why and when it stops.
+    pub reason: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub planned_stop: Option<Timestamp>,
+    /// The stop time announced by a warning.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warned_stop_at: Option<Timestamp>,
+    /// Probes in a row that gave no answer.
+    #[serde(default)]
+    pub unknowns: u32,
+}
+
 /// How to reach a notebook's Jupyter.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Connect {
@@ -121,6 +137,12 @@ pub struct Notebook {
     pub failure: Option<Failure>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot_id: Option<String>,
+    /// `extend` snoozes automatic stops until then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snoozed_until: Option<Timestamp>,
+    /// The idle policy's last word on this run: verdict, reason, planned stop.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_status: Option<IdleStatus>,
     /// Seconds the instance has run, over all finished runs.
     #[serde(default)]
     pub running_seconds: u64,
@@ -158,6 +180,8 @@ impl Notebook {
             jupyter_version: None,
             failure: None,
             snapshot_id: None,
+            snoozed_until: None,
+            idle_status: None,
             running_seconds: 0,
             running_since: None,
             created_at: now,

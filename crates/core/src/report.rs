@@ -73,6 +73,35 @@ pub fn parse_bootstrap(stdout: &str) -> Result<BootstrapReport> {
     })
 }
 
+/// What an idle probe printed, as the policy reads it. Anything short of a clean report is
+/// unknown, with the reason: unknown is never idle.
+pub fn parse_probe(stdout: &str) -> crate::idle::Probe {
+    use crate::idle::{Observation, Probe};
+    let Ok(v) = report_line(stdout, "probe") else {
+        return Probe::Unknown("the probe printed no report".into());
+    };
+    if let Some(err) = v["err"].as_str() {
+        return Probe::Unknown(format!("the probe could not read Jupyter: {err}"));
+    }
+    let time = |key: &str| v[key].as_str().and_then(|s| s.parse::<jiff::Timestamp>().ok());
+    let count = |key: &str| v[key].as_u64().map(|n| n as u32);
+    let (Some(kernels), Some(busy)) = (count("k"), count("kb")) else {
+        return Probe::Unknown("the probe report is incomplete".into());
+    };
+    Probe::Seen(Observation {
+        kernels,
+        busy_kernels: busy,
+        kernel_activity: time("ka"),
+        terminal_activity: time("ta"),
+        connections: count("c").unwrap_or(0),
+        server_activity: time("sa"),
+        gpu_utilization: v["g"]
+            .as_array()
+            .map(|g| g.iter().filter_map(|x| x.as_u64().map(|n| n as u32)).collect())
+            .unwrap_or_default(),
+    })
+}
+
 pub fn parse_health(stdout: &str) -> Result<HealthReport> {
     let report: HealthReport = serde_json::from_value(report_line(stdout, "health")?)
         .map_err(|e| Error::internal(format!("unreadable health report: {e}")))?;
@@ -152,6 +181,42 @@ mod tests {
     fn a_health_report_parses() {
         let out = format!("{{\"nbfleet\":\"health\",\"fingerprint\":\"{FP}\",\"port\":8888}}");
         assert_eq!(parse_health(&out).unwrap().port, 8888);
+    }
+
+    #[test]
+    fn a_probe_line_becomes_an_observation() {
+        use crate::idle::{Observation, Probe};
+        let line = r#"{"nbfleet":"probe","k":3,"kb":1,"ka":"2026-11-26T10:00:00.123456Z","ta":null,"c":2,"sa":"2026-11-26T10:05:00Z","g":[0,100]}"#;
+        let Probe::Seen(obs) = parse_probe(line) else {
+            panic!("unknown")
+        };
+        assert_eq!(
+            obs,
+            Observation {
+                kernels: 3,
+                busy_kernels: 1,
+                kernel_activity: Some("2026-11-26T10:00:00.123456Z".parse().unwrap()),
+                terminal_activity: None,
+                connections: 2,
+                server_activity: Some("2026-11-26T10:05:00Z".parse().unwrap()),
+                gpu_utilization: vec![0, 100],
+            }
+        );
+    }
+
+    #[test]
+    fn a_failed_or_garbled_probe_is_unknown() {
+        use crate::idle::Probe;
+        let err = r#"{"nbfleet":"probe","err":"URLError: refused","g":[]}"#;
+        assert!(matches!(parse_probe(err), Probe::Unknown(r) if r.contains("refused")));
+        assert!(matches!(
+            parse_probe("Traceback (most recent call last)"),
+            Probe::Unknown(_)
+        ));
+        assert!(matches!(
+            parse_probe(r#"{"nbfleet":"probe","k":"three"}"#),
+            Probe::Unknown(_)
+        ));
     }
 
     #[test]

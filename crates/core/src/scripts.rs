@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 
 const BOOTSTRAP: &str = include_str!("../scripts/bootstrap.sh");
 const HEALTH: &str = include_str!("../scripts/health.sh");
+const PROBE: &str = include_str!("../scripts/probe.sh");
 const MARKER: &str = "# @@NBFLEET_VALUES@@";
 
 /// Which script a command runs, as recorded for the SSM status-change event to read back.
@@ -21,6 +22,7 @@ const MARKER: &str = "# @@NBFLEET_VALUES@@";
 pub enum ScriptKind {
     Bootstrap,
     Health,
+    Probe,
 }
 
 /// A rendered script: the exact bytes sent to SSM and run on the instance.
@@ -69,6 +71,16 @@ pub fn health_check(nb: &Notebook) -> Result<Script> {
     let text = render(HEALTH, &[("NB_NAME", &nb.name)])?;
     Ok(Script {
         kind: ScriptKind::Health,
+        text,
+    })
+}
+
+/// The idle probe: one compact JSON line about kernels, terminals and GPUs. The same bytes for
+/// every notebook, so one SendCommand can carry it to 50 instances.
+pub fn probe() -> Result<Script> {
+    let text = render(PROBE, &[])?;
+    Ok(Script {
+        kind: ScriptKind::Probe,
         text,
     })
 }

@@ -115,6 +115,37 @@ pub async fn delete(deps: &Deps, caller: &str, name: &str, snapshot: bool) -> Re
     Ok(answer(verdict, &terminating))
 }
 
+/// The longest one `extend` may snooze an automatic stop.
+pub const MAX_EXTEND_MINUTES: u32 = 24 * 60;
+
+/// `POST /notebooks/{name}/extend {"minutes": N}`: snoozes the idle (and runtime-cap) stop.
+pub async fn extend(deps: &Deps, caller: &str, name: &str, body: &[u8]) -> Result<(u16, Value)> {
+    let minutes = serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| v.get("minutes").and_then(Value::as_u64))
+        .filter(|m| (1..=u64::from(MAX_EXTEND_MINUTES)).contains(m))
+        .ok_or_else(|| {
+            Error::bad_request(
+                "minutes",
+                format!("must be a whole number of minutes from 1 to {MAX_EXTEND_MINUTES}"),
+            )
+        })?;
+    let nb = owned(deps, caller, name).await?;
+    let verdict = transitions::check(name, nb.state, Action::Extend)?;
+    let now = deps.clock.now();
+    let until = now + jiff::SignedDuration::from_mins(minutes as i64);
+    let mut next = nb.touched(now);
+    next.snoozed_until = Some(next.snoozed_until.map_or(until, |s| s.max(until)));
+    if let Some(status) = &mut next.idle_status {
+        status.warned_stop_at = None;
+        status.planned_stop = next.snoozed_until;
+        status.reason = format!("extended by {minutes} minutes");
+    }
+    deps.store.put(&next, nb.expect()).await?;
+    tracing::info!(notebook = %name, minutes, "idle stop snoozed");
+    Ok(answer(verdict, &next))
+}
+
 /// The Lambda's answer to an HTTP API request.
 pub async fn handle_http(deps: &Deps, req: Request) -> Response<Body> {
     let caller = match nbfleet_http::iam_principal(&req) {
@@ -133,6 +164,7 @@ pub async fn handle_http(deps: &Deps, req: Request) -> Response<Body> {
     let result = match (req.method().as_str(), req.uri().path().rsplit('/').next()) {
         ("POST", Some("start")) => start(deps, &caller, &name).await,
         ("POST", Some("stop")) => stop(deps, &caller, &name).await,
+        ("POST", Some("extend")) => extend(deps, &caller, &name, nbfleet_http::body_bytes(&req)).await,
         ("DELETE", _) => delete(deps, &caller, &name, snapshot).await,
         (m, _) => Err(Error::NotFound(format!("no route for {m} {}", req.uri().path()))),
     };

@@ -10,10 +10,10 @@
 use crate::runner::{Runner, instance_credentials};
 use async_trait::async_trait;
 use nbfleet_aws::SsmCommands;
+use nbfleet_core::Result;
 use nbfleet_core::events::ssm_invocation_change;
 use nbfleet_core::ports::{CommandStatus, Commands, Invocation};
 use nbfleet_core::scripts::Script;
-use nbfleet_core::{Error, Result};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -22,6 +22,10 @@ use tokio::sync::mpsc::UnboundedSender;
 
 /// The SSM `executionTimeout` the adapter sends, enforced here too.
 const EXECUTION_LIMIT: Duration = Duration::from_secs(1800);
+
+fn key(command_id: &str, instance_id: &str) -> String {
+    format!("{command_id}/{instance_id}")
+}
 
 #[derive(Clone)]
 pub struct LocalCommands {
@@ -58,7 +62,23 @@ impl LocalCommands {
         self.results
             .lock()
             .expect("not poisoned")
-            .insert(inv.command_id.clone(), inv);
+            .insert(key(&inv.command_id, &inv.instance_id), inv);
+    }
+
+    /// Marks the command in progress on `instance_id` and runs it there in the background.
+    fn start(&self, command_id: &str, instance_id: &str, script: &Script) {
+        self.record(Invocation {
+            command_id: command_id.into(),
+            instance_id: instance_id.into(),
+            status: CommandStatus::InProgress,
+            exit_code: None,
+            stdout: String::new(),
+            stderr: String::new(),
+        });
+        tokio::spawn(
+            self.clone()
+                .execute(command_id.into(), instance_id.into(), script.text.clone()),
+        );
     }
 
     async fn execute(self, command_id: String, instance_id: String, text: String) {
@@ -115,18 +135,15 @@ impl LocalCommands {
 impl Commands for LocalCommands {
     async fn send(&self, instance_id: &str, script: &Script) -> Result<String> {
         let command_id = self.ssm.send(instance_id, script).await?;
-        self.record(Invocation {
-            command_id: command_id.clone(),
-            instance_id: instance_id.into(),
-            status: CommandStatus::InProgress,
-            exit_code: None,
-            stdout: String::new(),
-            stderr: String::new(),
-        });
-        tokio::spawn(
-            self.clone()
-                .execute(command_id.clone(), instance_id.into(), script.text.clone()),
-        );
+        self.start(&command_id, instance_id, script);
+        Ok(command_id)
+    }
+
+    async fn send_batch(&self, instance_ids: &[String], script: &Script) -> Result<String> {
+        let command_id = self.ssm.send_batch(instance_ids, script).await?;
+        for id in instance_ids {
+            self.start(&command_id, id, script);
+        }
         Ok(command_id)
     }
 
@@ -135,21 +152,24 @@ impl Commands for LocalCommands {
             .results
             .lock()
             .expect("not poisoned")
-            .get(command_id)
+            .get(&key(command_id, instance_id))
             .cloned();
-        match found {
-            Some(inv) if inv.instance_id == instance_id => Ok(inv),
-            Some(_) => Err(Error::NotFound(format!(
-                "command {command_id} did not run on {instance_id}"
-            ))),
-            None => Ok(Invocation {
-                command_id: command_id.into(),
-                instance_id: instance_id.into(),
-                status: CommandStatus::Pending,
-                exit_code: None,
-                stdout: String::new(),
-                stderr: String::new(),
-            }),
-        }
+        Ok(found.unwrap_or_else(|| Invocation {
+            command_id: command_id.into(),
+            instance_id: instance_id.into(),
+            status: CommandStatus::Pending,
+            exit_code: None,
+            stdout: String::new(),
+            stderr: String::new(),
+        }))
+    }
+
+    async fn invocations(&self, command_id: &str) -> Result<Vec<Invocation>> {
+        let results = self.results.lock().expect("not poisoned");
+        Ok(results
+            .values()
+            .filter(|i| i.command_id == command_id)
+            .cloned()
+            .collect())
     }
 }

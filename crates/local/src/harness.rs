@@ -35,6 +35,10 @@ pub struct Launch<'a> {
     pub watch_interval_ms: u64,
     /// How long an emulated stop or start takes.
     pub transition_ms: u64,
+    /// How often the idle sweep runs (0: never).
+    pub sweep_seconds: u64,
+    /// Demo-length idle timeouts (1-minute minimum and warning).
+    pub demo_timeouts: bool,
 }
 
 /// The `nbfleet-local` binary next to the running executable (cargo puts every workspace
@@ -62,6 +66,11 @@ impl LocalStack {
             .env("NBFLEET_LOCAL_PORT", l.port.to_string())
             .env("NBFLEET_WATCH_INTERVAL_MS", l.watch_interval_ms.to_string())
             .env("NBFLEET_TRANSITION_MS", l.transition_ms.to_string())
+            .env("NBFLEET_SWEEP_SECONDS", l.sweep_seconds.to_string())
+            .env(
+                "NBFLEET_LOCAL_DEMO_TIMEOUTS",
+                if l.demo_timeouts { "1" } else { "0" },
+            )
             .stdout(Stdio::piped())
             .stderr(log)
             .kill_on_drop(true)

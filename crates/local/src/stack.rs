@@ -34,13 +34,19 @@ pub struct Settings {
     pub watch_interval: Duration,
     /// How long an emulated stop or start takes.
     pub transition: Duration,
+    /// How often the idle sweep runs (`None`: never).
+    pub sweep_every: Option<Duration>,
+    /// Demo-length idle settings: a 1-minute minimum timeout and a 1-minute warning. Only an
+    /// explicit local setting (`NBFLEET_LOCAL_DEMO_TIMEOUTS=1`) turns them on.
+    pub demo_timeouts: bool,
 }
 
 impl Settings {
     /// From `NBFLEET_MOTO_PORT` (5000) or `MOTO_ENDPOINT`, `NBFLEET_LOCAL_PORT` (9000),
     /// `NBFLEET_LOCAL_ACCOUNT`, `NBFLEET_LOCAL_DIR` (`.local`), `NBFLEET_VENV` (`.venv`) and
-    /// `NBFLEET_WATCH_INTERVAL_MS` (250: how often moto is polled for EC2 state changes) and
-    /// `NBFLEET_TRANSITION_MS` (2000: how long an emulated stop or start takes).
+    /// `NBFLEET_WATCH_INTERVAL_MS` (250: how often moto is polled for EC2 state changes),
+    /// `NBFLEET_TRANSITION_MS` (2000: how long an emulated stop or start takes),
+    /// `NBFLEET_SWEEP_SECONDS` (60; 0 turns the idle sweep off) and `NBFLEET_LOCAL_DEMO_TIMEOUTS`.
     pub fn from_env() -> std::result::Result<Settings, String> {
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         let millis = |k: &str, default: u64| var(k).and_then(|v| v.parse().ok()).unwrap_or(default);
@@ -56,6 +62,9 @@ impl Settings {
             venv: var("NBFLEET_VENV").unwrap_or_else(|| ".venv".into()).into(),
             watch_interval: Duration::from_millis(millis("NBFLEET_WATCH_INTERVAL_MS", 250)),
             transition: Duration::from_millis(millis("NBFLEET_TRANSITION_MS", 2000)),
+            sweep_every: Some(Duration::from_secs(millis("NBFLEET_SWEEP_SECONDS", 60)))
+                .filter(|d| !d.is_zero()),
+            demo_timeouts: var("NBFLEET_LOCAL_DEMO_TIMEOUTS").as_deref() == Some("1"),
         })
     }
 }
@@ -72,7 +81,12 @@ pub async fn start(s: &Settings) -> Result<(Stack, TcpListener)> {
     let dir = std::path::absolute(&s.dir).map_err(Error::internal)?;
     let venv = std::path::absolute(&s.venv).map_err(Error::internal)?;
     let clients = setup::provision(&s.moto_endpoint, &s.account).await?;
-    let cfg = nbfleet_core::config::from_vars(setup::vars()).map_err(Error::internal)?;
+    let mut vars = setup::vars();
+    if s.demo_timeouts {
+        vars.push(("NBFLEET_IDLE_TIMEOUT_MINUTES_MIN".into(), "1".into()));
+        vars.push(("NBFLEET_WARNING_MINUTES".into(), "1".into()));
+    }
+    let cfg = nbfleet_core::config::from_vars(vars).map_err(Error::internal)?;
     let runner = Runner::new(dir.join("instances"), venv, &s.moto_endpoint, &cfg.region);
 
     let (events, mut inbox) = mpsc::unbounded_channel::<Value>();
@@ -104,6 +118,22 @@ pub async fn start(s: &Settings) -> Result<(Stack, TcpListener)> {
             deliver(&dispatcher_deps, &event).await;
         }
     });
+
+    if let Some(every) = s.sweep_every {
+        let sweep_deps = deps.clone();
+        let timing = nbfleet_sweep::Timing {
+            collect_for: Duration::from_secs(30),
+            poll_every: Duration::from_millis(250),
+        };
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                if let Err(e) = nbfleet_sweep::sweep(&sweep_deps, timing).await {
+                    tracing::error!(error = %e, "sweep failed");
+                }
+            }
+        });
+    }
 
     let listener = TcpListener::bind(s.listen)
         .await
@@ -186,6 +216,9 @@ async fn route(deps: &Deps, req: Request<Incoming>) -> Response<Full<Bytes>> {
         (&Method::GET, ["notebooks", name]) => nbfleet_read::get(deps, name).await,
         (&Method::POST, ["notebooks", name, "start"]) => nbfleet_lifecycle::start(deps, &owner, name).await,
         (&Method::POST, ["notebooks", name, "stop"]) => nbfleet_lifecycle::stop(deps, &owner, name).await,
+        (&Method::POST, ["notebooks", name, "extend"]) => {
+            nbfleet_lifecycle::extend(deps, &owner, name, &body).await
+        }
         (&Method::DELETE, ["notebooks", name]) => {
             nbfleet_lifecycle::delete(deps, &owner, name, snapshot).await
         }

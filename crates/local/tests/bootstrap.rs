@@ -249,3 +249,41 @@ async fn a_missing_secret_parameter_fails_with_a_one_line_reason() {
         None
     );
 }
+
+/// The local addresses (hex, as in /proc/net/tcp*) that listen on `port`.
+fn listening_addresses(port: u16) -> Vec<String> {
+    let suffix = format!(":{port:04X}");
+    let mut found = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let text = std::fs::read_to_string(table).unwrap_or_default();
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            // f[1] is local_address:port, f[3] the state (0A = LISTEN).
+            if f.len() > 3 && f[3] == "0A" && f[1].ends_with(&suffix) {
+                found.push(f[1].trim_end_matches(&suffix).to_string());
+            }
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn ssm_mode_binds_loopback_only_and_cidr_mode_binds_every_address() {
+    let token = password::token(&[3; 24]);
+    let ssm = instance(r#"{"name":"private"}"#, Some(token.expose())).await;
+    ssm.bootstrap().await;
+    let addrs = listening_addresses(ssm.sandbox.port().unwrap());
+    assert_eq!(addrs, ["0100007F"], "ssm mode must listen on 127.0.0.1 only");
+
+    let cidr = instance(
+        r#"{"name":"public","access":{"mode":"cidr","cidrs":["203.0.113.0/24"]}}"#,
+        Some(token.expose()),
+    )
+    .await;
+    cidr.bootstrap().await;
+    let addrs = listening_addresses(cidr.sandbox.port().unwrap());
+    assert!(
+        addrs.iter().any(|a| a.chars().all(|c| c == '0')),
+        "cidr mode must listen on every address (0.0.0.0 or ::), got {addrs:?}"
+    );
+}

@@ -99,6 +99,8 @@ async fn twenty_concurrent_starts_and_stops_let_one_transition_through_at_a_time
         venv: root.join(".venv"),
         watch_interval: Duration::from_millis(100),
         transition: Duration::from_millis(500),
+        sweep_every: None,
+        demo_timeouts: false,
     };
     let (mut stack, listener) = stack::start(&settings).await.unwrap();
     let counting = Arc::new(Counting {

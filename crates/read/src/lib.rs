@@ -3,9 +3,9 @@
 //! caller may read them.
 
 use lambda_http::{Body, Request, RequestExt, Response};
+use nbfleet_core::Result;
 use nbfleet_core::ports::Deps;
 use nbfleet_core::validate::validate_name;
-use nbfleet_core::Result;
 use serde_json::{Value, json};
 
 /// `GET /notebooks/{name}`.

@@ -24,7 +24,7 @@ async fn main() -> ExitCode {
 }
 
 fn step(n: u32, text: &str) {
-    println!("[{n}/8] {text}");
+    println!("[{n}/9] {text}");
 }
 
 fn show(state: &str, t: Duration) {
@@ -51,6 +51,10 @@ async fn run() -> Result<(), String> {
             .unwrap_or(9000),
         watch_interval_ms: 250,
         transition_ms: 2000,
+        sweep_seconds: 10,
+        // Demo-length idle timeouts, so that the idle stop shows within the demo; not with
+        // KEEP=1, which leaves the notebook for the user.
+        demo_timeouts: !keep,
     })
     .await?;
     println!(
@@ -65,12 +69,13 @@ async fn run() -> Result<(), String> {
         2,
         &format!("launching notebook {NAME:?} with a password (POST /notebooks)"),
     );
+    let launch = if keep {
+        json!({"name": NAME, "password": password})
+    } else {
+        json!({"name": NAME, "password": password, "idle_timeout_minutes": 1})
+    };
     let (status, body) = api
-        .call(
-            reqwest::Method::POST,
-            "/notebooks",
-            Some(&json!({"name": NAME, "password": password})),
-        )
+        .call(reqwest::Method::POST, "/notebooks", Some(&launch))
         .await?;
     if status != 202 {
         return Err(format!("launch answered {status}: {body}"));
@@ -178,15 +183,32 @@ async fn run() -> Result<(), String> {
     println!("      (the browser will warn about the self-signed certificate: check that its SHA-256");
     println!("       fingerprint is the one above before you accept it)");
 
+    if !keep {
+        step(
+            8,
+            "leaving it idle: the sweep warns, then stops it (demo timeouts: 1 minute idle, 1 minute warning)",
+        );
+        let warned = wait_idle(&api, |nb| !nb["idle_status"]["warned_stop_at"].is_null(), 180).await?;
+        println!(
+            "      warned: {}",
+            warned["idle_status"]["reason"].as_str().unwrap_or("?")
+        );
+        let stopped = wait_idle(&api, |nb| nb["state"] == "Stopped", 240).await?;
+        println!(
+            "      {}: {}",
+            stopped["state"],
+            stopped["idle_status"]["reason"].as_str().unwrap_or("?")
+        );
+    }
     if keep {
-        step(8, "KEEP=1: leaving the notebook and the local stack running");
+        step(9, "KEEP=1: leaving the notebook and the local stack running");
         println!("      stop it all with: make local-stop");
         if let Some(pid) = stack.detach() {
             std::fs::write(dir.join("stack.pid"), pid.to_string()).map_err(|e| e.to_string())?;
         }
     } else {
         step(
-            8,
+            9,
             &format!("deleting it (DELETE /notebooks/{NAME}) and stopping the local stack"),
         );
         let (status, body) = api
@@ -206,6 +228,28 @@ async fn run() -> Result<(), String> {
     }
     println!("\ndemo passed in {:.1} s", started.elapsed().as_secs_f64());
     Ok(())
+}
+
+/// Polls the demo notebook until `done` holds, for at most `secs` seconds.
+async fn wait_idle(
+    api: &nbfleet_local::harness::Api,
+    done: impl Fn(&serde_json::Value) -> bool,
+    secs: u64,
+) -> Result<serde_json::Value, String> {
+    let start = Instant::now();
+    loop {
+        let nb = api.notebook(NAME).await?;
+        if done(&nb) {
+            return Ok(nb);
+        }
+        if start.elapsed() > Duration::from_secs(secs) {
+            return Err(format!(
+                "the idle sweep did not act within {secs} s: {}",
+                nb["idle_status"]
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 async fn stopped_cost(api: &nbfleet_local::harness::Api) -> String {

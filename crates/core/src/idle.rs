@@ -1,0 +1,422 @@
+//! The idle policy: a pure function of (record, observation, now) → (verdict, action, reason,
+//! planned stop). It decides whether a running notebook is working, and when it stops.
+//!
+//! What counts as activity (DESIGN.md §5): a busy kernel (a silent cell keeps its
+//! `last_activity` frozen at the cell's start, so busy itself counts), a kernel's or a
+//! terminal's activity within the timeout, GPU utilisation at or above the threshold. An open
+//! browser tab does **not** count unless the notebook opts in (`count_connections`): JupyterLab
+//! polls every ≈ 10 s, and counting that would keep a forgotten tab's GPU running all night.
+//!
+//! A probe that failed, came late, could not be parsed, or whose agent is offline is
+//! **unknown**, and unknown is never idle. The runtime cap applies regardless. Every automatic
+//! stop is announced first: a warning at `warning_minutes` before, which `extend` can snooze.
+
+use crate::record::IdlePolicy;
+use jiff::{SignedDuration, Timestamp};
+use serde::{Deserialize, Serialize};
+
+/// What the probe saw on the instance.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Observation {
+    pub kernels: u32,
+    pub busy_kernels: u32,
+    /// The newest `last_activity` over the kernels.
+    pub kernel_activity: Option<Timestamp>,
+    /// The newest `last_activity` over the terminals.
+    pub terminal_activity: Option<Timestamp>,
+    /// Open connections (browser tabs), and the server's own last activity, which tab polling
+    /// moves: counted only with `count_connections`.
+    pub connections: u32,
+    pub server_activity: Option<Timestamp>,
+    /// Utilisation per GPU, in percent; empty without a GPU.
+    pub gpu_utilization: Vec<u32>,
+}
+
+/// The probe's result for one instance in one sweep.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Probe {
+    Seen(Observation),
+    /// Why nothing usable came back (failed, late, unparsable, agent offline).
+    Unknown(String),
+}
+
+/// What the policy knows besides the probe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Context {
+    pub now: Timestamp,
+    /// When the current run started (idle time never counts from before it).
+    pub running_since: Option<Timestamp>,
+    /// `extend` snoozes automatic stops until then.
+    pub snoozed_until: Option<Timestamp>,
+    /// The stop time already announced, if a warning went out.
+    pub warned_stop_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Verdict {
+    Active,
+    Idle,
+    Unknown,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Action {
+    /// Nothing to do this round.
+    None,
+    /// Announce the stop at this time.
+    Warn { stop_at: Timestamp },
+    /// Stop now (it was announced, and its time has come).
+    Stop,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Decision {
+    pub verdict: Verdict,
+    pub action: Action,
+    /// One sentence a user can read: why it runs, or why it stops.
+    pub reason: String,
+    /// When it will stop if nothing changes.
+    pub planned_stop: Option<Timestamp>,
+}
+
+fn mins(m: u32) -> SignedDuration {
+    SignedDuration::from_mins(i64::from(m))
+}
+
+fn hhmm(t: Timestamp) -> String {
+    t.strftime("%H:%M UTC").to_string()
+}
+
+/// Activity that holds right now, whatever the clock says: why, if any.
+fn ongoing(obs: &Observation, policy: &IdlePolicy) -> Option<String> {
+    if obs.busy_kernels > 0 {
+        return Some(format!(
+            "{} of {} kernels are busy",
+            obs.busy_kernels, obs.kernels
+        ));
+    }
+    if let Some(max) = obs
+        .gpu_utilization
+        .iter()
+        .max()
+        .filter(|u| **u >= policy.gpu_threshold_pct)
+    {
+        return Some(format!(
+            "GPU utilisation is {max} % (threshold {} %)",
+            policy.gpu_threshold_pct
+        ));
+    }
+    if policy.count_connections && obs.connections > 0 {
+        return Some(format!(
+            "{} browser connections are open (counted for this notebook)",
+            obs.connections
+        ));
+    }
+    None
+}
+
+/// Decides one running notebook's round.
+pub fn decide(policy: &IdlePolicy, probe: &Probe, ctx: &Context) -> Decision {
+    let now = ctx.now;
+    let lead = mins(policy.warning_minutes);
+    let snooze = |t: Timestamp| ctx.snoozed_until.map_or(t, |s| t.max(s));
+
+    // The runtime cap holds whatever the probe says.
+    let cap = (policy.max_runtime_minutes > 0)
+        .then(|| {
+            ctx.running_since
+                .map(|s| snooze(s + mins(policy.max_runtime_minutes)))
+        })
+        .flatten();
+
+    let (verdict, idle_stop, why) = match probe {
+        Probe::Unknown(cause) => (
+            Verdict::Unknown,
+            None,
+            format!("the probe gave no answer ({cause}); unknown is never idle"),
+        ),
+        Probe::Seen(obs) => match ongoing(obs, policy) {
+            Some(why) => (Verdict::Active, None, why),
+            None => {
+                // Idle time counts from the latest of: activity, the last start, the last extend.
+                let last = [obs.kernel_activity, obs.terminal_activity, ctx.running_since]
+                    .into_iter()
+                    .chain(policy.count_connections.then_some(obs.server_activity))
+                    .flatten()
+                    .filter(|t| *t <= now)
+                    .max()
+                    .unwrap_or(now);
+                let stop = snooze(last + mins(policy.timeout_minutes));
+                if now < stop - lead {
+                    let why = format!(
+                        "last activity at {}, within the {} minute timeout",
+                        hhmm(last),
+                        policy.timeout_minutes
+                    );
+                    (Verdict::Active, Some(stop), why)
+                } else {
+                    let why = format!(
+                        "idle since {}: no busy kernel, no GPU use, no kernel or terminal activity",
+                        hhmm(last)
+                    );
+                    (Verdict::Idle, Some(stop), why)
+                }
+            }
+        },
+    };
+
+    let (planned, cause) = match (idle_stop, cap) {
+        (Some(i), Some(c)) if c < i => (Some(c), "the runtime cap"),
+        (Some(i), _) => (Some(i), "idleness"),
+        (None, Some(c)) => (Some(c), "the runtime cap"),
+        (None, None) => (None, ""),
+    };
+    let cap_note = |r: String| {
+        if cause == "the runtime cap" {
+            format!(
+                "{r}; it reaches the runtime cap of {} h",
+                policy.max_runtime_minutes / 60
+            )
+        } else {
+            r
+        }
+    };
+    let Some(planned) = planned else {
+        return Decision {
+            verdict,
+            action: Action::None,
+            reason: why,
+            planned_stop: None,
+        };
+    };
+    // A warning for an earlier time than now planned was snoozed away: it no longer holds.
+    let warned = ctx.warned_stop_at.filter(|w| *w >= planned);
+    let (action, planned_stop) = match warned {
+        Some(w) if w <= now => (Action::Stop, w),
+        Some(w) => (Action::None, w),
+        // Due within the lead, or overdue without a warning: announce it, with the full lead.
+        None if planned - lead <= now => {
+            let stop_at = planned.max(now + lead);
+            (Action::Warn { stop_at }, stop_at)
+        }
+        None => (Action::None, planned),
+    };
+    let reason = match action {
+        Action::Stop => cap_note(format!("stopped: {why}")),
+        _ => cap_note(format!("{why}; stops at {} unless extended", hhmm(planned_stop))),
+    };
+    let planned_stop = Some(planned_stop);
+    Decision {
+        verdict,
+        action,
+        reason,
+        planned_stop,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T0: i64 = 1_800_000_000;
+
+    fn at(min: i64) -> Timestamp {
+        Timestamp::from_second(T0 + min * 60).unwrap()
+    }
+
+    fn policy() -> IdlePolicy {
+        IdlePolicy {
+            timeout_minutes: 60,
+            count_connections: false,
+            gpu_threshold_pct: 10,
+            max_runtime_minutes: 720,
+            warning_minutes: 10,
+        }
+    }
+
+    fn ctx(now: i64) -> Context {
+        Context {
+            now: at(now),
+            running_since: Some(at(0)),
+            snoozed_until: None,
+            warned_stop_at: None,
+        }
+    }
+
+    fn idle_obs() -> Observation {
+        Observation {
+            kernels: 1,
+            kernel_activity: Some(at(5)),
+            ..Observation::default()
+        }
+    }
+
+    #[test]
+    fn a_busy_kernel_with_frozen_activity_is_active() {
+        // A silent `time.sleep` cell: busy, last_activity stuck at the cell's start hours ago.
+        let obs = Observation {
+            kernels: 2,
+            busy_kernels: 1,
+            kernel_activity: Some(at(1)),
+            ..Default::default()
+        };
+        let d = decide(&policy(), &Probe::Seen(obs), &ctx(300));
+        assert_eq!((d.verdict, d.action), (Verdict::Active, Action::None));
+        assert!(d.reason.contains("1 of 2 kernels are busy"), "{}", d.reason);
+        assert_eq!(d.planned_stop, Some(at(720)), "only the runtime cap is planned");
+    }
+
+    #[test]
+    fn an_open_tab_alone_is_idle_by_default() {
+        let obs = Observation {
+            connections: 1,
+            server_activity: Some(at(119)),
+            kernel_activity: Some(at(5)),
+            ..Default::default()
+        };
+        let d = decide(&policy(), &Probe::Seen(obs.clone()), &ctx(120));
+        assert_eq!(d.verdict, Verdict::Idle);
+        assert!(matches!(d.action, Action::Warn { .. }), "{d:?}");
+        let mut counting = policy();
+        counting.count_connections = true;
+        let d = decide(&counting, &Probe::Seen(obs), &ctx(120));
+        assert_eq!(d.verdict, Verdict::Active, "kept when count_connections is set");
+    }
+
+    #[test]
+    fn a_busy_gpu_with_idle_kernels_is_active() {
+        let obs = Observation {
+            gpu_utilization: vec![0, 97],
+            ..idle_obs()
+        };
+        let d = decide(&policy(), &Probe::Seen(obs), &ctx(300));
+        assert_eq!(d.verdict, Verdict::Active);
+        assert!(d.reason.contains("97 %"), "{}", d.reason);
+        let below = Observation {
+            gpu_utilization: vec![9],
+            ..idle_obs()
+        };
+        assert_eq!(
+            decide(&policy(), &Probe::Seen(below), &ctx(300)).verdict,
+            Verdict::Idle
+        );
+    }
+
+    #[test]
+    fn recent_kernel_or_terminal_activity_is_active() {
+        let k = Observation {
+            kernel_activity: Some(at(280)),
+            ..Default::default()
+        };
+        assert_eq!(
+            decide(&policy(), &Probe::Seen(k), &ctx(300)).verdict,
+            Verdict::Active
+        );
+        let t = Observation {
+            terminal_activity: Some(at(290)),
+            kernel_activity: Some(at(5)),
+            ..Default::default()
+        };
+        assert_eq!(
+            decide(&policy(), &Probe::Seen(t), &ctx(300)).verdict,
+            Verdict::Active
+        );
+    }
+
+    #[test]
+    fn an_unknown_probe_is_never_idle() {
+        let d = decide(&policy(), &Probe::Unknown("agent offline".into()), &ctx(300));
+        assert_eq!((d.verdict, d.action), (Verdict::Unknown, Action::None));
+        assert!(d.reason.contains("agent offline"));
+        // Even with an old warning on the record, unknown never stops for idleness.
+        let mut c = ctx(300);
+        c.warned_stop_at = Some(at(200));
+        let mut no_cap = policy();
+        no_cap.max_runtime_minutes = 0;
+        let d = decide(&no_cap, &Probe::Unknown("late".into()), &c);
+        assert_eq!((d.action, d.planned_stop), (Action::None, None));
+    }
+
+    #[test]
+    fn idle_warns_at_the_lead_then_stops_at_the_announced_time() {
+        // Last activity at minute 5, timeout 60: stop due at 65, warning from 55.
+        let early = decide(&policy(), &Probe::Seen(idle_obs()), &ctx(50));
+        assert_eq!(
+            (early.verdict, early.action, early.planned_stop),
+            (Verdict::Active, Action::None, Some(at(65)))
+        );
+        let warn = decide(&policy(), &Probe::Seen(idle_obs()), &ctx(56));
+        assert_eq!(
+            warn.action,
+            Action::Warn { stop_at: at(66) },
+            "a full lead of 10 minutes"
+        );
+        let mut c = ctx(60);
+        c.warned_stop_at = Some(at(66));
+        assert_eq!(
+            decide(&policy(), &Probe::Seen(idle_obs()), &c).action,
+            Action::None,
+            "already warned"
+        );
+        c.now = at(66);
+        let stop = decide(&policy(), &Probe::Seen(idle_obs()), &c);
+        assert_eq!(stop.action, Action::Stop);
+        assert!(stop.reason.starts_with("stopped: idle since"), "{}", stop.reason);
+    }
+
+    #[test]
+    fn activity_after_a_warning_cancels_the_stop() {
+        let mut c = ctx(62);
+        c.warned_stop_at = Some(at(66));
+        let busy = Observation {
+            busy_kernels: 1,
+            kernels: 1,
+            ..idle_obs()
+        };
+        let d = decide(&policy(), &Probe::Seen(busy), &c);
+        assert_eq!((d.verdict, d.action), (Verdict::Active, Action::None));
+        assert_ne!(d.planned_stop, Some(at(66)));
+    }
+
+    #[test]
+    fn idle_time_counts_from_the_last_start() {
+        let mut c = ctx(400);
+        c.running_since = Some(at(380)); // restarted 20 minutes ago; kernels idle since long before
+        let d = decide(&policy(), &Probe::Seen(idle_obs()), &c);
+        assert_eq!(
+            (d.verdict, d.action, d.planned_stop),
+            (Verdict::Active, Action::None, Some(at(440)))
+        );
+    }
+
+    #[test]
+    fn a_snooze_moves_the_stop_and_voids_an_earlier_warning() {
+        let mut c = ctx(64);
+        c.warned_stop_at = Some(at(66));
+        c.snoozed_until = Some(at(124));
+        let d = decide(&policy(), &Probe::Seen(idle_obs()), &c);
+        assert_eq!((d.action, d.planned_stop), (Action::None, Some(at(124))));
+        c.now = at(115);
+        assert_eq!(
+            decide(&policy(), &Probe::Seen(idle_obs()), &c).action,
+            Action::Warn { stop_at: at(125) }
+        );
+    }
+
+    #[test]
+    fn the_runtime_cap_stops_even_an_active_notebook_after_a_warning() {
+        let busy = Observation {
+            busy_kernels: 1,
+            kernels: 1,
+            ..Default::default()
+        };
+        let d = decide(&policy(), &Probe::Seen(busy.clone()), &ctx(711));
+        assert_eq!(d.action, Action::Warn { stop_at: at(721) });
+        assert!(d.reason.contains("runtime cap of 12 h"), "{}", d.reason);
+        let mut c = ctx(721);
+        c.warned_stop_at = Some(at(721));
+        assert_eq!(decide(&policy(), &Probe::Seen(busy), &c).action, Action::Stop);
+        let d = decide(&policy(), &Probe::Unknown("late".into()), &c);
+        assert_eq!(d.action, Action::Stop, "the cap does not need a probe");
+    }
+}
