@@ -53,6 +53,19 @@ pub async fn handle_event(deps: &Deps, event: &Value) -> Result<Outcome> {
 /// What an EC2 state change means for the record of `instance_id` (also fed by reconcile).
 pub async fn on_instance_state(deps: &Deps, instance_id: &str, state: InstanceState) -> Result<Outcome> {
     let Some(nb) = deps.store.by_instance(instance_id).await? else {
+        // EC2 can say "running" before the launch has written the instance id to the record.
+        // Our tag tells: then the event is early, not foreign, and is retried.
+        if state == InstanceState::Running
+            && deps
+                .compute
+                .describe(instance_id)
+                .await?
+                .is_some_and(|i| i.notebook.is_some())
+        {
+            return Err(nbfleet_core::Error::Unavailable(format!(
+                "{instance_id} is tagged for nbfleet but its record does not name it yet; retry"
+            )));
+        }
         return Ok(Outcome::Ignored(format!(
             "{instance_id} is not an nbfleet instance"
         )));

@@ -78,6 +78,8 @@ impl InstanceState {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Instance {
     pub id: String,
+    /// The notebook its `nbfleet:notebook` tag names, if it has one.
+    pub notebook: Option<String>,
     pub state: InstanceState,
     pub instance_type: String,
     pub subnet_id: Option<String>,

@@ -153,3 +153,41 @@ async fn ec2_events_on_the_way_down_update_the_record() {
         .unwrap();
     assert!(matches!(again, nbfleet_configure::Outcome::NoOp(_)), "{again:?}");
 }
+
+#[tokio::test]
+async fn a_running_event_that_beats_the_launchs_record_write_is_retried_not_ignored() {
+    use nbfleet_configure::on_instance_state;
+    use nbfleet_core::ports::InstanceState;
+    let e = env().await;
+    let nb = e.launch("early").await;
+    let id = nb.instance_id.clone().unwrap();
+    // As if EC2's event came between RunInstances and the record naming the instance.
+    let mut before_write = e.record("early").await.touched(e.deps.clock.now());
+    before_write.instance_id = None;
+    e.deps.store.put(&before_write, nb.expect()).await.unwrap();
+    let err = on_instance_state(&e.deps, &id, InstanceState::Running)
+        .await
+        .unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+
+    // An instance without nbfleet's tag is someone else's: ignored.
+    let foreign = e
+        .aws
+        .ec2
+        .run_instances()
+        .image_id(nbfleet_local::setup::SEEDED_AMI)
+        .instance_type(aws_sdk_ec2::types::InstanceType::G5Xlarge)
+        .min_count(1)
+        .max_count(1)
+        .send()
+        .await
+        .unwrap();
+    let foreign_id = foreign.instances()[0].instance_id().unwrap();
+    let outcome = on_instance_state(&e.deps, foreign_id, InstanceState::Running)
+        .await
+        .unwrap();
+    assert!(
+        matches!(outcome, nbfleet_configure::Outcome::Ignored(_)),
+        "{outcome:?}"
+    );
+}

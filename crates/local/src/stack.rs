@@ -142,13 +142,14 @@ pub async fn start(s: &Settings) -> Result<(Stack, TcpListener)> {
     Ok((Stack { deps, runner, addr }, listener))
 }
 
-/// Delivers one event to the configure handler, retrying a retryable failure twice as
-/// Lambda's asynchronous invocation would.
+/// Delivers one event to the configure handler, retrying a retryable failure as Lambda's
+/// asynchronous invocation would (sooner: seconds, not minutes).
 async fn deliver(deps: &Deps, event: &Value) {
-    for attempt in 1..=3 {
+    const ATTEMPTS: u32 = 5;
+    for attempt in 1..=ATTEMPTS {
         match nbfleet_configure::handle_event(deps, event).await {
             Ok(_) => return,
-            Err(e) if e.is_retryable() && attempt < 3 => {
+            Err(e) if e.is_retryable() && attempt < ATTEMPTS => {
                 tracing::warn!(error = %e, attempt, "event failed; retrying");
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }

@@ -1,0 +1,209 @@
+//! The sweep against moto (records, instances), with the SSM calls moto lacks filled by
+//! aws-smithy-mocks: moto's SendCommand never fails for a bad instance and it has no
+//! ListCommandInvocations at all. The mocks answer with what a probe prints.
+
+use aws_sdk_ssm::Client as Ssm;
+use aws_sdk_ssm::operation::list_command_invocations::ListCommandInvocationsOutput;
+use aws_sdk_ssm::operation::send_command::{SendCommandError, SendCommandOutput};
+use aws_sdk_ssm::types::{Command, CommandInvocation, CommandInvocationStatus, CommandPlugin};
+use aws_smithy_mocks::{MockResponse, Rule, RuleMode, mock, mock_client};
+use nbfleet_aws::{SsmCommands, moto};
+use nbfleet_core::ports::Deps;
+use nbfleet_core::validate::{idle_policy, parse_launch};
+use nbfleet_core::{Expect, Notebook, State};
+use nbfleet_local::setup;
+use nbfleet_sweep::{Timing, sweep};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const BUSY: &str =
+    r#"{"nbfleet":"probe","k":1,"kb":1,"ka":"2026-11-26T10:00:00Z","ta":null,"c":0,"sa":null,"g":[]}"#;
+
+struct Fleet {
+    deps: Deps,
+    send: Rule,
+    list: Rule,
+}
+
+/// `n` Ready notebooks on real moto instances; SSM mocked, failing any batch holding `bad`.
+async fn fleet(n: usize, bad: Option<usize>) -> Fleet {
+    let endpoint = moto::endpoint_from_env();
+    let account = moto::fresh_account();
+    let aws = setup::provision(&endpoint, &account).await.unwrap();
+    let cfg = nbfleet_core::config::from_vars(setup::vars()).unwrap();
+    let run = aws
+        .ec2
+        .run_instances()
+        .image_id(setup::SEEDED_AMI)
+        .instance_type(aws_sdk_ec2::types::InstanceType::G5Xlarge)
+        .min_count(n as i32)
+        .max_count(n as i32)
+        .tag_specifications(
+            aws_sdk_ec2::types::TagSpecification::builder()
+                .resource_type(aws_sdk_ec2::types::ResourceType::Instance)
+                .tags(
+                    aws_sdk_ec2::types::Tag::builder()
+                        .key("nbfleet:notebook")
+                        .value("fleet")
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let ids: Vec<String> = run
+        .instances()
+        .iter()
+        .map(|i| i.instance_id().unwrap().to_string())
+        .collect();
+    let mut deps = aws.deps(cfg.clone());
+    let now = jiff::Timestamp::now();
+    for (i, id) in ids.iter().enumerate() {
+        let spec = parse_launch(format!(r#"{{"name":"nb-{i:03}"}}"#).as_bytes(), &cfg).unwrap();
+        let mut nb = Notebook::new(&spec, "alice", 1, idle_policy(&spec, &cfg), now);
+        nb.state = State::Ready;
+        nb.instance_id = Some(id.clone());
+        nb.running_since = Some(now);
+        deps.store.put(&nb, Expect::Absent).await.unwrap();
+    }
+
+    let bad_id = bad.map(|b| ids[b].clone());
+    let sent: Arc<Mutex<HashMap<String, Vec<String>>>> = Arc::default();
+    let (sent_w, sent_r) = (sent.clone(), sent.clone());
+    let send = mock!(Ssm::send_command).then_compute_response(move |req| {
+        let ids = req.instance_ids().to_vec();
+        if bad_id.as_ref().is_some_and(|b| ids.contains(b)) {
+            return MockResponse::Error(SendCommandError::generic(
+                aws_sdk_ssm::error::ErrorMetadata::builder()
+                    .code("InvalidInstanceId")
+                    .message("Instances not in a valid state for account")
+                    .build(),
+            ));
+        }
+        let mut map = sent_w.lock().unwrap();
+        let id = format!("cmd-{}", map.len());
+        map.insert(id.clone(), ids);
+        MockResponse::Output(
+            SendCommandOutput::builder()
+                .command(Command::builder().command_id(id).build())
+                .build(),
+        )
+    });
+    let list = mock!(Ssm::list_command_invocations).then_compute_output(move |req| {
+        let map = sent_r.lock().unwrap();
+        let ids = map
+            .get(req.command_id().unwrap_or_default())
+            .cloned()
+            .unwrap_or_default();
+        let mut out = ListCommandInvocationsOutput::builder();
+        for id in ids {
+            out = out.command_invocations(
+                CommandInvocation::builder()
+                    .command_id(req.command_id().unwrap_or_default())
+                    .instance_id(id)
+                    .status(CommandInvocationStatus::Success)
+                    .command_plugins(CommandPlugin::builder().response_code(0).output(BUSY).build())
+                    .build(),
+            );
+        }
+        out.build()
+    });
+    let ssm = mock_client!(aws_sdk_ssm, RuleMode::MatchAny, [&send, &list]);
+    deps.commands = Arc::new(SsmCommands::new(ssm));
+    Fleet { deps, send, list }
+}
+
+fn timing() -> Timing {
+    Timing {
+        collect_for: Duration::from_secs(5),
+        poll_every: Duration::from_millis(10),
+    }
+}
+
+#[tokio::test]
+async fn one_hundred_twenty_notebooks_take_three_send_commands() {
+    let f = fleet(120, None).await;
+    let report = sweep(&f.deps, timing()).await.unwrap();
+    assert_eq!(report.probed, 120);
+    assert_eq!(f.send.num_calls(), 3, "50 + 50 + 20");
+    assert_eq!(report.commands_sent, 3);
+    assert!(report.unknown.is_empty(), "{:?}", report.unknown);
+    assert!(
+        report.stopped.is_empty() && report.warned.is_empty(),
+        "busy kernels keep them running"
+    );
+    let nb = f.deps.store.get("nb-000").await.unwrap().unwrap();
+    let status = nb.idle_status.unwrap();
+    assert!(
+        status.reason.contains("1 of 1 kernels are busy"),
+        "{}",
+        status.reason
+    );
+    assert!(f.list.num_calls() >= 3);
+}
+
+#[tokio::test]
+async fn one_failing_instance_does_not_block_the_other_119() {
+    let f = fleet(120, Some(77)).await;
+    let report = sweep(&f.deps, timing()).await.unwrap();
+    assert_eq!(report.unknown.len(), 1, "{:?}", report.unknown);
+    assert!(
+        report.unknown[0].starts_with("nb-077: the probe could not be sent"),
+        "{:?}",
+        report.unknown
+    );
+    let probed_ok = f.deps.store.list_by_state(State::Ready).await.unwrap();
+    let active = probed_ok
+        .iter()
+        .filter(|nb| {
+            nb.idle_status
+                .as_ref()
+                .is_some_and(|s| s.verdict == nbfleet_core::idle::Verdict::Active)
+        })
+        .count();
+    assert_eq!(active, 119);
+    let bad = f
+        .deps
+        .store
+        .get("nb-077")
+        .await
+        .unwrap()
+        .unwrap()
+        .idle_status
+        .unwrap();
+    assert_eq!(
+        (bad.verdict, bad.unknowns),
+        (nbfleet_core::idle::Verdict::Unknown, 1)
+    );
+}
+
+#[tokio::test]
+async fn a_duplicate_schedule_event_changes_nothing() {
+    let f = fleet(60, None).await;
+    sweep(&f.deps, timing()).await.unwrap();
+    let before: Vec<u64> = f
+        .deps
+        .store
+        .list()
+        .await
+        .unwrap()
+        .iter()
+        .map(|nb| nb.version)
+        .collect();
+    sweep(&f.deps, timing()).await.unwrap();
+    let after: Vec<u64> = f
+        .deps
+        .store
+        .list()
+        .await
+        .unwrap()
+        .iter()
+        .map(|nb| nb.version)
+        .collect();
+    assert_eq!(
+        before, after,
+        "a second round with the same answers wrote records"
+    );
+}
