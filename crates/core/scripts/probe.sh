@@ -24,10 +24,9 @@ import json, os, ssl, sys, urllib.request
 port, state = int(sys.argv[1]), sys.argv[2]
 out = {"nbfleet": "probe"}
 try:
-    token_file = os.path.join(state, "probe-token")
-    if not os.path.exists(token_file):
-        token_file = os.path.join(state, "secret")
-    token = open(token_file).read().strip()
+    # Password mode: the probe's own token. Token mode: the notebook's token.
+    kind = json.load(open(os.path.join(state, "server.json")))["secret_kind"]
+    token = open(os.path.join(state, "probe-token" if kind == "password" else "secret")).read().strip()
     # Our own server on loopback, verified against its own certificate (SAN IP:127.0.0.1).
     ctx = ssl.create_default_context(cafile=os.path.join(state, "cert.pem"))
 

@@ -287,3 +287,87 @@ async fn ssm_mode_binds_loopback_only_and_cidr_mode_binds_every_address() {
         "cidr mode must listen on every address (0.0.0.0 or ::), got {addrs:?}"
     );
 }
+
+/// Starts a kernel through Jupyter's API and runs a silent `time.sleep` cell in it.
+fn start_silent_cell(inst: &Instance, token: &str) {
+    let helper = r#"
+import json, os, ssl, sys, time, urllib.request
+from jupyter_client import BlockingKernelClient
+port, home, token = sys.argv[1], sys.argv[2], sys.argv[3]
+ctx = ssl.create_default_context(cafile=os.path.join(home, ".nbfleet", "cert.pem"))
+req = urllib.request.Request(f"https://127.0.0.1:{port}/api/kernels", data=b"{}", method="POST",
+                             headers={"Authorization": f"token {token}", "Content-Type": "application/json"})
+kernel = json.load(urllib.request.urlopen(req, context=ctx))
+conn = os.path.join(home, ".local/share/jupyter/runtime", f"kernel-{kernel['id']}.json")
+for _ in range(100):
+    if os.path.exists(conn):
+        break
+    time.sleep(0.1)
+kc = BlockingKernelClient(connection_file=conn)
+kc.load_connection_file()
+kc.start_channels()
+kc.wait_for_ready(timeout=30)
+kc.execute("import time; time.sleep(120)")
+time.sleep(2)
+"#;
+    let out = std::process::Command::new(repo_root().join(".venv/bin/python3"))
+        .args(["-c", helper, &inst.sandbox.port().unwrap().to_string()])
+        .arg(inst.sandbox.home())
+        .arg(token)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[tokio::test]
+async fn the_probe_sees_a_silent_busy_cell_as_activity_and_a_dead_jupyter_as_unknown() {
+    use nbfleet_core::idle::{self, Context, Probe, Verdict};
+    let token = password::token(&[4; 24]);
+    let inst = instance(r#"{"name":"probed"}"#, Some(token.expose())).await;
+    inst.bootstrap().await;
+    start_silent_cell(&inst, token.expose());
+
+    let out = inst.run(&scripts::probe().unwrap()).await;
+    assert_eq!(out.exit_code, Some(0), "{}", out.stderr);
+    assert!(
+        out.stdout.trim().len() < 2000,
+        "the probe line must stay under 2,000 characters"
+    );
+    let probe = report::parse_probe(&out.stdout);
+    let Probe::Seen(obs) = &probe else {
+        panic!("{probe:?}\n{}", out.stdout)
+    };
+    assert_eq!((obs.kernels, obs.busy_kernels), (1, 1), "{}", out.stdout);
+
+    // Hours later, the cell still sleeps: its last_activity is frozen, but busy is busy.
+    let later = Context {
+        now: jiff::Timestamp::now() + jiff::SignedDuration::from_hours(3),
+        running_since: Some(jiff::Timestamp::now()),
+        snoozed_until: None,
+        warned_stop_at: None,
+    };
+    let d = idle::decide(&inst.nb.idle, &probe, &later);
+    assert_eq!(d.verdict, Verdict::Active, "{}", d.reason);
+
+    // Reading through the probe did not count as activity.
+    let again = report::parse_probe(&inst.run(&scripts::probe().unwrap()).await.stdout);
+    let Probe::Seen(again) = again else {
+        panic!("second probe failed")
+    };
+    assert_eq!(
+        again.server_activity, obs.server_activity,
+        "the probe moved last_activity"
+    );
+
+    inst.sandbox.stop_jupyter();
+    let dead = report::parse_probe(&inst.run(&scripts::probe().unwrap()).await.stdout);
+    assert!(
+        matches!(&dead, Probe::Unknown(why) if why.contains("could not read Jupyter")),
+        "{dead:?}"
+    );
+    assert_eq!(
+        idle::decide(&inst.nb.idle, &dead, &later).verdict,
+        Verdict::Unknown,
+        "unknown is never idle"
+    );
+}
