@@ -79,6 +79,14 @@ pub struct Decision {
     pub planned_stop: Option<Timestamp>,
 }
 
+/// What sets the planned stop.
+#[derive(Clone, Copy)]
+enum Cause {
+    Idle,
+    Cap,
+    Schedule,
+}
+
 fn mins(m: u32) -> SignedDuration {
     SignedDuration::from_mins(i64::from(m))
 }
@@ -165,20 +173,38 @@ pub fn decide(policy: &IdlePolicy, probe: &Probe, ctx: &Context) -> Decision {
         },
     };
 
-    let (planned, cause) = match (idle_stop, cap) {
-        (Some(i), Some(c)) if c < i => (Some(c), "the runtime cap"),
-        (Some(i), _) => (Some(i), "idleness"),
-        (None, Some(c)) => (Some(c), "the runtime cap"),
-        (None, None) => (None, ""),
-    };
-    let cap_note = |r: String| {
-        if cause == "the runtime cap" {
-            format!(
-                "{r}; it reaches the runtime cap of {} h",
-                policy.max_runtime_minutes / 60
-            )
-        } else {
-            r
+    // The schedule: outside its windows a notebook stops (after the warning); inside, at the
+    // window's close.
+    let window = policy
+        .schedule
+        .as_ref()
+        .map(|sch| snooze(sch.closes_at(now).unwrap_or(now)));
+    let (planned, cause) = [
+        (idle_stop, Cause::Idle),
+        (cap, Cause::Cap),
+        (window, Cause::Schedule),
+    ]
+    .into_iter()
+    .filter_map(|(t, c)| Some((t?, c)))
+    .min_by_key(|(t, _)| *t)
+    .map_or((None, Cause::Idle), |(t, c)| (Some(t), c));
+    let cap_note = |r: String| match cause {
+        Cause::Idle => r,
+        Cause::Cap => format!(
+            "{r}; it reaches the runtime cap of {} h",
+            policy.max_runtime_minutes / 60
+        ),
+        Cause::Schedule => {
+            let sch = policy.schedule.as_ref().map(|s| s.describe()).unwrap_or_default();
+            if policy
+                .schedule
+                .as_ref()
+                .is_some_and(|s| s.closes_at(now).is_none())
+            {
+                format!("{r}; it is outside its schedule ({sch})")
+            } else {
+                format!("{r}; its schedule ({sch}) closes")
+            }
         }
     };
     let Some(planned) = planned else {
@@ -231,6 +257,7 @@ mod tests {
             gpu_threshold_pct: 10,
             max_runtime_minutes: 720,
             warning_minutes: 10,
+            schedule: None,
         }
     }
 
@@ -418,5 +445,90 @@ mod tests {
         assert_eq!(decide(&policy(), &Probe::Seen(busy), &c).action, Action::Stop);
         let d = decide(&policy(), &Probe::Unknown("late".into()), &c);
         assert_eq!(d.action, Action::Stop, "the cap does not need a probe");
+    }
+}
+
+#[cfg(test)]
+mod schedule_tests {
+    use super::*;
+    use crate::schedule::Schedule;
+
+    fn office() -> IdlePolicy {
+        IdlePolicy {
+            timeout_minutes: 60,
+            count_connections: false,
+            gpu_threshold_pct: 10,
+            max_runtime_minutes: 0,
+            warning_minutes: 10,
+            schedule: Some(
+                Schedule::parse(&serde_json::json!({"tz": "Europe/Paris",
+                    "windows": [{"days": "Mon-Fri", "from": "08:00", "to": "20:00"}]}))
+                .unwrap(),
+            ),
+        }
+    }
+
+    fn busy() -> Probe {
+        Probe::Seen(Observation {
+            kernels: 1,
+            busy_kernels: 1,
+            ..Default::default()
+        })
+    }
+
+    fn ctx(now: &str, warned: Option<&str>) -> Context {
+        Context {
+            now: now.parse().unwrap(),
+            running_since: Some("2026-03-30T06:00:00Z".parse().unwrap()),
+            snoozed_until: None,
+            warned_stop_at: warned.map(|w| w.parse().unwrap()),
+        }
+    }
+
+    #[test]
+    fn a_busy_notebook_is_warned_before_its_window_closes_then_stopped() {
+        // Monday 2026-03-30, Paris is UTC+2: the window closes at 18:00Z.
+        let d = decide(&office(), &busy(), &ctx("2026-03-30T17:52:00Z", None));
+        assert_eq!(
+            d.action,
+            Action::Warn {
+                stop_at: "2026-03-30T18:02:00Z".parse().unwrap()
+            }
+        );
+        assert!(
+            d.reason
+                .contains("its schedule (Mon-Fri 08:00-20:00 Europe/Paris) closes"),
+            "{}",
+            d.reason
+        );
+        let d = decide(
+            &office(),
+            &busy(),
+            &ctx("2026-03-30T18:02:00Z", Some("2026-03-30T18:02:00Z")),
+        );
+        assert_eq!(d.action, Action::Stop);
+    }
+
+    #[test]
+    fn outside_its_window_a_notebook_is_warned_and_then_stopped() {
+        // Saturday: outside every window.
+        let d = decide(&office(), &busy(), &ctx("2026-03-28T10:00:00Z", None));
+        assert_eq!(
+            d.action,
+            Action::Warn {
+                stop_at: "2026-03-28T10:10:00Z".parse().unwrap()
+            }
+        );
+        assert!(d.reason.contains("outside its schedule"), "{}", d.reason);
+    }
+
+    #[test]
+    fn the_window_follows_the_dst_change() {
+        // Friday 2026-03-27 is still UTC+1: the window closes at 19:00Z, so 18:30Z is no warning.
+        let d = decide(&office(), &busy(), &ctx("2026-03-27T18:30:00Z", None));
+        assert_eq!(
+            (d.action, d.planned_stop),
+            (Action::None, Some("2026-03-27T19:00:00Z".parse().unwrap()))
+        );
     }
 }

@@ -15,6 +15,7 @@ pub mod ports;
 pub mod reconcile;
 pub mod record;
 pub mod report;
+pub mod schedule;
 pub mod scripts;
 pub mod state;
 pub mod transitions;

@@ -22,6 +22,9 @@ pub struct IdlePolicy {
     /// Hard cap on one run, in minutes; 0 means none.
     pub max_runtime_minutes: u32,
     pub warning_minutes: u32,
+    /// Weekly windows outside which the notebook is stopped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<crate::schedule::Schedule>,
 }
 
 /// Which kind of credential guards the notebook's Jupyter. The value itself lives only in

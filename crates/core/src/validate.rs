@@ -58,6 +58,7 @@ pub struct LaunchSpec {
     pub credential: Credential,
     pub volume_gb: u32,
     pub count_connections: bool,
+    pub schedule: Option<crate::schedule::Schedule>,
 }
 
 impl LaunchSpec {
@@ -77,6 +78,7 @@ pub fn idle_policy(spec: &LaunchSpec, cfg: &Config) -> IdlePolicy {
         gpu_threshold_pct: 10,
         max_runtime_minutes: cfg.max_runtime_minutes,
         warning_minutes: cfg.warning_minutes,
+        schedule: spec.schedule.clone(),
     }
 }
 
@@ -118,15 +120,13 @@ pub fn parse_launch(body: &[u8], cfg: &Config) -> Result<LaunchSpec> {
             | "password"
             | "password_hash"
             | "volume_gb"
-            | "count_connections" => {}
+            | "count_connections"
+            | "schedule" => {}
             "ami" | "ami_id" | "image_id" | "image" => {
                 return Err(Error::bad_request(
                     key,
                     "the AMI is set by the operator's configuration and cannot be chosen per request",
                 ));
-            }
-            "schedule" => {
-                return Err(Error::bad_request("schedule", "schedules are not supported yet"));
             }
             _ => return Err(Error::bad_request(key, "unknown field")),
         }
@@ -189,6 +189,11 @@ pub fn parse_launch(body: &[u8], cfg: &Config) -> Result<LaunchSpec> {
         (None, None) => Credential::Token,
     };
 
+    let schedule = match fields.get("schedule") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(crate::schedule::Schedule::parse(v)?),
+    };
+
     Ok(LaunchSpec {
         name,
         instance_type,
@@ -197,6 +202,7 @@ pub fn parse_launch(body: &[u8], cfg: &Config) -> Result<LaunchSpec> {
         credential,
         volume_gb,
         count_connections,
+        schedule,
     })
 }
 
@@ -535,11 +541,17 @@ mod tests {
     }
 
     #[test]
-    fn a_schedule_is_refused_until_schedules_exist() {
+    fn a_schedule_is_parsed_and_a_bad_one_refused_by_field() {
+        let ok = json!({"name": "nb", "schedule": {"tz": "Europe/Paris",
+            "windows": [{"days": "Mon-Fri", "from": "08:00", "to": "20:00"}]}});
+        assert_eq!(parse(ok).unwrap().schedule.unwrap().tz, "Europe/Paris");
         assert_eq!(
             refused_field(json!({"name": "nb", "schedule": "weekdays"})),
             "schedule"
         );
+        let bad_zone = json!({"name": "nb", "schedule": {"tz": "Paris",
+            "windows": [{"days": "Mon-Fri", "from": "08:00", "to": "20:00"}]}});
+        assert_eq!(refused_field(bad_zone), "schedule.tz");
     }
 
     #[test]
