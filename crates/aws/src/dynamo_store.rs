@@ -12,6 +12,7 @@ use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
     Projection, ProjectionType, ScalarAttributeType,
 };
+use jiff::Timestamp;
 use nbfleet_core::ports::Store;
 use nbfleet_core::{Error, Expect, Notebook, Result, State};
 use std::collections::HashMap;
@@ -19,6 +20,11 @@ use std::collections::HashMap;
 /// Sort key of a notebook's current record.
 pub const RECORD_SK: &str = "notebook";
 pub const BY_STATE_INDEX: &str = "by-state";
+/// History items: `sk = "history#<RFC 3339 time>"`, expired by DynamoDB TTL on `expires_at`.
+pub const HISTORY_PREFIX: &str = "history#";
+pub const TTL_ATTRIBUTE: &str = "expires_at";
+/// How long history is kept.
+pub const HISTORY_DAYS: i64 = 90;
 pub const BY_INSTANCE_INDEX: &str = "by-instance";
 
 type Item = HashMap<String, AttributeValue>;
@@ -142,6 +148,41 @@ impl Store for DynamoStore {
         self.query_index(BY_STATE_INDEX, "state", state.as_str()).await
     }
 
+    async fn append_history(&self, notebook: &str, at: Timestamp, entry: &serde_json::Value) -> Result<()> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(Self::history_item(notebook, at, entry)?))
+            .send()
+            .await
+            .map_err(|e| errors::map(e, "write the notebook's history"))?;
+        Ok(())
+    }
+
+    async fn history(&self, notebook: &str) -> Result<Vec<serde_json::Value>> {
+        let items: Vec<Item> = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#n = :n AND begins_with(sk, :h)")
+            .expression_attribute_names("#n", "name")
+            .expression_attribute_values(":n", AttributeValue::S(notebook.into()))
+            .expression_attribute_values(":h", AttributeValue::S(HISTORY_PREFIX.into()))
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<std::result::Result<_, _>>()
+            .await
+            .map_err(|e| errors::map(e, "read the notebook's history"))?;
+        items
+            .into_iter()
+            .map(|mut i| {
+                let entry = i.remove("entry").unwrap_or(AttributeValue::Null(true));
+                serde_dynamo::from_attribute_value(entry).map_err(Error::internal)
+            })
+            .collect()
+    }
+
     async fn list(&self) -> Result<Vec<Notebook>> {
         let items: Vec<Item> = self
             .client
@@ -159,6 +200,23 @@ impl Store for DynamoStore {
         let mut all = Self::from_items(items)?;
         all.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(all)
+    }
+}
+
+impl DynamoStore {
+    /// The entry sits under `entry`, so none of its fields can land in an index by name.
+    fn history_item(notebook: &str, at: Timestamp, entry: &serde_json::Value) -> Result<Item> {
+        let mut item = Item::new();
+        item.insert(
+            "entry".into(),
+            serde_dynamo::to_attribute_value(entry).map_err(Error::internal)?,
+        );
+        item.insert("name".into(), AttributeValue::S(notebook.into()));
+        item.insert("sk".into(), AttributeValue::S(format!("{HISTORY_PREFIX}{at}")));
+        item.insert("at".into(), AttributeValue::S(at.to_string()));
+        let expires = at.as_second() + HISTORY_DAYS * 86_400;
+        item.insert(TTL_ATTRIBUTE.into(), AttributeValue::N(expires.to_string()));
+        Ok(item)
     }
 }
 
@@ -207,5 +265,18 @@ pub async fn create_table(client: &Client, table: &str) -> Result<()> {
         .send()
         .await
         .map_err(|e| errors::map(e, "create the notebook table"))?;
+    client
+        .update_time_to_live()
+        .table_name(table)
+        .time_to_live_specification(
+            aws_sdk_dynamodb::types::TimeToLiveSpecification::builder()
+                .attribute_name(TTL_ATTRIBUTE)
+                .enabled(true)
+                .build()
+                .expect("name and flag are set"),
+        )
+        .send()
+        .await
+        .map_err(|e| errors::map(e, "turn on the table's TTL"))?;
     Ok(())
 }

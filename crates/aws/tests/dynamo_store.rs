@@ -107,3 +107,28 @@ async fn the_list_by_state_pages_through_every_record() {
     assert_eq!(store.list_by_state(State::Ready).await.unwrap().len(), 0);
     assert_eq!(store.list().await.unwrap().len(), 10);
 }
+
+#[tokio::test]
+async fn history_items_keep_their_order_expire_and_stay_out_of_the_indexes() {
+    let store = store().await;
+    let mut nb = notebook("storied");
+    nb.state = State::Ready;
+    store.put(&nb, Expect::Absent).await.unwrap();
+    let t = |s: i64| Timestamp::from_second(1_800_000_000 + s).unwrap();
+    // A field named like an index key must not leak into the index.
+    let entry = |n: u32| serde_json::json!({"verdict": "Idle", "state": "Ready", "n": n});
+    store.append_history("storied", t(20), &entry(2)).await.unwrap();
+    store.append_history("storied", t(10), &entry(1)).await.unwrap();
+    let h = store.history("storied").await.unwrap();
+    assert_eq!(
+        h.iter().map(|e| e["n"].as_u64().unwrap()).collect::<Vec<_>>(),
+        [1, 2]
+    );
+    assert_eq!(
+        store.list_by_state(State::Ready).await.unwrap().len(),
+        1,
+        "history in the by-state index"
+    );
+    assert_eq!(store.list().await.unwrap().len(), 1);
+    assert_eq!(store.get("storied").await.unwrap(), Some(nb));
+}

@@ -26,6 +26,10 @@ pub trait Store: Send + Sync {
     async fn list_by_state(&self, state: State) -> Result<Vec<Notebook>>;
     /// Every record, all pages.
     async fn list(&self) -> Result<Vec<Notebook>>;
+    /// Appends a history item to `notebook` (kept for a while, then expired by TTL).
+    async fn append_history(&self, notebook: &str, at: Timestamp, entry: &serde_json::Value) -> Result<()>;
+    /// The notebook's history, oldest first.
+    async fn history(&self, notebook: &str) -> Result<Vec<serde_json::Value>>;
 }
 
 /// Per-notebook secrets (Parameter Store SecureString): the Jupyter password hash or token.

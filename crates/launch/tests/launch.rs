@@ -294,6 +294,12 @@ impl Store for CrashOnce {
     async fn list(&self) -> nbfleet_core::Result<Vec<Notebook>> {
         self.inner.list().await
     }
+    async fn append_history(&self, n: &str, at: jiff::Timestamp, e: &Value) -> nbfleet_core::Result<()> {
+        self.inner.append_history(n, at, e).await
+    }
+    async fn history(&self, n: &str) -> nbfleet_core::Result<Vec<Value>> {
+        self.inner.history(n).await
+    }
 }
 
 #[tokio::test]

@@ -12,7 +12,10 @@ use serde_json::{Value, json};
 pub async fn get(deps: &Deps, name: &str) -> Result<(u16, Value)> {
     validate_name(name)?;
     let nb = deps.store.require(name).await?;
-    Ok((200, view(deps, &nb)))
+    let mut answer = view(deps, &nb);
+    let history = deps.store.history(name).await?;
+    answer["history"] = json!(history[history.len().saturating_sub(20)..]);
+    Ok((200, answer))
 }
 
 /// A record as the API shows it: the record itself plus its cost to date.

@@ -195,6 +195,14 @@ async fn apply(deps: &Deps, nb: &Notebook, probe: &Probe) -> Result<Option<Actio
         },
         unknowns,
     };
+    let changed = previous.as_ref() != Some(&status);
+    if changed || decision.action == Action::Stop {
+        let entry = serde_json::json!({
+            "verdict": decision.verdict, "action": decision.action,
+            "reason": decision.reason, "planned_stop": decision.planned_stop,
+        });
+        deps.store.append_history(&nb.name, now, &entry).await?;
+    }
     match decision.action {
         Action::Stop => {
             let id = nb.instance_id.as_deref().unwrap_or_default();
@@ -209,7 +217,7 @@ async fn apply(deps: &Deps, nb: &Notebook, probe: &Probe) -> Result<Option<Actio
                 .ok();
             Ok(Some(Action::Stop))
         }
-        _ if previous.as_ref() == Some(&status) => Ok(None),
+        _ if !changed => Ok(None),
         action => {
             let mut next = nb.touched(now);
             next.idle_status = Some(status);
