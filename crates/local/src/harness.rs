@@ -17,7 +17,8 @@ pub fn http_client() -> reqwest::Client {
 
 /// A running `nbfleet-local` process; stopped (with its instances' Jupyter) when dropped.
 pub struct LocalStack {
-    child: Child,
+    /// `None` once detached.
+    child: Option<Child>,
     pub url: String,
     pub dir: PathBuf,
 }
@@ -95,7 +96,7 @@ impl LocalStack {
             .to_string();
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         Ok(LocalStack {
-            child,
+            child: Some(child),
             url,
             dir: l.dir.to_path_buf(),
         })
@@ -116,9 +117,9 @@ impl LocalStack {
 
     /// Leaves the stack running after this handle goes (`KEEP=1`); returns its pid.
     pub fn detach(mut self) -> Option<u32> {
-        let pid = self.child.id();
-        // Forget the child so that drop neither signals nor kills it.
-        let child = std::mem::replace(&mut self.child, Command::new("true").spawn().expect("spawn true"));
+        let child = self.child.take();
+        let pid = child.as_ref().and_then(Child::id);
+        // The child was spawned with kill_on_drop: forget it so that nothing kills it.
         std::mem::forget(child);
         pid
     }
@@ -127,18 +128,19 @@ impl LocalStack {
 impl Drop for LocalStack {
     fn drop(&mut self) {
         // SIGTERM lets the stack stop its instances' Jupyter servers; then make sure.
-        if let Some(pid) = self.child.id() {
+        let Some(child) = self.child.as_mut() else { return };
+        if let Some(pid) = child.id() {
             let _ = std::process::Command::new("kill")
                 .args(["-TERM", &pid.to_string()])
                 .status();
             let deadline = Instant::now() + Duration::from_secs(10);
             while Instant::now() < deadline {
-                if let Ok(Some(_)) = self.child.try_wait() {
+                if let Ok(Some(_)) = child.try_wait() {
                     return;
                 }
                 std::thread::sleep(Duration::from_millis(50));
             }
-            let _ = self.child.start_kill();
+            let _ = child.start_kill();
         }
     }
 }
