@@ -21,6 +21,10 @@ struct E2e {
 }
 
 async fn e2e(watch_interval_ms: u64) -> E2e {
+    stack_with(watch_interval_ms, 0, false).await
+}
+
+async fn stack_with(watch_interval_ms: u64, sweep_seconds: u64, demo_timeouts: bool) -> E2e {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let endpoint = moto::endpoint_from_env();
     let account = moto::fresh_account();
@@ -33,8 +37,8 @@ async fn e2e(watch_interval_ms: u64) -> E2e {
         port: 0,
         watch_interval_ms,
         transition_ms: 300,
-        sweep_seconds: 0,
-        demo_timeouts: false,
+        sweep_seconds,
+        demo_timeouts,
     })
     .await
     .expect("start the local stack");
@@ -317,4 +321,55 @@ async fn another_user_may_read_but_not_stop_someone_elses_notebook() {
             .0,
         404
     );
+}
+
+#[tokio::test]
+async fn an_idle_notebook_is_warned_then_stopped_and_one_whose_probe_fails_is_not() {
+    // Demo-length timeouts (1 minute idle, 1 minute warning), a sweep every 2 seconds.
+    let t = stack_with(250, 2, true).await;
+    t.launch(json!({"name": "e2e-idle", "idle_timeout_minutes": 1}))
+        .await;
+    t.launch(json!({"name": "e2e-blind", "idle_timeout_minutes": 1}))
+        .await;
+    t.wait("e2e-idle", &["Ready"]).await;
+    let blind = t.wait("e2e-blind", &["Ready"]).await;
+    // The blind notebook's Jupyter dies while its instance runs: its probes fail from now on.
+    let sandbox = t
+        .stack
+        .dir
+        .join("instances")
+        .join(blind["instance_id"].as_str().unwrap());
+    let pid = std::fs::read_to_string(sandbox.join("run/nbfleet-jupyter.pid")).unwrap();
+    std::process::Command::new("kill")
+        .args(["-KILL", "--", &format!("-{}", pid.trim())])
+        .status()
+        .unwrap();
+
+    let stopped = t.wait("e2e-idle", &["Stopped"]).await;
+    let reason = stopped["idle_status"]["reason"].as_str().unwrap();
+    assert!(reason.starts_with("stopped: idle since"), "{reason}");
+    let (_, body) = t
+        .api
+        .call(Method::GET, "/notebooks/e2e-idle", None)
+        .await
+        .unwrap();
+    let actions: Vec<String> = body["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["action"].to_string())
+        .collect();
+    assert!(
+        actions.iter().any(|a| a.contains("Warn")),
+        "warned before the stop: {actions:?}"
+    );
+    assert!(actions.last().unwrap().contains("Stop"), "{actions:?}");
+
+    let blind = t.api.notebook("e2e-blind").await.unwrap();
+    assert_eq!(
+        blind["state"], "Ready",
+        "a notebook whose probe fails is never stopped for idleness"
+    );
+    assert_eq!(blind["idle_status"]["verdict"], "Unknown", "{blind}");
+    assert!(blind["idle_status"]["unknowns"].as_u64().unwrap() >= 2, "{blind}");
 }
