@@ -76,29 +76,10 @@ async fn a_tagged_instance_without_a_record_is_an_orphan() {
     let e = env().await;
     e.launch("known").await;
     e.force("known", State::Ready).await;
-    let ghost = e
-        .aws
-        .ec2
-        .run_instances()
-        .image_id(nbfleet_local::setup::SEEDED_AMI)
-        .instance_type(aws_sdk_ec2::types::InstanceType::G5Xlarge)
-        .min_count(1)
-        .max_count(1)
-        .tag_specifications(
-            aws_sdk_ec2::types::TagSpecification::builder()
-                .resource_type(aws_sdk_ec2::types::ResourceType::Instance)
-                .tags(
-                    aws_sdk_ec2::types::Tag::builder()
-                        .key("nbfleet:notebook")
-                        .value("ghost")
-                        .build(),
-                )
-                .build(),
-        )
-        .send()
+    let ghost_id = nbfleet_local::setup::run_seeded(&e.aws.ec2, 1, Some("ghost"))
         .await
-        .unwrap();
-    let ghost_id = ghost.instances()[0].instance_id().unwrap().to_string();
+        .unwrap()
+        .remove(0);
     let report = reconcile(&e.deps).await.unwrap();
     assert_eq!(report.orphans.len(), 1, "{report:?}");
     assert!(report.orphans[0].starts_with(&ghost_id) && report.orphans[0].contains("ghost"));
@@ -171,18 +152,10 @@ async fn a_running_event_that_beats_the_launchs_record_write_is_retried_not_igno
     assert!(err.is_retryable(), "{err}");
 
     // An instance without nbfleet's tag is someone else's: ignored.
-    let foreign = e
-        .aws
-        .ec2
-        .run_instances()
-        .image_id(nbfleet_local::setup::SEEDED_AMI)
-        .instance_type(aws_sdk_ec2::types::InstanceType::G5Xlarge)
-        .min_count(1)
-        .max_count(1)
-        .send()
+    let foreign = nbfleet_local::setup::run_seeded(&e.aws.ec2, 1, None)
         .await
         .unwrap();
-    let foreign_id = foreign.instances()[0].instance_id().unwrap();
+    let foreign_id = &foreign[0];
     let outcome = on_instance_state(&e.deps, foreign_id, InstanceState::Running)
         .await
         .unwrap();

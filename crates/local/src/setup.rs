@@ -75,3 +75,39 @@ async fn create_instance_profile(endpoint: &str, account: &str, name: &str) -> R
         )))
     }
 }
+
+/// Runs `count` instances of the seeded AMI in moto, tagged `nbfleet:notebook=<notebook>` when
+/// given (tests use it for instances made outside nbfleet). Returns their ids.
+pub async fn run_seeded(
+    ec2: &aws_sdk_ec2::Client,
+    count: i32,
+    notebook: Option<&str>,
+) -> Result<Vec<String>> {
+    use aws_sdk_ec2::types::{InstanceType, ResourceType, Tag, TagSpecification};
+    let tags = notebook.map(|n| {
+        TagSpecification::builder()
+            .resource_type(ResourceType::Instance)
+            .tags(
+                Tag::builder()
+                    .key(nbfleet_aws::parameter_secrets::NOTEBOOK_TAG)
+                    .value(n)
+                    .build(),
+            )
+            .build()
+    });
+    let out = ec2
+        .run_instances()
+        .image_id(SEEDED_AMI)
+        .instance_type(InstanceType::G5Xlarge)
+        .min_count(count)
+        .max_count(count)
+        .set_tag_specifications(tags.map(|t| vec![t]))
+        .send()
+        .await
+        .map_err(|e| Error::internal(format!("moto RunInstances: {e:?}")))?;
+    Ok(out
+        .instances()
+        .iter()
+        .filter_map(|i| i.instance_id().map(String::from))
+        .collect())
+}

@@ -32,32 +32,9 @@ async fn fleet(n: usize, bad: Option<usize>) -> Fleet {
     let account = moto::fresh_account();
     let aws = setup::provision(&endpoint, &account).await.unwrap();
     let cfg = nbfleet_core::config::from_vars(setup::vars()).unwrap();
-    let run = aws
-        .ec2
-        .run_instances()
-        .image_id(setup::SEEDED_AMI)
-        .instance_type(aws_sdk_ec2::types::InstanceType::G5Xlarge)
-        .min_count(n as i32)
-        .max_count(n as i32)
-        .tag_specifications(
-            aws_sdk_ec2::types::TagSpecification::builder()
-                .resource_type(aws_sdk_ec2::types::ResourceType::Instance)
-                .tags(
-                    aws_sdk_ec2::types::Tag::builder()
-                        .key("nbfleet:notebook")
-                        .value("fleet")
-                        .build(),
-                )
-                .build(),
-        )
-        .send()
+    let ids = setup::run_seeded(&aws.ec2, n as i32, Some("fleet"))
         .await
         .unwrap();
-    let ids: Vec<String> = run
-        .instances()
-        .iter()
-        .map(|i| i.instance_id().unwrap().to_string())
-        .collect();
     let mut deps = aws.deps(cfg.clone());
     let now = jiff::Timestamp::now();
     for (i, id) in ids.iter().enumerate() {
