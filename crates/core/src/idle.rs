@@ -240,6 +240,18 @@ pub fn decide(policy: &IdlePolicy, probe: &Probe, ctx: &Context) -> Decision {
     }
 }
 
+/// Whether a stopped notebook is due to start because its schedule's window opened after it
+/// stopped (`start_at_open`): the reason, if so. One stopped inside the window stays stopped.
+pub fn start_due(policy: &IdlePolicy, stopped_since: Timestamp, now: Timestamp) -> Option<String> {
+    let schedule = policy.schedule.as_ref().filter(|s| s.start_at_open)?;
+    let opened = schedule.opened_at(now).filter(|o| stopped_since < *o)?;
+    Some(format!(
+        "started: its schedule ({}) opened at {}",
+        schedule.describe(),
+        hhmm(opened)
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -529,6 +541,28 @@ mod schedule_tests {
         assert_eq!(
             (d.action, d.planned_stop),
             (Action::None, Some("2026-03-27T19:00:00Z".parse().unwrap()))
+        );
+    }
+
+    #[test]
+    fn a_window_opening_starts_a_notebook_stopped_before_it_only_when_asked() {
+        let mut policy = office();
+        let monday_0830 = "2026-03-30T06:30:00Z".parse().unwrap();
+        let friday_evening = "2026-03-27T19:05:00Z".parse().unwrap();
+        let monday_0815 = "2026-03-30T06:15:00Z".parse().unwrap();
+        assert_eq!(
+            start_due(&policy, friday_evening, monday_0830),
+            None,
+            "off by default"
+        );
+        policy.schedule.as_mut().unwrap().start_at_open = true;
+        let why = start_due(&policy, friday_evening, monday_0830).unwrap();
+        assert!(why.contains("opened at 06:00 UTC"), "{why}");
+        // Stopped by hand inside the window: left alone. Outside any window: nothing to do.
+        assert_eq!(start_due(&policy, monday_0815, monday_0830), None);
+        assert_eq!(
+            start_due(&policy, friday_evening, "2026-03-28T10:00:00Z".parse().unwrap()),
+            None
         );
     }
 }

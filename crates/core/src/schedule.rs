@@ -6,6 +6,9 @@
 //! are resolved DST-correctly, as RFC 5545 does: a window that ends in the skipped hour is moved
 //! forward by the jump (02:30 becomes 03:30), and one that ends in the repeated hour ends at its
 //! first occurrence.
+//!
+//! With `start_at_open`, a notebook stopped before a window opened is started by the sweep
+//! once it is inside the window. One stopped by hand inside the window stays stopped.
 
 use crate::error::{Error, Result};
 use jiff::civil::{Time, Weekday};
@@ -23,6 +26,9 @@ pub struct Schedule {
     /// IANA zone, e.g. `Europe/Paris`.
     pub tz: String,
     pub windows: Vec<Window>,
+    /// Start the notebook when a window opens (the sweep does it on its next round).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub start_at_open: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -126,23 +132,35 @@ impl Schedule {
 
     /// If `at` falls inside a window: when that window closes. `None`: outside every window.
     pub fn closes_at(&self, at: Timestamp) -> Option<Timestamp> {
-        let c = self.compile().ok()?;
+        self.containing(at).into_iter().map(|(_, to)| to).max()
+    }
+
+    /// If `at` falls inside a window: when that window opened. `None`: outside every window.
+    pub fn opened_at(&self, at: Timestamp) -> Option<Timestamp> {
+        self.containing(at).into_iter().map(|(from, _)| from).min()
+    }
+
+    /// The (opening, closing) instants of the windows that contain `at`.
+    fn containing(&self, at: Timestamp) -> Vec<(Timestamp, Timestamp)> {
+        let Ok(c) = self.compile() else {
+            return Vec::new();
+        };
         let local = at.to_zoned_datetime(c.tz.clone());
         let weekday = local.weekday().to_monday_zero_offset() as usize;
         let now = i64::from(local.hour()) * 60 + i64::from(local.minute());
+        let midnight = local.date().to_datetime(Time::midnight());
+        // In a gap or a fold, resolved as RFC 5545 does ("compatible").
+        let instant = |m: i64| {
+            c.tz.to_ambiguous_zoned_datetime(midnight + SignedDuration::from_mins(m))
+                .compatible()
+                .ok()
+                .map(|z| z.timestamp())
+        };
         c.windows
             .iter()
             .filter(|(days, from, to)| days[weekday] && (*from..*to).contains(&now))
-            .filter_map(|(_, _, to)| {
-                let midnight = local.date().to_datetime(Time::midnight());
-                let end = midnight + SignedDuration::from_mins(*to);
-                // In a gap or a fold, resolved as RFC 5545 does ("compatible").
-                c.tz.to_ambiguous_zoned_datetime(end)
-                    .compatible()
-                    .ok()
-                    .map(|z| z.timestamp())
-            })
-            .max()
+            .filter_map(|(_, from, to)| Some((instant(*from)?, instant(*to)?)))
+            .collect()
     }
 
     /// A short description for reasons: `Mon-Fri 08:00-20:00 Europe/Paris`.
@@ -214,6 +232,29 @@ mod tests {
             s.closes_at(ts("2026-10-25T00:10:00Z")),
             Some(ts("2026-10-25T00:30:00Z"))
         );
+    }
+
+    #[test]
+    fn a_window_knows_when_it_opened_across_dst() {
+        let s = paris("Mon-Fri", "08:00", "20:00");
+        // Monday after spring forward: 08:00 local is 06:00Z.
+        assert_eq!(
+            s.opened_at(ts("2026-03-30T06:30:00Z")),
+            Some(ts("2026-03-30T06:00:00Z"))
+        );
+        assert_eq!(s.opened_at(ts("2026-03-30T05:59:00Z")), None);
+        assert_eq!(s.opened_at(ts("2026-03-28T12:00:00Z")), None);
+    }
+
+    #[test]
+    fn start_at_open_is_off_unless_asked_and_round_trips() {
+        assert!(!paris("daily", "08:00", "09:00").start_at_open);
+        let s = Schedule::parse(&json!({"tz": "UTC", "start_at_open": true,
+            "windows": [{"days": "daily", "from": "08:00", "to": "09:00"}]}))
+        .unwrap();
+        assert!(s.start_at_open);
+        let back: Schedule = serde_json::from_value(serde_json::to_value(&s).unwrap()).unwrap();
+        assert_eq!(back, s);
     }
 
     #[test]

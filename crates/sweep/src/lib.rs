@@ -5,7 +5,8 @@
 //!    instances per SendCommand; a batch that fails is split in half until the bad instance is
 //!    alone, so one bad instance never blocks the others (as Instance Scheduler does);
 //! 3. collect the probes in the same run with a bounded wait: late means unknown;
-//! 4. decide with the pure idle policy (`nbfleet_core::idle`), then warn, stop and record.
+//! 4. decide with the pure idle policy (`nbfleet_core::idle`), then warn, stop and record;
+//! 5. start the stopped notebooks whose schedule asks to start when its window opens.
 //!
 //! A record is written only when its verdict, reason or planned stop changes, so a duplicate
 //! schedule event changes nothing.
@@ -46,6 +47,7 @@ pub struct Report {
     pub unknown: Vec<String>,
     pub warned: Vec<String>,
     pub stopped: Vec<String>,
+    pub started: Vec<String>,
 }
 
 pub async fn sweep(deps: &Deps, timing: Timing) -> Result<Report> {
@@ -80,8 +82,34 @@ pub async fn sweep(deps: &Deps, timing: Timing) -> Result<Report> {
             Err(e) => tracing::warn!(notebook = %nb.name, error = %e, "sweep could not apply its decision"),
         }
     }
+    report.started = start_scheduled(deps).await?;
     tracing::info!(?report, "sweep done");
     Ok(report)
+}
+
+/// Starts the stopped notebooks whose schedule window opened after they stopped.
+async fn start_scheduled(deps: &Deps) -> Result<Vec<String>> {
+    let now = deps.clock.now();
+    let mut started = Vec::new();
+    for nb in deps.store.list_by_state(State::Stopped).await? {
+        let Some(reason) = idle::start_due(&nb.idle, nb.state_since, now) else {
+            continue;
+        };
+        match nbfleet_lifecycle::start(deps, &nb.owner, &nb.name).await {
+            Ok(_) => {
+                let entry = serde_json::json!({"action": "start", "reason": reason});
+                deps.store.append_history(&nb.name, now, &entry).await?;
+                deps.notifier
+                    .notify(&nb.name, &format!("{} {reason}", nb.name))
+                    .await
+                    .ok();
+                started.push(nb.name);
+            }
+            // The record keeps the failure; the window does not retry it (see `start_due`).
+            Err(e) => tracing::warn!(notebook = %nb.name, error = %e, "scheduled start failed"),
+        }
+    }
+    Ok(started)
 }
 
 /// Sends the probe to every notebook and collects what came back, by instance id.

@@ -11,7 +11,7 @@ async fn main() -> Result<(), Error> {
         async move {
             let report = nbfleet_sweep::sweep(deps, nbfleet_sweep::Timing::default()).await?;
             Ok::<_, Error>(serde_json::json!({
-                "probed": report.probed, "warned": report.warned, "stopped": report.stopped,
+                "probed": report.probed, "warned": report.warned, "stopped": report.stopped, "started": report.started,
                 "unknown": report.unknown, "orphans": report.reconcile.orphans, "overdue": report.overdue,
             }))
         }

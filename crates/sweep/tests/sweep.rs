@@ -184,3 +184,51 @@ async fn a_duplicate_schedule_event_changes_nothing() {
         "a second round with the same answers wrote records"
     );
 }
+
+#[tokio::test]
+async fn a_window_opening_starts_only_the_notebooks_stopped_before_it() {
+    let f = fleet(2, None).await;
+    let now = jiff::Timestamp::now();
+    let mut names = Vec::new();
+    for (i, mut nb) in f.deps.store.list().await.unwrap().into_iter().enumerate() {
+        let expect = nb.expect();
+        f.deps.compute.stop(nb.instance_id.as_deref().unwrap()).await.unwrap();
+        nb.state = State::Stopped;
+        nb.version += 1;
+        // The first stopped two days ago, before today's window opened; the second just now,
+        // inside it (by hand, say), so it stays stopped.
+        nb.state_since = if i == 0 {
+            now - jiff::SignedDuration::from_hours(48)
+        } else {
+            now
+        };
+        nb.idle.schedule = Some(
+            nbfleet_core::schedule::Schedule::parse(&serde_json::json!({"tz": "UTC", "start_at_open": true,
+                "windows": [{"days": "daily", "from": "00:00", "to": "24:00"}]}))
+            .unwrap(),
+        );
+        f.deps.store.put(&nb, expect).await.unwrap();
+        names.push(nb.name);
+    }
+    let report = sweep(&f.deps, timing()).await.unwrap();
+    assert_eq!(report.started, vec![names[0].clone()]);
+    let first = f.deps.store.require(&names[0]).await.unwrap();
+    assert_eq!(first.state, State::Starting);
+    let history = f.deps.store.history(&names[0]).await.unwrap();
+    assert!(
+        history.iter().any(|h| h
+            .to_string()
+            .contains("its schedule (daily 00:00-24:00 UTC) opened")),
+        "{history:?}"
+    );
+    assert_eq!(
+        f.deps.store.require(&names[1]).await.unwrap().state,
+        State::Stopped
+    );
+    let again = sweep(&f.deps, timing()).await.unwrap();
+    assert!(
+        again.started.is_empty(),
+        "a second round started {:?}",
+        again.started
+    );
+}
