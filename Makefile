@@ -8,19 +8,19 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 CARGO_TEST := $(shell command -v cargo-nextest >/dev/null 2>&1 && echo "cargo nextest run --workspace --no-fail-fast" || echo "cargo test --workspace")
 
-.PHONY: help venv tools lint test build-local demo local local-stop
+.PHONY: help venv tools lint template-check test build-local demo local local-stop
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 12
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
 
 $(STAMP): scripts/requirements.txt
-	@echo "==> creating the project venv ($(VENV)) with moto, jupyterlab and awscli"
+	@echo "==> creating the project venv ($(VENV)) with moto, jupyterlab, awscli, aws-sam-translator and cfn-lint"
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet -r scripts/requirements.txt
 	touch $@
 
-venv: $(STAMP) ## create .venv with the Python tools (moto, jupyterlab, awscli)
+venv: $(STAMP) ## create .venv with the Python tools (moto, jupyterlab, awscli, SAM translator, cfn-lint)
 
 tools: ## install shellcheck from Debian's packages if missing
 	@command -v shellcheck >/dev/null || { echo "==> installing shellcheck"; \
@@ -30,7 +30,10 @@ lint: ## cargo fmt --check and clippy with warnings as errors
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets --quiet -- -D warnings
 
-test: venv tools lint ## run every test (starts and stops moto)
+template-check: venv ## translate template.yaml offline and run cfn-lint
+	$(PY) scripts/check-template.py
+
+test: venv tools lint template-check ## run every test (starts and stops moto)
 	scripts/with-moto.sh $(CARGO_TEST)
 
 build-local: venv

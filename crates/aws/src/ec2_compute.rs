@@ -14,7 +14,7 @@ use aws_sdk_ec2::operation::start_instances::StartInstancesError;
 use aws_sdk_ec2::types::{
     BlockDeviceMapping, EbsBlockDevice, Filter, HttpTokensState, IamInstanceProfileSpecification,
     InstanceMetadataEndpointState, InstanceMetadataOptionsRequest, InstanceType, IpPermission, IpRange,
-    Ipv6Range, ResourceType, Tag, TagSpecification, VolumeType,
+    Ipv6Range, ResourceType, ShutdownBehavior, Tag, TagSpecification, VolumeType,
 };
 use aws_smithy_runtime_api::client::interceptors::context::InterceptorContext;
 use aws_smithy_runtime_api::client::retries::classifiers::{ClassifyRetry, RetryAction};
@@ -307,6 +307,8 @@ impl Compute for Ec2Compute {
                     .as_ref()
                     .map(|p| IamInstanceProfileSpecification::builder().name(p).build()),
             )
+            // An OS shutdown (the on-instance idle fallback) stops the instance, never terminates it.
+            .instance_initiated_shutdown_behavior(ShutdownBehavior::Stop)
             .metadata_options(
                 InstanceMetadataOptionsRequest::builder()
                     .http_tokens(HttpTokensState::Required)

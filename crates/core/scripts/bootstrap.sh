@@ -21,6 +21,7 @@ UNIT=nbfleet-jupyter
 JUPYTER_DIR="$NB_HOME/.jupyter"
 STATE_DIR="$NB_HOME/.nbfleet"
 CERT="$STATE_DIR/cert.pem"
+IDLE_MARKER="$STATE_DIR/idle-exit"
 KEY="$STATE_DIR/key.pem"
 STAGE=starting
 
@@ -86,12 +87,12 @@ if ! openssl x509 -noout -in "$CERT" >/dev/null 2>&1 || ! openssl pkey -noout -i
 fi
 
 STAGE="writing the Jupyter configuration"
-"$PY" - "$STATE_DIR/server.json" "$BIND_IP" "$NB_PORT" "$CERT" "$KEY" "$SECRET_KIND" "$NB_HOME" <<'PY'
+"$PY" - "$STATE_DIR/server.json" "$BIND_IP" "$NB_PORT" "$CERT" "$KEY" "$SECRET_KIND" "$NB_HOME" "$FALLBACK_SECONDS" <<'PY'
 import json, sys
-path, ip, port, cert, key, kind, root = sys.argv[1:]
+path, ip, port, cert, key, kind, root, fallback = sys.argv[1:]
 with open(path, "w") as f:
     json.dump({"ip": ip, "port": int(port), "certfile": cert, "keyfile": key,
-               "secret_kind": kind, "root_dir": root}, f)
+               "secret_kind": kind, "root_dir": root, "fallback_seconds": int(fallback)}, f)
 PY
 # Static on purpose (quoted heredoc): values come from server.json, the secret from its own file.
 cat >"$JUPYTER_DIR/jupyter_server_config.py" <<'CONFIG'
@@ -122,10 +123,53 @@ if _s["secret_kind"] == "password":
 else:
     c.PasswordIdentityProvider.hashed_password = ""
     c.IdentityProvider.token = _secret
+
+# The on-instance idle fallback (off unless asked for at launch): Jupyter culls idle kernels and
+# terminals, then exits by itself once nothing is left and no request came for the timeout; the
+# unit then powers the machine off. Busy kernels are never culled. An open Lab tab polls the
+# server and so keeps it alive: this is a safety net for a control plane that is down, not the
+# idle policy.
+_fallback = int(_s.get("fallback_seconds", 0))
+if _fallback > 0:
+    c.MappingKernelManager.cull_idle_timeout = _fallback
+    c.MappingKernelManager.cull_interval = 60
+    c.MappingKernelManager.cull_busy = False
+    c.MappingKernelManager.cull_connected = True
+    c.TerminalManager.cull_inactive_timeout = _fallback
+    c.TerminalManager.cull_interval = 60
+    c.ServerApp.shutdown_no_activity_timeout = _fallback
 CONFIG
 chown -R "$NB_USER:" "$JUPYTER_DIR" "$STATE_DIR"
 
 STAGE="installing the service"
+# Jupyter runs under a small wrapper that tells an idle exit (Jupyter stopped by itself, exit 0)
+# from a stop by systemd (SIGTERM): only the first leaves the marker that powers the machine off.
+cat >"$STATE_DIR/run-jupyter.sh" <<'WRAPPER'
+#!/bin/bash
+marker="$1"
+shift
+rm -f "$marker"
+stopping=0
+trap 'stopping=1; kill -TERM "$child" 2>/dev/null' TERM INT
+"$@" &
+child=$!
+while :; do
+  rc=0
+  wait "$child" || rc=$?
+  kill -0 "$child" 2>/dev/null || break
+done
+if [ "$stopping" = 0 ] && [ "$rc" = 0 ]; then
+  echo "Jupyter exited after its no-activity timeout" >"$marker"
+fi
+exit "$rc"
+WRAPPER
+chmod 755 "$STATE_DIR/run-jupyter.sh"
+chown "$NB_USER:" "$STATE_DIR/run-jupyter.sh"
+poweroff_line=""
+if [ "$FALLBACK_SECONDS" -gt 0 ]; then
+  # `+`: runs as root, although the service runs as the notebook user.
+  poweroff_line="ExecStopPost=+/bin/sh -c 'if [ -e $IDLE_MARKER ]; then rm -f $IDLE_MARKER; systemctl poweroff; fi'"
+fi
 cat >"$UNIT_DIR/$UNIT.service" <<UNITFILE
 [Unit]
 Description=Jupyter server managed by nbfleet
@@ -138,7 +182,8 @@ User=$NB_USER
 WorkingDirectory=$NB_HOME
 Environment=HOME=$NB_HOME
 Environment=JUPYTER_CONFIG_DIR=$JUPYTER_DIR
-ExecStart=$PY -m jupyterlab
+ExecStart=/bin/bash $STATE_DIR/run-jupyter.sh $IDLE_MARKER $PY -m jupyterlab
+$poweroff_line
 Restart=on-failure
 RestartSec=5
 

@@ -270,6 +270,7 @@ mod tests {
             max_runtime_minutes: 720,
             warning_minutes: 10,
             schedule: None,
+            instance_fallback_minutes: 0,
         }
     }
 
@@ -477,6 +478,7 @@ mod schedule_tests {
                     "windows": [{"days": "Mon-Fri", "from": "08:00", "to": "20:00"}]}))
                 .unwrap(),
             ),
+            instance_fallback_minutes: 0,
         }
     }
 

@@ -25,6 +25,14 @@ pub struct IdlePolicy {
     /// Weekly windows outside which the notebook is stopped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule: Option<crate::schedule::Schedule>,
+    /// Jupyter shuts itself down, and the OS powers off, after this many minutes without
+    /// activity even if nbfleet's control plane is down; 0 is off. See docs/idle.md for its limits.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub instance_fallback_minutes: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// Which kind of credential guards the notebook's Jupyter. The value itself lives only in

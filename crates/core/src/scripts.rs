@@ -50,6 +50,7 @@ pub fn bootstrap(nb: &Notebook, cfg: &Config, region: &str) -> Result<Script> {
         AccessMode::Cidr => "cidr",
     };
     let secret = cfg.secret_parameter(&nb.name);
+    let fallback_seconds = (u64::from(nb.idle.instance_fallback_minutes) * 60).to_string();
     let text = render(
         BOOTSTRAP,
         &[
@@ -58,6 +59,7 @@ pub fn bootstrap(nb: &Notebook, cfg: &Config, region: &str) -> Result<Script> {
             ("SECRET_KIND", kind),
             ("ACCESS_MODE", mode),
             ("AWS_REGION_NAME", region),
+            ("FALLBACK_SECONDS", &fallback_seconds),
         ],
     )?;
     Ok(Script {

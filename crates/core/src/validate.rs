@@ -59,6 +59,8 @@ pub struct LaunchSpec {
     pub volume_gb: u32,
     pub count_connections: bool,
     pub schedule: Option<crate::schedule::Schedule>,
+    /// The on-instance idle fallback, in minutes; 0 is off (the default).
+    pub instance_fallback_minutes: u32,
 }
 
 impl LaunchSpec {
@@ -79,6 +81,7 @@ pub fn idle_policy(spec: &LaunchSpec, cfg: &Config) -> IdlePolicy {
         max_runtime_minutes: cfg.max_runtime_minutes,
         warning_minutes: cfg.warning_minutes,
         schedule: spec.schedule.clone(),
+        instance_fallback_minutes: spec.instance_fallback_minutes,
     }
 }
 
@@ -121,7 +124,8 @@ pub fn parse_launch(body: &[u8], cfg: &Config) -> Result<LaunchSpec> {
             | "password_hash"
             | "volume_gb"
             | "count_connections"
-            | "schedule" => {}
+            | "schedule"
+            | "instance_fallback_minutes" => {}
             "ami" | "ami_id" | "image_id" | "image" => {
                 return Err(Error::bad_request(
                     key,
@@ -194,6 +198,8 @@ pub fn parse_launch(body: &[u8], cfg: &Config) -> Result<LaunchSpec> {
         Some(v) => Some(crate::schedule::Schedule::parse(v)?),
     };
 
+    let instance_fallback_minutes = instance_fallback(&fields, idle_timeout_minutes, cfg)?;
+
     Ok(LaunchSpec {
         name,
         instance_type,
@@ -203,7 +209,25 @@ pub fn parse_launch(body: &[u8], cfg: &Config) -> Result<LaunchSpec> {
         volume_gb,
         count_connections,
         schedule,
+        instance_fallback_minutes,
     })
+}
+
+/// The on-instance fallback must leave the sweep its turn: it may fire only after the idle
+/// timeout plus the warning, so a working control plane always warns first.
+fn instance_fallback(fields: &Map<String, Value>, idle_timeout: u32, cfg: &Config) -> Result<u32> {
+    let minutes: u32 = field(fields, "instance_fallback_minutes")?.unwrap_or(0);
+    let least = idle_timeout + cfg.warning_minutes;
+    if minutes != 0 && !(least..=24 * 60).contains(&minutes) {
+        return Err(Error::bad_request(
+            "instance_fallback_minutes",
+            format!(
+                "must be 0 (off) or {least} to 1440: at least the idle timeout plus the {}-minute warning",
+                cfg.warning_minutes
+            ),
+        ));
+    }
+    Ok(minutes)
 }
 
 /// Reads an optional field as `T`, with a 400 naming it if it has the wrong type.
@@ -538,6 +562,21 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(msg.contains("operator"), "{msg}");
+    }
+
+    #[test]
+    fn the_instance_fallback_is_off_by_default_and_must_leave_the_sweep_its_warning() {
+        assert_eq!(parse(json!({"name": "nb"})).unwrap().instance_fallback_minutes, 0);
+        let spec = parse(json!({"name": "nb", "idle_timeout_minutes": 30, "instance_fallback_minutes": 40}));
+        assert_eq!(spec.unwrap().instance_fallback_minutes, 40);
+        for too_soon_or_late in [39, 1441] {
+            let body = json!({"name": "nb", "idle_timeout_minutes": 30, "instance_fallback_minutes": too_soon_or_late});
+            assert_eq!(refused_field(body), "instance_fallback_minutes");
+        }
+        let msg = parse(json!({"name": "nb", "idle_timeout_minutes": 30, "instance_fallback_minutes": 5}))
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("40 to 1440"), "{msg}");
     }
 
     #[test]

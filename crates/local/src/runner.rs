@@ -243,6 +243,11 @@ impl Sandbox {
         }
     }
 
+    /// Whether the machine asked to power off (`systemctl poweroff`) since the last call.
+    pub fn take_poweroff(&self) -> bool {
+        std::fs::remove_file(self.run().join("poweroff")).is_ok()
+    }
+
     /// Jupyter's own log, for diagnosing a failed run.
     pub fn jupyter_log(&self) -> String {
         std::fs::read_to_string(self.run().join(format!("{UNIT}.log"))).unwrap_or_default()

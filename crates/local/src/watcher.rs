@@ -1,6 +1,8 @@
 //! Emits EC2 state-change events by watching moto, which emits none, and plays the machine's
 //! part of each change: a stopped or terminated instance's Jupyter dies with it, and a
-//! restarted instance comes back on a new port (the local stand-in for a new IP).
+//! restarted instance comes back on a new port (the local stand-in for a new IP). A machine that
+//! powers itself off (the on-instance idle fallback) is stopped in moto, as EC2 stops an
+//! instance whose OS shuts down.
 
 use crate::runner::Runner;
 use nbfleet_aws::parameter_secrets::NOTEBOOK_TAG;
@@ -30,6 +32,12 @@ impl Watcher {
             match self.states().await {
                 Ok(now) => {
                     for (id, state) in now {
+                        if state == "running" && self.runner.sandbox(&id).is_ok_and(|sb| sb.take_poweroff()) {
+                            tracing::info!(instance = %id, "the machine powered itself off");
+                            if let Err(e) = self.ec2.stop_instances().instance_ids(&id).send().await {
+                                tracing::warn!(instance = %id, error = ?e, "watcher: cannot stop");
+                            }
+                        }
                         let before = seen.insert(id.clone(), state.clone());
                         if before.as_deref() != Some(state.as_str()) {
                             self.changed(&id, before.as_deref(), &state);

@@ -371,3 +371,49 @@ async fn the_probe_sees_a_silent_busy_cell_as_activity_and_a_dead_jupyter_as_unk
         "unknown is never idle"
     );
 }
+
+/// The on-instance idle fallback for real: Jupyter checks for inactivity every 60 s, so this
+/// takes one to two minutes.
+#[tokio::test]
+async fn with_the_fallback_on_an_idle_jupyter_exits_by_itself_and_powers_the_machine_off() {
+    let token = password::token(&[6; 24]);
+    let mut inst = instance(r#"{"name":"fallback"}"#, Some(token.expose())).await;
+    inst.nb.idle.instance_fallback_minutes = 1;
+    inst.bootstrap().await;
+    let deadline = Instant::now() + Duration::from_secs(240);
+    while !inst.sandbox.take_poweroff() {
+        assert!(
+            Instant::now() < deadline,
+            "no poweroff after 240 s; jupyter log: {}",
+            inst.sandbox.jupyter_log()
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    // The service's process ends right after its ExecStopPost.
+    for _ in 0..50 {
+        if !inst.sandbox.jupyter_running() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!inst.sandbox.jupyter_running());
+    assert!(
+        inst.sandbox.jupyter_log().contains("shutting down"),
+        "{}",
+        inst.sandbox.jupyter_log()
+    );
+}
+
+#[tokio::test]
+async fn with_the_fallback_on_a_service_restart_does_not_power_off() {
+    let token = password::token(&[7; 24]);
+    let mut inst = instance(r#"{"name":"restart-fallback"}"#, Some(token.expose())).await;
+    inst.nb.idle.instance_fallback_minutes = 30;
+    inst.bootstrap().await;
+    // A second run restarts the service: systemd's SIGTERM is not an idle exit.
+    inst.bootstrap().await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!inst.sandbox.take_poweroff());
+    assert!(!inst.sandbox.home().join(".nbfleet/idle-exit").exists());
+    assert!(inst.sandbox.jupyter_running());
+}

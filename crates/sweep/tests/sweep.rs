@@ -192,7 +192,11 @@ async fn a_window_opening_starts_only_the_notebooks_stopped_before_it() {
     let mut names = Vec::new();
     for (i, mut nb) in f.deps.store.list().await.unwrap().into_iter().enumerate() {
         let expect = nb.expect();
-        f.deps.compute.stop(nb.instance_id.as_deref().unwrap()).await.unwrap();
+        f.deps
+            .compute
+            .stop(nb.instance_id.as_deref().unwrap())
+            .await
+            .unwrap();
         nb.state = State::Stopped;
         nb.version += 1;
         // The first stopped two days ago, before today's window opened; the second just now,
