@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 CARGO_TEST := $(shell command -v cargo-nextest >/dev/null 2>&1 && echo "cargo nextest run --workspace --no-fail-fast" || echo "cargo test --workspace")
 
-.PHONY: help venv tools lint template-check test build-local demo local local-stop
+.PHONY: help venv tools lint template-check test bench build-local demo local local-stop
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
@@ -35,6 +35,10 @@ template-check: venv ## translate template.yaml offline and run cfn-lint
 
 test: venv tools lint template-check ## run every test (starts and stops moto)
 	scripts/with-moto.sh $(CARGO_TEST)
+
+bench: venv ## the sweep benchmark: N = 100, 1000, 5000 notebooks on moto, written to bench/results.md
+	cargo build --bin sweep-bench
+	scripts/with-moto.sh target/debug/sweep-bench
 
 build-local: venv
 	@echo "==> building nbfleet (a first build takes about 6 minutes on 2 cores; cargo shows its progress)"

@@ -7,8 +7,10 @@ pub mod clock;
 pub mod dynamo_store;
 pub mod ec2_compute;
 pub mod errors;
+pub mod lambda_jobs;
 pub mod moto;
 pub mod parameter_secrets;
+pub mod slack_webhook;
 pub mod ssm_commands;
 
 pub use clock::SystemClock;
@@ -23,6 +25,7 @@ pub struct Clients {
     pub ec2: aws_sdk_ec2::Client,
     pub ssm: aws_sdk_ssm::Client,
     pub dynamodb: aws_sdk_dynamodb::Client,
+    pub lambda: aws_sdk_lambda::Client,
 }
 
 impl Clients {
@@ -31,6 +34,7 @@ impl Clients {
             ec2: ec2_client(aws_sdk_ec2::config::Builder::from(conf)),
             ssm: aws_sdk_ssm::Client::new(conf),
             dynamodb: aws_sdk_dynamodb::Client::new(conf),
+            lambda: aws_sdk_lambda::Client::new(conf),
         }
     }
 
@@ -44,13 +48,19 @@ impl Clients {
 impl Clients {
     /// The ports on these clients, with the real clock.
     pub fn deps(&self, cfg: nbfleet_core::Config) -> nbfleet_core::ports::Deps {
+        use nbfleet_core::ports::{LogNotifier, Notifier, Secrets};
         use std::sync::Arc;
+        let secrets: Arc<dyn Secrets> = Arc::new(ParameterSecrets::new(self.ssm.clone()));
+        let notifier: Arc<dyn Notifier> = match &cfg.slack.webhook_parameter {
+            Some(p) => Arc::new(slack_webhook::SlackWebhook::new(secrets.clone(), p)),
+            None => Arc::new(LogNotifier),
+        };
         nbfleet_core::ports::Deps {
             store: Arc::new(DynamoStore::new(self.dynamodb.clone(), cfg.table.clone())),
-            secrets: Arc::new(ParameterSecrets::new(self.ssm.clone())),
+            secrets,
             compute: Arc::new(Ec2Compute::new(self.ec2.clone(), self.ssm.clone())),
             commands: Arc::new(SsmCommands::new(self.ssm.clone())),
-            notifier: Arc::new(nbfleet_core::ports::LogNotifier),
+            notifier,
             clock: Arc::new(SystemClock),
             cfg,
         }
@@ -71,11 +81,19 @@ pub fn ec2_retry_policy(builder: aws_sdk_ec2::config::Builder) -> aws_sdk_ec2::c
 /// The start of every Lambda `main`: JSON logs, the configuration from the environment (a bad
 /// variable fails the cold start with a sentence that names it), and the ports on real clients.
 pub async fn lambda_deps() -> Result<nbfleet_core::ports::Deps, nbfleet_core::config::ConfigError> {
+    Ok(lambda_setup().await?.1)
+}
+
+/// [`lambda_deps`], with the clients too, for a function that needs one beyond the ports.
+pub async fn lambda_setup() -> Result<(Clients, nbfleet_core::ports::Deps), nbfleet_core::config::ConfigError>
+{
     tracing_subscriber::fmt()
         .json()
         .with_env_filter("info")
         .without_time()
         .init();
     let cfg = nbfleet_core::config::from_vars(std::env::vars())?;
-    Ok(Clients::from_env().await.deps(cfg))
+    let clients = Clients::from_env().await;
+    let deps = clients.deps(cfg);
+    Ok((clients, deps))
 }

@@ -11,8 +11,9 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextMut;
 use aws_sdk_dynamodb::config::{ConfigBag, Credentials, Intercept, RuntimeComponents, SharedInterceptor};
 use aws_sdk_dynamodb::error::BoxError;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 
 /// moto's default account.
 pub const DEFAULT_ACCOUNT: &str = "123456789012";
@@ -42,16 +43,44 @@ pub fn sdk_config(endpoint: &str) -> SdkConfig {
 
 /// Clients for one moto account: every request carries `x-moto-account-id: <account>`.
 pub fn clients(endpoint: &str, account: &str) -> Clients {
-    clients_counting(endpoint, account, Arc::new(AtomicUsize::new(0)))
+    clients_logged(endpoint, account, CallLog::default())
 }
 
-/// [`clients`], counting every request they send in `calls` (to prove that bad input makes
-/// no AWS call at all).
-pub fn clients_counting(endpoint: &str, account: &str, calls: Arc<AtomicUsize>) -> Clients {
+/// The AWS operations some clients sent, named as IAM names them (`ec2:RunInstances`), with how
+/// many times each. Tests use it to prove that bad input makes no call, and to compare what
+/// each handler calls with the IAM actions the template grants it; the sweep benchmark counts
+/// its calls per API with it.
+#[derive(Debug, Clone, Default)]
+pub struct CallLog(Arc<Mutex<BTreeMap<String, usize>>>);
+
+impl CallLog {
+    pub fn counts(&self) -> BTreeMap<String, usize> {
+        self.0.lock().map(|m| m.clone()).unwrap_or_default()
+    }
+
+    pub fn total(&self) -> usize {
+        self.counts().values().sum()
+    }
+
+    pub fn clear(&self) {
+        if let Ok(mut m) = self.0.lock() {
+            m.clear();
+        }
+    }
+
+    pub fn record(&self, action: impl Into<String>) {
+        if let Ok(mut m) = self.0.lock() {
+            *m.entry(action.into()).or_default() += 1;
+        }
+    }
+}
+
+/// [`clients`], recording every operation they send in `log`.
+pub fn clients_logged(endpoint: &str, account: &str, log: CallLog) -> Clients {
     let conf = sdk_config(endpoint);
     let header = SharedInterceptor::new(AccountHeader {
         account: account.to_string(),
-        calls,
+        log,
     });
     Clients {
         ec2: crate::ec2_client(aws_sdk_ec2::config::Builder::from(&conf).interceptor(header.clone())),
@@ -62,6 +91,11 @@ pub fn clients_counting(endpoint: &str, account: &str, calls: Arc<AtomicUsize>) 
         ),
         dynamodb: aws_sdk_dynamodb::Client::from_conf(
             aws_sdk_dynamodb::config::Builder::from(&conf)
+                .interceptor(header.clone())
+                .build(),
+        ),
+        lambda: aws_sdk_lambda::Client::from_conf(
+            aws_sdk_lambda::config::Builder::from(&conf)
                 .interceptor(header)
                 .build(),
         ),
@@ -85,7 +119,7 @@ pub fn fresh_account() -> String {
 #[derive(Debug)]
 struct AccountHeader {
     account: String,
-    calls: Arc<AtomicUsize>,
+    log: CallLog,
 }
 
 impl Intercept for AccountHeader {
@@ -97,9 +131,12 @@ impl Intercept for AccountHeader {
         &self,
         context: &mut BeforeTransmitInterceptorContextMut<'_>,
         _: &RuntimeComponents,
-        _: &mut ConfigBag,
+        cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        self.calls.fetch_add(1, Ordering::Relaxed);
+        if let Some(op) = cfg.load::<aws_smithy_runtime_api::client::orchestrator::Metadata>() {
+            self.log
+                .record(format!("{}:{}", op.service().to_ascii_lowercase(), op.name()));
+        }
         context
             .request_mut()
             .headers_mut()

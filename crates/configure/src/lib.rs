@@ -13,7 +13,7 @@
 //! a duplicate event finds the record already moved and changes nothing.
 
 use nbfleet_core::events::Event;
-use nbfleet_core::ports::{CommandStatus, Deps, InstanceState, Invocation};
+use nbfleet_core::ports::{CommandStatus, Deps, InstanceState, Invocation, Notice, tell};
 use nbfleet_core::record::{Failure, PendingCommand, connect_for};
 use nbfleet_core::scripts::{self, ScriptKind};
 use nbfleet_core::{Notebook, Result, State, report};
@@ -164,7 +164,16 @@ async fn on_command(
     let inv = deps.commands.invocation(command_id, instance_id).await?;
     if inv.status == CommandStatus::Success && inv.exit_code.unwrap_or(0) == 0 {
         match ready(deps, &nb, pending.kind, &inv).await {
-            Ok(next) => save(deps, &nb, next).await,
+            Ok(next) => {
+                let notice = Notice::Ready {
+                    name: next.name.clone(),
+                    connect: next.connect.clone(),
+                    fingerprint: next.cert_fingerprint.clone(),
+                };
+                let outcome = save(deps, &nb, next).await?;
+                tell(deps, notice).await;
+                Ok(outcome)
+            }
             Err(reason) => fail(deps, &nb, reason, &inv).await,
         }
     } else {
@@ -245,7 +254,24 @@ async fn fail(deps: &Deps, nb: &Notebook, reason: String, inv: &Invocation) -> R
         stderr_tail: Some(tail(&inv.stderr, 20, 2000)),
     });
     tracing::warn!(notebook = %nb.name, exit_code = ?inv.exit_code, "configuration failed; instance stopped");
-    save(deps, nb, next).await
+    let error = match &next.failure {
+        Some(Failure {
+            reason,
+            stderr_tail: Some(t),
+            ..
+        }) if !t.is_empty() => {
+            format!("{reason}: {}", t.lines().last().unwrap_or_default())
+        }
+        _ => next
+            .failure
+            .as_ref()
+            .map(|f| f.reason.clone())
+            .unwrap_or_default(),
+    };
+    let name = nb.name.clone();
+    let outcome = save(deps, nb, next).await?;
+    tell(deps, Notice::Failed { name, error }).await;
+    Ok(outcome)
 }
 
 /// Once the instance is gone: removes the notebook's security group and secret, and records

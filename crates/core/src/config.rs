@@ -71,6 +71,20 @@ pub struct Config {
     pub region: String,
     /// On-demand prices per type (`NBFLEET_PRICES`, `type=usd,…`, over the defaults).
     pub prices: crate::cost::PriceTable,
+    pub slack: Slack,
+}
+
+/// Slack: where its secrets live (Parameter Store names, never values) and who may use it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Slack {
+    /// `NBFLEET_SLACK_SIGNING_SECRET_PARAMETER`: the slash commands' signing secret.
+    pub signing_secret_parameter: Option<String>,
+    /// `NBFLEET_SLACK_WEBHOOK_PARAMETER`: the incoming webhook notifications go to.
+    pub webhook_parameter: Option<String>,
+    /// `NBFLEET_SLACK_TEAMS`: the workspaces allowed; none means nobody.
+    pub teams: Vec<String>,
+    /// `NBFLEET_SLACK_USERS`: the users allowed; none means every user of an allowed team.
+    pub users: Vec<String>,
 }
 
 /// Reads a configuration from a set of variables (`std::env::vars()` in a Lambda `main`).
@@ -143,6 +157,12 @@ pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Con
         admins: env.list("NBFLEET_ADMINS", ""),
         region: env.optional("AWS_REGION").unwrap_or_else(|| "us-east-1".into()),
         prices: prices(&env)?,
+        slack: Slack {
+            signing_secret_parameter: env.optional("NBFLEET_SLACK_SIGNING_SECRET_PARAMETER"),
+            webhook_parameter: env.optional("NBFLEET_SLACK_WEBHOOK_PARAMETER"),
+            teams: env.list("NBFLEET_SLACK_TEAMS", ""),
+            users: env.list("NBFLEET_SLACK_USERS", ""),
+        },
     })
 }
 

@@ -17,6 +17,7 @@ pub mod record;
 pub mod report;
 pub mod schedule;
 pub mod scripts;
+pub mod slack;
 pub mod state;
 pub mod transitions;
 pub mod validate;

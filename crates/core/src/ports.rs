@@ -214,20 +214,118 @@ pub trait Commands: Send + Sync {
     async fn invocations(&self, command_id: &str) -> Result<Vec<Invocation>>;
 }
 
-/// Messages to people: warnings before automatic stops, stops and failures.
-#[async_trait]
-pub trait Notifier: Send + Sync {
-    async fn notify(&self, notebook: &str, message: &str) -> Result<()>;
+/// What people are told, through the Notifier: each says what happened and what to do next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice {
+    /// Jupyter answers: how to connect.
+    Ready {
+        name: String,
+        connect: Option<crate::record::Connect>,
+        fingerprint: Option<String>,
+    },
+    /// An automatic stop is coming: when, why, and how to put it off.
+    StoppingSoon {
+        name: String,
+        stop_at: Timestamp,
+        reason: String,
+    },
+    /// Stopped by nbfleet, and why.
+    Stopped { name: String, reason: String },
+    /// Started by nbfleet (a schedule's window opened), and why.
+    Started { name: String, reason: String },
+    /// Configuration failed (the instance is stopped), and the error.
+    Failed { name: String, error: String },
 }
 
-/// A notifier that writes to the log (until a Slack webhook is configured).
+impl Notice {
+    pub fn name(&self) -> &str {
+        match self {
+            Notice::Ready { name, .. }
+            | Notice::StoppingSoon { name, .. }
+            | Notice::Stopped { name, .. }
+            | Notice::Started { name, .. }
+            | Notice::Failed { name, .. } => name,
+        }
+    }
+
+    /// The message, in Slack's mrkdwn (which reads as plain text too).
+    pub fn text(&self) -> String {
+        match self {
+            Notice::Ready {
+                name,
+                connect,
+                fingerprint,
+            } => {
+                let mut t = format!("*{name}* is ready.");
+                if let Some(c) = connect {
+                    match &c.tunnel {
+                        Some(tunnel) => t.push_str(&format!(
+                            " Open it with `nbfleet open {name}` (or `{tunnel}`), then {}",
+                            c.url
+                        )),
+                        None => t.push_str(&format!(" Open {}", c.url)),
+                    }
+                }
+                if let Some(fp) = fingerprint {
+                    t.push_str(&format!(
+                        "\nCertificate SHA-256: `{fp}`: your browser shows it; check it before you log in."
+                    ));
+                }
+                t
+            }
+            Notice::StoppingSoon {
+                name,
+                stop_at,
+                reason,
+            } => format!(
+                "*{name}* stops at {}: {reason}\nTo keep it: `/notebook extend {name} 60` or `nbfleet extend {name} 60`.",
+                stop_at.strftime("%H:%M UTC")
+            ),
+            Notice::Stopped { name, reason } => format!("*{name}* was stopped: {reason}"),
+            Notice::Started { name, reason } => format!("*{name}* was {reason}"),
+            Notice::Failed { name, error } => format!(
+                "*{name}* failed: {error}\nIts instance is stopped. `nbfleet status {name}` shows the script's last lines."
+            ),
+        }
+    }
+}
+
+/// Tells people what happened. A failing notifier is logged by its caller and never blocks a
+/// transition.
+#[async_trait]
+pub trait Notifier: Send + Sync {
+    async fn notify(&self, notice: &Notice) -> Result<()>;
+}
+
+/// A notifier that writes to the log (when no Slack webhook is configured).
 pub struct LogNotifier;
 
 #[async_trait]
 impl Notifier for LogNotifier {
-    async fn notify(&self, notebook: &str, message: &str) -> Result<()> {
-        tracing::info!(notebook, message, "notification");
+    async fn notify(&self, notice: &Notice) -> Result<()> {
+        tracing::info!(notebook = notice.name(), message = %notice.text(), "notification");
         Ok(())
+    }
+}
+
+/// Work handed to another invocation of the same function, so that an answer can go out first
+/// (Slack wants one within 3 s). In a Lambda, an asynchronous self-invocation: a task spawned
+/// in-process would die when Lambda freezes the process after the answer.
+#[async_trait]
+pub trait Jobs: Send + Sync {
+    async fn submit(&self, job: &serde_json::Value) -> Result<()>;
+}
+
+/// Posts a message to a Slack `response_url` (the answer to slow slash-command work).
+#[async_trait]
+pub trait Responder: Send + Sync {
+    async fn respond(&self, response_url: &str, message: &serde_json::Value) -> Result<()>;
+}
+
+/// Sends `notice`, logging (never returning) a failure: notifications never block a transition.
+pub async fn tell(deps: &Deps, notice: Notice) {
+    if let Err(e) = deps.notifier.notify(&notice).await {
+        tracing::warn!(notebook = notice.name(), error = %e, "notification not delivered");
     }
 }
 

@@ -10,7 +10,7 @@ use nbfleet_core::{Error, Expect, Notebook, State};
 use nbfleet_local::setup;
 use serde_json::{Value, json};
 use std::io::Write;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 const ALICE: &str = "arn:aws:sts::123456789012:assumed-role/DataScientist/alice";
@@ -20,7 +20,7 @@ struct Env {
     /// Unwatched clients on the same account, for assertions.
     aws: Clients,
     /// AWS requests the handler's clients have sent.
-    calls: Arc<AtomicUsize>,
+    calls: moto::CallLog,
 }
 
 async fn env() -> Env {
@@ -29,9 +29,9 @@ async fn env() -> Env {
     let aws = setup::provision(&endpoint, &account)
         .await
         .expect("provision moto (is moto running?)");
-    let calls = Arc::new(AtomicUsize::new(0));
+    let calls = moto::CallLog::default();
     let cfg = nbfleet_core::config::from_vars(setup::vars()).unwrap();
-    let deps = moto::clients_counting(&endpoint, &account, calls.clone()).deps(cfg);
+    let deps = moto::clients_logged(&endpoint, &account, calls.clone()).deps(cfg);
     Env { deps, aws, calls }
 }
 
@@ -206,11 +206,7 @@ async fn every_refusal_answers_4xx_with_the_error_body_and_makes_no_aws_call() {
         401
     );
 
-    assert_eq!(
-        env.calls.load(Ordering::Relaxed),
-        0,
-        "a refused request made AWS calls"
-    );
+    assert_eq!(env.calls.total(), 0, "a refused request made AWS calls");
 }
 
 /// Collects every log line the handler writes.

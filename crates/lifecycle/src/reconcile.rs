@@ -4,6 +4,7 @@
 //! stopped. Decisions are `nbfleet_core::reconcile`'s; this file applies them.
 
 use nbfleet_configure::{finish_termination, on_instance_state};
+use nbfleet_core::Notebook;
 use nbfleet_core::ports::Deps;
 use nbfleet_core::reconcile::{drift, overdue};
 use nbfleet_core::record::Failure;
@@ -21,20 +22,30 @@ pub struct Report {
     pub overdue: Vec<String>,
 }
 
-/// Compares every record with EC2 (DescribeInstances by the nbfleet tag, paged) and adopts
+/// Every record that is not Terminated, read through the by-state index (one query per state,
+/// paged): history items are not in that index, so they are never read here.
+pub async fn live(deps: &Deps) -> Result<Vec<Notebook>> {
+    let mut all = Vec::new();
+    for state in State::ALL.into_iter().filter(|s| *s != State::Terminated) {
+        all.extend(deps.store.list_by_state(state).await?);
+    }
+    Ok(all)
+}
+
+/// Compares the `live` records with EC2 (DescribeInstances by the nbfleet tag, paged) and adopts
 /// changes made outside nbfleet.
-pub async fn reconcile(deps: &Deps) -> Result<Report> {
+pub async fn reconcile(deps: &Deps, live: &[Notebook]) -> Result<Report> {
     let tagged = deps.compute.list_tagged().await?;
     let by_id: HashMap<&str, _> = tagged.iter().map(|(_, i)| (i.id.as_str(), i)).collect();
     let mut report = Report::default();
     let mut owned = HashSet::new();
-    for nb in deps.store.list().await? {
+    for nb in live {
         let Some(id) = nb.instance_id.as_deref() else {
             continue;
         };
         owned.insert(id.to_string());
         let ec2 = by_id.get(id).map(|i| i.state);
-        if let Some(event) = drift(&nb, ec2) {
+        if let Some(event) = drift(nb, ec2) {
             tracing::info!(notebook = %nb.name, instance = id, ?event, "reconcile: EC2 disagrees with the record");
             on_instance_state(deps, id, event).await?;
             report.adopted.push(format!("{}: EC2 says {event:?}", nb.name));
@@ -53,11 +64,11 @@ pub async fn reconcile(deps: &Deps) -> Result<Report> {
 
 /// Steps in for records stuck in flight: a stuck delete is driven again; anything else is
 /// failed with its instance stopped, so a failure never burns GPU money.
-pub async fn enforce_deadlines(deps: &Deps) -> Result<Vec<String>> {
+pub async fn enforce_deadlines(deps: &Deps, live: &[Notebook]) -> Result<Vec<String>> {
     let now = deps.clock.now();
     let mut done = Vec::new();
-    for nb in deps.store.list().await? {
-        if !overdue(&nb, now) {
+    for nb in live {
+        if !overdue(nb, now) {
             continue;
         }
         let since = now.duration_since(nb.state_since).as_mins();
@@ -65,11 +76,11 @@ pub async fn enforce_deadlines(deps: &Deps) -> Result<Vec<String>> {
             (State::Terminating, Some(id)) => match deps.compute.describe(id).await? {
                 Some(i) if !i.state.is_gone() => deps.compute.terminate(id).await?,
                 _ => {
-                    finish_termination(deps, &nb).await?;
+                    finish_termination(deps, nb).await?;
                 }
             },
             (State::Terminating, None) => {
-                finish_termination(deps, &nb).await?;
+                finish_termination(deps, nb).await?;
             }
             (State::Stopping, Some(id)) => deps.compute.stop(id).await?,
             (state, instance) => {

@@ -5,7 +5,7 @@ mod common;
 
 use common::env;
 use nbfleet_core::State;
-use nbfleet_lifecycle::reconcile::{enforce_deadlines, reconcile};
+use nbfleet_lifecycle::reconcile::{enforce_deadlines, live, reconcile};
 
 #[tokio::test]
 async fn an_instance_terminated_behind_our_back_ends_terminated() {
@@ -19,7 +19,7 @@ async fn an_instance_terminated_behind_our_back_ends_terminated() {
         .send()
         .await
         .unwrap();
-    let report = reconcile(&e.deps).await.unwrap();
+    let report = reconcile(&e.deps, &live(&e.deps).await.unwrap()).await.unwrap();
     assert_eq!(report.adopted, ["gone: EC2 says Terminated"]);
     assert_eq!(e.record("gone").await.state, State::Terminated);
 }
@@ -45,7 +45,7 @@ async fn an_instance_stopped_behind_our_back_ends_stopped_and_its_cost_stops() {
         .await
         .unwrap();
 
-    reconcile(&e.deps).await.unwrap();
+    reconcile(&e.deps, &live(&e.deps).await.unwrap()).await.unwrap();
     let after = e.record("halted").await;
     assert_eq!(after.state, State::Stopped);
     assert_eq!((after.running_since, after.running_seconds), (None, 90 * 60));
@@ -63,7 +63,7 @@ async fn an_instance_started_by_hand_is_configured_again() {
     let nb = e.launch("manual").await;
     e.force("manual", State::Stopped).await;
     // The instance runs in moto (it never stopped): as if someone started it in the console.
-    let report = reconcile(&e.deps).await.unwrap();
+    let report = reconcile(&e.deps, &live(&e.deps).await.unwrap()).await.unwrap();
     assert_eq!(report.adopted, ["manual: EC2 says Running"]);
     let after = e.record("manual").await;
     assert_eq!(after.state, State::Configuring);
@@ -80,7 +80,7 @@ async fn a_tagged_instance_without_a_record_is_an_orphan() {
         .await
         .unwrap()
         .remove(0);
-    let report = reconcile(&e.deps).await.unwrap();
+    let report = reconcile(&e.deps, &live(&e.deps).await.unwrap()).await.unwrap();
     assert_eq!(report.orphans.len(), 1, "{report:?}");
     assert!(report.orphans[0].starts_with(&ghost_id) && report.orphans[0].contains("ghost"));
     assert!(report.adopted.is_empty(), "{report:?}");
@@ -92,16 +92,29 @@ async fn a_record_stuck_configuring_past_its_deadline_fails_with_its_instance_st
     let nb = e.launch("stuck").await;
     e.force("stuck", State::Configuring).await;
     e.advance_minutes(39);
-    assert!(enforce_deadlines(&e.deps).await.unwrap().is_empty(), "not yet");
+    assert!(
+        enforce_deadlines(&e.deps, &live(&e.deps).await.unwrap())
+            .await
+            .unwrap()
+            .is_empty(),
+        "not yet"
+    );
     e.advance_minutes(2);
-    let done = enforce_deadlines(&e.deps).await.unwrap();
+    let done = enforce_deadlines(&e.deps, &live(&e.deps).await.unwrap())
+        .await
+        .unwrap();
     assert_eq!(done, ["stuck: Configuring for 41 min"]);
     let after = e.record("stuck").await;
     assert_eq!(after.state, State::Failed);
     assert!(after.failure.unwrap().reason.contains("stuck in Configuring"));
     assert_eq!(e.ec2_state(nb.instance_id.as_deref().unwrap()).await, "stopped");
     // A second sweep changes nothing.
-    assert!(enforce_deadlines(&e.deps).await.unwrap().is_empty());
+    assert!(
+        enforce_deadlines(&e.deps, &live(&e.deps).await.unwrap())
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[tokio::test]

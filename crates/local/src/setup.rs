@@ -10,6 +10,10 @@ pub const SEEDED_AMI: &str = "ami-0d1a2b3c4d5e6f708";
 pub const AMI_PARAMETER: &str = "/nbfleet/local/dlami/ami-id";
 pub const INSTANCE_PROFILE: &str = "nbfleet-local-instance";
 pub const TABLE: &str = "nbfleet-local";
+/// The local Slack app: its workspace and its signing secret (a moto-only value, not a secret).
+pub const SLACK_TEAM: &str = "TLOCAL";
+pub const SLACK_SIGNING_SECRET_PARAMETER: &str = "/nbfleet/local/slack/signing-secret";
+pub const SLACK_SIGNING_SECRET: &str = "nbfleet-local-slack-signing-secret";
 
 /// The configuration variables of a local deployment in moto.
 pub fn vars() -> Vec<(String, String)> {
@@ -17,6 +21,11 @@ pub fn vars() -> Vec<(String, String)> {
         ("NBFLEET_TABLE", TABLE),
         ("NBFLEET_AMI_PARAMETER", AMI_PARAMETER),
         ("NBFLEET_INSTANCE_PROFILE", INSTANCE_PROFILE),
+        (
+            "NBFLEET_SLACK_SIGNING_SECRET_PARAMETER",
+            SLACK_SIGNING_SECRET_PARAMETER,
+        ),
+        ("NBFLEET_SLACK_TEAMS", SLACK_TEAM),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -47,6 +56,16 @@ pub async fn provision(endpoint: &str, account: &str) -> Result<Clients> {
         .send()
         .await
         .map_err(|e| Error::internal(format!("put the AMI parameter: {e:?}")))?;
+    clients
+        .ssm
+        .put_parameter()
+        .name(SLACK_SIGNING_SECRET_PARAMETER)
+        .value(SLACK_SIGNING_SECRET)
+        .overwrite(true)
+        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+        .send()
+        .await
+        .map_err(|e| Error::internal(format!("put the Slack signing secret: {e:?}")))?;
     create_instance_profile(endpoint, account, INSTANCE_PROFILE).await?;
     Ok(clients)
 }

@@ -195,6 +195,7 @@ fn caller(req: &Request<Incoming>) -> String {
 async fn route(deps: &Deps, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let owner = caller(&req);
     let method = req.method().clone();
+    let headers = req.headers().clone();
     let path = req.uri().path().trim_end_matches('/').to_string();
     let snapshot = !req
         .uri()
@@ -211,6 +212,9 @@ async fn route(deps: &Deps, req: Request<Incoming>) -> Response<Full<Bytes>> {
         }
     };
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    if (&method, segments.as_slice()) == (&Method::POST, ["slack", "commands"].as_slice()) {
+        return slack(deps, &headers, &body).await;
+    }
     let result = match (&method, segments.as_slice()) {
         (&Method::POST, ["notebooks"]) => nbfleet_launch::handle(deps, &owner, &body).await,
         (&Method::GET, ["notebooks"]) => nbfleet_read::list(deps).await,
@@ -226,6 +230,43 @@ async fn route(deps: &Deps, req: Request<Incoming>) -> Response<Full<Bytes>> {
         _ => Err(Error::NotFound(format!("no route for {method} {path}"))),
     };
     answer(result)
+}
+
+/// `POST /slack/commands`, as the slack Lambda answers it; slow work runs in a spawned task
+/// (the local process does not freeze, unlike a Lambda).
+async fn slack(deps: &Deps, headers: &hyper::HeaderMap, body: &[u8]) -> Response<Full<Bytes>> {
+    let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let req = nbfleet_slack::SlackHttp {
+        timestamp: header("x-slack-request-timestamp"),
+        signature: header("x-slack-signature"),
+        body: body.to_vec(),
+    };
+    let secret = match deps.secrets.get(setup::SLACK_SIGNING_SECRET_PARAMETER).await {
+        Ok(Some(s)) => s,
+        _ => return answer(Err(Error::Unavailable("no Slack signing secret in moto".into()))),
+    };
+    let jobs = SpawnedJobs(deps.clone());
+    let (status, body) = nbfleet_slack::slash(deps, &jobs, secret.as_bytes(), &req).await;
+    answer(Ok((status, body)))
+}
+
+/// The Jobs port for the local stack: a task in this process.
+struct SpawnedJobs(Deps);
+
+#[async_trait::async_trait]
+impl nbfleet_core::ports::Jobs for SpawnedJobs {
+    async fn submit(&self, job: &Value) -> Result<()> {
+        let job: nbfleet_slack::Job = serde_json::from_value(job[nbfleet_slack::JOB_KEY].clone())
+            .map_err(|e| Error::internal(format!("bad job: {e}")))?;
+        let deps = self.0.clone();
+        tokio::spawn(async move {
+            let responder = nbfleet_aws::slack_webhook::ResponseUrl::default();
+            if let Err(e) = nbfleet_slack::run_job(&deps, &responder, &job).await {
+                tracing::warn!(error = %e, "Slack job: could not answer on response_url");
+            }
+        });
+        Ok(())
+    }
 }
 
 fn answer(result: Result<(u16, Value)>) -> Response<Full<Bytes>> {

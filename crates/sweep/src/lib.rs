@@ -8,11 +8,11 @@
 //! 4. decide with the pure idle policy (`nbfleet_core::idle`), then warn, stop and record;
 //! 5. start the stopped notebooks whose schedule asks to start when its window opens.
 //!
-//! A record is written only when its verdict, reason or planned stop changes, so a duplicate
-//! schedule event changes nothing.
+//! A record is written only when its verdict or warning changes, so a duplicate schedule event
+//! changes nothing and a round over notebooks whose verdict holds writes nothing.
 
 use nbfleet_core::idle::{self, Action, Context, Probe};
-use nbfleet_core::ports::{CommandStatus, Deps, Invocation};
+use nbfleet_core::ports::{CommandStatus, Deps, Invocation, Notice, tell};
 use nbfleet_core::record::IdleStatus;
 use nbfleet_core::{Notebook, Result, State, report, scripts};
 use std::collections::HashMap;
@@ -51,18 +51,24 @@ pub struct Report {
 }
 
 pub async fn sweep(deps: &Deps, timing: Timing) -> Result<Report> {
+    use nbfleet_lifecycle::reconcile;
+    // One read of the live records serves every step of the round.
+    let live = reconcile::live(deps).await?;
     let mut report = Report {
-        reconcile: nbfleet_lifecycle::reconcile::reconcile(deps).await?,
-        overdue: nbfleet_lifecycle::reconcile::enforce_deadlines(deps).await?,
+        reconcile: reconcile::reconcile(deps, &live).await?,
+        overdue: reconcile::enforce_deadlines(deps, &live).await?,
         ..Report::default()
     };
-    let ready: Vec<Notebook> = deps
-        .store
-        .list_by_state(State::Ready)
-        .await?
+    // A record reconcile or the deadlines just moved is left to the next round.
+    let moved = |nb: &Notebook| {
+        let named = |line: &String| line.split(':').next() == Some(nb.name.as_str());
+        report.reconcile.adopted.iter().any(named) || report.overdue.iter().any(named)
+    };
+    let (ready, stopped): (Vec<Notebook>, Vec<Notebook>) = live
         .into_iter()
-        .filter(|nb| nb.instance_id.is_some())
-        .collect();
+        .filter(|nb| !moved(nb) && nb.instance_id.is_some())
+        .filter(|nb| matches!(nb.state, State::Ready | State::Stopped))
+        .partition(|nb| nb.state == State::Ready);
     report.probed = ready.len();
     let probes = probe_all(deps, &ready, timing, &mut report.commands_sent).await?;
     for nb in ready {
@@ -82,34 +88,34 @@ pub async fn sweep(deps: &Deps, timing: Timing) -> Result<Report> {
             Err(e) => tracing::warn!(notebook = %nb.name, error = %e, "sweep could not apply its decision"),
         }
     }
-    report.started = start_scheduled(deps).await?;
+    report.started = start_scheduled(deps, &stopped).await;
     tracing::info!(?report, "sweep done");
     Ok(report)
 }
 
 /// Starts the stopped notebooks whose schedule window opened after they stopped.
-async fn start_scheduled(deps: &Deps) -> Result<Vec<String>> {
+async fn start_scheduled(deps: &Deps, stopped: &[Notebook]) -> Vec<String> {
     let now = deps.clock.now();
     let mut started = Vec::new();
-    for nb in deps.store.list_by_state(State::Stopped).await? {
+    for nb in stopped {
         let Some(reason) = idle::start_due(&nb.idle, nb.state_since, now) else {
             continue;
         };
         match nbfleet_lifecycle::start(deps, &nb.owner, &nb.name).await {
             Ok(_) => {
                 let entry = serde_json::json!({"action": "start", "reason": reason});
-                deps.store.append_history(&nb.name, now, &entry).await?;
-                deps.notifier
-                    .notify(&nb.name, &format!("{} {reason}", nb.name))
-                    .await
-                    .ok();
-                started.push(nb.name);
+                if let Err(e) = deps.store.append_history(&nb.name, now, &entry).await {
+                    tracing::warn!(notebook = %nb.name, error = %e, "cannot record the scheduled start");
+                }
+                let name = nb.name.clone();
+                tell(deps, Notice::Started { name, reason }).await;
+                started.push(nb.name.clone());
             }
             // The record keeps the failure; the window does not retry it (see `start_due`).
             Err(e) => tracing::warn!(notebook = %nb.name, error = %e, "scheduled start failed"),
         }
     }
-    Ok(started)
+    started
 }
 
 /// Sends the probe to every notebook and collects what came back, by instance id.
@@ -223,7 +229,12 @@ async fn apply(deps: &Deps, nb: &Notebook, probe: &Probe) -> Result<Option<Actio
         },
         unknowns,
     };
-    let changed = previous.as_ref() != Some(&status);
+    // Written when the conclusion changes (verdict, warning, unknown streak), not when the
+    // planned stop moves with activity: a notebook in use costs no write per round, so the
+    // reason on the record is the one given when the verdict last changed.
+    let changed = previous.as_ref().is_none_or(|p| {
+        (p.verdict, p.warned_stop_at, p.unknowns) != (status.verdict, status.warned_stop_at, status.unknowns)
+    });
     if changed || decision.action == Action::Stop {
         let entry = serde_json::json!({
             "verdict": decision.verdict, "action": decision.action,
@@ -239,10 +250,8 @@ async fn apply(deps: &Deps, nb: &Notebook, probe: &Probe) -> Result<Option<Actio
             stopping.pending_command = None;
             deps.store.put(&stopping, nb.expect()).await?;
             deps.compute.stop(id).await?;
-            deps.notifier
-                .notify(&nb.name, &format!("stopped {}: {}", nb.name, decision.reason))
-                .await
-                .ok();
+            let (name, reason) = (nb.name.clone(), decision.reason);
+            tell(deps, Notice::Stopped { name, reason }).await;
             Ok(Some(Action::Stop))
         }
         _ if !changed => Ok(None),
@@ -250,14 +259,17 @@ async fn apply(deps: &Deps, nb: &Notebook, probe: &Probe) -> Result<Option<Actio
             let mut next = nb.touched(now);
             next.idle_status = Some(status);
             deps.store.put(&next, nb.expect()).await?;
-            if let Action::Warn { .. } = action {
-                deps.notifier
-                    .notify(
-                        &nb.name,
-                        &format!("{} will stop soon: {}", nb.name, decision.reason),
-                    )
-                    .await
-                    .ok();
+            if let Action::Warn { stop_at } = action {
+                let (name, reason) = (nb.name.clone(), decision.reason);
+                tell(
+                    deps,
+                    Notice::StoppingSoon {
+                        name,
+                        stop_at,
+                        reason,
+                    },
+                )
+                .await;
             }
             Ok(Some(action))
         }

@@ -1,0 +1,222 @@
+//! `make bench`: one sweep over N = 100, 1000 and 5000 Ready notebooks on moto, counting the AWS
+//! calls per API and the wall time, written to `bench/results.md`.
+//!
+//! Records and instances are real (moto); the probe results are faked at the Commands port, as
+//! moto has no ListCommandInvocations, and the fake counts the SSM calls the sweep makes. Two
+//! rounds per N: the first gives every notebook its first verdict (two writes each); the
+//! second is the steady state, where verdicts hold and nothing is written.
+//!
+//! Target: a steady round makes at most 0.1 × N + 5 calls in all, DynamoDB writes included.
+
+use async_trait::async_trait;
+use nbfleet_aws::moto::{self, CallLog};
+use nbfleet_core::ports::{CommandStatus, Commands, Invocation};
+use nbfleet_core::validate::{idle_policy, parse_launch};
+use nbfleet_core::{Expect, Notebook, Result, State, scripts::Script};
+use nbfleet_local::setup;
+use nbfleet_sweep::{Timing, sweep};
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// What a busy notebook's probe prints.
+const BUSY: &str =
+    r#"{"nbfleet":"probe","k":1,"kb":1,"ka":"2026-11-26T10:00:00Z","ta":null,"c":0,"sa":null,"g":[97]}"#;
+
+/// Answers every probe at once with [`BUSY`], counting calls as SSM would see them.
+#[derive(Default)]
+struct FakeProbes {
+    sent: Mutex<HashMap<String, Vec<String>>>,
+    log: CallLog,
+}
+
+#[async_trait]
+impl Commands for FakeProbes {
+    async fn send(&self, instance_id: &str, script: &Script) -> Result<String> {
+        self.send_batch(&[instance_id.to_string()], script).await
+    }
+    async fn invocation(&self, command_id: &str, instance_id: &str) -> Result<Invocation> {
+        Ok(invocation(command_id, instance_id))
+    }
+    async fn send_batch(&self, instance_ids: &[String], _: &Script) -> Result<String> {
+        self.log.record("ssm:SendCommand");
+        let mut sent = self.sent.lock().expect("lock");
+        let id = format!("cmd-{}", sent.len());
+        sent.insert(id.clone(), instance_ids.to_vec());
+        Ok(id)
+    }
+    async fn invocations(&self, command_id: &str) -> Result<Vec<Invocation>> {
+        // ListCommandInvocations with details answers at most 50 per page: one page per batch.
+        self.log.record("ssm:ListCommandInvocations");
+        let sent = self.sent.lock().expect("lock");
+        let ids = sent.get(command_id).cloned().unwrap_or_default();
+        Ok(ids.iter().map(|i| invocation(command_id, i)).collect())
+    }
+}
+
+fn invocation(command_id: &str, instance_id: &str) -> Invocation {
+    Invocation {
+        command_id: command_id.into(),
+        instance_id: instance_id.into(),
+        status: CommandStatus::Success,
+        exit_code: Some(0),
+        stdout: BUSY.into(),
+        stderr: String::new(),
+    }
+}
+
+struct Round {
+    n: usize,
+    name: &'static str,
+    wall: Duration,
+    calls: BTreeMap<String, usize>,
+}
+
+async fn fleet(n: usize) -> (nbfleet_core::ports::Deps, CallLog) {
+    let endpoint = moto::endpoint_from_env();
+    let account = moto::fresh_account();
+    let aws = setup::provision(&endpoint, &account)
+        .await
+        .expect("provision moto (is it running?)");
+    let cfg = nbfleet_core::config::from_vars(setup::vars()).expect("config");
+    let mut ids = Vec::new();
+    while ids.len() < n {
+        let chunk = (n - ids.len()).min(500) as i32;
+        ids.extend(
+            setup::run_seeded(&aws.ec2, chunk, Some("bench"))
+                .await
+                .expect("instances"),
+        );
+    }
+    let seed = Arc::new(aws.deps(cfg.clone()));
+    let now = jiff::Timestamp::now();
+    let mut puts = tokio::task::JoinSet::new();
+    for (i, id) in ids.into_iter().enumerate() {
+        let (seed, cfg) = (seed.clone(), cfg.clone());
+        puts.spawn(async move {
+            let spec = parse_launch(format!(r#"{{"name":"nb-{i:05}"}}"#).as_bytes(), &cfg).expect("spec");
+            let mut nb = Notebook::new(&spec, "bench", 1, idle_policy(&spec, &cfg), now);
+            nb.state = State::Ready;
+            nb.instance_id = Some(id);
+            nb.running_since = Some(now);
+            seed.store.put(&nb, Expect::Absent).await.expect("put");
+        });
+        while puts.len() >= 16 {
+            puts.join_next().await;
+        }
+    }
+    puts.join_all().await;
+    let log = CallLog::default();
+    let mut deps = moto::clients_logged(&endpoint, &account, log.clone()).deps(cfg);
+    deps.commands = Arc::new(FakeProbes {
+        log: log.clone(),
+        ..FakeProbes::default()
+    });
+    (deps, log)
+}
+
+#[tokio::main]
+async fn main() {
+    let sizes: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let sizes = if sizes.is_empty() {
+        vec![100, 1000, 5000]
+    } else {
+        sizes
+    };
+    let timing = Timing {
+        collect_for: Duration::from_secs(30),
+        poll_every: Duration::from_millis(50),
+    };
+    let mut rounds = Vec::new();
+    for n in sizes {
+        eprintln!("sweep-bench: seeding {n} notebooks in moto");
+        let (deps, log) = fleet(n).await;
+        for name in ["first (every verdict new)", "steady (verdicts hold)"] {
+            log.clear();
+            let t = Instant::now();
+            let report = sweep(&deps, timing).await.expect("sweep");
+            let wall = t.elapsed();
+            assert_eq!(
+                report.probed, n,
+                "the sweep saw {} of {n} notebooks",
+                report.probed
+            );
+            assert!(report.unknown.is_empty(), "unknown probes: {:?}", report.unknown);
+            let calls = log.counts();
+            eprintln!(
+                "sweep-bench: N={n} {name}: {:.2} s, {} calls",
+                wall.as_secs_f64(),
+                calls.values().sum::<usize>()
+            );
+            rounds.push(Round { n, name, wall, calls });
+        }
+    }
+    let out = render(&rounds);
+    std::fs::write(concat!(env!("CARGO_MANIFEST_DIR"), "/results.md"), &out).expect("write results.md");
+    print!("{out}");
+    let failed: Vec<&Round> = rounds
+        .iter()
+        .filter(|r| r.name.starts_with("steady") && total(r) > target(r.n))
+        .collect();
+    if !failed.is_empty() {
+        eprintln!(
+            "sweep-bench: over the target at N = {:?}",
+            failed.iter().map(|r| r.n).collect::<Vec<_>>()
+        );
+        std::process::exit(1);
+    }
+}
+
+fn total(r: &Round) -> usize {
+    r.calls.values().sum()
+}
+
+fn target(n: usize) -> usize {
+    n / 10 + 5
+}
+
+fn render(rounds: &[Round]) -> String {
+    let mut apis: Vec<&String> = rounds.iter().flat_map(|r| r.calls.keys()).collect();
+    apis.sort();
+    apis.dedup();
+    let mut s = String::from("# Sweep benchmark (`make bench`)\n\n");
+    let _ = writeln!(
+        s,
+        "One sweep round over N Ready notebooks: records and instances in moto (a local moto \
+         server, debug build), probe results faked at the Commands port (moto has no \
+         ListCommandInvocations). Target for a steady round: at most 0.1 × N + 5 AWS calls, \
+         DynamoDB writes included. Wall time is mostly moto's.\n\nRun on {}.\n",
+        jiff::Timestamp::now().strftime("%Y-%m-%d %H:%M UTC")
+    );
+    let _ = write!(s, "| N | round | wall s | calls | target | ");
+    for a in &apis {
+        let _ = write!(s, "{a} | ");
+    }
+    let _ = writeln!(s);
+    let _ = writeln!(s, "|{}", "---|".repeat(5 + apis.len()));
+    for r in rounds {
+        let steady = r.name.starts_with("steady");
+        let verdict = if !steady {
+            "—".to_string()
+        } else if total(r) <= target(r.n) {
+            format!("≤ {} ✓", target(r.n))
+        } else {
+            format!("≤ {} ✗", target(r.n))
+        };
+        let _ = write!(
+            s,
+            "| {} | {} | {:.2} | {} | {} | ",
+            r.n,
+            r.name,
+            r.wall.as_secs_f64(),
+            total(r),
+            verdict
+        );
+        for a in &apis {
+            let _ = write!(s, "{} | ", r.calls.get(*a).copied().unwrap_or(0));
+        }
+        let _ = writeln!(s);
+    }
+    s
+}

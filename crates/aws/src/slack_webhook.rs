@@ -1,0 +1,106 @@
+//! The Notifier port on a Slack incoming webhook. The webhook URL is a secret: it lives in
+//! Parameter Store (`NBFLEET_SLACK_WEBHOOK_PARAMETER`) and is read once per process, when the
+//! first notice goes out. Without that parameter, notices go to the log.
+//!
+//! A webhook that fails is an error to the caller, who logs it (`ports::tell`): a notification
+//! never blocks a transition.
+
+use nbfleet_core::ports::{Notice, Notifier, Secrets};
+use nbfleet_core::{Error, Result};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::OnceCell;
+
+pub struct SlackWebhook {
+    secrets: Arc<dyn Secrets>,
+    parameter: String,
+    url: OnceCell<Option<String>>,
+    http: reqwest::Client,
+}
+
+impl SlackWebhook {
+    pub fn new(secrets: Arc<dyn Secrets>, parameter: impl Into<String>) -> Self {
+        SlackWebhook {
+            secrets,
+            parameter: parameter.into(),
+            url: OnceCell::new(),
+            http: web_client(),
+        }
+    }
+}
+
+/// An HTTPS client that trusts the system's certificate authorities.
+pub fn web_client() -> reqwest::Client {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_native_certs::load_native_certs().certs {
+        let _ = roots.add(cert);
+    }
+    let tls = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
+        .timeout(Duration::from_secs(3))
+        .build()
+        .expect("an HTTP client with a TLS configuration builds")
+}
+
+#[async_trait::async_trait]
+impl Notifier for SlackWebhook {
+    async fn notify(&self, notice: &Notice) -> Result<()> {
+        let url = self
+            .url
+            .get_or_try_init(|| self.secrets.get(&self.parameter))
+            .await?;
+        let Some(url) = url else {
+            tracing::info!(notebook = notice.name(), message = %notice.text(), "notification (no Slack webhook configured)");
+            return Ok(());
+        };
+        let answer = self
+            .http
+            .post(url)
+            .json(&serde_json::json!({ "text": notice.text() }))
+            .send()
+            .await
+            .map_err(|e| Error::Unavailable(format!("Slack webhook: {}", e.without_url())))?;
+        if !answer.status().is_success() {
+            return Err(Error::Unavailable(format!(
+                "Slack webhook answered {}",
+                answer.status()
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// The Responder port: posts a slash command's late answer to Slack's `response_url`.
+pub struct ResponseUrl {
+    http: reqwest::Client,
+}
+
+impl Default for ResponseUrl {
+    fn default() -> Self {
+        ResponseUrl { http: web_client() }
+    }
+}
+
+#[async_trait::async_trait]
+impl nbfleet_core::ports::Responder for ResponseUrl {
+    async fn respond(&self, response_url: &str, message: &serde_json::Value) -> Result<()> {
+        let answer = self
+            .http
+            .post(response_url)
+            .json(message)
+            .send()
+            .await
+            .map_err(|e| Error::Unavailable(format!("Slack response_url: {}", e.without_url())))?;
+        if !answer.status().is_success() {
+            return Err(Error::Unavailable(format!(
+                "Slack response_url answered {}",
+                answer.status()
+            )));
+        }
+        Ok(())
+    }
+}

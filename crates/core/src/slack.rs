@@ -1,0 +1,376 @@
+//! Slack slash commands, the pure part: verifying a request (HMAC-SHA256 over
+//! `v0:{timestamp}:{raw body}`, compared in constant time, within 5 minutes either way), reading
+//! its form, the `/notebook` grammar, and who may use it. The signing secret comes in as an
+//! argument; nothing here does I/O.
+//!
+//! Nothing from the text reaches a shell: a command is parsed into typed fields, each checked
+//! against the same strict patterns as the HTTP API (names by [`validate_name`]).
+
+use crate::validate::validate_name;
+use hmac::{Hmac, KeyInit, Mac};
+use jiff::Timestamp;
+use sha2::Sha256;
+
+/// How far a request's timestamp may be from now, either way.
+pub const WINDOW_SECONDS: i64 = 5 * 60;
+
+/// Why a request was refused before it was read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Rejected {
+    #[error("missing the {0} header")]
+    MissingHeader(&'static str),
+    #[error("the request timestamp is not a number")]
+    BadTimestamp,
+    #[error("the request is more than 5 minutes old or ahead")]
+    OutsideWindow,
+    #[error("the signature does not match")]
+    BadSignature,
+}
+
+/// Checks Slack's `X-Slack-Signature` (`v0=<hex>`) for `body` as sent, at `now`.
+pub fn verify(
+    secret: &[u8],
+    timestamp: Option<&str>,
+    signature: Option<&str>,
+    body: &[u8],
+    now: Timestamp,
+) -> Result<(), Rejected> {
+    let timestamp = timestamp.ok_or(Rejected::MissingHeader("X-Slack-Request-Timestamp"))?;
+    let signature = signature.ok_or(Rejected::MissingHeader("X-Slack-Signature"))?;
+    let ts: i64 = timestamp.trim().parse().map_err(|_| Rejected::BadTimestamp)?;
+    if (now.as_second() - ts).abs() > WINDOW_SECONDS {
+        return Err(Rejected::OutsideWindow);
+    }
+    let given = signature
+        .strip_prefix("v0=")
+        .and_then(|h| hex::decode(h).ok())
+        .ok_or(Rejected::BadSignature)?;
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).map_err(|_| Rejected::BadSignature)?;
+    mac.update(b"v0:");
+    mac.update(timestamp.trim().as_bytes());
+    mac.update(b":");
+    mac.update(body);
+    // `verify_slice` compares in constant time.
+    mac.verify_slice(&given).map_err(|_| Rejected::BadSignature)
+}
+
+/// The signature Slack would send for `body` at `timestamp`: for tests and local tools.
+pub fn sign(secret: &[u8], timestamp: &str, body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
+    mac.update(format!("v0:{timestamp}:").as_bytes());
+    mac.update(body);
+    format!("v0={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// The fields of a slash-command request nbfleet uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlashRequest {
+    pub team_id: String,
+    pub user_id: String,
+    pub text: String,
+    pub response_url: String,
+}
+
+impl SlashRequest {
+    /// Reads the `application/x-www-form-urlencoded` body.
+    pub fn parse(body: &[u8]) -> Result<SlashRequest, String> {
+        let mut req = SlashRequest {
+            team_id: String::new(),
+            user_id: String::new(),
+            text: String::new(),
+            response_url: String::new(),
+        };
+        for (k, v) in form_urlencoded::parse(body) {
+            match k.as_ref() {
+                "team_id" => req.team_id = v.into_owned(),
+                "user_id" => req.user_id = v.into_owned(),
+                "text" => req.text = v.into_owned(),
+                "response_url" => req.response_url = v.into_owned(),
+                _ => {}
+            }
+        }
+        let id_ok = |s: &str| !s.is_empty() && s.len() <= 32 && s.chars().all(|c| c.is_ascii_alphanumeric());
+        if !id_ok(&req.team_id) || !id_ok(&req.user_id) {
+            return Err("the request has no valid team_id or user_id".into());
+        }
+        if !req.response_url.starts_with("https://") {
+            return Err("the request has no https response_url".into());
+        }
+        Ok(req)
+    }
+
+    /// The owner nbfleet records for notebooks launched from Slack.
+    pub fn owner(&self) -> String {
+        format!("slack:{}:{}", self.team_id, self.user_id)
+    }
+
+    /// Whether this team and user may use `/notebook`: the team must be listed; an empty user
+    /// list lets every user of a listed team in.
+    pub fn allowed(&self, teams: &[String], users: &[String]) -> bool {
+        teams.contains(&self.team_id) && (users.is_empty() || users.contains(&self.user_id))
+    }
+}
+
+/// One `/notebook` command.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Command {
+    Launch {
+        name: String,
+        instance_type: Option<String>,
+        idle_minutes: Option<u32>,
+    },
+    Start(String),
+    Stop(String),
+    Status(String),
+    List,
+    Extend {
+        name: String,
+        minutes: u32,
+    },
+    Help,
+}
+
+pub const USAGE: &str = "\
+*/notebook* runs GPU Jupyter notebooks.
+• `/notebook launch NAME [TYPE] [idle=MINUTES]`: launch one (you get its token, only you)
+• `/notebook start NAME` · `/notebook stop NAME`
+• `/notebook status NAME` · `/notebook list`
+• `/notebook extend NAME MINUTES`: put off its idle stop
+• `/notebook help`
+Passwords are never taken here: a Slack launch gets a token, shown only to you.";
+
+impl Command {
+    /// Parses the text after `/notebook`. The error is a sentence followed by the usage.
+    pub fn parse(text: &str) -> Result<Command, String> {
+        let words: Vec<&str> = text.split_whitespace().collect();
+        let fail = |why: String| Err(format!("{why}\n\n{USAGE}"));
+        let name = |i: usize| -> Result<String, String> {
+            let n = words
+                .get(i)
+                .ok_or_else(|| format!("`{}` needs a notebook name", words[0]))?;
+            validate_name(n).map_err(|e| e.to_string())?;
+            Ok(n.to_string())
+        };
+        let Some(verb) = words.first() else {
+            return Ok(Command::Help);
+        };
+        if words.iter().any(|w| w.to_ascii_lowercase().contains("password")) {
+            return fail(
+                "passwords are never accepted through Slack: a launch gets a token, shown only to you".into(),
+            );
+        }
+        let with_name = |want: usize, f: fn(String) -> Command| match name(1) {
+            Ok(n) if words.len() == want => Ok(f(n)),
+            Ok(_) => fail(format!("`{verb}` takes only a notebook name")),
+            Err(e) => fail(e),
+        };
+        match verb.to_ascii_lowercase().as_str() {
+            "help" => Ok(Command::Help),
+            "list" | "ls" => Ok(Command::List),
+            "start" => with_name(2, Command::Start),
+            "stop" => with_name(2, Command::Stop),
+            "status" => with_name(2, Command::Status),
+            "extend" => {
+                let n = match name(1) {
+                    Ok(n) => n,
+                    Err(e) => return fail(e),
+                };
+                match (words.get(2).map(|m| m.parse::<u32>()), words.len()) {
+                    (Some(Ok(minutes)), 3) if minutes > 0 => Ok(Command::Extend { name: n, minutes }),
+                    _ => fail("`extend` takes a notebook name and a number of minutes".into()),
+                }
+            }
+            "launch" => {
+                let n = match name(1) {
+                    Ok(n) => n,
+                    Err(e) => return fail(e),
+                };
+                let (mut instance_type, mut idle_minutes) = (None, None);
+                for w in &words[2..] {
+                    if let Some(m) = w.strip_prefix("idle=") {
+                        match m.parse::<u32>() {
+                            Ok(m) => idle_minutes = Some(m),
+                            Err(_) => return fail(format!("`{w}`: idle= takes a number of minutes")),
+                        }
+                    } else if instance_type.is_none() && is_instance_type(w) {
+                        instance_type = Some(w.to_string());
+                    } else {
+                        return fail(format!("`launch` does not understand `{w}`"));
+                    }
+                }
+                Ok(Command::Launch {
+                    name: n,
+                    instance_type,
+                    idle_minutes,
+                })
+            }
+            _ => fail(format!("unknown command `{verb}`")),
+        }
+    }
+
+    /// Whether answering takes longer than Slack's 3 seconds may allow (it calls EC2), so the
+    /// work goes through the asynchronous self-invocation.
+    pub fn is_slow(&self) -> bool {
+        matches!(
+            self,
+            Command::Launch { .. } | Command::Start(_) | Command::Stop(_)
+        )
+    }
+}
+
+/// `g5.xlarge`-shaped; whether it is allowed is the launch's check.
+fn is_instance_type(s: &str) -> bool {
+    let ok = |p: &str| {
+        !p.is_empty()
+            && p.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    };
+    s.len() <= 32 && s.split_once('.').is_some_and(|(a, b)| ok(a) && ok(b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &[u8] = b"8f742231b10e8888abcd99yyyzzz85a5";
+    // Slack's documented example request.
+    const BODY: &[u8] = b"token=xyzz0WbapA4vBCDEFasx0q6G&team_id=T1DC2JH3J&team_domain=testteamnow&channel_id=G8PSS9T3V&channel_name=foobar&user_id=U2CERLKJA&user_name=roadrunner&command=%2Fwebhook-collect&text=&response_url=https%3A%2F%2Fhooks.slack.com%2Fcommands%2FT1DC2JH3J%2F397700885554%2F96rGlfmibIGlgcZRskXaIFfN&trigger_id=398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c";
+    const TS: &str = "1531420618";
+    const SIG: &str = "v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503";
+
+    fn at(ts: i64) -> Timestamp {
+        Timestamp::from_second(ts).unwrap()
+    }
+
+    #[test]
+    fn slacks_documented_example_verifies() {
+        assert_eq!(
+            verify(SECRET, Some(TS), Some(SIG), BODY, at(1531420618 + 10)),
+            Ok(())
+        );
+        assert_eq!(sign(SECRET, TS, BODY), SIG);
+    }
+
+    #[test]
+    fn a_changed_body_secret_or_signature_is_refused() {
+        let now = at(1531420618);
+        let mut body = BODY.to_vec();
+        body[10] ^= 1;
+        assert_eq!(
+            verify(SECRET, Some(TS), Some(SIG), &body, now),
+            Err(Rejected::BadSignature)
+        );
+        assert_eq!(
+            verify(b"other", Some(TS), Some(SIG), BODY, now),
+            Err(Rejected::BadSignature)
+        );
+        assert_eq!(
+            verify(SECRET, Some(TS), Some("v1=00"), BODY, now),
+            Err(Rejected::BadSignature)
+        );
+        assert_eq!(
+            verify(SECRET, Some(TS), Some("v0=zz"), BODY, now),
+            Err(Rejected::BadSignature)
+        );
+        assert_eq!(
+            verify(SECRET, None, Some(SIG), BODY, now),
+            Err(Rejected::MissingHeader("X-Slack-Request-Timestamp"))
+        );
+        assert_eq!(
+            verify(SECRET, Some(TS), None, BODY, now),
+            Err(Rejected::MissingHeader("X-Slack-Signature"))
+        );
+        assert_eq!(
+            verify(SECRET, Some("soon"), Some(SIG), BODY, now),
+            Err(Rejected::BadTimestamp)
+        );
+    }
+
+    #[test]
+    fn the_window_is_five_minutes_each_way() {
+        let ts = 1531420618;
+        for (now, ok) in [
+            (ts + 300, true),
+            (ts - 300, true),
+            (ts + 301, false),
+            (ts - 301, false),
+        ] {
+            let got = verify(SECRET, Some(TS), Some(SIG), BODY, at(now));
+            assert_eq!(got.is_ok(), ok, "now = ts {:+}", now - ts);
+            if !ok {
+                assert_eq!(got, Err(Rejected::OutsideWindow));
+            }
+        }
+    }
+
+    #[test]
+    fn the_form_is_read_and_the_allow_list_applies() {
+        let req = SlashRequest::parse(BODY).unwrap();
+        assert_eq!(
+            (req.team_id.as_str(), req.user_id.as_str()),
+            ("T1DC2JH3J", "U2CERLKJA")
+        );
+        assert!(req.response_url.starts_with("https://hooks.slack.com/commands/"));
+        assert_eq!(req.owner(), "slack:T1DC2JH3J:U2CERLKJA");
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert!(req.allowed(&s(&["T1DC2JH3J"]), &[]));
+        assert!(req.allowed(&s(&["T1DC2JH3J"]), &s(&["U2CERLKJA"])));
+        assert!(!req.allowed(&s(&["T1DC2JH3J"]), &s(&["UOTHER"])));
+        assert!(!req.allowed(&s(&["TOTHER"]), &[]));
+        assert!(!req.allowed(&[], &[]), "no team listed lets nobody in");
+    }
+
+    #[test]
+    fn a_form_without_ids_or_an_https_response_url_is_refused() {
+        assert!(SlashRequest::parse(b"team_id=T1&response_url=https%3A%2F%2Fx").is_err());
+        assert!(SlashRequest::parse(b"team_id=T1&user_id=U1&response_url=http%3A%2F%2Fx").is_err());
+        assert!(SlashRequest::parse(b"team_id=T1%3Brm&user_id=U1&response_url=https%3A%2F%2Fx").is_err());
+    }
+
+    #[test]
+    fn commands_parse() {
+        let p = |t: &str| Command::parse(t).unwrap();
+        assert_eq!(p(""), Command::Help);
+        assert_eq!(p("help"), Command::Help);
+        assert_eq!(p("list"), Command::List);
+        assert_eq!(p("start exp-1"), Command::Start("exp-1".into()));
+        assert_eq!(p("stop exp-1"), Command::Stop("exp-1".into()));
+        assert_eq!(p("status exp-1"), Command::Status("exp-1".into()));
+        assert_eq!(
+            p("extend exp-1 30"),
+            Command::Extend {
+                name: "exp-1".into(),
+                minutes: 30
+            }
+        );
+        assert_eq!(
+            p("launch exp-1 g6.xlarge idle=45"),
+            Command::Launch {
+                name: "exp-1".into(),
+                instance_type: Some("g6.xlarge".into()),
+                idle_minutes: Some(45)
+            }
+        );
+        assert!(p("launch exp-1").is_slow() && !p("status exp-1").is_slow());
+    }
+
+    #[test]
+    fn bad_commands_say_why_and_show_the_usage() {
+        for (text, why) in [
+            ("reboot exp-1", "unknown command `reboot`"),
+            ("start", "needs a notebook name"),
+            ("start Exp;rm -rf /", "name"),
+            ("start exp-1 now", "takes only a notebook name"),
+            ("extend exp-1", "minutes"),
+            ("extend exp-1 0", "minutes"),
+            ("launch exp-1 $(id)", "does not understand"),
+            ("launch exp-1 idle=soon", "idle= takes a number"),
+            ("launch exp-1 password=hunter2", "passwords are never accepted"),
+        ] {
+            let err = Command::parse(text).unwrap_err();
+            assert!(err.contains(why), "{text:?}: {err}");
+            assert!(err.ends_with(USAGE), "{text:?} shows no usage");
+        }
+    }
+}

@@ -1,0 +1,57 @@
+//! The Slack Lambda: `/notebook` requests from API Gateway, and the jobs it queues for itself.
+
+use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use nbfleet_aws::lambda_jobs::LambdaJobs;
+use nbfleet_aws::slack_webhook::ResponseUrl;
+use nbfleet_core::ports::Deps;
+use nbfleet_slack::{JOB_KEY, Job, SlackHttp, gateway_response, run_job, slash};
+use serde_json::{Value, json};
+use tokio::sync::OnceCell;
+
+/// The signing secret, read from Parameter Store once per process, when first needed.
+async fn signing_secret(deps: &Deps) -> Result<Vec<u8>, Error> {
+    let parameter = deps
+        .cfg
+        .slack
+        .signing_secret_parameter
+        .as_deref()
+        .ok_or("NBFLEET_SLACK_SIGNING_SECRET_PARAMETER is not set")?;
+    let secret = deps
+        .secrets
+        .get(parameter)
+        .await?
+        .ok_or_else(|| format!("the Slack signing secret parameter {parameter} does not exist"))?;
+    Ok(secret.into_bytes())
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    let (clients, deps) = nbfleet_aws::lambda_setup().await?;
+    let function = std::env::var("AWS_LAMBDA_FUNCTION_NAME")?;
+    let jobs = LambdaJobs::new(clients.lambda.clone(), function);
+    let responder = ResponseUrl::default();
+    let secret: OnceCell<Vec<u8>> = OnceCell::new();
+    run(service_fn(|event: LambdaEvent<Value>| {
+        let (deps, jobs, responder, secret) = (&deps, &jobs, &responder, &secret);
+        async move {
+            if let Some(job) = event.payload.get(JOB_KEY) {
+                let job: Job = serde_json::from_value(job.clone())?;
+                run_job(deps, responder, &job).await?;
+                return Ok::<_, Error>(json!({ "done": true }));
+            }
+            let req = match SlackHttp::from_gateway(&event.payload) {
+                Ok(r) => r,
+                Err(e) => {
+                    return Ok(gateway_response(
+                        400,
+                        &json!({"error": {"message": e.to_string()}}),
+                    ));
+                }
+            };
+            let secret = secret.get_or_try_init(|| signing_secret(deps)).await?;
+            let (status, body) = slash(deps, jobs, secret, &req).await;
+            Ok(gateway_response(status, &body))
+        }
+    }))
+    .await
+}
