@@ -341,3 +341,61 @@ pub struct Deps {
     pub notifier: std::sync::Arc<dyn Notifier>,
     pub clock: std::sync::Arc<dyn Clock>,
 }
+
+#[cfg(test)]
+mod notice_tests {
+    use super::*;
+    use crate::record::connect_for;
+    use crate::validate::AccessMode;
+
+    #[test]
+    fn ready_says_how_to_connect_and_which_certificate_to_expect() {
+        let n = Notice::Ready {
+            name: "exp-1".into(),
+            connect: Some(connect_for(AccessMode::Ssm, "i-0abc", None, 8888, "eu-west-1")),
+            fingerprint: Some("ab12".into()),
+        };
+        let t = n.text();
+        assert!(
+            t.contains("`nbfleet open exp-1`") && t.contains("https://localhost:8888"),
+            "{t}"
+        );
+        assert!(t.contains("--target i-0abc") && t.contains("`ab12`"), "{t}");
+        let cidr = Notice::Ready {
+            name: "exp-1".into(),
+            connect: Some(connect_for(
+                AccessMode::Cidr,
+                "i-0abc",
+                Some("203.0.113.9"),
+                8888,
+                "eu-west-1",
+            )),
+            fingerprint: None,
+        };
+        assert_eq!(cidr.text(), "*exp-1* is ready. Open https://203.0.113.9:8888");
+    }
+
+    #[test]
+    fn warnings_say_how_to_extend_and_failures_say_the_instance_is_stopped() {
+        let soon = Notice::StoppingSoon {
+            name: "exp-1".into(),
+            stop_at: "2026-11-26T15:00:00Z".parse().unwrap(),
+            reason: "no kernel activity for 50 minutes".into(),
+        };
+        assert!(
+            soon.text().contains("`/notebook extend exp-1 60`"),
+            "{}",
+            soon.text()
+        );
+        let failed = Notice::Failed {
+            name: "exp-1".into(),
+            error: "the bootstrap failed: pip install jupyterlab failed".into(),
+        };
+        assert!(
+            failed.text().contains("Its instance is stopped"),
+            "{}",
+            failed.text()
+        );
+        assert_eq!(failed.name(), "exp-1");
+    }
+}

@@ -26,8 +26,9 @@ struct Fleet {
     list: Rule,
 }
 
-/// `n` Ready notebooks on real moto instances; SSM mocked, failing any batch holding `bad`.
-async fn fleet(n: usize, bad: Option<usize>) -> Fleet {
+/// `n` Ready notebooks on real moto instances; SSM mocked, failing any batch holding `bad`,
+/// and every probe printing `output`.
+async fn fleet(n: usize, bad: Option<usize>, output: &'static str) -> Fleet {
     let endpoint = moto::endpoint_from_env();
     let account = moto::fresh_account();
     let aws = setup::provision(&endpoint, &account).await.unwrap();
@@ -81,7 +82,7 @@ async fn fleet(n: usize, bad: Option<usize>) -> Fleet {
                     .command_id(req.command_id().unwrap_or_default())
                     .instance_id(id)
                     .status(CommandInvocationStatus::Success)
-                    .command_plugins(CommandPlugin::builder().response_code(0).output(BUSY).build())
+                    .command_plugins(CommandPlugin::builder().response_code(0).output(output).build())
                     .build(),
             );
         }
@@ -101,7 +102,7 @@ fn timing() -> Timing {
 
 #[tokio::test]
 async fn one_hundred_twenty_notebooks_take_three_send_commands() {
-    let f = fleet(120, None).await;
+    let f = fleet(120, None, BUSY).await;
     let report = sweep(&f.deps, timing()).await.unwrap();
     assert_eq!(report.probed, 120);
     assert_eq!(f.send.num_calls(), 3, "50 + 50 + 20");
@@ -123,7 +124,7 @@ async fn one_hundred_twenty_notebooks_take_three_send_commands() {
 
 #[tokio::test]
 async fn one_failing_instance_does_not_block_the_other_119() {
-    let f = fleet(120, Some(77)).await;
+    let f = fleet(120, Some(77), BUSY).await;
     let report = sweep(&f.deps, timing()).await.unwrap();
     assert_eq!(report.unknown.len(), 1, "{:?}", report.unknown);
     assert!(
@@ -158,7 +159,7 @@ async fn one_failing_instance_does_not_block_the_other_119() {
 
 #[tokio::test]
 async fn a_duplicate_schedule_event_changes_nothing() {
-    let f = fleet(60, None).await;
+    let f = fleet(60, None, BUSY).await;
     sweep(&f.deps, timing()).await.unwrap();
     let before: Vec<u64> = f
         .deps
@@ -187,7 +188,7 @@ async fn a_duplicate_schedule_event_changes_nothing() {
 
 #[tokio::test]
 async fn a_window_opening_starts_only_the_notebooks_stopped_before_it() {
-    let f = fleet(2, None).await;
+    let f = fleet(2, None, BUSY).await;
     let now = jiff::Timestamp::now();
     let mut names = Vec::new();
     for (i, mut nb) in f.deps.store.list().await.unwrap().into_iter().enumerate() {
@@ -234,5 +235,45 @@ async fn a_window_opening_starts_only_the_notebooks_stopped_before_it() {
         again.started.is_empty(),
         "a second round started {:?}",
         again.started
+    );
+}
+
+/// Nobody hears it, but the stop goes through.
+struct DeadWebhook;
+
+#[async_trait::async_trait]
+impl nbfleet_core::ports::Notifier for DeadWebhook {
+    async fn notify(&self, _: &nbfleet_core::ports::Notice) -> nbfleet_core::Result<()> {
+        Err(nbfleet_core::Error::Unavailable(
+            "Slack webhook answered 500".into(),
+        ))
+    }
+}
+
+#[tokio::test]
+async fn a_failing_webhook_never_blocks_an_idle_stop() {
+    const IDLE: &str = r#"{"nbfleet":"probe","k":0,"kb":0,"ka":null,"ta":null,"c":0,"sa":null,"g":[]}"#;
+    let mut f = fleet(1, None, IDLE).await;
+    f.deps.notifier = Arc::new(DeadWebhook);
+    let mut nb = f.deps.store.list().await.unwrap().remove(0);
+    let expect = nb.expect();
+    let long_ago = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(3);
+    nb.running_since = Some(long_ago);
+    nb.version += 1;
+    f.deps.store.put(&nb, expect).await.unwrap();
+    // First round warns (the notice fails), a round after the warning's lead stops.
+    let first = sweep(&f.deps, timing()).await.unwrap();
+    assert_eq!(first.warned, vec![nb.name.clone()]);
+    let mut warned = f.deps.store.require(&nb.name).await.unwrap();
+    let expect = warned.expect();
+    let status = warned.idle_status.as_mut().unwrap();
+    status.warned_stop_at = Some(jiff::Timestamp::now() - jiff::SignedDuration::from_mins(1));
+    warned.version += 1;
+    f.deps.store.put(&warned, expect).await.unwrap();
+    let second = sweep(&f.deps, timing()).await.unwrap();
+    assert_eq!(second.stopped, vec![nb.name.clone()]);
+    assert_eq!(
+        f.deps.store.require(&nb.name).await.unwrap().state,
+        State::Stopping
     );
 }
