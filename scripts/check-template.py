@@ -15,6 +15,11 @@
 
 Usage: scripts/check-template.py [TEMPLATE]   (default: template.yaml beside scripts/)
 Exit status 0 when clean; 1 with every finding listed otherwise.
+
+`scripts/check-template.py --facts` prints, as JSON, what the Rust tests compare with the code
+(tests/tests/template.rs): per function (by binary name) its HTTP routes, its environment with
+every !Ref resolved to the parameter's default (or a sample value where it has none), and the
+IAM actions its policy allows; and the instance role's policy statements.
 """
 
 from __future__ import annotations
@@ -99,7 +104,84 @@ def wildcard_actions(template: dict, label: str) -> tuple[list[str], int]:
     return found, count
 
 
+# Values for parameters without a default, shaped as CloudFormation would pass them.
+SAMPLES = {
+    "AWS::EC2::VPC::Id": "vpc-0123456789abcdef0",
+    "List<AWS::EC2::Subnet::Id>": ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"],
+    "String": "sample",
+}
+PSEUDO = {"AWS::AccountId": "123456789012", "AWS::Partition": "aws", "AWS::Region": REGION,
+          "AWS::StackName": "nbfleet", "AWS::URLSuffix": "amazonaws.com"}
+
+
+def resolve(value, sam: dict):
+    """A template value as a deployed function would see it (strings; lists joined by Join)."""
+    params = sam.get("Parameters", {})
+    if isinstance(value, dict) and "Ref" in value:
+        ref = value["Ref"]
+        if ref in PSEUDO:
+            return PSEUDO[ref]
+        if ref in params:
+            p = params[ref]
+            return p["Default"] if "Default" in p else SAMPLES.get(p["Type"], "sample")
+        return f"{ref.lower()}-name"
+    if isinstance(value, dict) and "Fn::Join" in value:
+        sep, items = value["Fn::Join"]
+        items = resolve(items, sam)
+        return sep.join(str(resolve(i, sam)) for i in (items if isinstance(items, list) else [items]))
+    if isinstance(value, dict) and "Fn::Sub" in value:
+        text = value["Fn::Sub"]
+        import re
+        return re.sub(r"\$\{([^}]+)\}", lambda m: str(resolve({"Ref": m.group(1)}, sam)), text)
+    return str(value) if not isinstance(value, list) else value
+
+
+def facts(sam: dict) -> dict:
+    globals_env = sam.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {})
+    functions = {}
+    for name, r in sam.get("Resources", {}).items():
+        if r.get("Type") != "AWS::Serverless::Function":
+            continue
+        props = r["Properties"]
+        binary = props["CodeUri"].rstrip("/").split("/")[-1]
+        env = {**globals_env, **props.get("Environment", {}).get("Variables", {})}
+        routes = [
+            f"{e['Properties']['Method'].upper()} {e['Properties']['Path']}"
+            for e in props.get("Events", {}).values()
+            if e.get("Type") == "HttpApi"
+        ]
+        actions = set()
+        for where, stmt in statements({"Policies": props.get("Policies", [])}):
+            if stmt.get("Effect") == "Allow":
+                a = stmt.get("Action", [])
+                actions.update(a if isinstance(a, list) else [a])
+        functions[binary] = {
+            "resource": name,
+            "routes": sorted(routes),
+            "env": {k: resolve(v, sam) for k, v in env.items()},
+            "actions": sorted(actions),
+        }
+    role = sam["Resources"]["NotebookInstanceRole"]["Properties"]
+    role_statements = [resolve_deep(s, sam) for _, s in statements({"Policies": role.get("Policies", [])})]
+    return {"functions": functions, "instance_role": role_statements}
+
+
+def resolve_deep(node, sam: dict):
+    """`resolve` applied through lists and maps; policy variables like ${ec2:SourceInstanceARN}
+    in plain strings stay as they are."""
+    if isinstance(node, dict) and len(node) == 1 and next(iter(node)) in ("Ref", "Fn::Sub", "Fn::Join"):
+        return resolve(node, sam)
+    if isinstance(node, dict):
+        return {k: resolve_deep(v, sam) for k, v in node.items()}
+    if isinstance(node, list):
+        return [resolve_deep(v, sam) for v in node]
+    return node
+
+
 def main() -> int:
+    if sys.argv[1:] == ["--facts"]:
+        print(json.dumps(facts(load(ROOT / "template.yaml")), indent=1, default=str))
+        return 0
     path = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "template.yaml"
     sam = load(path)
     try:

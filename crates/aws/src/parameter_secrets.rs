@@ -24,12 +24,19 @@ impl ParameterSecrets {
 }
 
 fn notebook_tag(notebook: &str) -> Tag {
+    tag(NOTEBOOK_TAG, notebook)
+}
+
+fn tag(key: &str, value: &str) -> Tag {
     Tag::builder()
-        .key(NOTEBOOK_TAG)
-        .value(notebook)
+        .key(key)
+        .value(value)
         .build()
         .expect("key and value are set")
 }
+
+/// The tag naming the instance allowed to read a secret (see the instance role in template.yaml).
+pub const INSTANCE_TAG: &str = "nbfleet:instance";
 
 #[async_trait]
 impl Secrets for ParameterSecrets {
@@ -69,6 +76,18 @@ impl Secrets for ParameterSecrets {
             }
             Err(e) => Err(errors::map(e, "store the notebook's secret")),
         }
+    }
+
+    async fn grant_to_instance(&self, name: &str, instance_arn: &str) -> Result<()> {
+        self.client
+            .add_tags_to_resource()
+            .resource_type(ResourceTypeForTagging::Parameter)
+            .resource_id(name)
+            .tags(tag(INSTANCE_TAG, instance_arn))
+            .send()
+            .await
+            .map_err(|e| errors::map(e, "grant the secret to its instance"))?;
+        Ok(())
     }
 
     async fn get(&self, name: &str) -> Result<Option<String>> {

@@ -69,6 +69,11 @@ pub struct Config {
     pub admins: Vec<String>,
     /// The region notebooks run in (`AWS_REGION`, which Lambda sets).
     pub region: String,
+    /// The account and partition notebooks run in (`NBFLEET_ACCOUNT_ID`, `NBFLEET_PARTITION`,
+    /// from the template), for instance ARNs. Without an account, secrets are not granted to
+    /// their instance by tag (the local stack, which has no IAM to enforce it).
+    pub account_id: Option<String>,
+    pub partition: String,
     /// On-demand prices per type (`NBFLEET_PRICES`, `type=usd,…`, over the defaults).
     pub prices: crate::cost::PriceTable,
     pub slack: Slack,
@@ -89,7 +94,18 @@ pub struct Slack {
 
 /// Reads a configuration from a set of variables (`std::env::vars()` in a Lambda `main`).
 pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Config, ConfigError> {
-    let env = Env(vars.into_iter().collect());
+    build(&Env::new(vars))
+}
+
+/// The names `from_vars` looks up, given `vars`: the template test compares them with what each
+/// function's environment sets.
+pub fn variables_read(vars: impl IntoIterator<Item = (String, String)>) -> std::collections::BTreeSet<String> {
+    let env = Env::new(vars);
+    let _ = build(&env);
+    env.read.into_inner()
+}
+
+fn build(env: &Env) -> Result<Config, ConfigError> {
     let instance_types = env.list("NBFLEET_INSTANCE_TYPES", DEFAULT_INSTANCE_TYPES);
     if instance_types.is_empty() {
         return Err(ConfigError::new(
@@ -156,7 +172,9 @@ pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Con
         allow_world: env.parsed("NBFLEET_ALLOW_WORLD", false)?,
         admins: env.list("NBFLEET_ADMINS", ""),
         region: env.optional("AWS_REGION").unwrap_or_else(|| "us-east-1".into()),
-        prices: prices(&env)?,
+        account_id: env.optional("NBFLEET_ACCOUNT_ID"),
+        partition: env.optional("NBFLEET_PARTITION").unwrap_or_else(|| "aws".into()),
+        prices: prices(env)?,
         slack: Slack {
             signing_secret_parameter: env.optional("NBFLEET_SLACK_SIGNING_SECRET_PARAMETER"),
             webhook_parameter: env.optional("NBFLEET_SLACK_WEBHOOK_PARAMETER"),
@@ -180,6 +198,15 @@ fn prices(env: &Env) -> Result<crate::cost::PriceTable, ConfigError> {
 }
 
 impl Config {
+    /// An instance's ARN, where the account is known.
+    pub fn instance_arn(&self, instance_id: &str) -> Option<String> {
+        let account = self.account_id.as_deref()?;
+        Some(format!(
+            "arn:{}:ec2:{}:{account}:instance/{instance_id}",
+            self.partition, self.region
+        ))
+    }
+
     /// The SecureString parameter that holds a notebook's password hash or token.
     pub fn secret_parameter(&self, notebook: &str) -> String {
         format!("{}/notebooks/{notebook}/secret", self.secret_prefix)
@@ -226,11 +253,23 @@ impl ConfigError {
     }
 }
 
-struct Env(HashMap<String, String>);
+/// The variables, and the names looked up so far.
+struct Env {
+    vars: HashMap<String, String>,
+    read: std::cell::RefCell<std::collections::BTreeSet<String>>,
+}
 
 impl Env {
+    fn new(vars: impl IntoIterator<Item = (String, String)>) -> Env {
+        Env {
+            vars: vars.into_iter().collect(),
+            read: Default::default(),
+        }
+    }
+
     fn optional(&self, var: &str) -> Option<String> {
-        self.0
+        self.read.borrow_mut().insert(var.to_string());
+        self.vars
             .get(var)
             .map(|v| v.trim().to_string())
             .filter(|v| !v.is_empty())

@@ -40,6 +40,9 @@ pub trait Secrets: Send + Sync {
     async fn get(&self, name: &str) -> Result<Option<String>>;
     /// Deletes `name`; deleting a missing secret is not an error.
     async fn delete(&self, name: &str) -> Result<()>;
+    /// Names the one instance that may read `name`: the instance role's policy lets an instance
+    /// read a secret only where this tag equals its own ARN (`ec2:SourceInstanceARN`).
+    async fn grant_to_instance(&self, name: &str, instance_arn: &str) -> Result<()>;
 }
 
 /// The time, injected so that decisions and tests control it.

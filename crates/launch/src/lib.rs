@@ -121,6 +121,17 @@ pub async fn launch(deps: &Deps, owner: &str, body: &[u8]) -> Result<Launched> {
         }
     };
 
+    // Before the record says Launching (and so before the bootstrap can run): the instance may
+    // read its own secret, and no other instance may.
+    match deps.cfg.instance_arn(&instance.id) {
+        Some(arn) => {
+            let secret = deps.cfg.secret_parameter(name);
+            deps.secrets.grant_to_instance(&secret, &arn).await?;
+        }
+        None => {
+            tracing::warn!(notebook = %name, "NBFLEET_ACCOUNT_ID unset: secret not granted by instance tag")
+        }
+    }
     record.instance_id = Some(instance.id.clone());
     record.instance_type = instance.instance_type.clone();
     record.subnet_id = instance.subnet_id.clone();

@@ -349,3 +349,32 @@ async fn another_owner_cannot_resume_a_pending_launch() {
     .unwrap_err();
     assert_eq!(err.status(), 409);
 }
+
+#[tokio::test]
+async fn the_secret_is_granted_to_its_instance_by_arn_before_the_record_says_launching() {
+    let mut env = env().await;
+    env.deps.cfg.account_id = Some("123456789012".into());
+    env.deps.cfg.partition = "aws".into();
+    let (_, body) = launch(&env, json!({"name": "granted"})).await.unwrap();
+    let id = body["notebook"]["instance_id"].as_str().unwrap();
+    let tags = env
+        .aws
+        .ssm
+        .list_tags_for_resource()
+        .resource_type(aws_sdk_ssm::types::ResourceTypeForTagging::Parameter)
+        .resource_id(env.deps.cfg.secret_parameter("granted"))
+        .send()
+        .await
+        .unwrap();
+    let tag = |k: &str| {
+        tags.tag_list()
+            .iter()
+            .find(|t| t.key() == k)
+            .map(|t| t.value().to_string())
+    };
+    assert_eq!(
+        tag("nbfleet:instance"),
+        Some(format!("arn:aws:ec2:us-east-1:123456789012:instance/{id}"))
+    );
+    assert_eq!(tag("nbfleet:notebook").as_deref(), Some("granted"));
+}

@@ -192,6 +192,57 @@ fn caller(req: &Request<Incoming>) -> String {
         .to_string()
 }
 
+/// What a route does.
+#[derive(Debug, Clone, Copy)]
+enum Op {
+    Launch,
+    List,
+    Get,
+    Start,
+    Stop,
+    Extend,
+    Delete,
+    Slack,
+}
+
+/// The HTTP API as the Lambdas behind API Gateway serve it: the template test compares this
+/// table with the routes in template.yaml.
+const ROUTES: [(Method, &str, Op); 8] = [
+    (Method::POST, "/notebooks", Op::Launch),
+    (Method::GET, "/notebooks", Op::List),
+    (Method::GET, "/notebooks/{name}", Op::Get),
+    (Method::POST, "/notebooks/{name}/start", Op::Start),
+    (Method::POST, "/notebooks/{name}/stop", Op::Stop),
+    (Method::POST, "/notebooks/{name}/extend", Op::Extend),
+    (Method::DELETE, "/notebooks/{name}", Op::Delete),
+    (Method::POST, "/slack/commands", Op::Slack),
+];
+
+/// Every route, as `METHOD /path/{name}`.
+pub fn routes() -> Vec<String> {
+    ROUTES.iter().map(|(m, p, _)| format!("{m} {p}")).collect()
+}
+
+/// The route `method` and `path` take, and the `{name}` in it (empty if none).
+fn matched(method: &Method, path: &str) -> Option<(Op, String)> {
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    ROUTES.iter().find_map(|(m, template, op)| {
+        let parts: Vec<&str> = template.split('/').filter(|s| !s.is_empty()).collect();
+        if m != method || parts.len() != segments.len() {
+            return None;
+        }
+        let mut name = String::new();
+        for (part, seg) in parts.iter().zip(&segments) {
+            match *part {
+                "{name}" => name = seg.to_string(),
+                p if p == *seg => {}
+                _ => return None,
+            }
+        }
+        Some((*op, name))
+    })
+}
+
 async fn route(deps: &Deps, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let owner = caller(&req);
     let method = req.method().clone();
@@ -211,23 +262,19 @@ async fn route(deps: &Deps, req: Request<Incoming>) -> Response<Full<Bytes>> {
             }));
         }
     };
-    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-    if (&method, segments.as_slice()) == (&Method::POST, ["slack", "commands"].as_slice()) {
-        return slack(deps, &headers, &body).await;
-    }
-    let result = match (&method, segments.as_slice()) {
-        (&Method::POST, ["notebooks"]) => nbfleet_launch::handle(deps, &owner, &body).await,
-        (&Method::GET, ["notebooks"]) => nbfleet_read::list(deps).await,
-        (&Method::GET, ["notebooks", name]) => nbfleet_read::get(deps, name).await,
-        (&Method::POST, ["notebooks", name, "start"]) => nbfleet_lifecycle::start(deps, &owner, name).await,
-        (&Method::POST, ["notebooks", name, "stop"]) => nbfleet_lifecycle::stop(deps, &owner, name).await,
-        (&Method::POST, ["notebooks", name, "extend"]) => {
-            nbfleet_lifecycle::extend(deps, &owner, name, &body).await
-        }
-        (&Method::DELETE, ["notebooks", name]) => {
-            nbfleet_lifecycle::delete(deps, &owner, name, snapshot).await
-        }
-        _ => Err(Error::NotFound(format!("no route for {method} {path}"))),
+    let Some((op, name)) = matched(&method, &path) else {
+        return answer(Err(Error::NotFound(format!("no route for {method} {path}"))));
+    };
+    let name = name.as_str();
+    let result = match op {
+        Op::Launch => nbfleet_launch::handle(deps, &owner, &body).await,
+        Op::List => nbfleet_read::list(deps).await,
+        Op::Get => nbfleet_read::get(deps, name).await,
+        Op::Start => nbfleet_lifecycle::start(deps, &owner, name).await,
+        Op::Stop => nbfleet_lifecycle::stop(deps, &owner, name).await,
+        Op::Extend => nbfleet_lifecycle::extend(deps, &owner, name, &body).await,
+        Op::Delete => nbfleet_lifecycle::delete(deps, &owner, name, snapshot).await,
+        Op::Slack => return slack(deps, &headers, &body).await,
     };
     answer(result)
 }
