@@ -2,23 +2,9 @@
 //! --facts` (the template parsed by cfn-lint's decoder, every !Ref resolved to the parameter's
 //! default), and are compared with what the code actually serves, reads and allows.
 
+use nbfleet_tests::template_facts as facts;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-pub fn facts() -> Value {
-    let out = std::process::Command::new(root().join(".venv/bin/python"))
-        .arg(root().join("scripts/check-template.py"))
-        .arg("--facts")
-        .output()
-        .expect("run scripts/check-template.py (make venv first)");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap()
-}
 
 fn functions(facts: &Value) -> &serde_json::Map<String, Value> {
     facts["functions"].as_object().unwrap()
@@ -42,7 +28,12 @@ fn environment(function: &Value) -> BTreeMap<String, String> {
         .as_object()
         .unwrap()
         .iter()
-        .map(|(k, v)| (k.clone(), v.as_str().map_or_else(|| v.to_string(), str::to_string)))
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                v.as_str().map_or_else(|| v.to_string(), str::to_string),
+            )
+        })
         .collect();
     env.insert("AWS_REGION".into(), "us-east-1".into());
     env
@@ -71,18 +62,29 @@ fn each_function_loads_its_configuration_from_exactly_what_the_template_sets() {
         let read = nbfleet_core::config::variables_read(env.clone());
         let set: BTreeSet<String> = env.keys().cloned().collect();
         let unread: Vec<&String> = set.difference(&read).collect();
-        assert!(unread.is_empty(), "{name}: the template sets variables no code reads: {unread:?}");
+        assert!(
+            unread.is_empty(),
+            "{name}: the template sets variables no code reads: {unread:?}"
+        );
         let unset: Vec<&String> = read
             .difference(&set)
             .filter(|v| !OPTIONAL_KNOBS.contains(&v.as_str()) && *v != "NBFLEET_PRICES_SOURCE")
             .collect();
-        assert!(unset.is_empty(), "{name}: the code reads variables the template does not set: {unset:?}");
+        assert!(
+            unset.is_empty(),
+            "{name}: the code reads variables the template does not set: {unset:?}"
+        );
     }
 }
 
 /// IAM's answer for one GetParameter by an instance, from the role's statements: allowed only
 /// where an Allow matches and no Deny does. Handles the condition operators the role uses.
-fn instance_may_read(role: &Value, parameter_arn: &str, instance_arn: &str, tagged_for: Option<&str>) -> bool {
+fn instance_may_read(
+    role: &Value,
+    parameter_arn: &str,
+    instance_arn: &str,
+    tagged_for: Option<&str>,
+) -> bool {
     let ctx = |key: &str| -> Option<String> {
         match key {
             "ec2:SourceInstanceARN" => Some(instance_arn.to_string()),
@@ -135,12 +137,25 @@ fn instance_may_read(role: &Value, parameter_arn: &str, instance_arn: &str, tagg
 fn the_instance_role_reads_its_own_secret_and_no_other() {
     let facts = facts();
     let role = &facts["instance_role"];
-    let secret = |nb: &str| format!("arn:aws:ssm:us-east-1:123456789012:parameter/nbfleet/notebooks/{nb}/secret");
+    let secret =
+        |nb: &str| format!("arn:aws:ssm:us-east-1:123456789012:parameter/nbfleet/notebooks/{nb}/secret");
     let a = "arn:aws:ec2:us-east-1:123456789012:instance/i-0aaaaaaaaaaaaaaaa";
     let b = "arn:aws:ec2:us-east-1:123456789012:instance/i-0bbbbbbbbbbbbbbbb";
-    assert!(instance_may_read(role, &secret("alpha"), a, Some(a)), "its own secret");
-    assert!(!instance_may_read(role, &secret("beta"), a, Some(b)), "another notebook's secret");
-    assert!(!instance_may_read(role, &secret("gamma"), a, None), "a secret not yet granted");
+    assert!(
+        instance_may_read(role, &secret("alpha"), a, Some(a)),
+        "its own secret"
+    );
+    assert!(
+        !instance_may_read(role, &secret("beta"), a, Some(b)),
+        "another notebook's secret"
+    );
+    assert!(
+        !instance_may_read(role, &secret("gamma"), a, None),
+        "a secret not yet granted"
+    );
     let slack = "arn:aws:ssm:us-east-1:123456789012:parameter/nbfleet/slack/signing-secret";
-    assert!(!instance_may_read(role, slack, a, Some(a)), "the Slack signing secret");
+    assert!(
+        !instance_may_read(role, slack, a, Some(a)),
+        "the Slack signing secret"
+    );
 }

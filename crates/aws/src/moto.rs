@@ -102,6 +102,15 @@ pub fn clients_logged(endpoint: &str, account: &str, log: CallLog) -> Clients {
     }
 }
 
+/// The interceptor [`clients_logged`] puts on its clients (the moto account header and the call
+/// log), for clients built elsewhere: aws-smithy-mocks clients in tests.
+pub fn call_logger(account: &str, log: CallLog) -> SharedInterceptor {
+    SharedInterceptor::new(AccountHeader {
+        account: account.to_string(),
+        log,
+    })
+}
+
 /// A fresh random moto account id, so one test's resources never meet another's.
 pub fn fresh_account() -> String {
     use std::sync::atomic::AtomicU32;

@@ -99,7 +99,9 @@ pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Con
 
 /// The names `from_vars` looks up, given `vars`: the template test compares them with what each
 /// function's environment sets.
-pub fn variables_read(vars: impl IntoIterator<Item = (String, String)>) -> std::collections::BTreeSet<String> {
+pub fn variables_read(
+    vars: impl IntoIterator<Item = (String, String)>,
+) -> std::collections::BTreeSet<String> {
     let env = Env::new(vars);
     let _ = build(&env);
     env.read.into_inner()

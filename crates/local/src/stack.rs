@@ -288,12 +288,12 @@ async fn slack(deps: &Deps, headers: &hyper::HeaderMap, body: &[u8]) -> Response
         signature: header("x-slack-signature"),
         body: body.to_vec(),
     };
-    let secret = match deps.secrets.get(setup::SLACK_SIGNING_SECRET_PARAMETER).await {
-        Ok(Some(s)) => s,
-        _ => return answer(Err(Error::Unavailable("no Slack signing secret in moto".into()))),
+    let secret = match nbfleet_slack::signing_secret(deps).await {
+        Ok(s) => s,
+        Err(e) => return answer(Err(e)),
     };
     let jobs = SpawnedJobs(deps.clone());
-    let (status, body) = nbfleet_slack::slash(deps, &jobs, secret.as_bytes(), &req).await;
+    let (status, body) = nbfleet_slack::slash(deps, &jobs, &secret, &req).await;
     answer(Ok((status, body)))
 }
 

@@ -131,6 +131,22 @@ pub async fn slash(deps: &Deps, jobs: &dyn Jobs, secret: &[u8], req: &SlackHttp)
     }
 }
 
+/// The signing secret, from the Parameter Store parameter the configuration names.
+pub async fn signing_secret(deps: &Deps) -> Result<Vec<u8>> {
+    let parameter = deps
+        .cfg
+        .slack
+        .signing_secret_parameter
+        .as_deref()
+        .ok_or_else(|| Error::internal("NBFLEET_SLACK_SIGNING_SECRET_PARAMETER is not set"))?;
+    let secret = deps.secrets.get(parameter).await?.ok_or_else(|| {
+        Error::internal(format!(
+            "the Slack signing secret parameter {parameter} does not exist"
+        ))
+    })?;
+    Ok(secret.into_bytes())
+}
+
 /// Runs slow work and posts its outcome to Slack's `response_url`.
 pub async fn run_job(deps: &Deps, responder: &dyn Responder, job: &Job) -> Result<()> {
     let message = execute(deps, &job.owner, &job.command).await;

@@ -3,26 +3,9 @@
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use nbfleet_aws::lambda_jobs::LambdaJobs;
 use nbfleet_aws::slack_webhook::ResponseUrl;
-use nbfleet_core::ports::Deps;
-use nbfleet_slack::{JOB_KEY, Job, SlackHttp, gateway_response, run_job, slash};
+use nbfleet_slack::{JOB_KEY, Job, SlackHttp, gateway_response, run_job, signing_secret, slash};
 use serde_json::{Value, json};
 use tokio::sync::OnceCell;
-
-/// The signing secret, read from Parameter Store once per process, when first needed.
-async fn signing_secret(deps: &Deps) -> Result<Vec<u8>, Error> {
-    let parameter = deps
-        .cfg
-        .slack
-        .signing_secret_parameter
-        .as_deref()
-        .ok_or("NBFLEET_SLACK_SIGNING_SECRET_PARAMETER is not set")?;
-    let secret = deps
-        .secrets
-        .get(parameter)
-        .await?
-        .ok_or_else(|| format!("the Slack signing secret parameter {parameter} does not exist"))?;
-    Ok(secret.into_bytes())
-}
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -48,6 +31,7 @@ async fn main() -> Result<(), Error> {
                     ));
                 }
             };
+            // Read from Parameter Store once per process, when first needed.
             let secret = secret.get_or_try_init(|| signing_secret(deps)).await?;
             let (status, body) = slash(deps, jobs, secret, &req).await;
             Ok(gateway_response(status, &body))
