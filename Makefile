@@ -6,9 +6,15 @@ SHELL := bash
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# Deploying: the Lambda architecture (must equal the stack's Architecture parameter) and the stack.
+ARCH ?= arm64
+STACK ?= nbfleet
+LAMBDAS := nbfleet-launch nbfleet-read nbfleet-lifecycle nbfleet-configure nbfleet-sweep nbfleet-slack
+DEPLOY_TOOLS := $(VENV)/.deploy-tools
+SAM := $(VENV)/bin/sam
 CARGO_TEST := $(shell command -v cargo-nextest >/dev/null 2>&1 && echo "cargo nextest run --workspace --no-fail-fast" || echo "cargo test --workspace")
 
-.PHONY: help venv tools lint template-check test bench build-local demo local local-stop
+.PHONY: help venv tools lint template-check test bench build deploy destroy build-local demo local local-stop
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
@@ -39,6 +45,24 @@ test: venv tools lint template-check ## run every test (starts and stops moto)
 bench: venv ## the sweep benchmark: N = 100, 1000, 5000 notebooks on moto, written to bench/results.md
 	cargo build --bin sweep-bench
 	scripts/with-moto.sh target/debug/sweep-bench
+
+$(DEPLOY_TOOLS): $(STAMP)
+	@echo "==> installing cargo-lambda (with its zig) and the SAM CLI into $(VENV)"
+	$(VENV)/bin/pip install --quiet cargo-lambda aws-sam-cli
+	touch $@
+
+build: $(DEPLOY_TOOLS) ## release-build every Lambda with cargo-lambda, in one cargo run (ARCH=arm64 or x86_64)
+	@if [ "$(ARCH)" = arm64 ] && ! rustup target list --installed | grep -q '^aarch64-unknown-linux-gnu$$'; then \
+	  rustup target add aarch64-unknown-linux-gnu || { echo "no aarch64 standard library here: make build ARCH=x86_64 (and deploy with Architecture=x86_64)"; exit 1; }; fi
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda build --release $(if $(filter arm64,$(ARCH)),--arm64,--x86-64) $(addprefix --bin ,$(LAMBDAS))
+	@ls -l target/lambda/*/bootstrap
+
+deploy: build ## deploy the stack with SAM: guided the first time (STACK=nbfleet), then from samconfig.toml
+	@if [ -f samconfig.toml ]; then $(SAM) deploy; \
+	else $(SAM) deploy --guided --stack-name $(STACK) --capabilities CAPABILITY_IAM --parameter-overrides Architecture=$(ARCH); fi
+
+destroy: $(DEPLOY_TOOLS) ## delete the stack (the notebook table is kept; running notebooks are not stopped)
+	$(SAM) delete --stack-name $(STACK)
 
 build-local: venv
 	@echo "==> building nbfleet (a first build takes about 6 minutes on 2 cores; cargo shows its progress)"
