@@ -66,7 +66,7 @@ destroy: $(DEPLOY_TOOLS) ## delete the stack (the notebook table is kept; runnin
 
 build-local: venv
 	@echo "==> building nbfleet (a first build takes about 6 minutes on 2 cores; cargo shows its progress)"
-	cargo build --bin nbfleet-local --bin nbfleet-demo
+	cargo build --bin nbfleet-local --bin nbfleet-demo --bin nbfleet
 
 demo: build-local ## the main job, locally: launch a notebook, log in over HTTPS, clean up (KEEP=1 keeps it)
 ifeq ($(KEEP),1)

@@ -29,21 +29,9 @@ impl SlackWebhook {
     }
 }
 
-/// An HTTPS client that trusts the system's certificate authorities.
+/// An HTTPS client for Slack: the system's certificate authorities, a 3-second timeout.
 pub fn web_client() -> reqwest::Client {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_native_certs::load_native_certs().certs {
-        let _ = roots.add(cert);
-    }
-    let tls = rustls::ClientConfig::builder()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    reqwest::Client::builder()
-        .use_preconfigured_tls(tls)
-        .timeout(Duration::from_secs(3))
-        .build()
-        .expect("an HTTP client with a TLS configuration builds")
+    nbfleet_jupyter::web::web_client(Duration::from_secs(3))
 }
 
 #[async_trait::async_trait]
@@ -57,20 +45,8 @@ impl Notifier for SlackWebhook {
             tracing::info!(notebook = notice.name(), message = %notice.text(), "notification (no Slack webhook configured)");
             return Ok(());
         };
-        let answer = self
-            .http
-            .post(url)
-            .json(&serde_json::json!({ "text": notice.text() }))
-            .send()
-            .await
-            .map_err(|e| Error::Unavailable(format!("Slack webhook: {}", e.without_url())))?;
-        if !answer.status().is_success() {
-            return Err(Error::Unavailable(format!(
-                "Slack webhook answered {}",
-                answer.status()
-            )));
-        }
-        Ok(())
+        let message = serde_json::json!({ "text": notice.text() });
+        post(&self.http, url, &message, "Slack webhook").await
     }
 }
 
@@ -88,19 +64,21 @@ impl Default for ResponseUrl {
 #[async_trait::async_trait]
 impl nbfleet_core::ports::Responder for ResponseUrl {
     async fn respond(&self, response_url: &str, message: &serde_json::Value) -> Result<()> {
-        let answer = self
-            .http
-            .post(response_url)
-            .json(message)
-            .send()
-            .await
-            .map_err(|e| Error::Unavailable(format!("Slack response_url: {}", e.without_url())))?;
-        if !answer.status().is_success() {
-            return Err(Error::Unavailable(format!(
-                "Slack response_url answered {}",
-                answer.status()
-            )));
-        }
-        Ok(())
+        post(&self.http, response_url, message, "Slack response_url").await
     }
+}
+
+/// POSTs `message` as JSON; anything but a 2xx is an error naming `what` (never the URL, which
+/// is a secret).
+async fn post(http: &reqwest::Client, url: &str, message: &serde_json::Value, what: &str) -> Result<()> {
+    let answer = http
+        .post(url)
+        .json(message)
+        .send()
+        .await
+        .map_err(|e| Error::Unavailable(format!("{what}: {}", e.without_url())))?;
+    if !answer.status().is_success() {
+        return Err(Error::Unavailable(format!("{what} answered {}", answer.status())));
+    }
+    Ok(())
 }

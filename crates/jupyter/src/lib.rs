@@ -4,6 +4,8 @@
 //!
 //! Used by the CLI (`nbfleet open`), `make demo` and the end-to-end tests.
 
+pub mod web;
+
 use reqwest::redirect::Policy;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;

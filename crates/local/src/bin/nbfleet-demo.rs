@@ -6,7 +6,7 @@
 
 use nbfleet_jupyter::Jupyter;
 use nbfleet_local::harness::{Launch, LocalStack, sibling_binary};
-use serde_json::json;
+use serde_json::Value;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -25,10 +25,6 @@ async fn main() -> ExitCode {
 
 fn step(n: u32, text: &str) {
     println!("[{n}/9] {text}");
-}
-
-fn show(state: &str, t: Duration) {
-    println!("      {:>6.1} s  {state}", t.as_secs_f64());
 }
 
 async fn run() -> Result<(), String> {
@@ -65,34 +61,18 @@ async fn run() -> Result<(), String> {
     let api = stack.api();
 
     let password = format!("demo-{}", hex::encode(rand::random::<[u8; 6]>()));
+    let port = stack.url.rsplit(':').next().unwrap_or("9000").to_string();
+    let cli = Cli { port: &port };
+    let idle: &[&str] = if keep { &[] } else { &["--idle", "1"] };
     step(
         2,
-        &format!("launching notebook {NAME:?} with a password (POST /notebooks)"),
+        &format!("launching notebook {NAME:?} with a password: nbfleet up {NAME} --password-stdin"),
     );
-    let launch = if keep {
-        json!({"name": NAME, "password": password})
-    } else {
-        json!({"name": NAME, "password": password, "idle_timeout_minutes": 1})
-    };
-    let (status, body) = api
-        .call(reqwest::Method::POST, "/notebooks", Some(&launch))
-        .await?;
-    if status != 202 {
-        return Err(format!("launch answered {status}: {body}"));
-    }
-    let nb = api
-        .wait_for(
-            NAME,
-            &["Ready", "Failed"],
-            Duration::from_secs(600),
-            |state, t| {
-                println!("      {:>6.1} s  {state}", t.as_secs_f64());
-            },
-        )
-        .await?;
-    if nb["state"] == "Failed" {
-        return Err(format!("the notebook failed: {}\n{}", nb["failure"], stack.log()));
-    }
+    cli.run(
+        &[&["up", NAME, "--password-stdin"], idle].concat(),
+        Some(&password),
+    )?;
+    let nb = cli.json(&["status", NAME])?["notebook"].clone();
     let url = nb["connect"]["url"]
         .as_str()
         .ok_or("no connect URL on the Ready record")?
@@ -109,20 +89,9 @@ async fn run() -> Result<(), String> {
 
     step(
         3,
-        &format!("checking the certificate of {url} by a real TLS handshake"),
+        &format!("checking the certificate by a real TLS handshake: nbfleet open {NAME} --no-browser"),
     );
-    let seen = Jupyter::observe_fingerprint(&url)
-        .await
-        .map_err(|e| e.to_string())?;
-    if seen != recorded {
-        return Err(format!(
-            "fingerprint mismatch: handshake {seen}, recorded {recorded}"
-        ));
-    }
-    println!(
-        "      SHA-256 {}  (matches the record)",
-        nbfleet_core::report::fingerprint_for_display(&seen)
-    );
+    cli.run(&["open", NAME, "--no-browser"], None)?;
 
     step(
         4,
@@ -136,15 +105,8 @@ async fn run() -> Result<(), String> {
     }
     println!("      logged in; /api/status: {body}");
 
-    step(5, &format!("stopping it (POST /notebooks/{NAME}/stop)"));
-    let (status, body) = api
-        .call(reqwest::Method::POST, &format!("/notebooks/{NAME}/stop"), None)
-        .await?;
-    if status != 202 {
-        return Err(format!("stop answered {status}: {body}"));
-    }
-    api.wait_for(NAME, &["Stopped"], Duration::from_secs(120), show)
-        .await?;
+    step(5, &format!("stopping it: nbfleet stop {NAME} --wait"));
+    cli.run(&["stop", NAME, "--wait"], None)?;
     if jupyter.status(None).await.is_ok() {
         return Err(format!("{url} still answers after the stop"));
     }
@@ -153,19 +115,9 @@ async fn run() -> Result<(), String> {
         stopped_cost(&api).await
     );
 
-    step(6, &format!("starting it again (POST /notebooks/{NAME}/start)"));
-    let (status, body) = api
-        .call(reqwest::Method::POST, &format!("/notebooks/{NAME}/start"), None)
-        .await?;
-    if status != 202 {
-        return Err(format!("start answered {status}: {body}"));
-    }
-    let nb = api
-        .wait_for(NAME, &["Ready", "Failed"], Duration::from_secs(300), show)
-        .await?;
-    if nb["state"] == "Failed" {
-        return Err(format!("the restart failed: {}", nb["failure"]));
-    }
+    step(6, &format!("starting it again: nbfleet start {NAME} --wait"));
+    cli.run(&["start", NAME, "--wait"], None)?;
+    let nb = cli.json(&["status", NAME])?["notebook"].clone();
     let new_url = nb["connect"]["url"]
         .as_str()
         .ok_or("no connect URL after the restart")?
@@ -209,17 +161,10 @@ async fn run() -> Result<(), String> {
     } else {
         step(
             9,
-            &format!("deleting it (DELETE /notebooks/{NAME}) and stopping the local stack"),
+            &format!("deleting it: nbfleet rm {NAME} --wait; then stopping the local stack"),
         );
-        let (status, body) = api
-            .call(reqwest::Method::DELETE, &format!("/notebooks/{NAME}"), None)
-            .await?;
-        if status != 202 {
-            return Err(format!("delete answered {status}: {body}"));
-        }
-        let done = api
-            .wait_for(NAME, &["Terminated"], Duration::from_secs(60), show)
-            .await?;
+        cli.run(&["rm", NAME, "--wait"], None)?;
+        let done = cli.json(&["status", NAME])?["notebook"].clone();
         println!(
             "      root volume kept as snapshot {}",
             done["snapshot_id"].as_str().unwrap_or("none")
@@ -228,6 +173,50 @@ async fn run() -> Result<(), String> {
     }
     println!("\ndemo passed in {:.1} s", started.elapsed().as_secs_f64());
     Ok(())
+}
+
+/// The `nbfleet` command against this local stack, as a person would run it.
+struct Cli<'a> {
+    port: &'a str,
+}
+
+impl Cli<'_> {
+    fn command(&self, args: &[&str]) -> std::process::Command {
+        let mut c = std::process::Command::new(sibling_binary("nbfleet"));
+        c.arg("--local")
+            .args(args)
+            .env("NBFLEET_LOCAL_PORT", self.port)
+            .env("USER", "local");
+        c
+    }
+
+    /// Runs it with its output shown, `stdin` piped in if given.
+    fn run(&self, args: &[&str], stdin: Option<&str>) -> Result<(), String> {
+        use std::io::Write;
+        println!("      $ nbfleet {}", args.join(" "));
+        let mut child = self
+            .command(args)
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("run nbfleet: {e}"))?;
+        if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
+            writeln!(pipe, "{text}").map_err(|e| e.to_string())?;
+        }
+        let status = child.wait().map_err(|e| e.to_string())?;
+        status
+            .success()
+            .then_some(())
+            .ok_or_else(|| format!("nbfleet {} failed ({status})", args.join(" ")))
+    }
+
+    /// Runs it with `--json` and parses what it prints.
+    fn json(&self, args: &[&str]) -> Result<Value, String> {
+        let out = self
+            .command(&[&["--json"], args].concat())
+            .output()
+            .map_err(|e| format!("run nbfleet: {e}"))?;
+        serde_json::from_slice(&out.stdout).map_err(|e| format!("nbfleet {}: {e}", args.join(" ")))
+    }
 }
 
 /// Polls the demo notebook until `done` holds, for at most `secs` seconds.

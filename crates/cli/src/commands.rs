@@ -1,0 +1,240 @@
+//! What each command does: one API call, then (where asked) waiting for the state it leads to.
+
+use crate::api::{Api, Exit, Failure};
+use crate::{Command, Out, open, show};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+pub async fn run(api: &Api, out: Out, command: Command) -> Result<(), Failure> {
+    match command {
+        Command::Up {
+            name,
+            instance_type,
+            idle,
+            cidr,
+            password_prompt,
+            password_stdin,
+            no_wait,
+        } => {
+            let mut body = json!({ "name": name });
+            if let Some(t) = instance_type {
+                body["instance_type"] = json!(t);
+            }
+            if let Some(idle) = idle {
+                body["idle_timeout_minutes"] = json!(minutes(&idle)?);
+            }
+            if !cidr.is_empty() {
+                body["access"] = json!({"mode": "cidr", "cidrs": cidr});
+            }
+            if password_prompt {
+                let pw = rpassword::prompt_password("Jupyter password: ")
+                    .map_err(|e| Failure::new(Exit::BadInput, format!("cannot read a password: {e}")))?;
+                body["password"] = json!(pw);
+            }
+            if password_stdin {
+                let mut line = String::new();
+                std::io::stdin().read_line(&mut line).map_err(|e| {
+                    Failure::new(
+                        Exit::BadInput,
+                        format!("cannot read the password from stdin: {e}"),
+                    )
+                })?;
+                body["password"] = json!(line.trim_end_matches(['\r', '\n']));
+            }
+            let launched = api.call("POST", "/notebooks", Some(&body)).await?;
+            let token = launched["token"].as_str().map(str::to_string);
+            let nb = if no_wait {
+                launched["notebook"].clone()
+            } else {
+                wait(api, out, &name, &["Ready", "Failed"]).await?
+            };
+            if out.json {
+                println!("{}", json!({ "notebook": nb, "token": token }));
+            } else {
+                println!("{}", show::ready(&nb, token.as_deref()));
+            }
+            if nb["state"] == "Failed" {
+                return Err(Failure::new(Exit::Failed, format!("{name} failed")));
+            }
+            Ok(())
+        }
+        Command::Ls => {
+            let all = api.call("GET", "/notebooks", None).await?;
+            if out.json {
+                println!("{all}");
+            } else {
+                print!("{}", show::table(&all));
+            }
+            Ok(())
+        }
+        Command::Status { name } => {
+            let one = api.call("GET", &format!("/notebooks/{name}"), None).await?;
+            if out.json {
+                println!("{one}");
+            } else {
+                print!("{}", show::status(&one));
+            }
+            Ok(())
+        }
+        Command::Open {
+            name,
+            no_browser,
+            port,
+        } => open::open(api, out, &name, no_browser, port).await,
+        Command::Start { name, wait: w } => {
+            act(api, out, &name, ("start", "starting"), w, &["Ready", "Failed"]).await
+        }
+        Command::Stop { name, wait: w } => {
+            act(api, out, &name, ("stop", "stopping"), w, &["Stopped", "Failed"]).await
+        }
+        Command::Rm {
+            name,
+            no_snapshot,
+            wait: w,
+        } => {
+            let path = format!(
+                "/notebooks/{name}{}",
+                if no_snapshot { "?snapshot=false" } else { "" }
+            );
+            let answer = api.call("DELETE", &path, None).await?;
+            finish(api, out, &name, answer, "deleting", w, &["Terminated"]).await
+        }
+        Command::Extend { name, minutes } => {
+            let body = json!({ "minutes": minutes });
+            let answer = api
+                .call("POST", &format!("/notebooks/{name}/extend"), Some(&body))
+                .await?;
+            if out.json {
+                println!("{answer}");
+            } else {
+                let until = answer["notebook"]["snoozed_until"].as_str().unwrap_or("?");
+                println!("{name}: the idle stop is put off until {until}");
+            }
+            Ok(())
+        }
+    }
+}
+
+/// start or stop, then say what the answer means.
+async fn act(
+    api: &Api,
+    out: Out,
+    name: &str,
+    (verb, doing): (&str, &str),
+    w: bool,
+    until: &[&str],
+) -> Result<(), Failure> {
+    let before = api.call("GET", &format!("/notebooks/{name}"), None).await?;
+    let answer = api
+        .call("POST", &format!("/notebooks/{name}/{verb}"), None)
+        .await?;
+    let (was, now) = (&before["notebook"]["state"], &answer["notebook"]["state"]);
+    if was == now && !out.json {
+        println!("{name} is already {}", now.as_str().unwrap_or("?").to_lowercase());
+        return Ok(());
+    }
+    finish(api, out, name, answer, doing, w, until).await
+}
+
+async fn finish(
+    api: &Api,
+    out: Out,
+    name: &str,
+    answer: Value,
+    doing: &str,
+    w: bool,
+    until: &[&str],
+) -> Result<(), Failure> {
+    let nb = if w {
+        wait(api, out, name, until).await?
+    } else {
+        answer["notebook"].clone()
+    };
+    if out.json {
+        println!("{}", json!({ "notebook": nb }));
+    } else if w {
+        println!("{name} is {}", nb["state"].as_str().unwrap_or("?"));
+    } else {
+        println!("{name}: {doing} ({})", nb["state"].as_str().unwrap_or("?"));
+    }
+    if nb["state"] == "Failed" {
+        return Err(Failure::new(Exit::Failed, show::failure(&nb)));
+    }
+    Ok(())
+}
+
+/// Polls until the notebook reaches one of `until`, showing each state it passes with the time
+/// it took. Returns the record.
+pub async fn wait(api: &Api, out: Out, name: &str, until: &[&str]) -> Result<Value, Failure> {
+    let bar = if out.quiet || out.json {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new_spinner()
+    };
+    bar.set_style(ProgressStyle::with_template("{spinner} {msg}").expect("a valid template"));
+    bar.enable_steady_tick(Duration::from_millis(120));
+    let start = Instant::now();
+    let mut since = Instant::now();
+    let mut current = String::new();
+    let every = if api.is_local() { 500 } else { 2000 };
+    loop {
+        let nb = match api.call("GET", &format!("/notebooks/{name}"), None).await {
+            Ok(v) => v["notebook"].clone(),
+            // Deleted notebooks stay as Terminated records; a 404 here means it never existed.
+            Err(f) => {
+                bar.finish_and_clear();
+                return Err(f);
+            }
+        };
+        let state = nb["state"].as_str().unwrap_or("?").to_string();
+        if state != current {
+            if !current.is_empty() {
+                bar.println(format!(
+                    "  ✓ {current:<12} {:>6.1} s",
+                    since.elapsed().as_secs_f64()
+                ));
+            }
+            current = state.clone();
+            since = Instant::now();
+        }
+        if until.contains(&state.as_str()) {
+            bar.finish_and_clear();
+            if !out.quiet && !out.json {
+                eprintln!("  ✓ {state:<12} after {:.1} s", start.elapsed().as_secs_f64());
+            }
+            return Ok(nb);
+        }
+        bar.set_message(format!(
+            "{name}: {state} ({:.0} s)",
+            since.elapsed().as_secs_f64()
+        ));
+        tokio::time::sleep(Duration::from_millis(every)).await;
+    }
+}
+
+/// `30m`, `2h` or a number of minutes.
+fn minutes(s: &str) -> Result<u32, Failure> {
+    let bad = || {
+        Failure::new(
+            Exit::BadInput,
+            format!("--idle {s:?}: give minutes, like 30m, 2h or 45"),
+        )
+    };
+    let (n, unit) = match s.strip_suffix('h') {
+        Some(n) => (n, 60),
+        None => (s.strip_suffix('m').unwrap_or(s), 1),
+    };
+    n.trim().parse::<u32>().map(|n| n * unit).map_err(|_| bad())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn idle_takes_minutes_or_hours() {
+        assert_eq!(super::minutes("30m").unwrap(), 30);
+        assert_eq!(super::minutes("2h").unwrap(), 120);
+        assert_eq!(super::minutes("45").unwrap(), 45);
+        assert!(super::minutes("soon").is_err());
+    }
+}

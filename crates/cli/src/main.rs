@@ -1,0 +1,171 @@
+//! `nbfleet`: GPU Jupyter notebooks on AWS from a terminal.
+//!
+//! It talks to a deployed nbfleet API (`--api-url`, `NBFLEET_API_URL`, or `api_url` in
+//! `~/.config/nbfleet/config`), signing with SigV4 from the standard AWS credential chain, or to
+//! the local stack (`--local`). Progress goes to stderr; results to stdout (`--json` for scripts).
+
+mod api;
+mod commands;
+mod open;
+mod show;
+mod sigv4;
+
+use api::{Api, Exit, Failure};
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+const EXIT_CODES: &str = "\
+Exit codes: 0 ok · 1 failed (a notebook that failed, a certificate that does not match, a missing tool) \
+· 2 bad input · 3 no such notebook · 4 conflict (not possible in its state) · 5 not authorised or no \
+credentials · 6 AWS or the API unavailable or throttling";
+
+#[derive(Parser)]
+#[command(name = "nbfleet", version, about = "GPU Jupyter notebooks on AWS, stopped when idle.", after_help = EXIT_CODES)]
+struct Cli {
+    /// The nbfleet API (the stack's ApiUrl output).
+    #[arg(long, global = true, env = "NBFLEET_API_URL")]
+    api_url: Option<String>,
+    /// Use the local stack (`make local`) instead of AWS.
+    #[arg(long, global = true)]
+    local: bool,
+    /// JSON on stdout, for scripts.
+    #[arg(long, global = true)]
+    json: bool,
+    /// No progress, only results and errors.
+    #[arg(long, short, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Launch a notebook and wait until it is ready (or failed).
+    Up {
+        name: String,
+        /// Instance type (the operator's default if not given).
+        #[arg(long = "type")]
+        instance_type: Option<String>,
+        /// Idle timeout: 30m, 2h or minutes.
+        #[arg(long)]
+        idle: Option<String>,
+        /// Open Jupyter to these networks (cidr mode) instead of an SSM port-forward.
+        #[arg(long)]
+        cidr: Vec<String>,
+        /// Ask for a password (no echo) instead of getting a token.
+        #[arg(long, conflicts_with = "password_stdin")]
+        password_prompt: bool,
+        /// Read the password from the first line of stdin (for scripts).
+        #[arg(long)]
+        password_stdin: bool,
+        /// Return once the launch is accepted.
+        #[arg(long)]
+        no_wait: bool,
+    },
+    /// List notebooks: state, type, cost to date, planned stop, and why.
+    Ls,
+    /// Everything about one notebook, including why it still runs or why it stopped.
+    Status { name: String },
+    /// Connect: a port-forward in ssm mode, the URL in cidr mode; the certificate is checked.
+    Open {
+        name: String,
+        /// Print the URL without opening a browser.
+        #[arg(long)]
+        no_browser: bool,
+        /// Local port for the port-forward (default: the notebook's port).
+        #[arg(long)]
+        port: Option<u16>,
+    },
+    /// Start a stopped notebook.
+    Start {
+        name: String,
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Stop a notebook (its disk is kept).
+    Stop {
+        name: String,
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Put off the idle stop.
+    Extend { name: String, minutes: u32 },
+    /// Delete a notebook: snapshot its disk (unless --no-snapshot) and terminate it.
+    Rm {
+        name: String,
+        #[arg(long)]
+        no_snapshot: bool,
+        #[arg(long)]
+        wait: bool,
+    },
+}
+
+/// How output is shown.
+#[derive(Clone, Copy)]
+pub struct Out {
+    pub json: bool,
+    pub quiet: bool,
+}
+
+/// `api_url = …` from `~/.config/nbfleet/config` (or `$XDG_CONFIG_HOME/nbfleet/config`).
+fn profile_api_url() -> Option<String> {
+    let dir = std::env::var_os("XDG_CONFIG_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".config")))?;
+    let text = std::fs::read_to_string(dir.join("nbfleet/config")).ok()?;
+    text.lines().find_map(|l| {
+        let (k, v) = l.split_once('=')?;
+        (k.trim() == "api_url").then(|| v.trim().trim_matches('"').to_string())
+    })
+}
+
+async fn api(cli: &Cli) -> Result<Api, Failure> {
+    if cli.local {
+        let port = std::env::var("NBFLEET_LOCAL_PORT").unwrap_or_else(|_| "9000".into());
+        let user = std::env::var("USER").unwrap_or_else(|_| "local".into());
+        return Ok(Api::local(&format!("http://127.0.0.1:{port}"), &user));
+    }
+    match cli.api_url.clone().or_else(profile_api_url) {
+        Some(url) => Api::deployed(&url).await,
+        None => Err(Failure::new(
+            Exit::BadInput,
+            "no API: pass --api-url, set NBFLEET_API_URL, put api_url = … in ~/.config/nbfleet/config, or use --local",
+        )),
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                Exit::BadInput.into()
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    let out = Out {
+        json: cli.json,
+        quiet: cli.quiet,
+    };
+    let result = match api(&cli).await {
+        Ok(api) => commands::run(&api, out, cli.command).await,
+        Err(f) => Err(f),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            if out.json {
+                println!(
+                    "{}",
+                    serde_json::json!({"error": {"exit": f.exit as u8, "message": f.message}})
+                );
+            }
+            eprintln!("nbfleet: {}", f.message);
+            f.exit.into()
+        }
+    }
+}

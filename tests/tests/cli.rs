@@ -1,0 +1,223 @@
+//! The `nbfleet` command against the local stack (`--local`): every command, its `--json`
+//! parsed, its exit codes, the certificate check of `open` against a real Jupyter holding
+//! another certificate than the recorded one, and `up`'s progress under a pseudo-terminal.
+
+use nbfleet_aws::{DynamoStore, moto};
+use nbfleet_core::ports::Store;
+use nbfleet_local::harness::{Launch, LocalStack, sibling_binary};
+use nbfleet_local::setup;
+use serde_json::Value;
+use std::path::PathBuf;
+use std::process::Output;
+
+struct Cli {
+    _stack: LocalStack,
+    port: String,
+    store: DynamoStore,
+}
+
+async fn cli() -> Cli {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let endpoint = moto::endpoint_from_env();
+    let account = moto::fresh_account();
+    let stack = LocalStack::spawn(Launch {
+        bin: &sibling_binary("nbfleet-local"),
+        moto_endpoint: &endpoint,
+        account: &account,
+        dir: &root.join("target/cli-tests").join(&account),
+        venv: &root.join(".venv"),
+        port: 0,
+        watch_interval_ms: 200,
+        transition_ms: 300,
+        sweep_seconds: 0,
+        demo_timeouts: false,
+    })
+    .await
+    .expect("start the local stack");
+    let port = stack.url.rsplit(':').next().unwrap().to_string();
+    let store = DynamoStore::new(moto::clients(&endpoint, &account).dynamodb, setup::TABLE);
+    Cli {
+        _stack: stack,
+        port,
+        store,
+    }
+}
+
+impl Cli {
+    fn run_as(&self, user: &str, args: &[&str]) -> Output {
+        std::process::Command::new(sibling_binary("nbfleet"))
+            .arg("--local")
+            .args(args)
+            .env("NBFLEET_LOCAL_PORT", &self.port)
+            .env("USER", user)
+            .output()
+            .expect("run nbfleet")
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.run_as("alice", args)
+    }
+
+    /// Runs with `--json`, insists on `code`, and parses stdout.
+    fn json(&self, code: i32, args: &[&str]) -> Value {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        let out = self.run(&all);
+        assert_eq!(out.status.code(), Some(code), "nbfleet {args:?}\n{}", text(&out));
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("nbfleet {args:?}: {e}\n{}", text(&out)))
+    }
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "stdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[tokio::test]
+async fn every_command_works_against_the_local_stack() {
+    let c = cli().await;
+    let up = c.json(0, &["up", "cli-a", "--idle", "30m"]);
+    assert_eq!(up["notebook"]["state"], "Ready", "{up}");
+    assert_eq!(up["notebook"]["idle"]["timeout_minutes"], 30);
+    assert!(up["token"].as_str().is_some_and(|t| t.len() >= 32), "{up}");
+
+    let ls = c.json(0, &["ls"]);
+    assert_eq!(ls["notebooks"][0]["notebook"]["name"], "cli-a");
+    let plain = String::from_utf8(c.run(&["ls"]).stdout).unwrap();
+    assert!(
+        plain.starts_with("NAME") && plain.contains("cli-a") && plain.contains("Ready"),
+        "{plain}"
+    );
+
+    let status = c.json(0, &["status", "cli-a"]);
+    assert_eq!(status["notebook"]["state"], "Ready");
+    let extended = c.json(0, &["extend", "cli-a", "45"]);
+    assert!(extended["notebook"]["snoozed_until"].is_string(), "{extended}");
+
+    let open = c.json(0, &["open", "cli-a", "--no-browser"]);
+    assert_eq!(open["verified"], true);
+    assert_eq!(open["fingerprint"], up["notebook"]["cert_fingerprint"]);
+
+    assert_eq!(
+        c.json(0, &["stop", "cli-a", "--wait"])["notebook"]["state"],
+        "Stopped"
+    );
+    let again = c.run(&["stop", "cli-a"]);
+    assert_eq!(again.status.code(), Some(0));
+    assert!(
+        String::from_utf8_lossy(&again.stdout).contains("cli-a is already stopped"),
+        "{}",
+        text(&again)
+    );
+    assert_eq!(
+        c.json(0, &["start", "cli-a", "--wait"])["notebook"]["state"],
+        "Ready"
+    );
+    assert_eq!(
+        c.json(0, &["rm", "cli-a", "--wait"])["notebook"]["state"],
+        "Terminated"
+    );
+}
+
+#[tokio::test]
+async fn exit_codes_say_what_went_wrong() {
+    let c = cli().await;
+    let code = |out: Output| out.status.code();
+    assert_eq!(code(c.run(&["status", "nobody"])), Some(3), "not found");
+    assert_eq!(
+        code(c.run(&["up", "Bad_Name", "--no-wait"])),
+        Some(2),
+        "bad input"
+    );
+    assert_eq!(code(c.run(&["up"])), Some(2), "a usage error");
+    let err = c.json(2, &["up", "x!"]);
+    assert_eq!(err["error"]["exit"], 2);
+    c.json(0, &["up", "cli-b", "--no-wait"]);
+    assert_eq!(
+        code(c.run_as("mallory", &["stop", "cli-b"])),
+        Some(5),
+        "another user's notebook"
+    );
+    assert_eq!(
+        code(c.run(&["extend", "cli-b", "99999"])),
+        Some(2),
+        "too long an extension"
+    );
+    c.json(0, &["rm", "cli-b", "--wait"]);
+    assert_eq!(
+        code(c.run(&["start", "cli-b"])),
+        Some(4),
+        "conflict: it is terminated"
+    );
+    let nowhere = std::process::Command::new(sibling_binary("nbfleet"))
+        .args(["--local", "ls"])
+        .env("NBFLEET_LOCAL_PORT", "1")
+        .output()
+        .unwrap();
+    assert_eq!(nowhere.status.code(), Some(6), "nothing listening");
+    let no_api = std::process::Command::new(sibling_binary("nbfleet"))
+        .arg("ls")
+        .env_remove("NBFLEET_API_URL")
+        .env("HOME", "/nonexistent")
+        .env_remove("XDG_CONFIG_HOME")
+        .output()
+        .unwrap();
+    assert_eq!(no_api.status.code(), Some(2), "{}", text(&no_api));
+}
+
+#[tokio::test]
+async fn open_refuses_a_jupyter_whose_certificate_is_not_the_recorded_one() {
+    let c = cli().await;
+    c.json(0, &["up", "cli-c"]);
+    // The record now pins a certificate the real Jupyter does not hold.
+    let mut nb = c.store.require("cli-c").await.unwrap();
+    let expect = nb.expect();
+    nb.cert_fingerprint = Some("ab".repeat(32));
+    nb.version += 1;
+    c.store.put(&nb, expect).await.unwrap();
+    let out = c.run(&["open", "cli-c", "--no-browser"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(out.stdout.is_empty(), "a URL was printed: {}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("refusing"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[tokio::test]
+async fn up_shows_each_state_as_it_passes_in_a_terminal() {
+    let c = cli().await;
+    // `script` gives nbfleet a pseudo-terminal, as a person's terminal would.
+    let command = format!(
+        "NBFLEET_LOCAL_PORT={} USER=alice {} --local up cli-d",
+        c.port,
+        sibling_binary("nbfleet").display()
+    );
+    let out = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .output()
+        .expect("run script(1)");
+    let seen = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{seen}");
+    for line in [
+        "✓ Launching",
+        "✓ Configuring",
+        "✓ Ready",
+        "cli-d is Ready",
+        "token:",
+    ] {
+        assert!(
+            seen.contains(line),
+            "no {line:?} in what the terminal showed:\n{seen}"
+        );
+    }
+    assert!(
+        seen.contains("cli-d: Configuring ("),
+        "no live progress line:\n{seen}"
+    );
+}
