@@ -190,10 +190,13 @@ pub async fn wait(api: &Api, out: Out, name: &str, until: &[&str]) -> Result<Val
         let state = nb["state"].as_str().unwrap_or("?").to_string();
         if state != current {
             if !current.is_empty() {
-                bar.println(format!(
-                    "  ✓ {current:<12} {:>6.1} s",
-                    since.elapsed().as_secs_f64()
-                ));
+                let line = format!("  ✓ {current:<12} {:>6.1} s", since.elapsed().as_secs_f64());
+                // Not a terminal (a pipe, a log): the bar draws nothing, so say it plainly.
+                if bar.is_hidden() && !out.quiet && !out.json {
+                    eprintln!("{line}");
+                } else {
+                    bar.println(line);
+                }
             }
             current = state.clone();
             since = Instant::now();
