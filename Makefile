@@ -14,7 +14,7 @@ DEPLOY_TOOLS := $(VENV)/.deploy-tools
 SAM := $(VENV)/bin/sam
 CARGO_TEST := $(shell command -v cargo-nextest >/dev/null 2>&1 && echo "cargo nextest run --workspace --no-fail-fast" || echo "cargo test --workspace")
 
-.PHONY: help venv tools lint template-check test bench build deploy destroy build-local demo local local-stop
+.PHONY: help venv tools lint template-check test fuzz bench build deploy destroy build-local demo local local-stop
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
@@ -41,6 +41,16 @@ template-check: venv ## translate template.yaml offline and run cfn-lint
 
 test: venv tools lint template-check ## run every test (starts and stops moto)
 	scripts/with-moto.sh $(CARGO_TEST)
+
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := launch_body slack_request probe_line schedule
+
+fuzz: ## fuzz core's parsers with cargo-fuzz on stable (FUZZ_SECONDS per target; corpus kept out of git)
+	@[ -x .tools/bin/cargo-fuzz ] || { echo "==> installing cargo-fuzz into .tools"; cargo install --quiet --locked cargo-fuzz --root .tools; }
+	for t in $(FUZZ_TARGETS); do \
+	  echo "==> fuzzing $$t for $(FUZZ_SECONDS) s"; \
+	  PATH="$(CURDIR)/.tools/bin:$$PATH" cargo fuzz run -s none $$t -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048; \
+	done
 
 bench: venv ## the sweep benchmark: N = 100, 1000, 5000 notebooks on moto, written to bench/results.md
 	cargo build --bin sweep-bench

@@ -159,6 +159,32 @@ impl Store for DynamoStore {
         Ok(())
     }
 
+    async fn first_time(&self, key: &str, until: Timestamp) -> Result<bool> {
+        // Its own item (no `state`, so in no index), gone by TTL after `until`.
+        let item = Item::from([
+            ("name".to_string(), AttributeValue::S(format!("once#{key}"))),
+            ("sk".to_string(), AttributeValue::S("once".into())),
+            (
+                TTL_ATTRIBUTE.to_string(),
+                AttributeValue::N(until.as_second().to_string()),
+            ),
+        ]);
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(#n)")
+            .expression_attribute_names("#n", "name")
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(true),
+            Err(e) if errors::code(&e) == Some("ConditionalCheckFailedException") => Ok(false),
+            Err(e) => Err(errors::map(e, "remember a request")),
+        }
+    }
+
     async fn history(&self, notebook: &str) -> Result<Vec<serde_json::Value>> {
         let items: Vec<Item> = self
             .client

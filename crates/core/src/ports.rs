@@ -30,6 +30,9 @@ pub trait Store: Send + Sync {
     async fn append_history(&self, notebook: &str, at: Timestamp, entry: &serde_json::Value) -> Result<()>;
     /// The notebook's history, oldest first.
     async fn history(&self, notebook: &str) -> Result<Vec<serde_json::Value>>;
+    /// Records `key` until `until` and answers true, or answers false if it is already there:
+    /// a request seen once is refused the second time (Slack replays).
+    async fn first_time(&self, key: &str, until: Timestamp) -> Result<bool>;
 }
 
 /// Per-notebook secrets (Parameter Store SecureString): the Jupyter password hash or token.

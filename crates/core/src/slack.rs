@@ -209,6 +209,11 @@ impl Command {
         }
     }
 
+    /// Whether it changes anything (so a replay of it must be refused).
+    pub fn changes_something(&self) -> bool {
+        !matches!(self, Command::Help | Command::List | Command::Status(_))
+    }
+
     /// Whether answering takes longer than Slack's 3 seconds may allow (it calls EC2), so the
     /// work goes through the asynchronous self-invocation.
     pub fn is_slow(&self) -> bool {

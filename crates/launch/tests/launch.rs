@@ -24,6 +24,7 @@ struct Env {
 }
 
 async fn env() -> Env {
+    logs();
     let endpoint = moto::endpoint_from_env();
     let account = moto::fresh_account();
     let aws = setup::provision(&endpoint, &account)
@@ -209,9 +210,25 @@ async fn every_refusal_answers_4xx_with_the_error_body_and_makes_no_aws_call() {
     assert_eq!(env.calls.total(), 0, "a refused request made AWS calls");
 }
 
-/// Collects every log line the handler writes.
+/// Collects every log line the handlers write, in every test of this file.
 #[derive(Clone, Default)]
 struct Logs(Arc<Mutex<Vec<u8>>>);
+
+/// The one global subscriber of this test binary. A subscriber set for one thread only would
+/// race with the other tests: a log call first reached on a thread without one is cached as
+/// disabled everywhere.
+fn logs() -> &'static Logs {
+    static LOGS: std::sync::OnceLock<Logs> = std::sync::OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs = Logs::default();
+        let writer = logs.clone();
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_writer(move || writer.clone())
+            .init();
+        logs
+    })
+}
 
 impl Write for Logs {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -226,13 +243,7 @@ impl Write for Logs {
 #[tokio::test]
 async fn no_secret_reaches_a_command_an_answer_or_a_log_line() {
     let env = env().await;
-    let logs = Logs::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let logs = logs();
 
     let password = "hunter2-correct-horse";
     let (_, with_password) = launch(&env, json!({"name": "pw-nb", "password": password}))
@@ -295,6 +306,9 @@ impl Store for CrashOnce {
     }
     async fn history(&self, n: &str) -> nbfleet_core::Result<Vec<Value>> {
         self.inner.history(n).await
+    }
+    async fn first_time(&self, k: &str, until: jiff::Timestamp) -> nbfleet_core::Result<bool> {
+        self.inner.first_time(k, until).await
     }
 }
 

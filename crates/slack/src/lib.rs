@@ -7,11 +7,15 @@
 //!    start, stop call EC2) are acknowledged at once and handed to a [`Jobs`] port (an
 //!    asynchronous self-invocation), whose run posts the outcome to Slack's `response_url`.
 //!
+//! A command that changes something is done once per signed request: a replay inside Slack's
+//! 5-minute window is refused (the signature is remembered in the table, with a TTL).
+//!
 //! Every answer is ephemeral: only the caller sees it, which is what lets a Slack launch show its
 //! token. Passwords are refused by the grammar. The work itself goes through the same handler
 //! functions as the HTTP API, with the owner `slack:<team>:<user>`.
 
 use base64::Engine as _;
+use jiff::SignedDuration;
 use nbfleet_core::ports::{Deps, Jobs, Responder};
 use nbfleet_core::slack::{self, Command, SlashRequest, USAGE};
 use nbfleet_core::{Error, Notebook, Result};
@@ -110,6 +114,32 @@ pub async fn slash(deps: &Deps, jobs: &dyn Jobs, secret: &[u8], req: &SlackHttp)
         Ok(c) => c,
         Err(usage) => return (200, ephemeral(usage)),
     };
+    // A command that changes something is carried out once per signed request: a replay within
+    // the 5-minute window is refused (the signature is remembered for 10 minutes).
+    if command.changes_something() {
+        let signature = req.signature.as_deref().unwrap_or_default();
+        match deps
+            .store
+            .first_time(&format!("slack#{signature}"), now + SignedDuration::from_mins(10))
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(team = %form.team_id, user = %form.user_id, "Slack request replayed");
+                return (
+                    401,
+                    json!({"error": {"code": "unauthorized", "message": "this request was already received"}}),
+                );
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot check the Slack request for a replay");
+                return (
+                    200,
+                    ephemeral("nbfleet could not take that just now; try again in a minute."),
+                );
+            }
+        }
+    }
     if !command.is_slow() {
         return (200, execute(deps, &form.owner(), &command).await);
     }

@@ -220,3 +220,23 @@ async fn an_api_gateway_base64_body_is_decoded_before_it_is_verified() {
     let (status, body) = slash(&e.deps, &e.seen, SECRET.as_bytes(), &decoded).await;
     assert_eq!((status, text(&body)), (200, USAGE));
 }
+
+#[tokio::test]
+async fn a_replayed_request_that_changes_something_is_refused() {
+    let e = env().await;
+    let req = request(SECRET, e.now(), setup::SLACK_TEAM, "U1", "launch exp-6");
+    assert_eq!(slash(&e.deps, &e.seen, SECRET.as_bytes(), &req).await.0, 200);
+    let (status, body) = slash(&e.deps, &e.seen, SECRET.as_bytes(), &req).await;
+    assert_eq!(status, 401, "{body}");
+    assert!(body.to_string().contains("already received"), "{body}");
+    assert_eq!(
+        e.seen.jobs.lock().unwrap().len(),
+        1,
+        "the replay queued a second job"
+    );
+    // Reading is harmless: the same `list` twice is answered twice.
+    let list = request(SECRET, e.now(), setup::SLACK_TEAM, "U1", "list");
+    for _ in 0..2 {
+        assert_eq!(slash(&e.deps, &e.seen, SECRET.as_bytes(), &list).await.0, 200);
+    }
+}

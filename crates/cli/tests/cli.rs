@@ -5,6 +5,9 @@
 use nbfleet_aws::{DynamoStore, moto};
 use nbfleet_core::ports::Store;
 use nbfleet_local::harness::{Launch, LocalStack, sibling_binary};
+
+/// This package's `nbfleet`, built by the same cargo invocation as this test.
+const NBFLEET: &str = env!("CARGO_BIN_EXE_nbfleet");
 use nbfleet_local::setup;
 use serde_json::Value;
 use std::path::PathBuf;
@@ -17,7 +20,7 @@ struct Cli {
 }
 
 async fn cli() -> Cli {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
     let endpoint = moto::endpoint_from_env();
     let account = moto::fresh_account();
     let stack = LocalStack::spawn(Launch {
@@ -45,7 +48,7 @@ async fn cli() -> Cli {
 
 impl Cli {
     fn run_as(&self, user: &str, args: &[&str]) -> Output {
-        std::process::Command::new(sibling_binary("nbfleet"))
+        std::process::Command::new(NBFLEET)
             .arg("--local")
             .args(args)
             .env("NBFLEET_LOCAL_PORT", &self.port)
@@ -153,13 +156,13 @@ async fn exit_codes_say_what_went_wrong() {
         Some(4),
         "conflict: it is terminated"
     );
-    let nowhere = std::process::Command::new(sibling_binary("nbfleet"))
+    let nowhere = std::process::Command::new(NBFLEET)
         .args(["--local", "ls"])
         .env("NBFLEET_LOCAL_PORT", "1")
         .output()
         .unwrap();
     assert_eq!(nowhere.status.code(), Some(6), "nothing listening");
-    let no_api = std::process::Command::new(sibling_binary("nbfleet"))
+    let no_api = std::process::Command::new(NBFLEET)
         .arg("ls")
         .env_remove("NBFLEET_API_URL")
         .env("HOME", "/nonexistent")
@@ -195,8 +198,7 @@ async fn up_shows_each_state_as_it_passes_in_a_terminal() {
     // `script` gives nbfleet a pseudo-terminal, as a person's terminal would.
     let command = format!(
         "NBFLEET_LOCAL_PORT={} USER=alice {} --local up cli-d",
-        c.port,
-        sibling_binary("nbfleet").display()
+        c.port, NBFLEET
     );
     let out = std::process::Command::new("script")
         .args(["-qec", &command, "/dev/null"])
