@@ -83,10 +83,7 @@ async fn a_notice_is_posted_to_the_webhook_in_the_parameter() {
     notifier.notify(&warn).await.unwrap();
     let got = got.lock().unwrap().clone();
     assert_eq!(got.len(), 2);
-    assert_eq!(
-        got[0]["text"],
-        "*exp-1* was stopped: stopped: idle for 60 minutes"
-    );
+    assert_eq!(got[0]["text"], "*exp-1* was stopped: idle for 60 minutes");
     let soon = got[1]["text"].as_str().unwrap();
     assert!(
         soon.contains("stops at 15:00 UTC") && soon.contains("/notebook extend exp-1 60"),

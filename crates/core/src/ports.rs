@@ -287,7 +287,11 @@ impl Notice {
                 "*{name}* stops at {}: {reason}\nTo keep it: `/notebook extend {name} 60` or `nbfleet extend {name} 60`.",
                 stop_at.strftime("%H:%M UTC")
             ),
-            Notice::Stopped { name, reason } => format!("*{name}* was stopped: {reason}"),
+            // The policy's reasons for a stop start with "stopped: ".
+            Notice::Stopped { name, reason } => format!(
+                "*{name}* was stopped: {}",
+                reason.strip_prefix("stopped: ").unwrap_or(reason)
+            ),
             Notice::Started { name, reason } => format!("*{name}* was {reason}"),
             Notice::Failed { name, error } => format!(
                 "*{name}* failed: {error}\nIts instance is stopped. `nbfleet status {name}` shows the script's last lines."

@@ -73,33 +73,65 @@ pub fn parse_bootstrap(stdout: &str) -> Result<BootstrapReport> {
     })
 }
 
+/// The probe prints one line of at most this many characters (ListCommandInvocations cuts
+/// output at 2,500): anything longer is not our probe's report.
+pub const MAX_PROBE_LINE: usize = 2000;
+
 /// What an idle probe printed, as the policy reads it. Anything short of a clean report is
-/// unknown, with the reason: unknown is never idle.
+/// unknown, with the reason: unknown is never idle. Every field must be there with its type
+/// (times may be null): a report that is too long, partial or out of range is unknown too.
 pub fn parse_probe(stdout: &str) -> crate::idle::Probe {
     use crate::idle::{Observation, Probe};
+    let unknown = |why: &str| Probe::Unknown(format!("the probe report {why}"));
+    if let Some(long) = stdout.lines().find(|l| l.len() > MAX_PROBE_LINE) {
+        return unknown(&format!(
+            "has a {}-byte line, longer than the probe ever prints",
+            long.len()
+        ));
+    }
     let Ok(v) = report_line(stdout, "probe") else {
         return Probe::Unknown("the probe printed no report".into());
     };
     if let Some(err) = v["err"].as_str() {
         return Probe::Unknown(format!("the probe could not read Jupyter: {err}"));
     }
-    let time = |key: &str| v[key].as_str().and_then(|s| s.parse::<jiff::Timestamp>().ok());
-    let count = |key: &str| v[key].as_u64().map(|n| n as u32);
-    let (Some(kernels), Some(busy)) = (count("k"), count("kb")) else {
-        return Probe::Unknown("the probe report is incomplete".into());
+    let count = |key: &str| v[key].as_u64().and_then(|n| u32::try_from(n).ok());
+    let time = |key: &str| -> Result<Option<jiff::Timestamp>, ()> {
+        match &v[key] {
+            serde_json::Value::Null if v.get(key).is_some() => Ok(None),
+            serde_json::Value::String(s) => s.parse().map(Some).map_err(|_| ()),
+            _ => Err(()),
+        }
     };
-    Probe::Seen(Observation {
-        kernels,
-        busy_kernels: busy,
-        kernel_activity: time("ka"),
-        terminal_activity: time("ta"),
-        connections: count("c").unwrap_or(0),
-        server_activity: time("sa"),
-        gpu_utilization: v["g"]
-            .as_array()
-            .map(|g| g.iter().filter_map(|x| x.as_u64().map(|n| n as u32)).collect())
-            .unwrap_or_default(),
-    })
+    let gpus: Option<Vec<u32>> = v["g"].as_array().and_then(|g| {
+        g.iter()
+            .map(|x| x.as_u64().filter(|n| *n <= 100).map(|n| n as u32))
+            .collect()
+    });
+    match (
+        count("k"),
+        count("kb"),
+        count("c"),
+        time("ka"),
+        time("ta"),
+        time("sa"),
+        gpus,
+    ) {
+        (Some(kernels), Some(busy), Some(connections), Ok(ka), Ok(ta), Ok(sa), Some(gpu))
+            if busy <= kernels =>
+        {
+            Probe::Seen(Observation {
+                kernels,
+                busy_kernels: busy,
+                kernel_activity: ka,
+                terminal_activity: ta,
+                connections,
+                server_activity: sa,
+                gpu_utilization: gpu,
+            })
+        }
+        _ => unknown("is incomplete or out of range"),
+    }
 }
 
 pub fn parse_health(stdout: &str) -> Result<HealthReport> {
@@ -217,6 +249,32 @@ mod tests {
             parse_probe(r#"{"nbfleet":"probe","k":"three"}"#),
             Probe::Unknown(_)
         ));
+    }
+
+    #[test]
+    fn a_probe_report_too_long_partial_or_out_of_range_is_unknown() {
+        use crate::idle::Probe;
+        let unknown = |line: &str| matches!(parse_probe(line), Probe::Unknown(_));
+        let ok = r#"{"nbfleet":"probe","k":0,"kb":0,"ka":null,"ta":null,"c":0,"sa":null,"g":[]}"#;
+        assert!(!unknown(ok));
+        let padded = format!(
+            r#"{{"nbfleet":"probe","k":0,"kb":0,"ka":null,"ta":null,"c":0,"sa":null,"g":[],"p":"{}"}}"#,
+            "x".repeat(MAX_PROBE_LINE)
+        );
+        assert!(unknown(&padded), "a 2 kB+ line");
+        for bad in [
+            r#"{"nbfleet":"probe","k":0,"kb":0}"#,
+            r#"{"nbfleet":"probe","k":1,"kb":2,"ka":null,"ta":null,"c":0,"sa":null,"g":[]}"#,
+            r#"{"nbfleet":"probe","k":-1,"kb":0,"ka":null,"ta":null,"c":0,"sa":null,"g":[]}"#,
+            r#"{"nbfleet":"probe","k":99999999999,"kb":0,"ka":null,"ta":null,"c":0,"sa":null,"g":[]}"#,
+            r#"{"nbfleet":"probe","k":0,"kb":0,"ka":"yesterday","ta":null,"c":0,"sa":null,"g":[]}"#,
+            r#"{"nbfleet":"probe","k":0,"kb":0,"ka":null,"ta":[],"c":0,"sa":null,"g":[]}"#,
+            r#"{"nbfleet":"probe","k":0,"kb":0,"ka":null,"ta":null,"c":"many","sa":null,"g":[]}"#,
+            r#"{"nbfleet":"probe","k":0,"kb":0,"ka":null,"ta":null,"c":0,"sa":null,"g":[101]}"#,
+            r#"{"nbfleet":"probe","k":0,"kb":0,"ka":null,"ta":null,"c":0,"sa":null,"g":[-5]}"#,
+        ] {
+            assert!(unknown(bad), "{bad}");
+        }
     }
 
     #[test]

@@ -19,7 +19,10 @@ async fn main() -> Result<(), Error> {
         async move {
             if let Some(job) = event.payload.get(JOB_KEY) {
                 let job: Job = serde_json::from_value(job.clone())?;
-                run_job(deps, responder, &job).await?;
+                // The work is done; a lost answer is logged, not retried (a retry would redo it).
+                if let Err(e) = run_job(deps, responder, &job).await {
+                    tracing::warn!(error = %e, "Slack job: the answer did not reach response_url");
+                }
                 return Ok::<_, Error>(json!({ "done": true }));
             }
             let req = match SlackHttp::from_gateway(&event.payload) {

@@ -114,12 +114,14 @@ async fn a_slack_launch_is_acknowledged_then_done_by_the_job_with_the_token_show
     assert_eq!(status, 200);
     assert_eq!(ack["response_type"], "ephemeral");
     assert!(text(&ack).contains("Working on"), "{ack}");
+    // The acknowledgement's only call remembers the request, against replays.
+    let calls = e.calls.counts();
     assert_eq!(
-        e.calls.total(),
-        0,
-        "the acknowledgement made AWS calls: {:?}",
-        e.calls.counts()
+        calls.keys().collect::<Vec<_>>(),
+        ["dynamodb:PutItem"],
+        "{calls:?}"
     );
+    assert_eq!(calls["dynamodb:PutItem"], 1);
     e.run_jobs().await;
     let answer = e.last_answer();
     assert_eq!(answer["response_type"], "ephemeral");
@@ -239,4 +241,36 @@ async fn a_replayed_request_that_changes_something_is_refused() {
     for _ in 0..2 {
         assert_eq!(slash(&e.deps, &e.seen, SECRET.as_bytes(), &list).await.0, 200);
     }
+}
+
+/// Slack's `response_url` is down: the answer is lost, the work is not.
+struct DeadResponseUrl;
+
+#[async_trait::async_trait]
+impl Responder for DeadResponseUrl {
+    async fn respond(&self, _: &str, _: &Value) -> Result<()> {
+        Err(nbfleet_core::Error::Unavailable(
+            "Slack response_url answered 500".into(),
+        ))
+    }
+}
+
+#[tokio::test]
+async fn a_failing_response_url_loses_the_answer_not_the_launch() {
+    let e = env().await;
+    let job = Job {
+        owner: "slack:TLOCAL:U1".into(),
+        command: nbfleet_core::slack::Command::Launch {
+            name: "exp-7".into(),
+            instance_type: None,
+            idle_minutes: None,
+        },
+        response_url: RESPONSE_URL.into(),
+    };
+    let err = run_job(&e.deps, &DeadResponseUrl, &job).await.unwrap_err();
+    assert!(err.to_string().contains("500"), "{err}");
+    assert_eq!(
+        e.deps.store.require("exp-7").await.unwrap().state,
+        State::Launching
+    );
 }
