@@ -4,13 +4,11 @@
 //! hold the password, its hash, the token (beyond the one launch answer), the Slack signing
 //! secret, or a `response_url`.
 
-use nbfleet_aws::moto;
 use nbfleet_core::slack::sign;
-use nbfleet_local::harness::{Launch, LocalStack, http_client, sibling_binary};
+use nbfleet_local::harness::{http_client, test_stack};
 use nbfleet_local::setup;
 use reqwest::Method;
 use serde_json::{Value, json};
-use std::path::PathBuf;
 use std::time::Duration;
 
 const PASSWORD: &str = "leak-canary correct horse";
@@ -18,23 +16,7 @@ const RESPONSE_URL: &str = "https://hooks.slack.com/commands/TLOCAL/424242/leak-
 
 #[tokio::test]
 async fn a_whole_lifecycle_leaks_no_secret_into_logs_answers_or_commands() {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let endpoint = moto::endpoint_from_env();
-    let account = moto::fresh_account();
-    let stack = LocalStack::spawn(Launch {
-        bin: &sibling_binary("nbfleet-local"),
-        moto_endpoint: &endpoint,
-        account: &account,
-        dir: &root.join("target/secrets-tests").join(&account),
-        venv: &root.join(".venv"),
-        port: 0,
-        watch_interval_ms: 200,
-        transition_ms: 300,
-        sweep_seconds: 1,
-        demo_timeouts: false,
-    })
-    .await
-    .expect("start the local stack");
+    let (stack, aws) = test_stack("secrets-tests", 1, false).await;
     let api = stack.api();
     let mut answers: Vec<String> = Vec::new();
     macro_rules! call {
@@ -103,7 +85,6 @@ async fn a_whole_lifecycle_leaks_no_secret_into_logs_answers_or_commands() {
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     // The stored hash, straight from Parameter Store, to look for.
-    let aws = moto::clients(&endpoint, &account);
     let cfg = nbfleet_core::config::from_vars(setup::vars()).unwrap();
     let hash = aws
         .ssm

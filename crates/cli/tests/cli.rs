@@ -2,15 +2,14 @@
 //! parsed, its exit codes, the certificate check of `open` against a real Jupyter holding
 //! another certificate than the recorded one, and `up`'s progress under a pseudo-terminal.
 
-use nbfleet_aws::{DynamoStore, moto};
+use nbfleet_aws::DynamoStore;
 use nbfleet_core::ports::Store;
-use nbfleet_local::harness::{Launch, LocalStack, sibling_binary};
+use nbfleet_local::harness::{LocalStack, test_stack};
 
 /// This package's `nbfleet`, built by the same cargo invocation as this test.
 const NBFLEET: &str = env!("CARGO_BIN_EXE_nbfleet");
 use nbfleet_local::setup;
 use serde_json::Value;
-use std::path::PathBuf;
 use std::process::Output;
 
 struct Cli {
@@ -20,25 +19,9 @@ struct Cli {
 }
 
 async fn cli() -> Cli {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let endpoint = moto::endpoint_from_env();
-    let account = moto::fresh_account();
-    let stack = LocalStack::spawn(Launch {
-        bin: &sibling_binary("nbfleet-local"),
-        moto_endpoint: &endpoint,
-        account: &account,
-        dir: &root.join("target/cli-tests").join(&account),
-        venv: &root.join(".venv"),
-        port: 0,
-        watch_interval_ms: 200,
-        transition_ms: 300,
-        sweep_seconds: 0,
-        demo_timeouts: false,
-    })
-    .await
-    .expect("start the local stack");
+    let (stack, aws) = test_stack("cli-tests", 0, false).await;
     let port = stack.url.rsplit(':').next().unwrap().to_string();
-    let store = DynamoStore::new(moto::clients(&endpoint, &account).dynamodb, setup::TABLE);
+    let store = DynamoStore::new(aws.dynamodb, setup::TABLE);
     Cli {
         _stack: stack,
         port,

@@ -42,6 +42,34 @@ pub struct Launch<'a> {
     pub demo_timeouts: bool,
 }
 
+/// A stack for a test: a fresh moto account (on the server `moto::endpoint_from_env` names),
+/// its own directory under `target/<area>/`, fast emulated transitions, and the sweep every
+/// `sweep_seconds` (0: never).
+pub async fn test_stack(
+    area: &str,
+    sweep_seconds: u64,
+    demo_timeouts: bool,
+) -> (LocalStack, nbfleet_aws::Clients) {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let endpoint = nbfleet_aws::moto::endpoint_from_env();
+    let account = nbfleet_aws::moto::fresh_account();
+    let stack = LocalStack::spawn(Launch {
+        bin: &sibling_binary("nbfleet-local"),
+        moto_endpoint: &endpoint,
+        account: &account,
+        dir: &root.join("target").join(area).join(&account),
+        venv: &root.join(".venv"),
+        port: 0,
+        watch_interval_ms: 200,
+        transition_ms: 300,
+        sweep_seconds,
+        demo_timeouts,
+    })
+    .await
+    .expect("start the local stack (is moto running?)");
+    (stack, nbfleet_aws::moto::clients(&endpoint, &account))
+}
+
 /// The `nbfleet-local` binary next to the running executable (cargo puts every workspace
 /// binary in the same target directory; test executables sit one level down, in `deps/`).
 pub fn sibling_binary(name: &str) -> PathBuf {
