@@ -47,8 +47,15 @@ pub async fn reconcile(deps: &Deps, live: &[Notebook]) -> Result<Report> {
         let ec2 = by_id.get(id).map(|i| i.state);
         if let Some(event) = drift(nb, ec2) {
             tracing::info!(notebook = %nb.name, instance = id, ?event, "reconcile: EC2 disagrees with the record");
-            on_instance_state(deps, id, event).await?;
-            report.adopted.push(format!("{}: EC2 says {event:?}", nb.name));
+            match on_instance_state(deps, id, event).await {
+                Ok(_) => report.adopted.push(format!("{}: EC2 says {event:?}", nb.name)),
+                // The EC2 event got there first: nothing left to adopt. One record never
+                // stops the round.
+                Err(nbfleet_core::Error::Conflict(why)) => {
+                    tracing::info!(notebook = %nb.name, %why, "reconcile: the record moved meanwhile");
+                }
+                Err(e) => return Err(e),
+            }
         }
     }
     for (notebook, i) in &tagged {
