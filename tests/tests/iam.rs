@@ -230,41 +230,29 @@ async fn each_functions_iam_actions_are_the_operations_its_code_calls() {
     // and the self-invocation itself.
     let (deps, log) = w.deps("nbfleet-slack");
     nbfleet_slack::signing_secret(&deps).await.unwrap();
-    let owner = "slack:TLOCAL:U1";
-    for command in [
-        nbfleet_core::slack::Command::List,
-        nbfleet_core::slack::Command::Launch {
-            name: "sl-a".into(),
-            instance_type: None,
-            idle_minutes: None,
-        },
-    ] {
+    use nbfleet_core::slack::Command;
+    let run = |id: &str, command: Command| {
         let job = nbfleet_slack::Job {
-            owner: owner.into(),
+            id: id.into(),
+            owner: "slack:TLOCAL:U1".into(),
             command,
             response_url: "https://hooks.slack.com/commands/x".into(),
         };
-        let _ = nbfleet_slack::run_job(&deps, &Ignore, &job).await;
-    }
-    w.set("sl-a", |nb| nb.state = State::Ready).await;
-    for command in [
-        nbfleet_core::slack::Command::Stop("sl-a".into()),
-        nbfleet_core::slack::Command::Status("sl-a".into()),
-    ] {
-        let job = nbfleet_slack::Job {
-            owner: owner.into(),
-            command,
-            response_url: "https://hooks.slack.com/commands/x".into(),
-        };
-        nbfleet_slack::run_job(&deps, &Ignore, &job).await.unwrap();
-    }
-    w.set("sl-a", |nb| nb.state = State::Stopped).await;
-    let job = nbfleet_slack::Job {
-        owner: owner.into(),
-        command: nbfleet_core::slack::Command::Start("sl-a".into()),
-        response_url: "https://hooks.slack.com/commands/x".into(),
+        let deps = deps.clone();
+        async move { nbfleet_slack::run_job(&deps, &Ignore, &job).await }
     };
-    nbfleet_slack::run_job(&deps, &Ignore, &job).await.unwrap();
+    run("j1", Command::List).await.unwrap();
+    let launch = Command::Launch {
+        name: "sl-a".into(),
+        instance_type: None,
+        idle_minutes: None,
+    };
+    let _ = run("j2", launch).await;
+    w.set("sl-a", |nb| nb.state = State::Ready).await;
+    run("j3", Command::Stop("sl-a".into())).await.unwrap();
+    run("j4", Command::Status("sl-a".into())).await.unwrap();
+    w.set("sl-a", |nb| nb.state = State::Stopped).await;
+    run("j5", Command::Start("sl-a".into())).await.unwrap();
     let invoke = mock!(aws_sdk_lambda::Client::invoke).then_output(|| {
         aws_sdk_lambda::operation::invoke::InvokeOutput::builder()
             .status_code(202)

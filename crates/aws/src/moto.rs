@@ -153,3 +153,12 @@ impl Intercept for AccountHeader {
         Ok(())
     }
 }
+
+/// An EC2 error response as EC2 writes it, for mocked calls where moto never fails (capacity,
+/// quota, throttling).
+pub fn ec2_error(code: &str, message: &str) -> String {
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<Response><Errors><Error><Code>{code}</Code><Message>{message}</Message></Error></Errors><RequestID>4f2a9c7e-1b3d-4e5f-8a6b-7c8d9e0f1a2b</RequestID></Response>"#
+    )
+}

@@ -113,7 +113,8 @@ pub async fn on_instance_state(deps: &Deps, instance_id: &str, state: InstanceSt
 }
 
 /// Sends the bootstrap (never configured before) or the health check, then records the
-/// command. A script is safe to run twice, so a lost race costs a re-run, never a wrong state.
+/// command. The record is claimed (moved to Configuring by a conditional write) before the
+/// send, so when the EC2 event and reconcile both see `running`, only one of them sends.
 async fn configure(deps: &Deps, nb: Notebook) -> Result<Outcome> {
     let instance_id = nb.instance_id.clone().unwrap_or_default();
     let script = if nb.cert_fingerprint.is_some() {
@@ -121,15 +122,28 @@ async fn configure(deps: &Deps, nb: Notebook) -> Result<Outcome> {
     } else {
         scripts::bootstrap(&nb, &deps.cfg, &deps.cfg.region)?
     };
-    let command_id = deps.commands.send(&instance_id, &script).await?;
-    let mut next = nb.moved_to(State::Configuring, deps.clock.now())?;
-    next.started_running(deps.clock.now());
-    next.pending_command = Some(PendingCommand {
+    let mut claimed = nb.moved_to(State::Configuring, deps.clock.now())?;
+    claimed.started_running(deps.clock.now());
+    claimed.pending_command = None;
+    claimed.failure = None;
+    deps.store.put(&claimed, nb.expect()).await?;
+    let command_id = match deps.commands.send(&instance_id, &script).await {
+        Ok(id) => id,
+        Err(e) => {
+            // Hand the claim back, so the retried event sends again.
+            let back = nb.handed_back(&claimed, deps.clock.now());
+            if let Err(undo) = deps.store.put(&back, claimed.expect()).await {
+                tracing::warn!(notebook = %nb.name, error = %undo, "could not hand back the claim; the deadline will");
+            }
+            return Err(e);
+        }
+    };
+    let mut sent = claimed.touched(deps.clock.now());
+    sent.pending_command = Some(PendingCommand {
         command_id: command_id.clone(),
         kind: script.kind,
     });
-    next.failure = None;
-    deps.store.put(&next, nb.expect()).await?;
+    deps.store.put(&sent, claimed.expect()).await?;
     tracing::info!(notebook = %nb.name, instance = %instance_id, command = %command_id, kind = ?script.kind, "configuring");
     Ok(Outcome::Sent {
         notebook: nb.name,
@@ -149,6 +163,13 @@ async fn on_command(
             "{instance_id} is not an nbfleet instance"
         )));
     };
+    if nb.state == State::Configuring && nb.pending_command.is_none() {
+        // Claimed and sent, but the command id is not written yet: come back.
+        return Err(nbfleet_core::Error::Unavailable(format!(
+            "{} has not recorded its command yet; retry",
+            nb.name
+        )));
+    }
     let Some(pending) = nb.pending_command.clone().filter(|p| p.command_id == command_id) else {
         return Ok(Outcome::NoOp(format!(
             "{} is not waiting on command {command_id}",
@@ -242,8 +263,19 @@ async fn ready(
 
 /// Stops the instance, then records Failed: Failed always means nothing runs.
 async fn fail(deps: &Deps, nb: &Notebook, reason: String, inv: &Invocation) -> Result<Outcome> {
-    if let Some(id) = &nb.instance_id {
-        deps.compute.stop(id).await?;
+    if let Some(id) = &nb.instance_id
+        && let Err(e) = deps.compute.stop(id).await
+    {
+        // Terminated out of band while it was being configured: it ends Terminated.
+        if !deps.compute.describe(id).await?.is_none_or(|i| i.state.is_gone()) {
+            return Err(e);
+        }
+        tracing::warn!(notebook = %nb.name, instance = %id, "instance gone during configure");
+        let done = finish_termination(deps, nb).await?;
+        return Ok(Outcome::Moved {
+            notebook: done.name,
+            to: done.state,
+        });
     }
     let mut next = nb.moved_to(State::Failed, deps.clock.now())?;
     next.stopped_running(deps.clock.now());

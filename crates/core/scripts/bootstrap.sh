@@ -31,6 +31,12 @@ die() {
 }
 trap 'die "command failed (line $LINENO, exit $?)"' ERR
 
+STAGE="waiting for another bootstrap"
+# Two deliveries of the same "running" can each send this script: the second waits its turn.
+mkdir -p "$STATE_DIR"
+exec 9>"$STATE_DIR/bootstrap.lock"
+flock -w 900 9 || die "another bootstrap held the lock for 15 minutes"
+
 case "$ACCESS_MODE" in
   ssm) BIND_IP=127.0.0.1 ;;
   cidr) BIND_IP='*' ;;
@@ -193,7 +199,8 @@ UNITFILE
 chmod 644 "$UNIT_DIR/$UNIT.service"
 systemctl daemon-reload
 systemctl enable "$UNIT" >/dev/null 2>&1
-systemctl restart "$UNIT"
+# The lock's descriptor stays here: a service started from this script must not hold it.
+systemctl restart "$UNIT" 9>&-
 
 STAGE="waiting for Jupyter over HTTPS"
 # A real HTTPS request: with a bad key file Jupyter still logs "running at https://…".

@@ -223,6 +223,14 @@ impl Notebook {
         next
     }
 
+    /// This record as it was before `claim` (a copy moved on from it), written over the claim:
+    /// how a handler hands back a move whose AWS side failed.
+    pub fn handed_back(&self, claim: &Notebook, now: Timestamp) -> Notebook {
+        let mut back = self.touched(now);
+        back.version = claim.version + 1;
+        back
+    }
+
     /// The state and version a conditional write of the next version must find.
     pub fn expect(&self) -> Expect {
         Expect::Version {

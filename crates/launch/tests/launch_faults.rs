@@ -9,18 +9,12 @@ use aws_sdk_ec2::{Client as Ec2, types as ec2t};
 use aws_sdk_ssm::operation::get_parameter::GetParameterOutput;
 use aws_sdk_ssm::types::Parameter;
 use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
-use nbfleet_aws::{Ec2Compute, moto};
+use nbfleet_aws::Ec2Compute;
+use nbfleet_aws::moto::{self, ec2_error};
 use nbfleet_core::{Error, State};
 use nbfleet_local::setup;
 use std::sync::Arc;
 use std::time::Duration;
-
-fn ec2_error(code: &str, message: &str) -> String {
-    format!(
-        r#"<?xml version="1.0" encoding="UTF-8"?>
-<Response><Errors><Error><Code>{code}</Code><Message>{message}</Message></Error></Errors><RequestID>4f2a9c7e-1b3d-4e5f-8a6b-7c8d9e0f1a2b</RequestID></Response>"#
-    )
-}
 
 fn capacity() -> String {
     ec2_error(

@@ -69,8 +69,14 @@ pub async fn stop(deps: &Deps, caller: &str, name: &str) -> Result<(u16, Value)>
     let mut stopping = nb.moved_to(to, deps.clock.now())?;
     stopping.pending_command = None;
     deps.store.put(&stopping, nb.expect()).await?;
-    if let Some(id) = &nb.instance_id {
-        deps.compute.stop(id).await?;
+    if let Some(id) = &nb.instance_id
+        && let Err(err) = deps.compute.stop(id).await
+    {
+        // Nothing stopped: hand the record back, so that asking again stops it.
+        deps.store
+            .put(&nb.handed_back(&stopping, deps.clock.now()), stopping.expect())
+            .await?;
+        return Err(err);
     }
     Ok(answer(verdict, &stopping))
 }

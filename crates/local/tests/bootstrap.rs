@@ -67,7 +67,10 @@ async fn instance(body: &str, secret: Option<&str>) -> Instance {
 
 impl Instance {
     async fn run(&self, script: &scripts::Script) -> RunOutput {
-        let id = format!("cmd-{}", &script.sha256()[..12]);
+        // A command id of its own, as SSM gives each command (runs may overlap).
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let id = format!("cmd-{}-{n}", &script.sha256()[..12]);
         self.runner
             .run(
                 &self.sandbox,
@@ -180,7 +183,7 @@ async fn the_reported_fingerprint_is_the_one_a_tls_handshake_sees() {
 }
 
 #[tokio::test]
-async fn running_the_bootstrap_twice_keeps_the_certificate_and_the_login() {
+async fn running_the_bootstrap_twice_even_at_once_keeps_the_certificate_and_the_login() {
     let hash = password::hash_argon2(PASSWORD, &[9; 16]);
     let inst = instance(
         r#"{"name":"twice","password":"unused-here"}"#,
@@ -190,6 +193,12 @@ async fn running_the_bootstrap_twice_keeps_the_certificate_and_the_login() {
     let first = inst.bootstrap().await;
     let second = inst.bootstrap().await;
     assert_eq!(first.fingerprint, second.fingerprint);
+    // Two deliveries of one "running" event: the second run waits for the first's lock.
+    let (a, b) = tokio::join!(inst.bootstrap(), inst.bootstrap());
+    assert_eq!(
+        (&a.fingerprint, &b.fingerprint),
+        (&first.fingerprint, &first.fingerprint)
+    );
     let jupyter = Jupyter::pinned(&inst.url(), &second.fingerprint).unwrap();
     jupyter.login(PASSWORD).await.unwrap();
 }

@@ -25,6 +25,8 @@ use serde_json::{Value, json};
 /// Slow work, as handed to the self-invocation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Job {
+    /// Names the request it came from, so a second delivery of the same job does nothing.
+    pub id: String,
     pub owner: String,
     pub command: Command,
     pub response_url: String,
@@ -144,6 +146,7 @@ pub async fn slash(deps: &Deps, jobs: &dyn Jobs, secret: &[u8], req: &SlackHttp)
         return (200, execute(deps, &form.owner(), &command).await);
     }
     let job = Job {
+        id: req.signature.clone().unwrap_or_default(),
         owner: form.owner(),
         command,
         response_url: form.response_url,
@@ -178,7 +181,17 @@ pub async fn signing_secret(deps: &Deps) -> Result<Vec<u8>> {
 }
 
 /// Runs slow work and posts its outcome to Slack's `response_url`.
+/// Lambda may deliver an asynchronous invocation more than once: a job already taken is skipped.
 pub async fn run_job(deps: &Deps, responder: &dyn Responder, job: &Job) -> Result<()> {
+    let key = format!("slack-job#{}", job.id);
+    if !deps
+        .store
+        .first_time(&key, deps.clock.now() + SignedDuration::from_hours(24))
+        .await?
+    {
+        tracing::info!(owner = %job.owner, "Slack job delivered again; skipped");
+        return Ok(());
+    }
     let message = execute(deps, &job.owner, &job.command).await;
     responder.respond(&job.response_url, &message).await
 }

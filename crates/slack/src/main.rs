@@ -19,9 +19,9 @@ async fn main() -> Result<(), Error> {
         async move {
             if let Some(job) = event.payload.get(JOB_KEY) {
                 let job: Job = serde_json::from_value(job.clone())?;
-                // The work is done; a lost answer is logged, not retried (a retry would redo it).
+                // Not retried: the work may be done, and a lost answer is only logged.
                 if let Err(e) = run_job(deps, responder, &job).await {
-                    tracing::warn!(error = %e, "Slack job: the answer did not reach response_url");
+                    tracing::warn!(error = %e, "Slack job: failed or its answer did not reach response_url");
                 }
                 return Ok::<_, Error>(json!({ "done": true }));
             }

@@ -136,6 +136,23 @@ async fn a_slack_launch_is_acknowledged_then_done_by_the_job_with_the_token_show
 }
 
 #[tokio::test]
+async fn a_job_delivered_twice_is_done_once() {
+    let e = env().await;
+    e.say("U1", "launch exp-twice").await;
+    let job = e.seen.jobs.lock().unwrap()[0].clone();
+    e.seen.jobs.lock().unwrap().push(job);
+    e.run_jobs().await;
+    let answers = e.seen.answers.lock().unwrap().len();
+    assert_eq!(answers, 1, "the second delivery answered again");
+    assert!(
+        text(&e.last_answer()).contains("is launching"),
+        "{}",
+        e.last_answer()
+    );
+    assert_eq!(e.calls.counts().get("ec2:RunInstances"), Some(&1));
+}
+
+#[tokio::test]
 async fn quick_commands_are_answered_at_once() {
     let e = env().await;
     let (_, list) = e.say("U1", "list").await;
@@ -259,6 +276,7 @@ impl Responder for DeadResponseUrl {
 async fn a_failing_response_url_loses_the_answer_not_the_launch() {
     let e = env().await;
     let job = Job {
+        id: "v0=dead".into(),
         owner: "slack:TLOCAL:U1".into(),
         command: nbfleet_core::slack::Command::Launch {
             name: "exp-7".into(),

@@ -66,6 +66,20 @@ impl World {
 
     /// Run Command as mocks on `log`: every command succeeds, printing `output(instance)`.
     pub fn commands(&self, log: &CallLog, output: fn(&str) -> String) -> SsmCommands {
+        self.commands_ending(log, CommandInvocationStatus::Success, 0, output, "")
+    }
+
+    /// Run Command as mocks on `log`: every command ends in `status` with `code`, printing
+    /// `output(instance)` and `stderr`.
+    pub fn commands_ending(
+        &self,
+        log: &CallLog,
+        status: CommandInvocationStatus,
+        code: i32,
+        output: fn(&str) -> String,
+        stderr: &'static str,
+    ) -> SsmCommands {
+        let status2 = status.clone();
         let sent: Sent = Arc::default();
         let (w, r1) = (sent.clone(), sent.clone());
         let send = mock!(aws_sdk_ssm::Client::send_command).then_compute_output(move |req| {
@@ -81,9 +95,10 @@ impl World {
             GetCommandInvocationOutput::builder()
                 .command_id(req.command_id().unwrap_or_default())
                 .instance_id(id)
-                .status(CommandInvocationStatus::Success)
-                .response_code(0)
+                .status(status.clone())
+                .response_code(code)
                 .standard_output_content(output(id))
+                .standard_error_content(stderr)
                 .build()
         });
         let list = mock!(aws_sdk_ssm::Client::list_command_invocations).then_compute_output(move |req| {
@@ -99,10 +114,10 @@ impl World {
                     CommandInvocation::builder()
                         .command_id(req.command_id().unwrap_or_default())
                         .instance_id(&id)
-                        .status(CommandInvocationStatus::Success)
+                        .status(status2.clone())
                         .command_plugins(
                             CommandPlugin::builder()
-                                .response_code(0)
+                                .response_code(code)
                                 .output(output(&id))
                                 .build(),
                         )
