@@ -571,7 +571,7 @@ fn render(
         failed += usize::from(!ok);
         let _ = writeln!(
             s,
-            "| {} peak RSS over init + one invocation (max of {runs}) | {peak:.1} MiB | ≤ {PEAK_RSS_MAX_MB} MB | {} |",
+            "| {} peak RSS over init + one invocation (max of {runs}) | {peak:.1} MB | ≤ {PEAK_RSS_MAX_MB} MB | {} |",
             f.name,
             mark(ok)
         );
@@ -624,7 +624,7 @@ fn render(
     );
     let _ = writeln!(
         s,
-        "| function | memory MB | cold ms min / median / max | invocation ms min / median / max | peak RSS MiB min / max | zip MB (binary MB) | outcome |\n|---|---|---|---|---|---|---|"
+        "| function | memory MB | cold ms min / median / max | invocation ms min / median / max | peak RSS MB min / max | zip MB (binary MB) | outcome |\n|---|---|---|---|---|---|---|"
     );
     for f in figures {
         let (c, i, r) = (cold_ms(&f.runs), invoke_ms(&f.runs), rss_mb(&f.runs));
@@ -670,7 +670,7 @@ fn to_json(
                 "memory_mb": f.memory_mb,
                 "cold_start_ms": stats(&cold_ms(&f.runs)),
                 "invocation_ms": stats(&invoke_ms(&f.runs)),
-                "peak_rss_mib": stats(&rss_mb(&f.runs)),
+                "peak_rss_mb": stats(&rss_mb(&f.runs)),
                 "zip_bytes": f.zip_bytes,
                 "binary_bytes": f.raw_bytes,
                 "outcomes": outcomes(&f.runs),
