@@ -8,7 +8,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 out=${BENCH_OUT:-$root/target/bench}
 cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo 2>/dev/null | head -n 1)
 {
-  echo '# nbfleet benchmarks (`make bench`)'
+  echo "# nbfleet benchmarks (\`make bench\`)"
   echo
   echo "Run on $(date -u '+%Y-%m-%d %H:%M UTC'), $(uname -m), $(nproc) cores${cpu:+ ($cpu)}. Every figure below is measured by that run; the monthly cost is computed from them."
   for part in lambda sweep; do
