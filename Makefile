@@ -52,9 +52,17 @@ fuzz: ## fuzz core's parsers with cargo-fuzz on stable (FUZZ_SECONDS per target;
 	  PATH="$(CURDIR)/.tools/bin:$$PATH" cargo fuzz run -s none $$t -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048; \
 	done
 
-bench: venv ## the sweep benchmark: N = 100, 1000, 5000 notebooks on moto, written to bench/results.md
-	cargo build --bin sweep-bench
-	scripts/with-moto.sh target/debug/sweep-bench
+# `make bench` runs the Lambda binaries here, so it builds them for this machine's architecture.
+HOST_ARCH := $(if $(filter aarch64 arm64,$(shell uname -m)),arm64,x86_64)
+bench: ARCH = $(HOST_ARCH)
+bench: venv build ## benchmarks on moto: the sweep (N = 100, 1000, 5000), each Lambda's cold start, memory and zip size against Python, the monthly cost; to bench/results.md
+	cargo build -p nbfleet-bench --bin sweep-bench --bin lambda-bench
+	rm -f target/bench/*.md target/bench/*.json
+	status=0; \
+	scripts/with-moto.sh target/debug/sweep-bench || status=1; \
+	scripts/with-moto.sh target/debug/lambda-bench || status=1; \
+	bench/assemble.sh; \
+	exit $$status
 
 $(DEPLOY_TOOLS): $(STAMP)
 	@echo "==> installing cargo-lambda (with its zig) and the SAM CLI into $(VENV)"

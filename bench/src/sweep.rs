@@ -1,5 +1,7 @@
 //! `make bench`: one sweep over N = 100, 1000 and 5000 Ready notebooks on moto, counting the AWS
-//! calls per API and the wall time, written to `bench/results.md`.
+//! calls per API and the wall time, written to `target/bench/sweep.md` (a section of
+//! `bench/results.md`, which `make bench` assembles) and `target/bench/sweep.json` (which
+//! lambda-bench reads for the summary table and the monthly cost). `BENCH_OUT` moves both.
 //!
 //! Records and instances are real (moto); the probe results are faked at the Commands port, as
 //! moto has no ListCommandInvocations, and the fake counts the SSM calls the sweep makes. Two
@@ -153,7 +155,10 @@ async fn main() {
         }
     }
     let out = render(&rounds);
-    std::fs::write(concat!(env!("CARGO_MANIFEST_DIR"), "/results.md"), &out).expect("write results.md");
+    let dir = std::path::PathBuf::from(std::env::var("BENCH_OUT").unwrap_or_else(|_| "target/bench".into()));
+    std::fs::create_dir_all(&dir).expect("create the output folder");
+    std::fs::write(dir.join("sweep.md"), &out).expect("write sweep.md");
+    std::fs::write(dir.join("sweep.json"), to_json(&rounds).to_string() + "\n").expect("write sweep.json");
     print!("{out}");
     let failed: Vec<&Round> = rounds
         .iter()
@@ -168,6 +173,25 @@ async fn main() {
     }
 }
 
+/// The rounds for lambda-bench: `{"rounds": [{"n", "round": "first"|"steady", "wall_s", "calls":
+/// {api: count}}], "lambda_timing": {"poll_every_s", "collect_for_s"}}`, the timing being the
+/// one the sweep Lambda runs with.
+fn to_json(rounds: &[Round]) -> serde_json::Value {
+    let lambda = Timing::default();
+    serde_json::json!({
+        "rounds": rounds.iter().map(|r| serde_json::json!({
+            "n": r.n,
+            "round": if r.name.starts_with("steady") { "steady" } else { "first" },
+            "wall_s": r.wall.as_secs_f64(),
+            "calls": r.calls,
+        })).collect::<Vec<_>>(),
+        "lambda_timing": {
+            "poll_every_s": lambda.poll_every.as_secs_f64(),
+            "collect_for_s": lambda.collect_for.as_secs_f64(),
+        },
+    })
+}
+
 fn total(r: &Round) -> usize {
     r.calls.values().sum()
 }
@@ -180,14 +204,13 @@ fn render(rounds: &[Round]) -> String {
     let mut apis: Vec<&String> = rounds.iter().flat_map(|r| r.calls.keys()).collect();
     apis.sort();
     apis.dedup();
-    let mut s = String::from("# Sweep benchmark (`make bench`)\n\n");
+    let mut s = String::from("## Sweep benchmark\n\n");
     let _ = writeln!(
         s,
         "One sweep round over N Ready notebooks: records and instances in moto (a local moto \
          server, debug build), probe results faked at the Commands port (moto has no \
          ListCommandInvocations). Target for a steady round: at most 0.1 × N + 5 AWS calls, \
-         DynamoDB writes included. Wall time is mostly moto's.\n\nRun on {}.\n",
-        jiff::Timestamp::now().strftime("%Y-%m-%d %H:%M UTC")
+         DynamoDB writes included. Wall time is mostly moto's.\n"
     );
     let _ = write!(s, "| N | round | wall s | calls | target | ");
     for a in &apis {

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Assembles bench/results.md from the sections the benchmarks wrote under target/bench/
+# (lambda.md: the summary table of every figure with its target, the Lambda figures and the
+# monthly cost; sweep.md: the sweep benchmark), under one header with the date and the machine.
+# `make bench` runs it last, whether or not a benchmark missed its target.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+out=${BENCH_OUT:-$root/target/bench}
+cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo 2>/dev/null | head -n 1)
+{
+  echo "# nbfleet benchmarks (\`make bench\`)"
+  echo
+  echo "Run on $(date -u '+%Y-%m-%d %H:%M UTC'), $(uname -m), $(nproc) cores${cpu:+ ($cpu)}. Every figure below is measured by that run; the monthly cost is computed from them."
+  for part in lambda sweep; do
+    echo
+    if [ -s "$out/$part.md" ]; then
+      cat "$out/$part.md"
+    else
+      echo "_The $part benchmark wrote no results in this run: see the output of \`make bench\`._"
+    fi
+  done
+} >"$root/bench/results.md"
+echo "bench: wrote bench/results.md" >&2
