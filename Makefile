@@ -55,11 +55,12 @@ fuzz: ## fuzz core's parsers with cargo-fuzz on stable (FUZZ_SECONDS per target;
 # `make bench` runs the Lambda binaries here, so it builds them for this machine's architecture.
 HOST_ARCH := $(if $(filter aarch64 arm64,$(shell uname -m)),arm64,x86_64)
 bench: ARCH = $(HOST_ARCH)
-bench: venv build ## benchmarks on moto: the sweep (N = 100, 1000, 5000), each Lambda's cold start, memory and zip size against Python, the monthly cost; to bench/results.md
-	cargo build -p nbfleet-bench --bin sweep-bench --bin lambda-bench
+bench: venv build ## benchmarks on moto: the sweep (N = 100, 1000, 5000), the pipeline's overhead, each Lambda's cold start, memory and zip size against Python, the monthly cost; to bench/results.md
+	cargo build -p nbfleet-bench --bin sweep-bench --bin pipeline-bench --bin lambda-bench
 	rm -f target/bench/*.md target/bench/*.json
 	status=0; \
 	scripts/with-moto.sh target/debug/sweep-bench || status=1; \
+	scripts/with-moto.sh target/debug/pipeline-bench || status=1; \
 	scripts/with-moto.sh target/debug/lambda-bench || status=1; \
 	bench/assemble.sh; \
 	exit $$status

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Assembles bench/results.md from the sections the benchmarks wrote under target/bench/
 # (lambda.md: the summary table of every figure with its target, the Lambda figures and the
-# monthly cost; sweep.md: the sweep benchmark), under one header with the date and the machine.
+# monthly cost; sweep.md: the sweep benchmark; pipeline.md: the pipeline's overhead), under one header with the date and the machine.
 # `make bench` runs it last, whether or not a benchmark missed its target.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -11,7 +11,7 @@ cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo 2>/dev/null | head -
   echo "# nbfleet benchmarks (\`make bench\`)"
   echo
   echo "Run on $(date -u '+%Y-%m-%d %H:%M UTC'), $(uname -m), $(nproc) cores${cpu:+ ($cpu)}. Every figure below is measured by that run; the monthly cost is computed from them."
-  for part in lambda sweep; do
+  for part in lambda sweep pipeline; do
     echo
     if [ -s "$out/$part.md" ]; then
       cat "$out/$part.md"

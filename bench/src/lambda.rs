@@ -23,7 +23,8 @@
 //! Writes `target/bench/lambda.json` and `target/bench/lambda.md` (`BENCH_OUT` moves both); the
 //! markdown holds the summary table of every figure of `make bench` (the sweep's too, read from
 //! `target/bench/sweep.json`, which `sweep-bench` writes first) with targets and pass/fail, the
-//! details, and the monthly cost ([`cost`]). Exits 1 if a target is missed.
+//! details, and the monthly cost ([`cost`]); the pipeline bench's rows come from
+//! `target/bench/pipeline.json`. Exits 1 if a target is missed.
 
 mod cost;
 mod runtime_api;
@@ -281,7 +282,20 @@ fn main() {
         })
     });
 
-    let (md, failed) = render(&figures, sweep.as_ref(), costs.as_ref(), runs, item_bytes);
+    let pipeline: Option<Value> = std::fs::read_to_string(out.join("pipeline.json"))
+        .ok()
+        .and_then(|s| serde_json::from_str(&s).ok());
+    if pipeline.is_none() {
+        eprintln!("lambda-bench: no pipeline.json (run pipeline-bench first): no pipeline rows");
+    }
+    let (md, failed) = render(
+        &figures,
+        sweep.as_ref(),
+        pipeline.as_ref(),
+        costs.as_ref(),
+        runs,
+        item_bytes,
+    );
     let json = to_json(&figures, sweep.as_ref(), costs.as_ref(), runs, item_bytes);
     std::fs::write(out.join("lambda.md"), &md).expect("write lambda.md");
     std::fs::write(
@@ -543,6 +557,7 @@ fn steady_rounds(sweep: &Value) -> Vec<(u64, u64, f64)> {
 fn render(
     figures: &[Figures],
     sweep: Option<&Value>,
+    pipeline: Option<&Value>,
     costs: Option<&Vec<cost::Monthly>>,
     runs: usize,
     item_bytes: Option<u64>,
@@ -598,6 +613,23 @@ fn render(
                 mark(ok)
             );
         }
+    }
+    // The pipeline bench's rows, as it wrote them.
+    for row in pipeline
+        .and_then(|p| p["summary"].as_array())
+        .into_iter()
+        .flatten()
+    {
+        let ok = row["ok"].as_bool() == Some(true);
+        failed += usize::from(!ok);
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} |",
+            row["figure"].as_str().unwrap_or_default(),
+            row["measured"].as_str().unwrap_or_default(),
+            row["target"].as_str().unwrap_or_default(),
+            mark(ok)
+        );
     }
     if let Some(costs) = costs {
         for c in costs {

@@ -19,6 +19,10 @@ use nbfleet_core::scripts::{self, ScriptKind};
 use nbfleet_core::{Notebook, Result, State, report};
 use serde_json::Value;
 
+/// How often, and how far apart, an early "running" event looks again for its record.
+const EARLY_EVENT_WAITS: u32 = 10;
+const EARLY_EVENT_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// What an event did, for the log and for tests.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -52,20 +56,32 @@ pub async fn handle_event(deps: &Deps, event: &Value) -> Result<Outcome> {
 
 /// What an EC2 state change means for the record of `instance_id` (also fed by reconcile).
 pub async fn on_instance_state(deps: &Deps, instance_id: &str, state: InstanceState) -> Result<Outcome> {
-    let Some(nb) = deps.store.by_instance(instance_id).await? else {
+    let mut found = deps.store.by_instance(instance_id).await?;
+    if found.is_none()
+        && state == InstanceState::Running
+        && deps
+            .compute
+            .describe(instance_id)
+            .await?
+            .is_some_and(|i| i.notebook.is_some())
+    {
         // EC2 can say "running" before the launch has written the instance id to the record.
-        // Our tag tells: then the event is early, not foreign, and is retried.
-        if state == InstanceState::Running
-            && deps
-                .compute
-                .describe(instance_id)
-                .await?
-                .is_some_and(|i| i.notebook.is_some())
-        {
+        // Our tag tells: the event is early, not foreign. The write is a moment behind, so wait
+        // for it here; past that, fail for a retry (Lambda's comes a minute later).
+        for _ in 0..EARLY_EVENT_WAITS {
+            tokio::time::sleep(EARLY_EVENT_PAUSE).await;
+            found = deps.store.by_instance(instance_id).await?;
+            if found.is_some() {
+                break;
+            }
+        }
+        if found.is_none() {
             return Err(nbfleet_core::Error::Unavailable(format!(
                 "{instance_id} is tagged for nbfleet but its record does not name it yet; retry"
             )));
         }
+    }
+    let Some(nb) = found else {
         return Ok(Outcome::Ignored(format!(
             "{instance_id} is not an nbfleet instance"
         )));

@@ -128,6 +128,7 @@ struct Emitter {
 impl Emitter {
     fn emit(&self, id: &str, state: &str) {
         let now = jiff::Timestamp::now().to_string();
+        tracing::debug!(instance = id, state, "EC2 event emitted");
         let _ = self
             .events
             .send(ec2_state_change(id, state, &self.account, &self.region, &now));
