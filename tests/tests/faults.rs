@@ -98,15 +98,17 @@ fn absurd(_: &str) -> String {
 }
 
 #[tokio::test]
-async fn a_probe_that_prints_garbage_ten_megabytes_or_absurd_values_is_unknown_never_a_stop() {
-    for (label, output) in [
-        ("garbage", garbage as fn(&str) -> String),
-        ("10 MB", ten_megabytes),
-        ("absurd values", absurd),
+async fn a_probe_that_hangs_prints_garbage_ten_megabytes_or_absurd_values_is_unknown_never_a_stop() {
+    use CommandInvocationStatus::{InProgress, Success};
+    for (label, status, output) in [
+        ("hangs", InProgress, (|_| String::new()) as fn(&str) -> String),
+        ("garbage", Success, garbage),
+        ("10 MB", Success, ten_megabytes),
+        ("absurd values", Success, absurd),
     ] {
         let w = World::new().await;
         let (mut deps, log) = w.deps("nbfleet-sweep");
-        deps.commands = Arc::new(w.commands(&log, output));
+        deps.commands = Arc::new(w.commands_ending(&log, status, 0, output, ""));
         // Idle for hours and warned for a stop that is due: only a real observation may stop it.
         let long_ago = Timestamp::now() - SignedDuration::from_hours(5);
         let due = long_ago + SignedDuration::from_mins(60);
@@ -122,9 +124,11 @@ async fn a_probe_that_prints_garbage_ten_megabytes_or_absurd_values_is_unknown_n
             });
         })
         .await;
-        let report = nbfleet_sweep::sweep(&deps, nbfleet_sweep::Timing::default())
-            .await
-            .unwrap();
+        let timing = nbfleet_sweep::Timing {
+            collect_for: Duration::from_millis(600),
+            poll_every: Duration::from_millis(100),
+        };
+        let report = nbfleet_sweep::sweep(&deps, timing).await.unwrap();
         assert!(
             report.stopped.is_empty(),
             "{label}: stopped on a bad probe: {report:?}"

@@ -9,7 +9,7 @@ use nbfleet_core::ports::Deps;
 use nbfleet_core::reconcile::{drift, overdue};
 use nbfleet_core::record::Failure;
 use nbfleet_core::{Result, State};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 /// What a pass found and did, one line per notebook or instance.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -18,8 +18,9 @@ pub struct Report {
     pub adopted: Vec<String>,
     /// Instances tagged as nbfleet notebooks that no record owns.
     pub orphans: Vec<String>,
-    /// Records past their in-flight deadline, and what was done.
-    pub overdue: Vec<String>,
+    /// The names of the records this pass moved, or found moved meanwhile: their `live` copy
+    /// is stale.
+    pub moved: BTreeSet<String>,
 }
 
 /// Every record that is not Terminated, read through the by-state index (one query per state,
@@ -48,11 +49,15 @@ pub async fn reconcile(deps: &Deps, live: &[Notebook]) -> Result<Report> {
         if let Some(event) = drift(nb, ec2) {
             tracing::info!(notebook = %nb.name, instance = id, ?event, "reconcile: EC2 disagrees with the record");
             match on_instance_state(deps, id, event).await {
-                Ok(_) => report.adopted.push(format!("{}: EC2 says {event:?}", nb.name)),
+                Ok(_) => {
+                    report.adopted.push(format!("{}: EC2 says {event:?}", nb.name));
+                    report.moved.insert(nb.name.clone());
+                }
                 // The EC2 event got there first: nothing left to adopt. One record never
                 // stops the round.
                 Err(nbfleet_core::Error::Conflict(why)) => {
                     tracing::info!(notebook = %nb.name, %why, "reconcile: the record moved meanwhile");
+                    report.moved.insert(nb.name.clone());
                 }
                 Err(e) => return Err(e),
             }

@@ -46,28 +46,37 @@ pub async fn provision(endpoint: &str, account: &str) -> Result<Clients> {
     {
         dynamo_store::create_table(&clients.dynamodb, TABLE).await?;
     }
-    clients
-        .ssm
-        .put_parameter()
-        .name(AMI_PARAMETER)
-        .value(SEEDED_AMI)
-        .overwrite(true)
-        .r#type(aws_sdk_ssm::types::ParameterType::String)
-        .send()
-        .await
-        .map_err(|e| Error::internal(format!("put the AMI parameter: {e:?}")))?;
-    clients
-        .ssm
-        .put_parameter()
-        .name(SLACK_SIGNING_SECRET_PARAMETER)
-        .value(SLACK_SIGNING_SECRET)
-        .overwrite(true)
-        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
-        .send()
-        .await
-        .map_err(|e| Error::internal(format!("put the Slack signing secret: {e:?}")))?;
+    use aws_sdk_ssm::types::ParameterType;
+    put_parameter(&clients, AMI_PARAMETER, SEEDED_AMI, ParameterType::String).await?;
+    put_parameter(
+        &clients,
+        SLACK_SIGNING_SECRET_PARAMETER,
+        SLACK_SIGNING_SECRET,
+        ParameterType::SecureString,
+    )
+    .await?;
     create_instance_profile(endpoint, account, INSTANCE_PROFILE).await?;
     Ok(clients)
+}
+
+/// Writes (or overwrites) one Parameter Store parameter.
+async fn put_parameter(
+    clients: &Clients,
+    name: &str,
+    value: &str,
+    kind: aws_sdk_ssm::types::ParameterType,
+) -> Result<()> {
+    clients
+        .ssm
+        .put_parameter()
+        .name(name)
+        .value(value)
+        .overwrite(true)
+        .r#type(kind)
+        .send()
+        .await
+        .map_err(|e| Error::internal(format!("put the parameter {name}: {e:?}")))?;
+    Ok(())
 }
 
 /// moto's IAM through its query API: one call, not worth compiling the IAM SDK for.

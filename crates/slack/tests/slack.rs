@@ -198,6 +198,64 @@ async fn a_bad_signature_an_old_request_or_a_stranger_gets_nothing_and_costs_no_
     assert_eq!(status, 401, "{body}");
     let old = request(SECRET, now - 301, setup::SLACK_TEAM, "U1", "list");
     assert_eq!(slash(&e.deps, &e.seen, SECRET.as_bytes(), &old).await.0, 401);
+    let good = || request(SECRET, now, setup::SLACK_TEAM, "U1", "launch exp-4");
+    let refused: [(&str, SlackHttp); 7] = [
+        (
+            "future-dated",
+            request(SECRET, now + 301, setup::SLACK_TEAM, "U1", "list"),
+        ),
+        (
+            "no signature",
+            SlackHttp {
+                signature: None,
+                ..good()
+            },
+        ),
+        (
+            "no timestamp",
+            SlackHttp {
+                timestamp: None,
+                ..good()
+            },
+        ),
+        (
+            "a timestamp that is not a number",
+            SlackHttp {
+                timestamp: Some("soon".into()),
+                ..good()
+            },
+        ),
+        (
+            "a signature without v0=",
+            SlackHttp {
+                signature: good().signature.map(|s| s[3..].to_string()),
+                ..good()
+            },
+        ),
+        (
+            "a body changed after signing",
+            SlackHttp {
+                body: good()
+                    .body
+                    .iter()
+                    .map(|b| if *b == b'4' { b'5' } else { *b })
+                    .collect(),
+                ..good()
+            },
+        ),
+        (
+            "the body dropped",
+            SlackHttp {
+                body: Vec::new(),
+                ..good()
+            },
+        ),
+    ];
+    for (case, req) in refused {
+        let (status, body) = slash(&e.deps, &e.seen, SECRET.as_bytes(), &req).await;
+        assert_eq!(status, 401, "{case}: {body}");
+        assert!(body["error"]["message"].is_string(), "{case}: {body}");
+    }
     let stranger = request(SECRET, now, "TOTHER", "U1", "launch exp-4");
     let (status, body) = slash(&e.deps, &e.seen, SECRET.as_bytes(), &stranger).await;
     assert_eq!(status, 200);

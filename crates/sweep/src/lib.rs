@@ -59,14 +59,11 @@ pub async fn sweep(deps: &Deps, timing: Timing) -> Result<Report> {
         overdue: reconcile::enforce_deadlines(deps, &live).await?,
         ..Report::default()
     };
-    // A record reconcile or the deadlines just moved is left to the next round.
-    let moved = |nb: &Notebook| {
-        let named = |line: &String| line.split(':').next() == Some(nb.name.as_str());
-        report.reconcile.adopted.iter().any(named) || report.overdue.iter().any(named)
-    };
+    // A record reconcile just moved is left to the next round. (The deadlines only move
+    // records in flight, which are neither Ready nor Stopped.)
     let (ready, stopped): (Vec<Notebook>, Vec<Notebook>) = live
         .into_iter()
-        .filter(|nb| !moved(nb) && nb.instance_id.is_some())
+        .filter(|nb| !report.reconcile.moved.contains(&nb.name) && nb.instance_id.is_some())
         .filter(|nb| matches!(nb.state, State::Ready | State::Stopped))
         .partition(|nb| nb.state == State::Ready);
     report.probed = ready.len();
