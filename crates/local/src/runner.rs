@@ -88,10 +88,13 @@ impl Runner {
         for d in [sb.home(), sb.units(), sb.run(), sb.shims(), sb.overlay()] {
             std::fs::create_dir_all(d)?;
         }
-        write_executable(&sb.shims().join("systemctl"), SYSTEMCTL_SHIM)?;
-        std::fs::write(
-            sb.overlay().join("jupyter_server_config.json"),
+        // Called for every command and EC2 change while scripts and Jupyter may be reading
+        // these: never rewritten in place.
+        put_file(&sb.shims().join("systemctl"), SYSTEMCTL_SHIM, 0o755)?;
+        put_file(
+            &sb.overlay().join("jupyter_server_config.json"),
             r#"{"ServerApp": {"allow_root": true}}"#,
+            0o644,
         )?;
         if !sb.port_file().exists() {
             sb.new_port()?;
@@ -254,8 +257,17 @@ impl Sandbox {
     }
 }
 
-fn write_executable(path: &Path, text: &str) -> io::Result<()> {
+/// Puts `text` at `path` with `mode`, unless it is there already; atomically (a reader sees the
+/// old file or the new one, never a half-written one).
+fn put_file(path: &Path, text: &str, mode: u32) -> io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::write(path, text)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))
+    if std::fs::read(path).is_ok_and(|old| old == text.as_bytes()) {
+        return Ok(());
+    }
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = path.with_extension(format!("tmp{}-{n}", std::process::id()));
+    std::fs::write(&tmp, text)?;
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode))?;
+    std::fs::rename(&tmp, path)
 }
