@@ -21,10 +21,11 @@ use nbfleet_aws::ssm_commands::AgentWait;
 use nbfleet_aws::{Ec2Compute, SsmCommands};
 use nbfleet_configure::{Outcome, handle_event};
 use nbfleet_core::events::ssm_invocation_change;
-use nbfleet_core::ports::InstanceState;
-use nbfleet_core::{Notebook, State};
+use nbfleet_core::ports::{InstanceState, Store};
+use nbfleet_core::{Expect, Notebook, State};
 use serde_json::Value;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use world::{OWNER, World, bootstrap_report};
 
@@ -449,5 +450,71 @@ async fn the_ec2_event_and_reconcile_racing_on_one_instance_send_one_bootstrap()
         let nb = w.seed.store.require("raced").await.unwrap();
         assert_eq!(nb.state, State::Configuring);
         assert!(nb.pending_command.is_some());
+    }
+}
+
+/// The store, with one in-place update of the record (as configure recording its command id,
+/// or the sweep its verdict) slipped in just before the first write a handler makes.
+struct UpdatedMeanwhile {
+    inner: Arc<dyn Store>,
+    done: AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl Store for UpdatedMeanwhile {
+    async fn put(&self, nb: &Notebook, expect: Expect) -> nbfleet_core::Result<()> {
+        if !self.done.swap(true, Ordering::SeqCst) {
+            let current = self.inner.require(&nb.name).await?;
+            let updated = current.touched(Timestamp::now());
+            self.inner.put(&updated, current.expect()).await?;
+        }
+        self.inner.put(nb, expect).await
+    }
+    async fn get(&self, name: &str) -> nbfleet_core::Result<Option<Notebook>> {
+        self.inner.get(name).await
+    }
+    async fn by_instance(&self, id: &str) -> nbfleet_core::Result<Option<Notebook>> {
+        self.inner.by_instance(id).await
+    }
+    async fn list_by_state(&self, state: State) -> nbfleet_core::Result<Vec<Notebook>> {
+        self.inner.list_by_state(state).await
+    }
+    async fn list(&self) -> nbfleet_core::Result<Vec<Notebook>> {
+        self.inner.list().await
+    }
+    async fn append_history(&self, n: &str, at: Timestamp, e: &Value) -> nbfleet_core::Result<()> {
+        self.inner.append_history(n, at, e).await
+    }
+    async fn history(&self, n: &str) -> nbfleet_core::Result<Vec<Value>> {
+        self.inner.history(n).await
+    }
+    async fn first_time(&self, key: &str, until: Timestamp) -> nbfleet_core::Result<bool> {
+        self.inner.first_time(key, until).await
+    }
+}
+
+#[tokio::test]
+async fn a_stop_or_delete_that_meets_an_in_place_update_goes_through_not_409() {
+    let w = World::new().await;
+    for (name, act) in [("upd-stop", "stop"), ("upd-delete", "delete")] {
+        w.notebook(name, |nb| nb.state = State::Configuring).await;
+        let mut deps = w.seed.clone();
+        deps.store = Arc::new(UpdatedMeanwhile {
+            inner: w.seed.store.clone(),
+            done: AtomicBool::new(false),
+        });
+        let (status, _) = match act {
+            "stop" => nbfleet_lifecycle::stop(&deps, OWNER, name).await,
+            _ => nbfleet_lifecycle::delete(&deps, OWNER, name, false).await,
+        }
+        .unwrap_or_else(|e| panic!("{act}: {e}"));
+        assert_eq!(status, 202, "{act}");
+        let nb = w.seed.store.require(name).await.unwrap();
+        let want = if act == "stop" {
+            State::Stopping
+        } else {
+            State::Terminating
+        };
+        assert_eq!(nb.state, want, "{act}");
     }
 }

@@ -31,20 +31,71 @@ fn answer(verdict: Verdict, nb: &Notebook) -> (u16, Value) {
     (verdict.status(), json!({ "notebook": nb }))
 }
 
+/// What [`claim`] did: answered at once, or wrote the move.
+enum Claimed {
+    Answered((u16, Value)),
+    Moved(Box<Move>),
+}
+
+/// A move written: the record `before` and `after` it.
+struct Move {
+    before: Notebook,
+    after: Notebook,
+    verdict: Verdict,
+}
+
+/// How many times a move is read and written again after losing to an in-place update.
+const CLAIM_TRIES: u32 = 3;
+
+/// Reads `name`, checks `action` against its state and, if the table says move, writes the move
+/// (`prepare` completes it, or refuses). A write that lost to a concurrent update of the same
+/// record (configure recording its command, the sweep its verdict) is tried again on a fresh
+/// read: nothing has touched EC2 yet. A lost race on the state itself ends as the table says.
+async fn claim(
+    deps: &Deps,
+    caller: &str,
+    name: &str,
+    action: Action,
+    prepare: impl Fn(&Notebook, &mut Notebook) -> Result<()>,
+) -> Result<Claimed> {
+    let mut tries = 1;
+    loop {
+        let nb = owned(deps, caller, name).await?;
+        let verdict = transitions::check(name, nb.state, action)?;
+        let Verdict::Move(to) = verdict else {
+            return Ok(Claimed::Answered(answer(verdict, &nb)));
+        };
+        let mut next = nb.moved_to(to, deps.clock.now())?;
+        prepare(&nb, &mut next)?;
+        match deps.store.put(&next, nb.expect()).await {
+            Ok(()) => {
+                return Ok(Claimed::Moved(Box::new(Move {
+                    before: nb,
+                    after: next,
+                    verdict,
+                })));
+            }
+            Err(Error::Conflict(_)) if tries < CLAIM_TRIES => tries += 1,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// `POST /notebooks/{name}/start`.
 pub async fn start(deps: &Deps, caller: &str, name: &str) -> Result<(u16, Value)> {
-    let nb = owned(deps, caller, name).await?;
-    let verdict = transitions::check(name, nb.state, Action::Start)?;
-    let Verdict::Move(to) = verdict else {
-        return Ok(answer(verdict, &nb));
+    let claimed = claim(deps, caller, name, Action::Start, |nb, starting| {
+        if nb.instance_id.is_none() {
+            return Err(Error::Conflict(format!("{name:?} has no instance")));
+        }
+        starting.failure = None;
+        Ok(())
+    })
+    .await?;
+    let (nb, starting, verdict) = match claimed {
+        Claimed::Answered(a) => return Ok(a),
+        Claimed::Moved(m) => (m.before, m.after, m.verdict),
     };
-    let instance_id = nb
-        .instance_id
-        .clone()
-        .ok_or_else(|| Error::Conflict(format!("{name:?} has no instance")))?;
-    let mut starting = nb.moved_to(to, deps.clock.now())?;
-    starting.failure = None;
-    deps.store.put(&starting, nb.expect()).await?;
+    let instance_id = nb.instance_id.clone().unwrap_or_default();
     if let Err(err) = deps.compute.start(&instance_id).await {
         // Nothing started: put the record back where it was, with the reason, and say so.
         let mut back = starting.moved_to(nb.state, deps.clock.now())?;
@@ -61,14 +112,15 @@ pub async fn start(deps: &Deps, caller: &str, name: &str) -> Result<(u16, Value)
 
 /// `POST /notebooks/{name}/stop`.
 pub async fn stop(deps: &Deps, caller: &str, name: &str) -> Result<(u16, Value)> {
-    let nb = owned(deps, caller, name).await?;
-    let verdict = transitions::check(name, nb.state, Action::Stop)?;
-    let Verdict::Move(to) = verdict else {
-        return Ok(answer(verdict, &nb));
+    let claimed = claim(deps, caller, name, Action::Stop, |_, stopping| {
+        stopping.pending_command = None;
+        Ok(())
+    })
+    .await?;
+    let (nb, stopping, verdict) = match claimed {
+        Claimed::Answered(a) => return Ok(a),
+        Claimed::Moved(m) => (m.before, m.after, m.verdict),
     };
-    let mut stopping = nb.moved_to(to, deps.clock.now())?;
-    stopping.pending_command = None;
-    deps.store.put(&stopping, nb.expect()).await?;
     if let Some(id) = &nb.instance_id
         && let Err(err) = deps.compute.stop(id).await
     {
@@ -85,14 +137,15 @@ pub async fn stop(deps: &Deps, caller: &str, name: &str) -> Result<(u16, Value)>
 /// to), terminate the instance; the security group and the secret go once EC2 says the
 /// instance is terminated. The record stays, as Terminated, with the snapshot id.
 pub async fn delete(deps: &Deps, caller: &str, name: &str, snapshot: bool) -> Result<(u16, Value)> {
-    let nb = owned(deps, caller, name).await?;
-    let verdict = transitions::check(name, nb.state, Action::Delete)?;
-    let Verdict::Move(to) = verdict else {
-        return Ok(answer(verdict, &nb));
+    let claimed = claim(deps, caller, name, Action::Delete, |_, terminating| {
+        terminating.pending_command = None;
+        Ok(())
+    })
+    .await?;
+    let (nb, mut terminating, verdict) = match claimed {
+        Claimed::Answered(a) => return Ok(a),
+        Claimed::Moved(m) => (m.before, m.after, m.verdict),
     };
-    let mut terminating = nb.moved_to(to, deps.clock.now())?;
-    terminating.pending_command = None;
-    deps.store.put(&terminating, nb.expect()).await?;
 
     let Some(instance_id) = nb.instance_id.clone() else {
         // Never launched: nothing to wait for.
