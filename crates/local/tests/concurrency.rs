@@ -1,7 +1,8 @@
 //! 20 concurrent start and stop requests on one notebook, through the local stack's HTTP API
 //! (the stack runs in-process here so that a wrapper on the Compute port can count EC2 calls).
 //! Conditional writes must let exactly one transition through at a time: every answer is 200,
-//! 202 or 409, the record ends in agreement with EC2, and EC2 saw one call per 202.
+//! 202 or 409 (a request whose write lost reads again and answers from the state the winner
+//! wrote), the record ends in agreement with EC2, and EC2 saw one call per 202.
 
 use async_trait::async_trait;
 use nbfleet_aws::moto;
@@ -153,10 +154,6 @@ async fn twenty_concurrent_starts_and_stops_let_one_transition_through_at_a_time
     assert!(
         results.iter().all(|r| [200, 202, 409].contains(&r.1)),
         "{results:?}"
-    );
-    assert!(
-        results.iter().any(|r| r.1 == 409),
-        "no request lost a race: {results:?}"
     );
     let accepted = |action: &str| results.iter().filter(|r| r.0 == action && r.1 == 202).count();
     assert_eq!(
