@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 # Deploying: the Lambda architecture (must equal the stack's Architecture parameter) and the stack.
 ARCH ?= arm64
 STACK ?= nbfleet
-LAMBDAS := nbfleet-launch nbfleet-read nbfleet-lifecycle nbfleet-configure nbfleet-sweep nbfleet-slack
+LAMBDAS := nbfleet-launch nbfleet-read nbfleet-lifecycle nbfleet-events nbfleet-sweep nbfleet-slack
 DEPLOY_TOOLS := $(VENV)/.deploy-tools
 SAM := $(VENV)/bin/sam
 CARGO_TEST := $(shell command -v cargo-nextest >/dev/null 2>&1 && echo "cargo nextest run --workspace --no-fail-fast" || echo "cargo test --workspace")

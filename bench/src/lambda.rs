@@ -41,7 +41,7 @@ use std::time::Duration;
 /// round refer to the notebook and instance it made), with their event files.
 const HANDLERS: &[(&str, &str)] = &[
     ("nbfleet-launch", "bench/events/launch.json"),
-    ("nbfleet-configure", "bench/events/ec2-running.json"),
+    ("nbfleet-events", "bench/events/ec2-running.json"),
     ("nbfleet-lifecycle", "bench/events/lifecycle.json"),
     ("nbfleet-read", "bench/events/read.json"),
     ("nbfleet-sweep", "bench/events/sweep.json"),

@@ -13,8 +13,8 @@
 //! Ready (configure, after the write). Writes `target/bench/pipeline.md` and
 //! `target/bench/pipeline.json` (`BENCH_OUT` moves both). Target: each overhead ≤ 1 s.
 
-use nbfleet_aws::moto;
 use nbfleet_local::harness::http_client;
+use nbfleet_local::moto;
 use nbfleet_local::stack::{self, Settings};
 use serde_json::{Value, json};
 use std::fmt::Write as _;

@@ -11,12 +11,12 @@
 //! Target: a steady round makes at most 0.1 × N + 5 calls in all, DynamoDB writes included.
 
 use async_trait::async_trait;
-use nbfleet_aws::moto::{self, CallLog};
+use nbfleet_app::sweep::{Timing, sweep};
 use nbfleet_core::ports::{CommandStatus, Commands, Invocation};
 use nbfleet_core::validate::{idle_policy, parse_launch};
 use nbfleet_core::{Expect, Notebook, Result, State, scripts::Script};
+use nbfleet_local::moto::{self, CallLog};
 use nbfleet_local::setup;
-use nbfleet_sweep::{Timing, sweep};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};

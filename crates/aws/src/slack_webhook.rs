@@ -63,8 +63,9 @@ impl Default for ResponseUrl {
 
 #[async_trait::async_trait]
 impl nbfleet_core::ports::Responder for ResponseUrl {
-    async fn respond(&self, response_url: &str, message: &serde_json::Value) -> Result<()> {
-        post(&self.http, response_url, message, "Slack response_url").await
+    async fn respond(&self, response_url: &str, text: &str) -> Result<()> {
+        let message = nbfleet_core::slack::ephemeral(text);
+        post(&self.http, response_url, &message, "Slack response_url").await
     }
 }
 

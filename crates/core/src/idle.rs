@@ -11,7 +11,7 @@
 //! **unknown**, and unknown is never idle. The runtime cap applies regardless. Every automatic
 //! stop is announced first: a warning at `warning_minutes` before, which `extend` can snooze.
 
-use crate::record::IdlePolicy;
+use crate::record::{IdlePolicy, IdleStatus, Notebook};
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
@@ -40,9 +40,9 @@ pub enum Probe {
     Unknown(String),
 }
 
-/// What the policy knows besides the probe.
+/// The times the policy weighs besides the probe.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Context {
+pub struct Timeline {
     pub now: Timestamp,
     /// When the current run started (idle time never counts from before it).
     pub running_since: Option<Timestamp>,
@@ -124,7 +124,7 @@ fn ongoing(obs: &Observation, policy: &IdlePolicy) -> Option<String> {
 }
 
 /// Decides one running notebook's round.
-pub fn decide(policy: &IdlePolicy, probe: &Probe, ctx: &Context) -> Decision {
+pub fn decide(policy: &IdlePolicy, probe: &Probe, ctx: &Timeline) -> Decision {
     let now = ctx.now;
     let lead = mins(policy.warning_minutes);
     let snooze = |t: Timestamp| ctx.snoozed_until.map_or(t, |s| t.max(s));
@@ -240,6 +240,70 @@ pub fn decide(policy: &IdlePolicy, probe: &Probe, ctx: &Context) -> Decision {
     }
 }
 
+impl Timeline {
+    /// The timeline of `nb`'s current run at `now`.
+    pub fn of(nb: &Notebook, now: Timestamp) -> Timeline {
+        Timeline {
+            now,
+            running_since: nb.running_since,
+            snoozed_until: nb.snoozed_until,
+            warned_stop_at: nb.idle_status.as_ref().and_then(|s| s.warned_stop_at),
+        }
+    }
+}
+
+/// What a round's decision leaves on the record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusUpdate {
+    pub status: IdleStatus,
+    /// Whether the conclusion changed (verdict, warning, unknown streak): only then is the
+    /// record written and a history entry kept. The planned stop moving with activity is no
+    /// change, so a notebook in use costs no write per round, and the reason on the record is
+    /// the one given when the verdict last changed.
+    pub changed: bool,
+}
+
+/// The idle status to store after `decision`, given the `previous` one and whether the probe
+/// answered.
+pub fn status_update(previous: Option<&IdleStatus>, decision: &Decision, probe: &Probe) -> StatusUpdate {
+    let warned_before = previous.and_then(|s| s.warned_stop_at);
+    let status = IdleStatus {
+        verdict: decision.verdict,
+        reason: decision.reason.clone(),
+        planned_stop: decision.planned_stop,
+        warned_stop_at: match decision.action {
+            Action::Warn { stop_at } => Some(stop_at),
+            // A warning holds while its stop is still the plan; activity or a snooze ends it.
+            _ => warned_before.filter(|w| decision.planned_stop == Some(*w)),
+        },
+        unknowns: match probe {
+            Probe::Unknown(_) => previous.map_or(0, |s| s.unknowns) + 1,
+            Probe::Seen(_) => 0,
+        },
+    };
+    let changed = previous.is_none_or(|p| {
+        (p.verdict, p.warned_stop_at, p.unknowns) != (status.verdict, status.warned_stop_at, status.unknowns)
+    });
+    StatusUpdate { status, changed }
+}
+
+/// The longest one `extend` may snooze an automatic stop.
+pub const MAX_EXTEND_MINUTES: u32 = 24 * 60;
+
+/// `nb` with its automatic stops (idle, runtime cap, schedule) snoozed until `minutes` after
+/// `now`, never earlier than a snooze already given. A warning already sent no longer holds.
+pub fn snoozed(nb: &Notebook, minutes: u32, now: Timestamp) -> Notebook {
+    let until = now + mins(minutes);
+    let mut next = nb.touched(now);
+    next.snoozed_until = Some(next.snoozed_until.map_or(until, |s| s.max(until)));
+    if let Some(status) = &mut next.idle_status {
+        status.warned_stop_at = None;
+        status.planned_stop = next.snoozed_until;
+        status.reason = format!("extended by {minutes} minutes");
+    }
+    next
+}
+
 /// Whether a stopped notebook is due to start because its schedule's window opened after it
 /// stopped (`start_at_open`): the reason, if so. One stopped inside the window stays stopped.
 pub fn start_due(policy: &IdlePolicy, stopped_since: Timestamp, now: Timestamp) -> Option<String> {
@@ -274,8 +338,8 @@ mod tests {
         }
     }
 
-    fn ctx(now: i64) -> Context {
-        Context {
+    fn ctx(now: i64) -> Timeline {
+        Timeline {
             now: at(now),
             running_since: Some(at(0)),
             snoozed_until: None,
@@ -459,6 +523,92 @@ mod tests {
         let d = decide(&policy(), &Probe::Unknown("late".into()), &c);
         assert_eq!(d.action, Action::Stop, "the cap does not need a probe");
     }
+
+    fn decided(verdict: Verdict, action: Action, planned: Option<i64>) -> Decision {
+        Decision {
+            verdict,
+            action,
+            reason: "why".into(),
+            planned_stop: planned.map(at),
+        }
+    }
+
+    #[test]
+    fn a_verdict_that_holds_is_not_written_again_even_as_its_planned_stop_moves() {
+        let first = status_update(
+            None,
+            &decided(Verdict::Active, Action::None, Some(60)),
+            &Probe::Seen(idle_obs()),
+        );
+        assert!(first.changed, "the first verdict is written");
+        let again = status_update(
+            Some(&first.status),
+            &decided(Verdict::Active, Action::None, Some(65)),
+            &Probe::Seen(idle_obs()),
+        );
+        assert!(!again.changed, "{again:?}");
+    }
+
+    #[test]
+    fn a_warning_is_kept_while_its_stop_is_the_plan_and_unknowns_are_counted() {
+        let warn = decided(Verdict::Idle, Action::Warn { stop_at: at(70) }, Some(70));
+        let warned = status_update(None, &warn, &Probe::Seen(idle_obs()));
+        assert_eq!(warned.status.warned_stop_at, Some(at(70)));
+        let held = status_update(
+            Some(&warned.status),
+            &decided(Verdict::Idle, Action::None, Some(70)),
+            &Probe::Seen(idle_obs()),
+        );
+        assert_eq!((held.status.warned_stop_at, held.changed), (Some(at(70)), false));
+        let moved = status_update(
+            Some(&warned.status),
+            &decided(Verdict::Active, Action::None, Some(90)),
+            &Probe::Seen(idle_obs()),
+        );
+        assert_eq!((moved.status.warned_stop_at, moved.changed), (None, true));
+        let lost = Probe::Unknown("late".into());
+        let one = status_update(
+            Some(&held.status),
+            &decided(Verdict::Unknown, Action::None, None),
+            &lost,
+        );
+        let two = status_update(
+            Some(&one.status),
+            &decided(Verdict::Unknown, Action::None, None),
+            &lost,
+        );
+        assert_eq!(
+            (one.status.unknowns, two.status.unknowns, two.changed),
+            (1, 2, true)
+        );
+    }
+
+    #[test]
+    fn a_snooze_never_shortens_an_earlier_one_and_voids_the_warning() {
+        let mut nb = crate::record::tests::sample(at(0));
+        nb.idle_status = Some(IdleStatus {
+            verdict: Verdict::Idle,
+            reason: "idle".into(),
+            planned_stop: Some(at(70)),
+            warned_stop_at: Some(at(70)),
+            unknowns: 0,
+        });
+        let long = snoozed(&nb, 120, at(60));
+        assert_eq!(long.snoozed_until, Some(at(180)));
+        let status = long.idle_status.clone().unwrap();
+        assert_eq!(
+            (status.warned_stop_at, status.planned_stop),
+            (None, Some(at(180)))
+        );
+        assert_eq!(status.reason, "extended by 120 minutes");
+        let short = snoozed(&long, 10, at(61));
+        assert_eq!(
+            short.snoozed_until,
+            Some(at(180)),
+            "a shorter snooze keeps the longer one"
+        );
+        assert_eq!(short.version, nb.version + 2);
+    }
 }
 
 #[cfg(test)]
@@ -490,8 +640,8 @@ mod schedule_tests {
         })
     }
 
-    fn ctx(now: &str, warned: Option<&str>) -> Context {
-        Context {
+    fn ctx(now: &str, warned: Option<&str>) -> Timeline {
+        Timeline {
             now: now.parse().unwrap(),
             running_since: Some("2026-03-30T06:00:00Z".parse().unwrap()),
             snoozed_until: None,

@@ -326,10 +326,11 @@ pub trait Jobs: Send + Sync {
     async fn submit(&self, job: &serde_json::Value) -> Result<()>;
 }
 
-/// Posts a message to a Slack `response_url` (the answer to slow slash-command work).
+/// Posts a reply to a Slack `response_url` (the answer to slow slash-command work), as an
+/// ephemeral message only the caller sees.
 #[async_trait]
 pub trait Responder: Send + Sync {
-    async fn respond(&self, response_url: &str, message: &serde_json::Value) -> Result<()>;
+    async fn respond(&self, response_url: &str, text: &str) -> Result<()>;
 }
 
 /// Sends `notice`, logging (never returning) a failure: notifications never block a transition.

@@ -1,11 +1,70 @@
-//! Keeping records true to EC2, as pure decisions: what EC2's view of an instance means for
-//! its record (reconcile), and when an in-flight record has waited too long (deadlines).
-//! The sweep applies them; EC2 is the truth for what runs.
+//! Keeping records true to EC2, as pure decisions: what an EC2 state means for a record
+//! ([`on_ec2_state`], shared by the EC2 event and reconcile), what EC2's view of an instance
+//! says was missed ([`drift`]), and what to do with an in-flight record that has waited too
+//! long ([`overdue_step`]). The use cases apply them; EC2 is the truth for what runs.
 
+use crate::error::Result;
 use crate::ports::InstanceState;
-use crate::record::Notebook;
+use crate::record::{Failure, Notebook};
 use crate::state::State;
 use jiff::{SignedDuration, Timestamp};
+
+/// What an EC2 state change means for the record of its instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ec2Step {
+    /// Running where the record waits for it: send the bootstrap or the health check.
+    Configure,
+    /// Write this record: the way down, as EC2 shows it.
+    Write(Box<Notebook>),
+    /// The instance is gone: clean up after it and record Terminated.
+    FinishTermination,
+    /// Nothing to do, and why (a duplicate, or a state already reached).
+    Nothing(String),
+}
+
+/// What EC2 saying `state` means for `nb` at `now`.
+pub fn on_ec2_state(nb: &Notebook, state: InstanceState, now: Timestamp) -> Result<Ec2Step> {
+    let moved = |to: State| -> Result<Ec2Step> {
+        let mut next = nb.moved_to(to, now)?;
+        next.pending_command = None;
+        if to == State::Stopped {
+            next.stopped_running(now);
+            next.connect = None;
+        }
+        Ok(Ec2Step::Write(Box::new(next)))
+    };
+    match state {
+        InstanceState::Running => match nb.state {
+            State::Launching | State::Starting | State::Stopped | State::Stopping => Ok(Ec2Step::Configure),
+            s => Ok(Ec2Step::Nothing(format!(
+                "{} is {s}; running changes nothing",
+                nb.name
+            ))),
+        },
+        InstanceState::Stopped if nb.state.may_be_running() => moved(State::Stopped),
+        // Stopped or terminated outside nbfleet: show the way down as it happens.
+        InstanceState::Stopping if matches!(nb.state, State::Configuring | State::Ready) => {
+            moved(State::Stopping)
+        }
+        InstanceState::ShuttingDown if !matches!(nb.state, State::Terminating | State::Terminated) => {
+            moved(State::Terminating)
+        }
+        InstanceState::Terminated if nb.state != State::Terminated => Ok(Ec2Step::FinishTermination),
+        s => Ok(Ec2Step::Nothing(format!(
+            "{} is {}; EC2 {s:?} changes nothing",
+            nb.name, nb.state
+        ))),
+    }
+}
+
+/// `nb` as Terminated at `now`: nothing runs, nothing is awaited, there is no way in.
+pub fn terminated(nb: &Notebook, now: Timestamp) -> Result<Notebook> {
+    let mut next = nb.moved_to(State::Terminated, now)?;
+    next.stopped_running(now);
+    next.pending_command = None;
+    next.connect = None;
+    Ok(next)
+}
 
 /// What EC2 says about a record's instance, as the EC2 event that would have said it, if the
 /// record does not already agree. `None`: nothing to do.
@@ -44,6 +103,41 @@ pub fn deadline(state: State) -> Option<SignedDuration> {
 /// Whether `nb` has been in its in-flight state past its deadline at `now`.
 pub fn overdue(nb: &Notebook, now: Timestamp) -> bool {
     deadline(nb.state).is_some_and(|d| now.duration_since(nb.state_since) > d)
+}
+
+/// What the sweep does with a record past its deadline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OverdueStep {
+    /// A delete that stalled: terminate again while the instance is there, else finish it.
+    DriveTermination,
+    /// A stop that stalled: ask EC2 again.
+    StopAgain,
+    /// Anything else: stop the instance, if any, and write this Failed record, so that a
+    /// failure never burns GPU money.
+    Fail(Box<Notebook>),
+}
+
+/// What to do with `nb` at `now`, if it is past its deadline.
+pub fn overdue_step(nb: &Notebook, now: Timestamp) -> Result<Option<OverdueStep>> {
+    if !overdue(nb, now) {
+        return Ok(None);
+    }
+    Ok(Some(match nb.state {
+        State::Terminating => OverdueStep::DriveTermination,
+        State::Stopping if nb.instance_id.is_some() => OverdueStep::StopAgain,
+        state => {
+            let since = now.duration_since(nb.state_since).as_mins();
+            let mut failed = nb.moved_to(State::Failed, now)?;
+            failed.stopped_running(now);
+            failed.pending_command = None;
+            failed.failure = Some(Failure {
+                reason: format!("stuck in {state} for {since} minutes; the instance was stopped"),
+                exit_code: None,
+                stderr_tail: None,
+            });
+            OverdueStep::Fail(Box::new(failed))
+        }
+    }))
 }
 
 #[cfg(test)]
@@ -112,5 +206,69 @@ mod tests {
         for s in State::ALL {
             assert_eq!(deadline(s).is_some(), s.is_in_flight(), "{s}");
         }
+    }
+
+    #[test]
+    fn running_configures_only_a_record_that_waits_for_it() {
+        let t = Timestamp::from_second(60).unwrap();
+        for s in [State::Launching, State::Starting, State::Stopped, State::Stopping] {
+            assert_eq!(
+                on_ec2_state(&nb(s), InstanceState::Running, t).unwrap(),
+                Ec2Step::Configure,
+                "{s}"
+            );
+        }
+        let ready = on_ec2_state(&nb(State::Ready), InstanceState::Running, t).unwrap();
+        assert!(
+            matches!(ready, Ec2Step::Nothing(ref why) if why.contains("Ready")),
+            "{ready:?}"
+        );
+    }
+
+    #[test]
+    fn the_way_down_is_written_as_ec2_shows_it() {
+        let t = Timestamp::from_second(60).unwrap();
+        let mut ready = nb(State::Ready);
+        ready.running_since = Some(Timestamp::UNIX_EPOCH);
+        let Ec2Step::Write(stopped) = on_ec2_state(&ready, InstanceState::Stopped, t).unwrap() else {
+            panic!("a stop is written")
+        };
+        assert_eq!(
+            (stopped.state, stopped.running_seconds, stopped.connect.clone()),
+            (State::Stopped, 60, None)
+        );
+        let Ec2Step::Write(going) = on_ec2_state(&ready, InstanceState::ShuttingDown, t).unwrap() else {
+            panic!("shutting down is written")
+        };
+        assert_eq!(going.state, State::Terminating);
+        assert_eq!(
+            on_ec2_state(&ready, InstanceState::Terminated, t).unwrap(),
+            Ec2Step::FinishTermination
+        );
+        let done = on_ec2_state(&nb(State::Terminated), InstanceState::Terminated, t).unwrap();
+        assert!(matches!(done, Ec2Step::Nothing(_)), "{done:?}");
+    }
+
+    #[test]
+    fn an_overdue_record_is_driven_on_or_failed() {
+        let late = Timestamp::from_second(3600).unwrap();
+        assert_eq!(overdue_step(&nb(State::Ready), late).unwrap(), None);
+        assert_eq!(
+            overdue_step(&nb(State::Terminating), late).unwrap(),
+            Some(OverdueStep::DriveTermination)
+        );
+        assert_eq!(
+            overdue_step(&nb(State::Stopping), late).unwrap(),
+            Some(OverdueStep::StopAgain)
+        );
+        let Some(OverdueStep::Fail(failed)) = overdue_step(&nb(State::Configuring), late).unwrap() else {
+            panic!("a stuck configure fails")
+        };
+        assert_eq!(failed.state, State::Failed);
+        let reason = failed.failure.clone().unwrap().reason;
+        assert_eq!(
+            reason,
+            "stuck in Configuring for 60 minutes; the instance was stopped"
+        );
     }
 }

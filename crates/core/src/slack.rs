@@ -111,14 +111,20 @@ impl SlashRequest {
     }
 }
 
+/// A reply only the caller sees (`response_type: ephemeral`), as Slack takes it in a
+/// slash command's answer and on its `response_url`.
+pub fn ephemeral(text: &str) -> serde_json::Value {
+    serde_json::json!({"response_type": "ephemeral", "text": text})
+}
+
 /// One `/notebook` command.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Command {
+pub enum SlashCommand {
     Launch {
         name: String,
         instance_type: Option<String>,
-        idle_minutes: Option<u32>,
+        idle_timeout_minutes: Option<u32>,
     },
     Start(String),
     Stop(String),
@@ -140,9 +146,9 @@ pub const USAGE: &str = "\
 • `/notebook help`
 Passwords are never taken here: a Slack launch gets a token, shown only to you.";
 
-impl Command {
+impl SlashCommand {
     /// Parses the text after `/notebook`. The error is a sentence followed by the usage.
-    pub fn parse(text: &str) -> Result<Command, String> {
+    pub fn parse(text: &str) -> Result<SlashCommand, String> {
         let words: Vec<&str> = text.split_whitespace().collect();
         let fail = |why: String| Err(format!("{why}\n\n{USAGE}"));
         let name = |i: usize| -> Result<String, String> {
@@ -153,31 +159,31 @@ impl Command {
             Ok(n.to_string())
         };
         let Some(verb) = words.first() else {
-            return Ok(Command::Help);
+            return Ok(SlashCommand::Help);
         };
         if words.iter().any(|w| w.to_ascii_lowercase().contains("password")) {
             return fail(
                 "passwords are never accepted through Slack: a launch gets a token, shown only to you".into(),
             );
         }
-        let with_name = |want: usize, f: fn(String) -> Command| match name(1) {
+        let with_name = |want: usize, f: fn(String) -> SlashCommand| match name(1) {
             Ok(n) if words.len() == want => Ok(f(n)),
             Ok(_) => fail(format!("`{verb}` takes only a notebook name")),
             Err(e) => fail(e),
         };
         match verb.to_ascii_lowercase().as_str() {
-            "help" => Ok(Command::Help),
-            "list" | "ls" => Ok(Command::List),
-            "start" => with_name(2, Command::Start),
-            "stop" => with_name(2, Command::Stop),
-            "status" => with_name(2, Command::Status),
+            "help" => Ok(SlashCommand::Help),
+            "list" | "ls" => Ok(SlashCommand::List),
+            "start" => with_name(2, SlashCommand::Start),
+            "stop" => with_name(2, SlashCommand::Stop),
+            "status" => with_name(2, SlashCommand::Status),
             "extend" => {
                 let n = match name(1) {
                     Ok(n) => n,
                     Err(e) => return fail(e),
                 };
                 match (words.get(2).map(|m| m.parse::<u32>()), words.len()) {
-                    (Some(Ok(minutes)), 3) if minutes > 0 => Ok(Command::Extend { name: n, minutes }),
+                    (Some(Ok(minutes)), 3) if minutes > 0 => Ok(SlashCommand::Extend { name: n, minutes }),
                     _ => fail("`extend` takes a notebook name and a number of minutes".into()),
                 }
             }
@@ -186,11 +192,11 @@ impl Command {
                     Ok(n) => n,
                     Err(e) => return fail(e),
                 };
-                let (mut instance_type, mut idle_minutes) = (None, None);
+                let (mut instance_type, mut idle_timeout_minutes) = (None, None);
                 for w in &words[2..] {
                     if let Some(m) = w.strip_prefix("idle=") {
                         match m.parse::<u32>() {
-                            Ok(m) => idle_minutes = Some(m),
+                            Ok(m) => idle_timeout_minutes = Some(m),
                             Err(_) => return fail(format!("`{w}`: idle= takes a number of minutes")),
                         }
                     } else if instance_type.is_none() && is_instance_type(w) {
@@ -199,10 +205,10 @@ impl Command {
                         return fail(format!("`launch` does not understand `{w}`"));
                     }
                 }
-                Ok(Command::Launch {
+                Ok(SlashCommand::Launch {
                     name: n,
                     instance_type,
-                    idle_minutes,
+                    idle_timeout_minutes,
                 })
             }
             _ => fail(format!("unknown command `{verb}`")),
@@ -211,7 +217,10 @@ impl Command {
 
     /// Whether it changes anything (so a replay of it must be refused).
     pub fn changes_something(&self) -> bool {
-        !matches!(self, Command::Help | Command::List | Command::Status(_))
+        !matches!(
+            self,
+            SlashCommand::Help | SlashCommand::List | SlashCommand::Status(_)
+        )
     }
 
     /// Whether answering takes longer than Slack's 3 seconds may allow (it calls EC2), so the
@@ -219,7 +228,7 @@ impl Command {
     pub fn is_slow(&self) -> bool {
         matches!(
             self,
-            Command::Launch { .. } | Command::Start(_) | Command::Stop(_)
+            SlashCommand::Launch { .. } | SlashCommand::Start(_) | SlashCommand::Stop(_)
         )
     }
 }
@@ -335,26 +344,26 @@ mod tests {
 
     #[test]
     fn commands_parse() {
-        let p = |t: &str| Command::parse(t).unwrap();
-        assert_eq!(p(""), Command::Help);
-        assert_eq!(p("help"), Command::Help);
-        assert_eq!(p("list"), Command::List);
-        assert_eq!(p("start exp-1"), Command::Start("exp-1".into()));
-        assert_eq!(p("stop exp-1"), Command::Stop("exp-1".into()));
-        assert_eq!(p("status exp-1"), Command::Status("exp-1".into()));
+        let p = |t: &str| SlashCommand::parse(t).unwrap();
+        assert_eq!(p(""), SlashCommand::Help);
+        assert_eq!(p("help"), SlashCommand::Help);
+        assert_eq!(p("list"), SlashCommand::List);
+        assert_eq!(p("start exp-1"), SlashCommand::Start("exp-1".into()));
+        assert_eq!(p("stop exp-1"), SlashCommand::Stop("exp-1".into()));
+        assert_eq!(p("status exp-1"), SlashCommand::Status("exp-1".into()));
         assert_eq!(
             p("extend exp-1 30"),
-            Command::Extend {
+            SlashCommand::Extend {
                 name: "exp-1".into(),
                 minutes: 30
             }
         );
         assert_eq!(
             p("launch exp-1 g6.xlarge idle=45"),
-            Command::Launch {
+            SlashCommand::Launch {
                 name: "exp-1".into(),
                 instance_type: Some("g6.xlarge".into()),
-                idle_minutes: Some(45)
+                idle_timeout_minutes: Some(45)
             }
         );
         assert!(p("launch exp-1").is_slow() && !p("status exp-1").is_slow());
@@ -373,7 +382,7 @@ mod tests {
             ("launch exp-1 idle=soon", "idle= takes a number"),
             ("launch exp-1 password=hunter2", "passwords are never accepted"),
         ] {
-            let err = Command::parse(text).unwrap_err();
+            let err = SlashCommand::parse(text).unwrap_err();
             assert!(err.contains(why), "{text:?}: {err}");
             assert!(err.ends_with(USAGE), "{text:?} shows no usage");
         }

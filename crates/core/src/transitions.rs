@@ -1,38 +1,41 @@
-//! The request table of DESIGN.md §3, as data: what `start`, `stop`, `delete` and `extend`
-//! do in each state. Handlers ask [`decide`] and map its answer to HTTP; they never reimplement
-//! the table.
+//! The request table (docs/states.md), as data: what `start`, `stop`, `delete` and `extend`
+//! do in each state, and how a launch claims a name. Use cases ask [`decide`] and
+//! [`claim_name`]; the HTTP edge maps an [`Effect`] to a status. Nobody reimplements the table.
 
 use crate::error::Error;
+use crate::record::{Expect, IdlePolicy, Notebook};
 use crate::state::State;
+use crate::validate::LaunchSpec;
+use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-/// A user's request on an existing notebook.
+/// A user's operation on an existing notebook.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Request {
+pub enum Op {
     Start,
     Stop,
     Delete,
     Extend,
 }
 
-impl Request {
-    pub const ALL: [Request; 4] = [Request::Start, Request::Stop, Request::Delete, Request::Extend];
+impl Op {
+    pub const ALL: [Op; 4] = [Op::Start, Op::Stop, Op::Delete, Op::Extend];
 
     pub fn as_str(self) -> &'static str {
         match self {
-            Request::Start => "start",
-            Request::Stop => "stop",
-            Request::Delete => "delete",
-            Request::Extend => "extend",
+            Op::Start => "start",
+            Op::Stop => "stop",
+            Op::Delete => "delete",
+            Op::Extend => "extend",
         }
     }
 }
 
-/// What a request does in a given state.
+/// What an operation does in a given state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
-    /// Accepted: move to this state and act (202).
+pub enum Effect {
+    /// Accepted: move to this state and act (HTTP 202).
     Move(State),
     /// Accepted and done in place, without a state change (`extend` on Ready): 200.
     Apply,
@@ -42,23 +45,12 @@ pub enum Verdict {
     Refuse,
 }
 
-impl Verdict {
-    /// The HTTP status this verdict answers with.
-    pub fn status(self) -> u16 {
-        match self {
-            Verdict::Move(_) => 202,
-            Verdict::Apply | Verdict::NoOp => 200,
-            Verdict::Refuse => 409,
-        }
-    }
-}
-
+use Effect::*;
 use State::*;
-use Verdict::*;
 
-/// One row per state, one column per request, in the order of [`Request::ALL`]:
-/// start, stop, delete, extend. This is DESIGN.md §3's table, cell for cell.
-pub const TABLE: [(State, [Verdict; 4]); 10] = [
+/// One row per state, one column per operation, in the order of [`Op::ALL`]:
+/// start, stop, delete, extend. This is docs/states.md's table, cell for cell.
+pub const TABLE: [(State, [Effect; 4]); 10] = [
     (Pending, [Refuse, Refuse, Move(Terminating), Refuse]),
     (Launching, [Refuse, Refuse, Move(Terminating), Refuse]),
     (Configuring, [NoOp, Move(Stopping), Move(Terminating), Refuse]),
@@ -71,42 +63,76 @@ pub const TABLE: [(State, [Verdict; 4]); 10] = [
     (Terminated, [Refuse, Refuse, NoOp, Refuse]),
 ];
 
-/// What `request` does to a notebook in `state`.
-pub fn decide(state: State, request: Request) -> Verdict {
+/// What `op` does to a notebook in `state`.
+pub fn decide(state: State, op: Op) -> Effect {
     let row = TABLE
         .iter()
         .find(|(s, _)| *s == state)
         .map(|(_, row)| row)
         .expect("every state has a row");
-    let col = Request::ALL
+    let col = Op::ALL
         .iter()
-        .position(|r| *r == request)
-        .expect("every request has a column");
+        .position(|r| *r == op)
+        .expect("every operation has a column");
     row[col]
 }
 
-/// [`decide`], with a refusal turned into the 409 error that explains it.
-pub fn check(name: &str, state: State, request: Request) -> Result<Verdict, Error> {
-    match decide(state, request) {
-        Refuse => Err(Error::Conflict(refusal_reason(name, state, request))),
+/// [`decide`], with a refusal turned into the conflict error that explains it.
+pub fn check(name: &str, state: State, op: Op) -> Result<Effect, Error> {
+    match decide(state, op) {
+        Refuse => Err(Error::Conflict(refusal_reason(name, state, op))),
         v => Ok(v),
     }
 }
 
-fn refusal_reason(name: &str, state: State, request: Request) -> String {
-    let hint = match (state, request) {
-        (Pending | Launching, Request::Stop) => "; retry when it is Ready",
-        (Pending | Launching | Starting, Request::Start) => "; it is already on its way up",
-        (Stopping, Request::Start) => "; retry when it is Stopped",
-        (Starting, Request::Stop) => "; retry when it is Ready",
-        (_, Request::Extend) => "; only a Ready notebook has an idle stop to snooze",
+fn refusal_reason(name: &str, state: State, op: Op) -> String {
+    let hint = match (state, op) {
+        (Pending | Launching, Op::Stop) => "; retry when it is Ready",
+        (Pending | Launching | Starting, Op::Start) => "; it is already on its way up",
+        (Stopping, Op::Start) => "; retry when it is Stopped",
+        (Starting, Op::Stop) => "; retry when it is Ready",
+        (_, Op::Extend) => "; only a Ready notebook has an idle stop to snooze",
         (Terminating | Terminated, _) => "; it is deleted",
         _ => "",
     };
     format!(
         "cannot {} notebook {name:?} while it is {state}{hint}",
-        request.as_str()
+        op.as_str()
     )
+}
+
+/// How a launch claims `spec.name`, given the record stored under it: the record to write and
+/// what the conditional write must find. A new name gets generation 1; a Terminated one the
+/// next generation; a Pending one of the same owner is a retry and is resumed (with its
+/// attempts so far). Anything else is a conflict.
+pub fn claim_name(
+    existing: Option<&Notebook>,
+    spec: &LaunchSpec,
+    owner: &str,
+    idle: IdlePolicy,
+    now: Timestamp,
+) -> Result<(Notebook, Expect), Error> {
+    let fresh = |generation| Notebook::new(spec, owner, generation, idle.clone(), now);
+    match existing {
+        None => Ok((fresh(1), Expect::Absent)),
+        Some(old) if old.state == Terminated => {
+            let mut next = fresh(old.generation + 1);
+            next.version = old.version + 1;
+            next.created_at = old.created_at;
+            Ok((next, old.expect()))
+        }
+        Some(old) if old.state == Pending && old.owner == owner => {
+            let mut resumed = fresh(old.generation);
+            resumed.version = old.version + 1;
+            resumed.created_at = old.created_at;
+            resumed.launch_attempts = old.launch_attempts.clone();
+            Ok((resumed, old.expect()))
+        }
+        Some(old) => Err(Error::Conflict(format!(
+            "notebook {:?} already exists ({}); delete it first or pick another name",
+            spec.name, old.state
+        ))),
+    }
 }
 
 #[cfg(test)]
@@ -134,13 +160,19 @@ mod tests {
         for line in DESIGN_TABLE.lines().map(str::trim).filter(|l| !l.is_empty()) {
             let mut words = line.split_whitespace();
             let state: State = words.next().unwrap().parse().unwrap();
-            for (request, cell) in Request::ALL.into_iter().zip(words) {
+            for (request, cell) in Op::ALL.into_iter().zip(words) {
                 let verdict = decide(state, request);
                 let (status, target) = match cell.split_once('>') {
                     Some((s, t)) => (s, Some(t.parse::<State>().unwrap())),
                     None => (cell, None),
                 };
-                assert_eq!(verdict.status().to_string(), status, "{state} {request:?}");
+                // The design writes each cell as the status the HTTP edge answers with.
+                let written = match verdict {
+                    Move(_) => "202",
+                    Apply | NoOp => "200",
+                    Refuse => "409",
+                };
+                assert_eq!(written, status, "{state} {request:?}");
                 match verdict {
                     Move(to) => {
                         assert_eq!(Some(to), target, "{state} {request:?}");
@@ -157,10 +189,10 @@ mod tests {
     #[test]
     fn only_extend_on_ready_applies_in_place() {
         for (state, row) in TABLE {
-            for (request, verdict) in Request::ALL.into_iter().zip(row) {
+            for (request, verdict) in Op::ALL.into_iter().zip(row) {
                 assert_eq!(
                     verdict == Apply,
-                    state == Ready && request == Request::Extend,
+                    state == Ready && request == Op::Extend,
                     "{state} {request:?}"
                 );
             }
@@ -169,7 +201,7 @@ mod tests {
 
     #[test]
     fn a_refusal_is_a_409_that_names_the_notebook_and_its_state() {
-        let err = check("nb-1", Launching, Request::Stop).unwrap_err();
+        let err = check("nb-1", Launching, Op::Stop).unwrap_err();
         assert_eq!(err.status(), 409);
         let msg = err.to_string();
         assert!(
@@ -180,6 +212,52 @@ mod tests {
 
     #[test]
     fn failed_restarts_through_starting() {
-        assert_eq!(check("x", Failed, Request::Start).unwrap(), Move(Starting));
+        assert_eq!(check("x", Failed, Op::Start).unwrap(), Move(Starting));
+    }
+
+    fn spec(name: &str) -> LaunchSpec {
+        let cfg = crate::config::tests::test_config();
+        crate::validate::parse_launch(format!(r#"{{"name":"{name}"}}"#).as_bytes(), &cfg).unwrap()
+    }
+
+    fn policy() -> IdlePolicy {
+        let cfg = crate::config::tests::test_config();
+        crate::validate::idle_policy(&spec("nb-1"), &cfg)
+    }
+
+    #[test]
+    fn a_launch_claims_a_new_name_at_generation_one_and_a_deleted_one_at_the_next() {
+        let t0 = Timestamp::UNIX_EPOCH;
+        let (nb, expect) = claim_name(None, &spec("nb-1"), "alice", policy(), t0).unwrap();
+        assert_eq!((nb.generation, nb.state, expect), (1, Pending, Expect::Absent));
+        let mut gone = nb.clone();
+        gone.state = Terminated;
+        gone.version = 7;
+        let t1 = Timestamp::from_second(60).unwrap();
+        let (next, expect) = claim_name(Some(&gone), &spec("nb-1"), "bob", policy(), t1).unwrap();
+        assert_eq!(
+            (next.generation, next.version, next.owner.as_str()),
+            (2, 8, "bob")
+        );
+        assert_eq!((next.created_at, expect), (t0, gone.expect()));
+    }
+
+    #[test]
+    fn a_retried_launch_of_its_own_pending_name_resumes_and_anything_else_conflicts() {
+        let t0 = Timestamp::UNIX_EPOCH;
+        let (mut pending, _) = claim_name(None, &spec("nb-1"), "alice", policy(), t0).unwrap();
+        pending.launch_attempts.push(crate::record::LaunchAttempt {
+            instance_type: "g5.xlarge".into(),
+            subnet_id: String::new(),
+            outcome: "InsufficientCapacity".into(),
+        });
+        let (resumed, _) = claim_name(Some(&pending), &spec("nb-1"), "alice", policy(), t0).unwrap();
+        assert_eq!((resumed.generation, resumed.launch_attempts.len()), (1, 1));
+        let other = claim_name(Some(&pending), &spec("nb-1"), "bob", policy(), t0).unwrap_err();
+        assert!(matches!(other, Error::Conflict(_)), "{other:?}");
+        let mut ready = pending.clone();
+        ready.state = Ready;
+        let taken = claim_name(Some(&ready), &spec("nb-1"), "alice", policy(), t0).unwrap_err();
+        assert!(taken.to_string().contains("already exists (Ready)"), "{taken}");
     }
 }

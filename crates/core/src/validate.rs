@@ -102,6 +102,30 @@ pub fn validate_name(name: &str) -> Result<()> {
     }
 }
 
+/// Checks how long an `extend` snoozes: a whole number of minutes from 1 to
+/// [`MAX_EXTEND_MINUTES`](crate::idle::MAX_EXTEND_MINUTES).
+pub fn extend_minutes(minutes: u64) -> Result<u32> {
+    let max = crate::idle::MAX_EXTEND_MINUTES;
+    u32::try_from(minutes)
+        .ok()
+        .filter(|m| (1..=max).contains(m))
+        .ok_or_else(|| {
+            Error::bad_request(
+                "minutes",
+                format!("must be a whole number of minutes from 1 to {max}"),
+            )
+        })
+}
+
+/// Parses a `POST /notebooks/{name}/extend` body, `{"minutes": N}`.
+pub fn parse_extend(body: &[u8]) -> Result<u32> {
+    let minutes = serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| v.get("minutes").and_then(Value::as_u64))
+        .unwrap_or(0);
+    extend_minutes(minutes)
+}
+
 /// Parses and validates a `POST /notebooks` body.
 pub fn parse_launch(body: &[u8], cfg: &Config) -> Result<LaunchSpec> {
     if body.len() > MAX_BODY_BYTES {
@@ -114,6 +138,12 @@ pub fn parse_launch(body: &[u8], cfg: &Config) -> Result<LaunchSpec> {
     let Value::Object(fields) = value else {
         return Err(Error::bad_request("body", "must be a JSON object"));
     };
+    launch_spec(&fields, cfg)
+}
+
+/// Validates a launch's fields, named as in a `POST /notebooks` body (Slack's launch gives the
+/// same fields, so the same rules hold whichever way a launch comes).
+pub fn launch_spec(fields: &Map<String, Value>, cfg: &Config) -> Result<LaunchSpec> {
     for key in fields.keys() {
         match key.as_str() {
             "name"
@@ -136,11 +166,11 @@ pub fn parse_launch(body: &[u8], cfg: &Config) -> Result<LaunchSpec> {
         }
     }
 
-    let name: String = field(&fields, "name")?.ok_or_else(|| Error::bad_request("name", "is required"))?;
+    let name: String = field(fields, "name")?.ok_or_else(|| Error::bad_request("name", "is required"))?;
     validate_name(&name)?;
 
     let instance_type: String =
-        field(&fields, "instance_type")?.unwrap_or_else(|| cfg.instance_types[0].clone());
+        field(fields, "instance_type")?.unwrap_or_else(|| cfg.instance_types[0].clone());
     if !cfg.instance_types.contains(&instance_type) {
         return Err(Error::bad_request(
             "instance_type",
@@ -151,13 +181,13 @@ pub fn parse_launch(body: &[u8], cfg: &Config) -> Result<LaunchSpec> {
         ));
     }
 
-    let idle_timeout_minutes = bounded(&fields, "idle_timeout_minutes", cfg.idle_timeout_minutes)?;
-    let volume_gb = bounded(&fields, "volume_gb", cfg.volume_gb)?;
-    let count_connections = field(&fields, "count_connections")?.unwrap_or(false);
+    let idle_timeout_minutes = bounded(fields, "idle_timeout_minutes", cfg.idle_timeout_minutes)?;
+    let volume_gb = bounded(fields, "volume_gb", cfg.volume_gb)?;
+    let count_connections = field(fields, "count_connections")?.unwrap_or(false);
     let access = parse_access(fields.get("access"), cfg.allow_world)?;
 
-    let password: Option<String> = field(&fields, "password")?;
-    let hash: Option<String> = field(&fields, "password_hash")?;
+    let password: Option<String> = field(fields, "password")?;
+    let hash: Option<String> = field(fields, "password_hash")?;
     let credential = match (password, hash) {
         (Some(_), Some(_)) => {
             return Err(Error::bad_request(
@@ -198,7 +228,7 @@ pub fn parse_launch(body: &[u8], cfg: &Config) -> Result<LaunchSpec> {
         Some(v) => Some(crate::schedule::Schedule::parse(v)?),
     };
 
-    let instance_fallback_minutes = instance_fallback(&fields, idle_timeout_minutes, cfg)?;
+    let instance_fallback_minutes = instance_fallback(fields, idle_timeout_minutes, cfg)?;
 
     Ok(LaunchSpec {
         name,

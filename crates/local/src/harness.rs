@@ -51,8 +51,8 @@ pub async fn test_stack(
     demo_timeouts: bool,
 ) -> (LocalStack, nbfleet_aws::Clients) {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let endpoint = nbfleet_aws::moto::endpoint_from_env();
-    let account = nbfleet_aws::moto::fresh_account();
+    let endpoint = crate::moto::endpoint_from_env();
+    let account = crate::moto::fresh_account();
     let stack = LocalStack::spawn(Launch {
         bin: &sibling_binary("nbfleet-local"),
         moto_endpoint: &endpoint,
@@ -67,7 +67,7 @@ pub async fn test_stack(
     })
     .await
     .expect("start the local stack (is moto running?)");
-    (stack, nbfleet_aws::moto::clients(&endpoint, &account))
+    (stack, crate::moto::clients(&endpoint, &account))
 }
 
 /// The `nbfleet-local` binary next to the running executable (cargo puts every workspace

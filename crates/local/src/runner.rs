@@ -30,7 +30,7 @@ pub struct Credentials {
 
 /// Credentials for `account`, as an instance role in that account would receive them.
 pub async fn instance_credentials(endpoint: &str, account: &str) -> io::Result<Credentials> {
-    let conf = nbfleet_aws::moto::sdk_config(endpoint);
+    let conf = crate::moto::sdk_config(endpoint);
     let sts = aws_sdk_sts::Client::new(&conf);
     let out = sts
         .assume_role()

@@ -2,7 +2,8 @@
 //! instance profile notebooks launch with, and the DLAMI parameter (moto reserves
 //! `/aws/service/...`, so local mode uses its own path to the seeded Deep Learning AMI).
 
-use nbfleet_aws::{Clients, dynamo_store, moto};
+use crate::moto;
+use nbfleet_aws::{Clients, dynamo_store};
 use nbfleet_core::{Error, Result};
 
 /// The Deep Learning AMI that `tests/fixtures/amis.json` seeds into moto.

@@ -1,18 +1,23 @@
-//! The local stack: the HTTP routes of the API, served through the same handler functions as
-//! the Lambdas; EC2 and SSM events delivered to the configure handler as EventBridge would;
-//! moto for AWS; the local runner for what runs on instances.
+//! The local stack: the HTTP API served by the same router as the Lambdas
+//! (`nbfleet_http::dispatch`); EC2 and SSM events delivered to the same use case as the events
+//! Lambda, as EventBridge would; moto for AWS; the local runner for what runs on instances.
 
 use crate::commands::LocalCommands;
+use crate::moto;
 use crate::runner::Runner;
 use crate::setup;
 use crate::watcher::Watcher;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
-use hyper::{Method, Request, Response};
-use nbfleet_aws::{SsmCommands, moto};
+use hyper::{Request, Response};
+use nbfleet_app::slack::{Job, run_job};
+use nbfleet_app::{instance_events, sweep};
+use nbfleet_aws::SsmCommands;
+use nbfleet_core::events::Event;
 use nbfleet_core::ports::Deps;
 use nbfleet_core::validate::MAX_BODY_BYTES;
 use nbfleet_core::{Error, Result};
+use nbfleet_http::{Answer, Api, ApiRequest, dispatch};
 use serde_json::Value;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -121,14 +126,14 @@ pub async fn start(s: &Settings) -> Result<(Stack, TcpListener)> {
 
     if let Some(every) = s.sweep_every {
         let sweep_deps = deps.clone();
-        let timing = nbfleet_sweep::Timing {
+        let timing = sweep::Timing {
             collect_for: Duration::from_secs(30),
             poll_every: Duration::from_millis(250),
         };
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(every).await;
-                if let Err(e) = nbfleet_sweep::sweep(&sweep_deps, timing).await {
+                if let Err(e) = sweep::sweep(&sweep_deps, timing).await {
                     tracing::error!(error = %e, "sweep failed");
                 }
             }
@@ -142,19 +147,24 @@ pub async fn start(s: &Settings) -> Result<(Stack, TcpListener)> {
     Ok((Stack { deps, runner, addr }, listener))
 }
 
-/// Delivers one event to the configure handler, retrying a retryable failure as Lambda's
+/// Delivers one event to the events use case, retrying a retryable failure as Lambda's
 /// asynchronous invocation would (sooner: seconds, not minutes).
 async fn deliver(deps: &Deps, event: &Value) {
     const ATTEMPTS: u32 = 5;
+    let event_type = &event["detail-type"];
+    let parsed = match Event::parse(event) {
+        Ok(e) => e,
+        Err(e) => return tracing::error!(error = %e, event = %event_type, "event not understood"),
+    };
     for attempt in 1..=ATTEMPTS {
-        match nbfleet_configure::handle_event(deps, event).await {
+        match instance_events::handle(deps, &parsed).await {
             Ok(_) => return,
             Err(e) if e.is_retryable() && attempt < ATTEMPTS => {
                 tracing::warn!(error = %e, attempt, "event failed; retrying");
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
             Err(e) => {
-                tracing::error!(error = ?e, event = %event["detail-type"], "event failed");
+                tracing::error!(error = ?e, event = %event_type, "event failed");
                 return;
             }
         }
@@ -163,16 +173,17 @@ async fn deliver(deps: &Deps, event: &Value) {
 
 /// Serves the HTTP API until the process ends.
 pub async fn serve(deps: Deps, listener: TcpListener) {
-    let deps = Arc::new(deps);
+    let jobs = Arc::new(SpawnedJobs(deps.clone()));
+    let api = Arc::new(Api::new(deps).with_jobs(jobs));
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
-        let deps = deps.clone();
+        let api = api.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req| {
-                let deps = deps.clone();
-                async move { Ok::<_, std::convert::Infallible>(route(&deps, req).await) }
+                let api = api.clone();
+                async move { Ok::<_, std::convert::Infallible>(route(&api, req).await) }
             });
             let io = hyper_util::rt::TokioIo::new(stream);
             let _ = hyper::server::conn::http1::Builder::new()
@@ -182,7 +193,8 @@ pub async fn serve(deps: Deps, listener: TcpListener) {
     }
 }
 
-/// The caller: `x-nbfleet-user`, or `local`. (In AWS it is the SigV4-verified IAM principal.)
+/// The caller: `x-nbfleet-user`, or `local`. (In AWS it is the SigV4-verified IAM principal;
+/// the Lambdas never read this header.)
 fn caller(req: &Request<Incoming>) -> String {
     req.headers()
         .get("x-nbfleet-user")
@@ -192,143 +204,47 @@ fn caller(req: &Request<Incoming>) -> String {
         .to_string()
 }
 
-/// What a route does.
-#[derive(Debug, Clone, Copy)]
-enum Op {
-    Launch,
-    List,
-    Get,
-    Start,
-    Stop,
-    Extend,
-    Delete,
-    Slack,
-}
-
-/// The HTTP API as the Lambdas behind API Gateway serve it: the template test compares this
-/// table with the routes in template.yaml.
-const ROUTES: [(Method, &str, Op); 8] = [
-    (Method::POST, "/notebooks", Op::Launch),
-    (Method::GET, "/notebooks", Op::List),
-    (Method::GET, "/notebooks/{name}", Op::Get),
-    (Method::POST, "/notebooks/{name}/start", Op::Start),
-    (Method::POST, "/notebooks/{name}/stop", Op::Stop),
-    (Method::POST, "/notebooks/{name}/extend", Op::Extend),
-    (Method::DELETE, "/notebooks/{name}", Op::Delete),
-    (Method::POST, "/slack/commands", Op::Slack),
-];
-
-/// Every route, as `METHOD /path/{name}`.
-pub fn routes() -> Vec<String> {
-    ROUTES.iter().map(|(m, p, _)| format!("{m} {p}")).collect()
-}
-
-/// The route `method` and `path` take, and the `{name}` in it (empty if none).
-fn matched(method: &Method, path: &str) -> Option<(Op, String)> {
-    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-    ROUTES.iter().find_map(|(m, template, op)| {
-        let parts: Vec<&str> = template.split('/').filter(|s| !s.is_empty()).collect();
-        if m != method || parts.len() != segments.len() {
-            return None;
+async fn route(api: &Api, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let caller = caller(&req);
+    let (parts, body) = req.into_parts();
+    let answer = match Limited::new(body, MAX_BODY_BYTES).collect().await {
+        Ok(body) => {
+            let req = ApiRequest {
+                method: parts.method,
+                path: parts.uri.path().to_string(),
+                query: parts.uri.query().map(str::to_string),
+                headers: parts.headers,
+                body: body.to_bytes().to_vec(),
+                caller: Some(caller),
+            };
+            dispatch(api, &req).await
         }
-        let mut name = String::new();
-        for (part, seg) in parts.iter().zip(&segments) {
-            match *part {
-                "{name}" => name = seg.to_string(),
-                p if p == *seg => {}
-                _ => return None,
-            }
-        }
-        Some((*op, name))
-    })
+        Err(_) => Answer::error(&Error::PayloadTooLarge {
+            limit: MAX_BODY_BYTES,
+        }),
+    };
+    Response::builder()
+        .status(answer.status)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(answer.body.to_string())))
+        .expect("valid response")
 }
 
-async fn route(deps: &Deps, req: Request<Incoming>) -> Response<Full<Bytes>> {
-    let owner = caller(&req);
-    let method = req.method().clone();
-    let headers = req.headers().clone();
-    let path = req.uri().path().trim_end_matches('/').to_string();
-    let snapshot = !req
-        .uri()
-        .query()
-        .unwrap_or_default()
-        .split('&')
-        .any(|kv| kv == "snapshot=false");
-    let body = match Limited::new(req.into_body(), MAX_BODY_BYTES).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(_) => {
-            return answer(Err(Error::PayloadTooLarge {
-                limit: MAX_BODY_BYTES,
-            }));
-        }
-    };
-    let Some((op, name)) = matched(&method, &path) else {
-        return answer(Err(Error::NotFound(format!("no route for {method} {path}"))));
-    };
-    let name = name.as_str();
-    let result = match op {
-        Op::Launch => nbfleet_launch::handle(deps, &owner, &body).await,
-        Op::List => nbfleet_read::list(deps).await,
-        Op::Get => nbfleet_read::get(deps, name).await,
-        Op::Start => nbfleet_lifecycle::start(deps, &owner, name).await,
-        Op::Stop => nbfleet_lifecycle::stop(deps, &owner, name).await,
-        Op::Extend => nbfleet_lifecycle::extend(deps, &owner, name, &body).await,
-        Op::Delete => nbfleet_lifecycle::delete(deps, &owner, name, snapshot).await,
-        Op::Slack => return slack(deps, &headers, &body).await,
-    };
-    answer(result)
-}
-
-/// `POST /slack/commands`, as the slack Lambda answers it; slow work runs in a spawned task
-/// (the local process does not freeze, unlike a Lambda).
-async fn slack(deps: &Deps, headers: &hyper::HeaderMap, body: &[u8]) -> Response<Full<Bytes>> {
-    let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).map(str::to_string);
-    let req = nbfleet_slack::SlackHttp {
-        timestamp: header("x-slack-request-timestamp"),
-        signature: header("x-slack-signature"),
-        body: body.to_vec(),
-    };
-    let secret = match nbfleet_slack::signing_secret(deps).await {
-        Ok(s) => s,
-        Err(e) => return answer(Err(e)),
-    };
-    let jobs = SpawnedJobs(deps.clone());
-    let (status, body) = nbfleet_slack::slash(deps, &jobs, &secret, &req).await;
-    answer(Ok((status, body)))
-}
-
-/// The Jobs port for the local stack: a task in this process.
+/// The Jobs port for the local stack: a task in this process (which, unlike a Lambda, is not
+/// frozen after it answers).
 struct SpawnedJobs(Deps);
 
 #[async_trait::async_trait]
 impl nbfleet_core::ports::Jobs for SpawnedJobs {
-    async fn submit(&self, job: &Value) -> Result<()> {
-        let job: nbfleet_slack::Job = serde_json::from_value(job[nbfleet_slack::JOB_KEY].clone())
-            .map_err(|e| Error::internal(format!("bad job: {e}")))?;
+    async fn submit(&self, payload: &Value) -> Result<()> {
+        let job = Job::from_payload(payload).ok_or_else(|| Error::internal("not a Slack job"))??;
         let deps = self.0.clone();
         tokio::spawn(async move {
             let responder = nbfleet_aws::slack_webhook::ResponseUrl::default();
-            if let Err(e) = nbfleet_slack::run_job(&deps, &responder, &job).await {
+            if let Err(e) = run_job(&deps, &responder, &job).await {
                 tracing::warn!(error = %e, "Slack job: could not answer on response_url");
             }
         });
         Ok(())
     }
-}
-
-fn answer(result: Result<(u16, Value)>) -> Response<Full<Bytes>> {
-    let (status, body) = match result {
-        Ok(ok) => ok,
-        Err(e) => {
-            if let Error::Internal(detail) = &e {
-                tracing::error!(%detail, "internal error");
-            }
-            (e.status(), e.body())
-        }
-    };
-    Response::builder()
-        .status(status)
-        .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(body.to_string())))
-        .expect("valid response")
 }

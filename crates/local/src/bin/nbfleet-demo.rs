@@ -30,7 +30,7 @@ fn step(n: u32, text: &str) {
 async fn run() -> Result<(), String> {
     let started = Instant::now();
     let keep = std::env::var("KEEP").is_ok_and(|v| v == "1");
-    let moto = nbfleet_aws::moto::endpoint_from_env();
+    let moto = nbfleet_local::moto::endpoint_from_env();
     let root = std::env::current_dir().map_err(|e| e.to_string())?;
     let dir = root.join(".local");
 
@@ -38,7 +38,7 @@ async fn run() -> Result<(), String> {
     let stack = LocalStack::spawn(Launch {
         bin: &sibling_binary("nbfleet-local"),
         moto_endpoint: &moto,
-        account: nbfleet_aws::moto::DEFAULT_ACCOUNT,
+        account: nbfleet_local::moto::DEFAULT_ACCOUNT,
         dir: &dir,
         venv: &root.join(".venv"),
         port: std::env::var("NBFLEET_LOCAL_PORT")

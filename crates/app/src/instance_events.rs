@@ -1,0 +1,357 @@
+//! What EC2 and SSM tell nbfleet about its instances. Two events:
+//!
+//! - **EC2 instance state-change.** What the state means for the record is
+//!   `nbfleet_core::reconcile::on_ec2_state`'s decision (reconcile feeds the same function):
+//!   `running` for one of our instances sends the bootstrap (first boot) or the health check
+//!   (after a restart) over SSM Run Command and returns; the record moves to Configuring and
+//!   remembers the command. `stopped` and `terminated` bring the record in line with EC2.
+//! - **SSM command invocation status-change.** When the command the record waits on finishes,
+//!   its output decides: success moves the record to Ready with how to connect, the
+//!   certificate fingerprint, the GPU and the Jupyter version; failure stops the instance
+//!   and moves the record to Failed with the exit code and the stderr tail.
+//!
+//! Events for instances that are not ours are ignored. Every move is a conditional write, so
+//! a duplicate event finds the record already moved and changes nothing.
+
+use jiff::Timestamp;
+use nbfleet_core::events::Event;
+use nbfleet_core::ports::{CommandStatus, Deps, InstanceState, Invocation, Notice, tell};
+use nbfleet_core::reconcile::{Ec2Step, on_ec2_state, terminated};
+use nbfleet_core::record::{Failure, PendingCommand, connect_for};
+use nbfleet_core::scripts::{self, ScriptKind};
+use nbfleet_core::{Notebook, Result, State, report};
+
+/// How often, and how far apart, an early "running" event looks again for its record.
+const EARLY_EVENT_WAITS: u32 = 10;
+const EARLY_EVENT_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// What an event did, for the log and for tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Not about one of our notebooks.
+    Ignored(String),
+    /// About one of ours, but nothing to do (a duplicate, or a state already reached).
+    NoOp(String),
+    /// Sent a script and moved the record to Configuring.
+    Sent {
+        notebook: String,
+        command_id: String,
+        kind: ScriptKind,
+    },
+    /// Moved the record.
+    Moved { notebook: String, to: State },
+}
+
+/// Handles one event (parsed from EventBridge's JSON by `Event::parse` at the edge).
+pub async fn handle(deps: &Deps, event: &Event) -> Result<Outcome> {
+    let now = deps.clock.now();
+    let outcome = match event {
+        Event::InstanceState { instance_id, state } => {
+            on_instance_state(deps, instance_id, *state, now).await?
+        }
+        Event::CommandInvocation {
+            command_id,
+            instance_id,
+            status,
+        } => on_command(deps, command_id, instance_id, *status, now).await?,
+    };
+    tracing::info!(?outcome, "event handled");
+    Ok(outcome)
+}
+
+/// What an EC2 state change means for the record of `instance_id` (also fed by reconcile).
+pub async fn on_instance_state(
+    deps: &Deps,
+    instance_id: &str,
+    state: InstanceState,
+    now: Timestamp,
+) -> Result<Outcome> {
+    let mut found = deps.store.by_instance(instance_id).await?;
+    if found.is_none()
+        && state == InstanceState::Running
+        && deps
+            .compute
+            .describe(instance_id)
+            .await?
+            .is_some_and(|i| i.notebook.is_some())
+    {
+        // EC2 can say "running" before the launch has written the instance id to the record.
+        // Our tag tells: the event is early, not foreign. The write is a moment behind, so wait
+        // for it here; past that, fail for a retry (Lambda's comes a minute later).
+        for _ in 0..EARLY_EVENT_WAITS {
+            tokio::time::sleep(EARLY_EVENT_PAUSE).await;
+            found = deps.store.by_instance(instance_id).await?;
+            if found.is_some() {
+                break;
+            }
+        }
+        if found.is_none() {
+            return Err(nbfleet_core::Error::Unavailable(format!(
+                "{instance_id} is tagged for nbfleet but its record does not name it yet; retry"
+            )));
+        }
+    }
+    let Some(nb) = found else {
+        return Ok(Outcome::Ignored(format!(
+            "{instance_id} is not an nbfleet instance"
+        )));
+    };
+    match on_ec2_state(&nb, state, now)? {
+        Ec2Step::Configure => configure(deps, nb, now).await,
+        Ec2Step::Write(next) => save(deps, &nb, *next).await,
+        Ec2Step::FinishTermination => {
+            let done = finish_termination(deps, &nb, now).await?;
+            Ok(Outcome::Moved {
+                notebook: done.name,
+                to: done.state,
+            })
+        }
+        Ec2Step::Nothing(why) => Ok(Outcome::NoOp(why)),
+    }
+}
+
+/// Sends the bootstrap (never configured before) or the health check, then records the
+/// command. The record is claimed (moved to Configuring by a conditional write) before the
+/// send, so when the EC2 event and reconcile both see `running`, only one of them sends.
+async fn configure(deps: &Deps, nb: Notebook, now: Timestamp) -> Result<Outcome> {
+    let instance_id = nb.instance_id.clone().unwrap_or_default();
+    let script = if nb.cert_fingerprint.is_some() {
+        scripts::health_check(&nb)?
+    } else {
+        scripts::bootstrap(&nb, &deps.cfg, &deps.cfg.region)?
+    };
+    let mut claimed = nb.moved_to(State::Configuring, now)?;
+    claimed.started_running(now);
+    claimed.pending_command = None;
+    claimed.failure = None;
+    deps.store.put(&claimed, nb.expect()).await?;
+    let command_id = match deps.commands.send(&instance_id, &script).await {
+        Ok(id) => id,
+        Err(e) => {
+            // Hand the claim back, so the retried event sends again.
+            let back = nb.handed_back(&claimed, now);
+            if let Err(undo) = deps.store.put(&back, claimed.expect()).await {
+                tracing::warn!(notebook = %nb.name, error = %undo, "could not hand back the claim; the deadline will");
+            }
+            return Err(e);
+        }
+    };
+    let mut sent = claimed.touched(now);
+    sent.pending_command = Some(PendingCommand {
+        command_id: command_id.clone(),
+        kind: script.kind,
+    });
+    deps.store.put(&sent, claimed.expect()).await?;
+    tracing::info!(notebook = %nb.name, instance = %instance_id, command = %command_id, kind = ?script.kind, "configuring");
+    Ok(Outcome::Sent {
+        notebook: nb.name,
+        command_id,
+        kind: script.kind,
+    })
+}
+
+async fn on_command(
+    deps: &Deps,
+    command_id: &str,
+    instance_id: &str,
+    status: CommandStatus,
+    now: Timestamp,
+) -> Result<Outcome> {
+    let Some(nb) = deps.store.by_instance(instance_id).await? else {
+        return Ok(Outcome::Ignored(format!(
+            "{instance_id} is not an nbfleet instance"
+        )));
+    };
+    if nb.state == State::Configuring && nb.pending_command.is_none() {
+        // Claimed and sent, but the command id is not written yet: come back.
+        return Err(nbfleet_core::Error::Unavailable(format!(
+            "{} has not recorded its command yet; retry",
+            nb.name
+        )));
+    }
+    let Some(pending) = nb.pending_command.clone().filter(|p| p.command_id == command_id) else {
+        return Ok(Outcome::NoOp(format!(
+            "{} is not waiting on command {command_id}",
+            nb.name
+        )));
+    };
+    if nb.state != State::Configuring || !status.is_final() {
+        return Ok(Outcome::NoOp(format!(
+            "{}: command {command_id} is {status:?}",
+            nb.name
+        )));
+    }
+    let inv = deps.commands.invocation(command_id, instance_id).await?;
+    if inv.status == CommandStatus::Success && inv.exit_code.unwrap_or(0) == 0 {
+        match ready(deps, &nb, pending.kind, &inv, now).await {
+            Ok(next) => {
+                let notice = Notice::Ready {
+                    name: next.name.clone(),
+                    connect: next.connect.clone(),
+                    fingerprint: next.cert_fingerprint.clone(),
+                };
+                let outcome = save(deps, &nb, next).await?;
+                tell(deps, notice).await;
+                Ok(outcome)
+            }
+            Err(reason) => fail(deps, &nb, reason, &inv, now).await,
+        }
+    } else {
+        let what = match pending.kind {
+            ScriptKind::Bootstrap => "the bootstrap",
+            ScriptKind::Health => "the health check",
+            ScriptKind::Probe => "the probe",
+        };
+        let reason = match inv.status {
+            CommandStatus::TimedOut => format!("{what} timed out"),
+            CommandStatus::Cancelled => format!("{what} was cancelled"),
+            _ => format!("{what} failed"),
+        };
+        fail(deps, &nb, reason, &inv, now).await
+    }
+}
+
+/// The Ready record from a successful run's report, or why the report is not good enough.
+async fn ready(
+    deps: &Deps,
+    nb: &Notebook,
+    kind: ScriptKind,
+    inv: &Invocation,
+    now: Timestamp,
+) -> std::result::Result<Notebook, String> {
+    let mut next = nb.moved_to(State::Ready, now).map_err(|e| e.to_string())?;
+    let port = match kind {
+        ScriptKind::Bootstrap => {
+            let r = report::parse_bootstrap(&inv.stdout)
+                .map_err(|_| "the bootstrap printed no readable report")?;
+            next.cert_fingerprint = Some(r.fingerprint);
+            next.gpu = Some(r.gpu);
+            next.jupyter_version = Some(format!(
+                "jupyter_server {}, jupyterlab {}",
+                r.jupyter_server, r.jupyterlab
+            ));
+            r.port
+        }
+        ScriptKind::Probe => return Err("a probe cannot configure a notebook".into()),
+        ScriptKind::Health => {
+            let r = report::parse_health(&inv.stdout)
+                .map_err(|_| "the health check printed no readable report")?;
+            if nb.cert_fingerprint.as_deref() != Some(r.fingerprint.as_str()) {
+                return Err("Jupyter now serves a different certificate than the one recorded".into());
+            }
+            r.port
+        }
+    };
+    let instance_id = nb.instance_id.as_deref().unwrap_or_default();
+    let address = match deps.compute.describe(instance_id).await {
+        Ok(Some(i)) => i.public_dns.or(i.public_ip).or(i.private_ip),
+        _ => None,
+    };
+    next.connect = Some(connect_for(
+        nb.access.mode,
+        instance_id,
+        address.as_deref(),
+        port,
+        &deps.cfg.region,
+    ));
+    next.pending_command = None;
+    next.failure = None;
+    Ok(next)
+}
+
+/// Stops the instance, then records Failed: Failed always means nothing runs.
+async fn fail(
+    deps: &Deps,
+    nb: &Notebook,
+    reason: String,
+    inv: &Invocation,
+    now: Timestamp,
+) -> Result<Outcome> {
+    if let Some(id) = &nb.instance_id
+        && let Err(e) = deps.compute.stop(id).await
+    {
+        // Terminated out of band while it was being configured: it ends Terminated.
+        if !deps.compute.describe(id).await?.is_none_or(|i| i.state.is_gone()) {
+            return Err(e);
+        }
+        tracing::warn!(notebook = %nb.name, instance = %id, "instance gone during configure");
+        let done = finish_termination(deps, nb, now).await?;
+        return Ok(Outcome::Moved {
+            notebook: done.name,
+            to: done.state,
+        });
+    }
+    let mut next = nb.moved_to(State::Failed, now)?;
+    next.stopped_running(now);
+    next.pending_command = None;
+    next.failure = Some(Failure {
+        reason,
+        exit_code: inv.exit_code,
+        stderr_tail: Some(tail(&inv.stderr, 20, 2000)),
+    });
+    tracing::warn!(notebook = %nb.name, exit_code = ?inv.exit_code, "configuration failed; instance stopped");
+    let error = match &next.failure {
+        Some(Failure {
+            reason,
+            stderr_tail: Some(t),
+            ..
+        }) if !t.is_empty() => {
+            format!("{reason}: {}", t.lines().last().unwrap_or_default())
+        }
+        _ => next
+            .failure
+            .as_ref()
+            .map(|f| f.reason.clone())
+            .unwrap_or_default(),
+    };
+    let name = nb.name.clone();
+    let outcome = save(deps, nb, next).await?;
+    tell(deps, Notice::Failed { name, error }).await;
+    Ok(outcome)
+}
+
+/// Once the instance is gone: removes the notebook's security group and secret, and records
+/// Terminated. Works from any state, so a termination out of band ends the same way.
+pub async fn finish_termination(deps: &Deps, nb: &Notebook, now: Timestamp) -> Result<Notebook> {
+    if let Some(sg) = &nb.security_group_id {
+        // EC2 may still hold the group for a moment after termination; a leftover group is
+        // harmless (no instance uses it) and is logged for the operator.
+        if let Err(e) = deps.compute.delete_security_group(sg).await {
+            tracing::warn!(notebook = %nb.name, group = %sg, error = %e, "security group left behind");
+        }
+    }
+    deps.secrets.delete(&deps.cfg.secret_parameter(&nb.name)).await?;
+    let next = terminated(nb, now)?;
+    deps.store.put(&next, nb.expect()).await?;
+    tracing::info!(notebook = %nb.name, "terminated");
+    Ok(next)
+}
+
+async fn save(deps: &Deps, prev: &Notebook, next: Notebook) -> Result<Outcome> {
+    deps.store.put(&next, prev.expect()).await?;
+    Ok(Outcome::Moved {
+        notebook: next.name,
+        to: next.state,
+    })
+}
+
+/// The last `lines` lines of `text`, at most `max` characters.
+fn tail(text: &str, lines: usize, max: usize) -> String {
+    let all: Vec<&str> = text.trim_end().lines().collect();
+    let kept = all[all.len().saturating_sub(lines)..].join("\n");
+    let skip = kept.chars().count().saturating_sub(max);
+    kept.chars().skip(skip).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tail;
+
+    #[test]
+    fn the_stderr_tail_keeps_the_last_lines_within_the_limit() {
+        let text: String = (1..=30).map(|i| format!("line {i}\n")).collect();
+        let t = tail(&text, 3, 1000);
+        assert_eq!(t, "line 28\nline 29\nline 30");
+        assert_eq!(tail("abcdef", 5, 3), "def");
+    }
+}

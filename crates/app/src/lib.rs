@@ -1,0 +1,24 @@
+//! nbfleet's use cases, in one SDK-free layer: each takes typed input and the ports
+//! ([`Deps`]), decides through `nbfleet-core`, acts through the ports, and returns a typed
+//! result. No AWS SDK, no HTTP, no Slack wire format here: the edges (`nbfleet-http`, the
+//! Lambda mains, the local stack) turn requests into calls and results into answers.
+//!
+//! Each use case reads the clock once, at its start, and passes `now` down.
+//!
+//! - [`launch`]: `POST /notebooks`
+//! - [`lifecycle`]: start, stop, delete, extend
+//! - [`read`]: one notebook or all, with cost and history
+//! - [`instance_events`]: EC2 state changes and SSM command results
+//! - [`sweep`]: the scheduled round: [`reconcile`], [`deadlines`], probe, warn, stop, start
+//! - [`slack`]: `/notebook` commands and the jobs they hand over
+
+pub mod deadlines;
+pub mod instance_events;
+pub mod launch;
+pub mod lifecycle;
+pub mod read;
+pub mod reconcile;
+pub mod slack;
+pub mod sweep;
+
+pub use nbfleet_core::ports::Deps;

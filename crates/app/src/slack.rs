@@ -1,0 +1,252 @@
+//! The `/notebook` commands (launch, start, stop, status, list, extend, help), as use cases.
+//!
+//! 1. The request is verified before anything is read: Slack's HMAC signature over the raw
+//!    body, within 5 minutes (`nbfleet_core::slack::verify`).
+//! 2. The team and user must be on the allow-list.
+//! 3. Quick commands (status, list, extend, help) are answered at once; slow ones (launch,
+//!    start, stop call EC2) are acknowledged at once and handed to the [`Jobs`] port (in a
+//!    Lambda, an asynchronous self-invocation), whose run posts the outcome to Slack's
+//!    `response_url` through the [`Responder`] port.
+//!
+//! A command that changes something is done once per signed request: a replay inside Slack's
+//! 5-minute window is refused (the signature is remembered in the table, with a TTL).
+//!
+//! Replies are text (Slack's mrkdwn); the edge wraps them as ephemeral messages, so only the
+//! caller sees them, which is what lets a Slack launch show its token. Passwords are refused by
+//! the grammar. The work goes through the same use cases as the HTTP API, with the owner
+//! `slack:<team>:<user>`.
+
+use crate::read::View;
+use crate::{launch, lifecycle, read};
+use jiff::SignedDuration;
+use nbfleet_core::ports::{Deps, Jobs, Responder};
+use nbfleet_core::slack::{self, SlashCommand, SlashRequest, USAGE};
+use nbfleet_core::validate::launch_spec;
+use nbfleet_core::{Error, Result};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+/// Slow work, as handed to another invocation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Job {
+    /// Names the request it came from, so a second delivery of the same job does nothing.
+    pub id: String,
+    pub owner: String,
+    pub command: SlashCommand,
+    pub response_url: String,
+}
+
+/// The key that marks a job's payload (an API Gateway event never has it).
+pub const JOB_KEY: &str = "nbfleet_slack_job";
+
+impl Job {
+    /// The payload handed to the [`Jobs`] port.
+    pub fn payload(&self) -> serde_json::Value {
+        json!({ JOB_KEY: self })
+    }
+
+    /// The job in a payload, if it is one.
+    pub fn from_payload(payload: &serde_json::Value) -> Option<Result<Job>> {
+        let job = payload.get(JOB_KEY)?;
+        Some(serde_json::from_value(job.clone()).map_err(|e| Error::internal(format!("bad job: {e}"))))
+    }
+}
+
+/// A slash-command request as Slack signed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signed {
+    pub timestamp: Option<String>,
+    pub signature: Option<String>,
+    pub body: Vec<u8>,
+}
+
+/// Answers one slash-command request with the text of an ephemeral reply. A request that fails
+/// verification, or is a replay, is `Error::Unauthorized`; anything else is a reply (Slack
+/// shows nothing for other statuses).
+pub async fn slash(deps: &Deps, jobs: &dyn Jobs, secret: &[u8], req: &Signed) -> Result<String> {
+    let now = deps.clock.now();
+    if let Err(why) = slack::verify(
+        secret,
+        req.timestamp.as_deref(),
+        req.signature.as_deref(),
+        &req.body,
+        now,
+    ) {
+        tracing::warn!(reason = %why, "Slack request refused");
+        return Err(Error::Unauthorized(why.to_string()));
+    }
+    let form = match SlashRequest::parse(&req.body) {
+        Ok(f) => f,
+        Err(why) => return Ok(why),
+    };
+    if !form.allowed(&deps.cfg.slack.teams, &deps.cfg.slack.users) {
+        tracing::warn!(team = %form.team_id, user = %form.user_id, "Slack user not on the allow-list");
+        return Ok("You are not allowed to use /notebook here. Ask your nbfleet operator.".into());
+    }
+    let command = match SlashCommand::parse(&form.text) {
+        Ok(c) => c,
+        Err(usage) => return Ok(usage),
+    };
+    // A command that changes something is carried out once per signed request: a replay within
+    // the 5-minute window is refused (the signature is remembered for 10 minutes).
+    if command.changes_something() {
+        let signature = req.signature.as_deref().unwrap_or_default();
+        match deps
+            .store
+            .first_time(&format!("slack#{signature}"), now + SignedDuration::from_mins(10))
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(team = %form.team_id, user = %form.user_id, "Slack request replayed");
+                return Err(Error::Unauthorized("this request was already received".into()));
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot check the Slack request for a replay");
+                return Ok("nbfleet could not take that just now; try again in a minute.".into());
+            }
+        }
+    }
+    if !command.is_slow() {
+        return Ok(execute(deps, &form.owner(), &command).await);
+    }
+    let job = Job {
+        id: req.signature.clone().unwrap_or_default(),
+        owner: form.owner(),
+        command,
+        response_url: form.response_url,
+    };
+    match jobs.submit(&job.payload()).await {
+        Ok(()) => Ok(format!("Working on `{}`…", form.text.trim())),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot hand the Slack job over");
+            Ok("nbfleet could not start that just now; try again in a minute.".into())
+        }
+    }
+}
+
+/// The signing secret, from the Parameter Store parameter the configuration names.
+pub async fn signing_secret(deps: &Deps) -> Result<Vec<u8>> {
+    let parameter = deps
+        .cfg
+        .slack
+        .signing_secret_parameter
+        .as_deref()
+        .ok_or_else(|| Error::internal("NBFLEET_SLACK_SIGNING_SECRET_PARAMETER is not set"))?;
+    let secret = deps.secrets.get(parameter).await?.ok_or_else(|| {
+        Error::internal(format!(
+            "the Slack signing secret parameter {parameter} does not exist"
+        ))
+    })?;
+    Ok(secret.into_bytes())
+}
+
+/// Runs slow work and posts its outcome to Slack's `response_url`.
+/// Lambda may deliver an asynchronous invocation more than once: a job already taken is skipped.
+pub async fn run_job(deps: &Deps, responder: &dyn Responder, job: &Job) -> Result<()> {
+    let key = format!("slack-job#{}", job.id);
+    if !deps
+        .store
+        .first_time(&key, deps.clock.now() + SignedDuration::from_hours(24))
+        .await?
+    {
+        tracing::info!(owner = %job.owner, "Slack job delivered again; skipped");
+        return Ok(());
+    }
+    let text = execute(deps, &job.owner, &job.command).await;
+    responder.respond(&job.response_url, &text).await
+}
+
+/// Carries out a command as `owner` and says how it went.
+async fn execute(deps: &Deps, owner: &str, command: &SlashCommand) -> String {
+    let result = match command {
+        SlashCommand::Help => return USAGE.into(),
+        SlashCommand::List => read::list(deps).await.map(|all| list_text(&all)),
+        SlashCommand::Status(name) => read::get(deps, name).await.map(|v| status_text(&v)),
+        SlashCommand::Extend { name, minutes } => lifecycle::extend(deps, owner, name, *minutes)
+            .await
+            .map(|_| format!("*{name}*: idle stop put off by {minutes} minutes.")),
+        SlashCommand::Start(name) => lifecycle::start(deps, owner, name).await.map(|c| {
+            format!(
+                "*{name}* is {} (starting; you will hear when it is ready).",
+                c.notebook.state
+            )
+        }),
+        SlashCommand::Stop(name) => lifecycle::stop(deps, owner, name)
+            .await
+            .map(|c| format!("*{name}* is {} (stopping).", c.notebook.state)),
+        SlashCommand::Launch {
+            name,
+            instance_type,
+            idle_timeout_minutes,
+        } => launch_as(deps, owner, name, instance_type.as_deref(), *idle_timeout_minutes).await,
+    };
+    result.unwrap_or_else(|e| format!("Refused: {e}"))
+}
+
+/// A Slack launch: the same fields, and so the same validation, as `POST /notebooks`.
+async fn launch_as(
+    deps: &Deps,
+    owner: &str,
+    name: &str,
+    instance_type: Option<&str>,
+    idle_timeout_minutes: Option<u32>,
+) -> Result<String> {
+    let mut fields = serde_json::Map::new();
+    fields.insert("name".into(), json!(name));
+    if let Some(t) = instance_type {
+        fields.insert("instance_type".into(), json!(t));
+    }
+    if let Some(m) = idle_timeout_minutes {
+        fields.insert("idle_timeout_minutes".into(), json!(m));
+    }
+    let spec = launch_spec(&fields, &deps.cfg)?;
+    let launched = launch::launch(deps, owner, &spec).await?;
+    let mut t = format!("*{name}* is launching; you will hear when it is ready.");
+    if let Some(token) = &launched.token {
+        t.push_str(&format!(
+            "\nIts Jupyter token (shown once, only to you): `{}`",
+            token.expose()
+        ));
+    }
+    Ok(t)
+}
+
+fn status_text(view: &View) -> String {
+    let nb = &view.notebook;
+    let mut t = format!("*{}*: {} · {}", nb.name, nb.state, nb.instance_type);
+    if let Some(usd) = view.cost.cost_usd {
+        t.push_str(&format!(" · ${usd:.2} so far"));
+    }
+    if let Some(c) = &nb.connect {
+        t.push_str(&format!("\n{}", c.url));
+    }
+    if let Some(s) = &nb.idle_status {
+        t.push_str(&format!("\n{}", s.reason));
+    }
+    if let Some(f) = &nb.failure {
+        t.push_str(&format!("\nFailed: {}", f.reason));
+    }
+    t
+}
+
+fn list_text(all: &[View]) -> String {
+    let lines: Vec<String> = all
+        .iter()
+        .map(|v| {
+            let nb = &v.notebook;
+            let stop = nb
+                .idle_status
+                .as_ref()
+                .and_then(|s| s.planned_stop)
+                .map(|t| format!(" · stops {}", t.strftime("%H:%M UTC")))
+                .unwrap_or_default();
+            format!("• *{}*: {} · {}{stop}", nb.name, nb.state, nb.instance_type)
+        })
+        .collect();
+    if lines.is_empty() {
+        "No notebooks yet: `/notebook launch NAME`.".into()
+    } else {
+        lines.join("\n")
+    }
+}

@@ -1,0 +1,249 @@
+//! The idle-shutdown sweep, run on a schedule. One round:
+//!
+//! 1. reconcile records with EC2 and step in for records stuck in flight;
+//! 2. read the Ready notebooks (the by-state index) and send them the probe, at most 50
+//!    instances per SendCommand; a batch that fails is split in half until the bad instance is
+//!    alone, so one bad instance never blocks the others (as Instance Scheduler does);
+//! 3. collect the probes in the same run with a bounded wait: late means unknown;
+//! 4. decide with the pure idle policy (`nbfleet_core::idle::decide`), keep what
+//!    `idle::status_update` says to keep, then warn, stop and record;
+//! 5. start the stopped notebooks whose schedule asks to start when its window opens.
+//!
+//! A record is written only when its verdict or warning changes, so a duplicate schedule event
+//! changes nothing and a round over notebooks whose verdict holds writes nothing. The clock is
+//! read once, when the round starts.
+
+use crate::{deadlines, lifecycle, reconcile};
+use jiff::Timestamp;
+use nbfleet_core::idle::{self, Action, Probe, Timeline};
+use nbfleet_core::ports::{CommandStatus, Deps, Invocation, Notice, tell};
+use nbfleet_core::{Notebook, Result, State, report, scripts};
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// At most this many instances per SendCommand (SSM's limit).
+pub const BATCH: usize = 50;
+
+/// How long a round waits for its probes.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    pub collect_for: Duration,
+    pub poll_every: Duration,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Timing {
+            collect_for: Duration::from_secs(60),
+            poll_every: Duration::from_secs(3),
+        }
+    }
+}
+
+/// What a round found and did.
+#[derive(Debug, Default, Clone)]
+pub struct RoundReport {
+    pub reconcile: reconcile::Reconciled,
+    pub overdue: Vec<String>,
+    pub probed: usize,
+    pub commands_sent: usize,
+    pub unknown: Vec<String>,
+    pub warned: Vec<String>,
+    pub stopped: Vec<String>,
+    pub started: Vec<String>,
+}
+
+/// Runs one round.
+pub async fn sweep(deps: &Deps, timing: Timing) -> Result<RoundReport> {
+    let now = deps.clock.now();
+    // One read of the live records serves every step of the round.
+    let live = reconcile::live(deps).await?;
+    let mut report = RoundReport {
+        reconcile: reconcile::reconcile(deps, &live, now).await?,
+        overdue: deadlines::enforce(deps, &live, now).await?,
+        ..RoundReport::default()
+    };
+    // A record reconcile just moved is left to the next round. (The deadlines only move
+    // records in flight, which are neither Ready nor Stopped.)
+    let (ready, stopped): (Vec<Notebook>, Vec<Notebook>) = live
+        .into_iter()
+        .filter(|nb| !report.reconcile.moved.contains(&nb.name) && nb.instance_id.is_some())
+        .filter(|nb| matches!(nb.state, State::Ready | State::Stopped))
+        .partition(|nb| nb.state == State::Ready);
+    report.probed = ready.len();
+    let probes = probe_all(deps, &ready, timing, &mut report.commands_sent).await?;
+    for nb in ready {
+        let id = nb.instance_id.clone().unwrap_or_default();
+        let probe = probes
+            .get(&id)
+            .cloned()
+            .unwrap_or_else(|| Probe::Unknown("no probe result".into()));
+        if let Probe::Unknown(why) = &probe {
+            report.unknown.push(format!("{}: {why}", nb.name));
+        }
+        match apply(deps, &nb, &probe, now).await {
+            Ok(Some(Action::Warn { .. })) => report.warned.push(nb.name.clone()),
+            Ok(Some(Action::Stop)) => report.stopped.push(nb.name.clone()),
+            Ok(_) => {}
+            // A lost race with a user's request is fine: the next round sees the new state.
+            Err(e) => tracing::warn!(notebook = %nb.name, error = %e, "sweep could not apply its decision"),
+        }
+    }
+    report.started = start_scheduled(deps, &stopped, now).await;
+    tracing::info!(?report, "sweep done");
+    Ok(report)
+}
+
+/// Starts the stopped notebooks whose schedule window opened after they stopped.
+async fn start_scheduled(deps: &Deps, stopped: &[Notebook], now: Timestamp) -> Vec<String> {
+    let mut started = Vec::new();
+    for nb in stopped {
+        let Some(reason) = idle::start_due(&nb.idle, nb.state_since, now) else {
+            continue;
+        };
+        match lifecycle::start(deps, &nb.owner, &nb.name).await {
+            Ok(_) => {
+                let entry = serde_json::json!({"action": "start", "reason": reason});
+                if let Err(e) = deps.store.append_history(&nb.name, now, &entry).await {
+                    tracing::warn!(notebook = %nb.name, error = %e, "cannot record the scheduled start");
+                }
+                let name = nb.name.clone();
+                tell(deps, Notice::Started { name, reason }).await;
+                started.push(nb.name.clone());
+            }
+            // The record keeps the failure; the window does not retry it (see `start_due`).
+            Err(e) => tracing::warn!(notebook = %nb.name, error = %e, "scheduled start failed"),
+        }
+    }
+    started
+}
+
+/// Sends the probe to every notebook and collects what came back, by instance id.
+async fn probe_all(
+    deps: &Deps,
+    ready: &[Notebook],
+    timing: Timing,
+    sent: &mut usize,
+) -> Result<HashMap<String, Probe>> {
+    let script = scripts::probe()?;
+    let ids: Vec<String> = ready.iter().filter_map(|nb| nb.instance_id.clone()).collect();
+    let mut results = HashMap::new();
+    let mut commands = Vec::new();
+    for batch in ids.chunks(BATCH) {
+        send_bisecting(deps, batch, &script, &mut commands, &mut results, sent).await;
+    }
+    let deadline = tokio::time::Instant::now() + timing.collect_for;
+    let mut pending: Vec<(String, Vec<String>)> = commands;
+    while !pending.is_empty() {
+        let mut still = Vec::new();
+        for (command_id, batch) in pending {
+            let invocations = deps.commands.invocations(&command_id).await.unwrap_or_default();
+            let finished: HashMap<&str, &Invocation> = invocations
+                .iter()
+                .filter(|i| i.status.is_final())
+                .map(|i| (i.instance_id.as_str(), i))
+                .collect();
+            let mut waiting = Vec::new();
+            for id in batch {
+                match finished.get(id.as_str()) {
+                    Some(inv) if inv.status == CommandStatus::Success => {
+                        results.insert(id, report::parse_probe(&inv.stdout));
+                    }
+                    Some(inv) => {
+                        results.insert(id, Probe::Unknown(format!("the probe ended {:?}", inv.status)));
+                    }
+                    None => waiting.push(id),
+                }
+            }
+            if !waiting.is_empty() {
+                still.push((command_id, waiting));
+            }
+        }
+        pending = still;
+        if pending.is_empty() || tokio::time::Instant::now() >= deadline {
+            break;
+        }
+        tokio::time::sleep(timing.poll_every).await;
+    }
+    for (_, late) in pending {
+        for id in late {
+            results.insert(id, Probe::Unknown("the probe did not answer in time".into()));
+        }
+    }
+    Ok(results)
+}
+
+/// Sends one batch; on failure splits it until the failing instances are alone, and marks
+/// those unknown.
+async fn send_bisecting(
+    deps: &Deps,
+    batch: &[String],
+    script: &scripts::Script,
+    commands: &mut Vec<(String, Vec<String>)>,
+    results: &mut HashMap<String, Probe>,
+    sent: &mut usize,
+) {
+    let mut stack = vec![batch.to_vec()];
+    while let Some(ids) = stack.pop() {
+        *sent += 1;
+        match deps.commands.send_batch(&ids, script).await {
+            Ok(command_id) => commands.push((command_id, ids)),
+            Err(e) if ids.len() == 1 => {
+                results.insert(
+                    ids[0].clone(),
+                    Probe::Unknown(format!("the probe could not be sent: {e}")),
+                );
+            }
+            Err(_) => {
+                let (a, b) = ids.split_at(ids.len() / 2);
+                stack.push(b.to_vec());
+                stack.push(a.to_vec());
+            }
+        }
+    }
+}
+
+/// Decides and acts for one notebook; returns the action taken, if the record changed.
+async fn apply(deps: &Deps, nb: &Notebook, probe: &Probe, now: Timestamp) -> Result<Option<Action>> {
+    let decision = idle::decide(&nb.idle, probe, &Timeline::of(nb, now));
+    let update = idle::status_update(nb.idle_status.as_ref(), &decision, probe);
+    if update.changed || decision.action == Action::Stop {
+        let entry = serde_json::json!({
+            "verdict": decision.verdict, "action": decision.action,
+            "reason": decision.reason, "planned_stop": decision.planned_stop,
+        });
+        deps.store.append_history(&nb.name, now, &entry).await?;
+    }
+    match decision.action {
+        Action::Stop => {
+            let id = nb.instance_id.as_deref().unwrap_or_default();
+            let mut stopping = nb.moved_to(State::Stopping, now)?;
+            stopping.idle_status = Some(update.status);
+            stopping.pending_command = None;
+            deps.store.put(&stopping, nb.expect()).await?;
+            deps.compute.stop(id).await?;
+            let (name, reason) = (nb.name.clone(), decision.reason);
+            tell(deps, Notice::Stopped { name, reason }).await;
+            Ok(Some(Action::Stop))
+        }
+        _ if !update.changed => Ok(None),
+        action => {
+            let mut next = nb.touched(now);
+            next.idle_status = Some(update.status);
+            deps.store.put(&next, nb.expect()).await?;
+            if let Action::Warn { stop_at } = action {
+                let (name, reason) = (nb.name.clone(), decision.reason);
+                tell(
+                    deps,
+                    Notice::StoppingSoon {
+                        name,
+                        stop_at,
+                        reason,
+                    },
+                )
+                .await;
+            }
+            Ok(Some(action))
+        }
+    }
+}

@@ -1,0 +1,397 @@
+//! The launch handler against moto: a hardened instance, its security group, the record, 409 on
+//! a taken name, no AWS call on bad input, no secret in any command or log line, and adoption
+//! after a crash between RunInstances and the record update.
+
+use async_trait::async_trait;
+use aws_sdk_ec2::types::{Filter, HttpTokensState};
+use nbfleet_aws::Clients;
+use nbfleet_core::ports::{Deps, Store};
+use nbfleet_core::{Error, Expect, Notebook, State};
+use nbfleet_local::moto;
+use nbfleet_local::setup;
+use serde_json::{Value, json};
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+const ALICE: &str = "arn:aws:sts::123456789012:assumed-role/DataScientist/alice";
+
+struct Env {
+    deps: Deps,
+    /// Unwatched clients on the same account, for assertions.
+    aws: Clients,
+    /// AWS requests the handler's clients have sent.
+    calls: moto::CallLog,
+}
+
+async fn env() -> Env {
+    logs();
+    let endpoint = moto::endpoint_from_env();
+    let account = moto::fresh_account();
+    let aws = setup::provision(&endpoint, &account)
+        .await
+        .expect("provision moto (is moto running?)");
+    let calls = moto::CallLog::default();
+    let cfg = nbfleet_core::config::from_vars(setup::vars()).unwrap();
+    let deps = moto::clients_logged(&endpoint, &account, calls.clone()).deps(cfg);
+    Env { deps, aws, calls }
+}
+
+async fn launch(env: &Env, body: Value) -> Result<(u16, Value), Error> {
+    nbfleet_testkit::api::launch(&env.deps, ALICE, body.to_string().as_bytes()).await
+}
+
+async fn instances_of(aws: &Clients, notebook: &str) -> Vec<aws_sdk_ec2::types::Instance> {
+    aws.ec2
+        .describe_instances()
+        .filters(
+            Filter::builder()
+                .name("tag:nbfleet:notebook")
+                .values(notebook)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .reservations()
+        .iter()
+        .flat_map(|r| r.instances().to_vec())
+        .collect()
+}
+
+async fn ingress(aws: &Clients, group_id: &str) -> Vec<aws_sdk_ec2::types::IpPermission> {
+    let groups = aws
+        .ec2
+        .describe_security_groups()
+        .group_ids(group_id)
+        .send()
+        .await
+        .unwrap();
+    groups.security_groups()[0].ip_permissions().to_vec()
+}
+
+#[tokio::test]
+async fn the_sample_event_launches_a_hardened_instance_with_no_open_port() {
+    let env = env().await;
+    let event =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../events/launch.json")).unwrap();
+    let req = lambda_http::request::from_str(&event).expect("events/launch.json is an HTTP API v2 event");
+    let resp = nbfleet_testkit::api::serve(&env.deps, req).await;
+    assert_eq!(resp.status(), 202);
+    let body: Value = serde_json::from_str(&String::from_utf8_lossy(resp.body())).unwrap();
+    let nb = &body["notebook"];
+    assert_eq!(nb["state"], "Launching");
+    assert_eq!(nb["owner"], ALICE);
+    assert_eq!(nb["instance_type"], "g5.xlarge");
+    assert_eq!(
+        body["token"].as_str().unwrap().len(),
+        48,
+        "no password: a token, shown once"
+    );
+
+    let instances = instances_of(&env.aws, "exp-42").await;
+    assert_eq!(instances.len(), 1);
+    let i = &instances[0];
+    assert_eq!(nb["instance_id"], i.instance_id().unwrap());
+    assert_eq!(i.image_id(), Some(setup::SEEDED_AMI));
+    assert_eq!(
+        i.metadata_options().unwrap().http_tokens(),
+        Some(&HttpTokensState::Required),
+        "IMDSv2"
+    );
+    assert_eq!(i.key_name(), None, "no key pair");
+    assert!(
+        i.iam_instance_profile()
+            .unwrap()
+            .arn()
+            .unwrap()
+            .ends_with(setup::INSTANCE_PROFILE)
+    );
+    let tag = |k: &str| {
+        i.tags()
+            .iter()
+            .find(|t| t.key() == Some(k))
+            .and_then(|t| t.value())
+            .map(String::from)
+    };
+    assert_eq!(tag("nbfleet:notebook").as_deref(), Some("exp-42"));
+    assert_eq!(tag("nbfleet:owner").as_deref(), Some(ALICE));
+    assert_eq!(tag("nbfleet:generation").as_deref(), Some("1"));
+
+    let volumes = env
+        .aws
+        .ec2
+        .describe_volumes()
+        .filters(
+            Filter::builder()
+                .name("attachment.instance-id")
+                .values(i.instance_id().unwrap())
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let root = &volumes.volumes()[0];
+    assert_eq!(root.encrypted(), Some(true));
+    assert_eq!(root.size(), Some(100));
+    assert_eq!(root.volume_type().map(|t| t.as_str()), Some("gp3"));
+
+    let sg = nb["security_group_id"].as_str().unwrap();
+    assert!(ingress(&env.aws, sg).await.is_empty(), "ssm mode opens no port");
+
+    let stored = env.deps.store.get("exp-42").await.unwrap().unwrap();
+    assert_eq!(stored.state, State::Launching);
+    assert_eq!(stored.launch_attempts.len(), 1);
+}
+
+#[tokio::test]
+async fn cidr_mode_opens_8888_to_the_listed_networks_only() {
+    let env = env().await;
+    let (status, body) = launch(
+        &env,
+        json!({"name": "open-nb", "access": {"mode": "cidr", "cidrs": ["203.0.113.0/24", "2001:db8::/32"]}}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 202);
+    let perms = ingress(&env.aws, body["notebook"]["security_group_id"].as_str().unwrap()).await;
+    assert_eq!(perms.len(), 1);
+    let p = &perms[0];
+    assert_eq!(
+        (p.from_port(), p.to_port(), p.ip_protocol()),
+        (Some(8888), Some(8888), Some("tcp"))
+    );
+    let v4: Vec<_> = p.ip_ranges().iter().filter_map(|r| r.cidr_ip()).collect();
+    let v6: Vec<_> = p.ipv6_ranges().iter().filter_map(|r| r.cidr_ipv6()).collect();
+    assert_eq!((v4, v6), (vec!["203.0.113.0/24"], vec!["2001:db8::/32"]));
+}
+
+#[tokio::test]
+async fn the_same_name_again_is_409() {
+    let env = env().await;
+    launch(&env, json!({"name": "taken"})).await.unwrap();
+    let err = launch(&env, json!({"name": "taken"})).await.unwrap_err();
+    assert_eq!(err.status(), 409);
+    assert!(err.to_string().contains("already exists"), "{err}");
+    assert_eq!(instances_of(&env.aws, "taken").await.len(), 1);
+}
+
+#[tokio::test]
+async fn every_refusal_answers_4xx_with_the_error_body_and_makes_no_aws_call() {
+    let env = env().await;
+    let bodies = [
+        json!({}),
+        json!({"name": "Bad Name"}),
+        json!({"name": "nb", "instance_type": "p2.xlarge"}),
+        json!({"name": "nb", "idle_timeout_minutes": 1}),
+        json!({"name": "nb", "access": {"mode": "cidr", "cidrs": ["0.0.0.0/0"]}}),
+        json!({"name": "nb", "access": {"mode": "cidr", "cidrs": ["nonsense"]}}),
+        json!({"name": "nb", "password": "short"}),
+        json!({"name": "nb", "ami": "ami-12345678"}),
+        json!({"name": "nb", "surprise": true}),
+        json!({"name": "nb", "volume_gb": 5}),
+    ];
+    for body in bodies {
+        let resp = nbfleet_testkit::api::respond(launch(&env, body.clone()).await);
+        assert_eq!(resp.status(), 400, "{body}");
+        let answer: Value = serde_json::from_str(&String::from_utf8_lossy(resp.body())).unwrap();
+        assert_eq!(answer["error"]["code"], "BadRequest", "{body}");
+        assert!(answer["error"]["field"].is_string(), "{answer}");
+    }
+    let huge = vec![b' '; 20_000];
+    let resp = nbfleet_testkit::api::respond(nbfleet_testkit::api::launch(&env.deps, ALICE, &huge).await);
+    assert_eq!(resp.status(), 413);
+
+    let mut unsigned = lambda_http::Request::new(lambda_http::Body::Text(r#"{"name":"nb"}"#.into()));
+    *unsigned.method_mut() = lambda_http::http::Method::POST;
+    *unsigned.uri_mut() = "/notebooks".parse().unwrap();
+    assert_eq!(
+        nbfleet_testkit::api::serve(&env.deps, unsigned).await.status(),
+        401
+    );
+
+    assert_eq!(env.calls.total(), 0, "a refused request made AWS calls");
+}
+
+/// Collects every log line the handlers write, in every test of this file.
+#[derive(Clone, Default)]
+struct Logs(Arc<Mutex<Vec<u8>>>);
+
+/// The one global subscriber of this test binary. A subscriber set for one thread only would
+/// race with the other tests: a log call first reached on a thread without one is cached as
+/// disabled everywhere.
+fn logs() -> &'static Logs {
+    static LOGS: std::sync::OnceLock<Logs> = std::sync::OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs = Logs::default();
+        let writer = logs.clone();
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_writer(move || writer.clone())
+            .init();
+        logs
+    })
+}
+
+impl Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn no_secret_reaches_a_command_an_answer_or_a_log_line() {
+    let env = env().await;
+    let logs = logs();
+
+    let password = "hunter2-correct-horse";
+    let (_, with_password) = launch(&env, json!({"name": "pw-nb", "password": password}))
+        .await
+        .unwrap();
+    let (_, with_token) = launch(&env, json!({"name": "token-nb"})).await.unwrap();
+    let token = with_token["token"].as_str().unwrap().to_string();
+    let hash = env
+        .aws
+        .ssm
+        .get_parameter()
+        .name("/nbfleet/notebooks/pw-nb/secret")
+        .with_decryption(true)
+        .send()
+        .await;
+    let hash = hash.unwrap().parameter.unwrap().value.unwrap();
+    assert!(hash.starts_with("argon2:"), "the password is stored hashed");
+
+    let logged = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(logged.contains("launching"), "the handler logs: {logged}");
+    let commands = env.aws.ssm.list_commands().send().await.unwrap();
+    let sent = format!("{:?}", commands.commands());
+    for secret in [password, &token, &hash] {
+        assert!(!logged.contains(secret), "a secret in the logs");
+        assert!(!sent.contains(secret), "a secret in a command");
+    }
+    let answer = with_password.to_string();
+    assert!(!answer.contains(password) && !answer.contains(&hash) && with_password.get("token").is_none());
+}
+
+/// The real store, except that the first write of a Launching record fails, as if the Lambda
+/// died right after RunInstances.
+struct CrashOnce {
+    inner: Arc<dyn Store>,
+    crashed: AtomicBool,
+}
+
+#[async_trait]
+impl Store for CrashOnce {
+    async fn put(&self, nb: &Notebook, expect: Expect) -> nbfleet_core::Result<()> {
+        if nb.state == State::Launching && !self.crashed.swap(true, Ordering::SeqCst) {
+            return Err(Error::Unavailable("injected crash".into()));
+        }
+        self.inner.put(nb, expect).await
+    }
+    async fn get(&self, name: &str) -> nbfleet_core::Result<Option<Notebook>> {
+        self.inner.get(name).await
+    }
+    async fn by_instance(&self, id: &str) -> nbfleet_core::Result<Option<Notebook>> {
+        self.inner.by_instance(id).await
+    }
+    async fn list_by_state(&self, state: State) -> nbfleet_core::Result<Vec<Notebook>> {
+        self.inner.list_by_state(state).await
+    }
+    async fn list(&self) -> nbfleet_core::Result<Vec<Notebook>> {
+        self.inner.list().await
+    }
+    async fn append_history(&self, n: &str, at: jiff::Timestamp, e: &Value) -> nbfleet_core::Result<()> {
+        self.inner.append_history(n, at, e).await
+    }
+    async fn history(&self, n: &str) -> nbfleet_core::Result<Vec<Value>> {
+        self.inner.history(n).await
+    }
+    async fn first_time(&self, k: &str, until: jiff::Timestamp) -> nbfleet_core::Result<bool> {
+        self.inner.first_time(k, until).await
+    }
+}
+
+#[tokio::test]
+async fn a_crash_after_run_instances_is_adopted_on_retry_with_exactly_one_instance() {
+    let mut env = env().await;
+    env.deps.store = Arc::new(CrashOnce {
+        inner: env.deps.store.clone(),
+        crashed: AtomicBool::new(false),
+    });
+
+    let err = launch(&env, json!({"name": "crashy"})).await.unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+    assert_eq!(
+        env.deps.store.get("crashy").await.unwrap().unwrap().state,
+        State::Pending
+    );
+    assert_eq!(instances_of(&env.aws, "crashy").await.len(), 1);
+
+    let (status, body) = launch(&env, json!({"name": "crashy"})).await.unwrap();
+    assert_eq!(status, 202);
+    let instances = instances_of(&env.aws, "crashy").await;
+    assert_eq!(instances.len(), 1, "the retry adopted the first instance");
+    assert_eq!(
+        body["notebook"]["instance_id"],
+        instances[0].instance_id().unwrap()
+    );
+    assert_eq!(body["notebook"]["state"], "Launching");
+    let outcome = body["notebook"]["launch_attempts"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()["outcome"]
+        .clone();
+    assert!(outcome.as_str().unwrap().starts_with("adopted"), "{outcome}");
+}
+
+#[tokio::test]
+async fn another_owner_cannot_resume_a_pending_launch() {
+    let mut env = env().await;
+    env.deps.store = Arc::new(CrashOnce {
+        inner: env.deps.store.clone(),
+        crashed: AtomicBool::new(false),
+    });
+    launch(&env, json!({"name": "mine"})).await.unwrap_err();
+    let err = nbfleet_testkit::api::launch(
+        &env.deps,
+        "arn:aws:iam::123456789012:user/mallory",
+        br#"{"name":"mine"}"#,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.status(), 409);
+}
+
+#[tokio::test]
+async fn the_secret_is_granted_to_its_instance_by_arn_before_the_record_says_launching() {
+    let mut env = env().await;
+    env.deps.cfg.account_id = Some("123456789012".into());
+    env.deps.cfg.partition = "aws".into();
+    let (_, body) = launch(&env, json!({"name": "granted"})).await.unwrap();
+    let id = body["notebook"]["instance_id"].as_str().unwrap();
+    let tags = env
+        .aws
+        .ssm
+        .list_tags_for_resource()
+        .resource_type(aws_sdk_ssm::types::ResourceTypeForTagging::Parameter)
+        .resource_id(env.deps.cfg.secret_parameter("granted"))
+        .send()
+        .await
+        .unwrap();
+    let tag = |k: &str| {
+        tags.tag_list()
+            .iter()
+            .find(|t| t.key() == k)
+            .map(|t| t.value().to_string())
+    };
+    assert_eq!(
+        tag("nbfleet:instance"),
+        Some(format!("arn:aws:ec2:us-east-1:123456789012:instance/{id}"))
+    );
+    assert_eq!(tag("nbfleet:notebook").as_deref(), Some("granted"));
+}

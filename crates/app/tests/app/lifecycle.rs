@@ -1,0 +1,95 @@
+//! Every cell of DESIGN.md §3's table for start, stop and delete, through the lifecycle
+//! handlers against moto: the status, the record afterwards, and exactly one EC2 action per
+//! accepted transition (none otherwise). (`extend` arrives with the idle policy.)
+
+use crate::common::{OWNER, env};
+use nbfleet_core::State;
+use nbfleet_core::transitions::{Effect as Verdict, Op as Request, decide};
+use nbfleet_http::answer::status as status_of;
+
+#[tokio::test]
+async fn every_cell_of_the_table_through_the_handlers() {
+    let e = env().await;
+    let mut checked = 0;
+    for state in State::ALL {
+        for request in [Request::Start, Request::Stop, Request::Delete] {
+            let name = format!("{}-{}", state.as_str().to_lowercase(), request.as_str());
+            let launched = e.launch(&name).await;
+            let id = launched.instance_id.clone().unwrap();
+            // Make EC2 agree with the state under test.
+            match state {
+                State::Stopped | State::Failed => {
+                    e.aws.ec2.stop_instances().instance_ids(&id).send().await.unwrap();
+                }
+                State::Terminated => {
+                    e.aws
+                        .ec2
+                        .terminate_instances()
+                        .instance_ids(&id)
+                        .send()
+                        .await
+                        .unwrap();
+                }
+                _ => {}
+            }
+            let before = e.force(&name, state).await;
+            let actions = e.compute.total();
+
+            let result = match request {
+                Request::Start => nbfleet_testkit::api::start(&e.deps, OWNER, &name).await,
+                Request::Stop => nbfleet_testkit::api::stop(&e.deps, OWNER, &name).await,
+                _ => nbfleet_testkit::api::delete(&e.deps, OWNER, &name, true).await,
+            };
+            let status = result
+                .as_ref()
+                .map(|(s, _)| *s)
+                .unwrap_or_else(|err| err.status());
+            let verdict = decide(state, request);
+            let cell = format!("{state} {}", request.as_str());
+            assert_eq!(status, status_of(verdict), "{cell}: {result:?}");
+
+            let after = e.record(&name).await;
+            match verdict {
+                Verdict::Move(to) => {
+                    assert_eq!(after.state, to, "{cell}");
+                    assert_eq!(e.compute.total(), actions + 1, "{cell}: one EC2 action");
+                }
+                _ => {
+                    assert_eq!(
+                        (after.state, after.version),
+                        (before.state, before.version),
+                        "{cell}: unchanged"
+                    );
+                    assert_eq!(e.compute.total(), actions, "{cell}: no EC2 action");
+                }
+            }
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 30);
+}
+
+#[tokio::test]
+async fn only_the_owner_or_an_admin_may_act_and_unknown_names_are_404() {
+    let mut e = env().await;
+    e.launch("guarded").await;
+    e.force("guarded", State::Ready).await;
+    let err = nbfleet_testkit::api::stop(&e.deps, "mallory", "guarded")
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), 403);
+    assert_eq!(e.compute.total(), 0);
+    e.deps.cfg.admins = vec!["root-admin".into()];
+    let (status, _) = nbfleet_testkit::api::stop(&e.deps, "root-admin", "guarded")
+        .await
+        .unwrap();
+    assert_eq!(status, 202);
+    let err = nbfleet_testkit::api::start(&e.deps, OWNER, "no-such")
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), 404);
+    let err = nbfleet_testkit::api::start(&e.deps, OWNER, "Bad Name")
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), 400);
+}

@@ -1,0 +1,190 @@
+//! Reconcile and deadlines against moto: changes made behind nbfleet's back are adopted,
+//! orphans are reported, and a record stuck in flight ends Failed with its instance stopped.
+
+use crate::common::env;
+use nbfleet_app::deadlines::enforce as enforce_deadlines_at;
+use nbfleet_app::reconcile::{live, reconcile as reconcile_at};
+use nbfleet_core::State;
+use nbfleet_core::ports::Clock;
+
+#[tokio::test]
+async fn an_instance_terminated_behind_our_back_ends_terminated() {
+    let e = env().await;
+    let nb = e.launch("gone").await;
+    e.force("gone", State::Ready).await;
+    e.aws
+        .ec2
+        .terminate_instances()
+        .instance_ids(nb.instance_id.clone().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let report = reconcile_at(&e.deps, &live(&e.deps).await.unwrap(), e.clock.now())
+        .await
+        .unwrap();
+    assert_eq!(report.adopted, ["gone: EC2 says Terminated"]);
+    assert_eq!(e.record("gone").await.state, State::Terminated);
+}
+
+#[tokio::test]
+async fn an_instance_stopped_behind_our_back_ends_stopped_and_its_cost_stops() {
+    let e = env().await;
+    let nb = e.launch("halted").await;
+    let mut ready = e.force("halted", State::Ready).await;
+    ready.running_since = Some(e.deps.clock.now());
+    let stored = e.record("halted").await;
+    e.deps
+        .store
+        .put(&ready.touched(e.deps.clock.now()), stored.expect())
+        .await
+        .unwrap();
+    e.advance_minutes(90);
+    e.aws
+        .ec2
+        .stop_instances()
+        .instance_ids(nb.instance_id.clone().unwrap())
+        .send()
+        .await
+        .unwrap();
+
+    reconcile_at(&e.deps, &live(&e.deps).await.unwrap(), e.clock.now())
+        .await
+        .unwrap();
+    let after = e.record("halted").await;
+    assert_eq!(after.state, State::Stopped);
+    assert_eq!((after.running_since, after.running_seconds), (None, 90 * 60));
+    e.advance_minutes(60);
+    assert_eq!(
+        e.record("halted").await.running_seconds_at(e.deps.clock.now()),
+        90 * 60,
+        "the clock stopped"
+    );
+}
+
+#[tokio::test]
+async fn an_instance_started_by_hand_is_configured_again() {
+    let e = env().await;
+    let nb = e.launch("manual").await;
+    e.force("manual", State::Stopped).await;
+    // The instance runs in moto (it never stopped): as if someone started it in the console.
+    let report = reconcile_at(&e.deps, &live(&e.deps).await.unwrap(), e.clock.now())
+        .await
+        .unwrap();
+    assert_eq!(report.adopted, ["manual: EC2 says Running"]);
+    let after = e.record("manual").await;
+    assert_eq!(after.state, State::Configuring);
+    assert!(after.pending_command.is_some());
+    assert_eq!(e.ec2_state(nb.instance_id.as_deref().unwrap()).await, "running");
+}
+
+#[tokio::test]
+async fn a_tagged_instance_without_a_record_is_an_orphan() {
+    let e = env().await;
+    e.launch("known").await;
+    e.force("known", State::Ready).await;
+    let ghost_id = nbfleet_local::setup::run_seeded(&e.aws.ec2, 1, Some("ghost"))
+        .await
+        .unwrap()
+        .remove(0);
+    let report = reconcile_at(&e.deps, &live(&e.deps).await.unwrap(), e.clock.now())
+        .await
+        .unwrap();
+    assert_eq!(report.orphans.len(), 1, "{report:?}");
+    assert!(report.orphans[0].starts_with(&ghost_id) && report.orphans[0].contains("ghost"));
+    assert!(report.adopted.is_empty(), "{report:?}");
+}
+
+#[tokio::test]
+async fn a_record_stuck_configuring_past_its_deadline_fails_with_its_instance_stopped() {
+    let e = env().await;
+    let nb = e.launch("stuck").await;
+    e.force("stuck", State::Configuring).await;
+    e.advance_minutes(39);
+    assert!(
+        enforce_deadlines_at(&e.deps, &live(&e.deps).await.unwrap(), e.clock.now())
+            .await
+            .unwrap()
+            .is_empty(),
+        "not yet"
+    );
+    e.advance_minutes(2);
+    let done = enforce_deadlines_at(&e.deps, &live(&e.deps).await.unwrap(), e.clock.now())
+        .await
+        .unwrap();
+    assert_eq!(done, ["stuck: Configuring for 41 min"]);
+    let after = e.record("stuck").await;
+    assert_eq!(after.state, State::Failed);
+    assert!(after.failure.unwrap().reason.contains("stuck in Configuring"));
+    assert_eq!(e.ec2_state(nb.instance_id.as_deref().unwrap()).await, "stopped");
+    // A second sweep changes nothing.
+    assert!(
+        enforce_deadlines_at(&e.deps, &live(&e.deps).await.unwrap(), e.clock.now())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn ec2_events_on_the_way_down_update_the_record() {
+    use nbfleet_app::instance_events::on_instance_state;
+    use nbfleet_core::ports::InstanceState;
+    let e = env().await;
+    let nb = e.launch("downhill").await;
+    let id = nb.instance_id.clone().unwrap();
+    e.force("downhill", State::Ready).await;
+    on_instance_state(&e.deps, &id, InstanceState::Stopping, e.clock.now())
+        .await
+        .unwrap();
+    assert_eq!(e.record("downhill").await.state, State::Stopping);
+    on_instance_state(&e.deps, &id, InstanceState::Stopped, e.clock.now())
+        .await
+        .unwrap();
+    assert_eq!(e.record("downhill").await.state, State::Stopped);
+    on_instance_state(&e.deps, &id, InstanceState::ShuttingDown, e.clock.now())
+        .await
+        .unwrap();
+    assert_eq!(e.record("downhill").await.state, State::Terminating);
+    on_instance_state(&e.deps, &id, InstanceState::Terminated, e.clock.now())
+        .await
+        .unwrap();
+    assert_eq!(e.record("downhill").await.state, State::Terminated);
+    // The same event again changes nothing.
+    let again = on_instance_state(&e.deps, &id, InstanceState::Terminated, e.clock.now())
+        .await
+        .unwrap();
+    assert!(
+        matches!(again, nbfleet_app::instance_events::Outcome::NoOp(_)),
+        "{again:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_running_event_that_beats_the_launchs_record_write_is_retried_not_ignored() {
+    use nbfleet_app::instance_events::on_instance_state;
+    use nbfleet_core::ports::InstanceState;
+    let e = env().await;
+    let nb = e.launch("early").await;
+    let id = nb.instance_id.clone().unwrap();
+    // As if EC2's event came between RunInstances and the record naming the instance.
+    let mut before_write = e.record("early").await.touched(e.deps.clock.now());
+    before_write.instance_id = None;
+    e.deps.store.put(&before_write, nb.expect()).await.unwrap();
+    let err = on_instance_state(&e.deps, &id, InstanceState::Running, e.clock.now())
+        .await
+        .unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+
+    // An instance without nbfleet's tag is someone else's: ignored.
+    let foreign = nbfleet_local::setup::run_seeded(&e.aws.ec2, 1, None)
+        .await
+        .unwrap();
+    let foreign_id = &foreign[0];
+    let outcome = on_instance_state(&e.deps, foreign_id, InstanceState::Running, e.clock.now())
+        .await
+        .unwrap();
+    assert!(
+        matches!(outcome, nbfleet_app::instance_events::Outcome::Ignored(_)),
+        "{outcome:?}"
+    );
+}

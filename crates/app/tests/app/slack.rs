@@ -1,0 +1,356 @@
+//! `/notebook` against moto: verification and the allow-list before any AWS call, quick
+//! commands answered at once, slow ones acknowledged and done by the job, which answers on
+//! `response_url`. The Jobs and Responder ports are recorded here (the self-invocation and
+//! Slack's side are what moto cannot be).
+
+use base64::Engine as _;
+use nbfleet_app::slack::{JOB_KEY, Job, Signed as SlackHttp, run_job};
+use nbfleet_core::ports::{Deps, Jobs, Responder};
+use nbfleet_core::slack::{USAGE, sign};
+use nbfleet_core::{Result, State};
+use nbfleet_local::moto::{self, CallLog};
+use nbfleet_local::setup::{self, SLACK_SIGNING_SECRET as SECRET};
+use nbfleet_testkit::api::slash;
+use serde_json::{Value, json};
+use std::sync::Mutex;
+
+#[derive(Default)]
+struct Recorded {
+    jobs: Mutex<Vec<Value>>,
+    answers: Mutex<Vec<(String, Value)>>,
+}
+
+#[async_trait::async_trait]
+impl Jobs for Recorded {
+    async fn submit(&self, job: &Value) -> Result<()> {
+        self.jobs.lock().unwrap().push(job.clone());
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl Responder for Recorded {
+    async fn respond(&self, url: &str, text: &str) -> Result<()> {
+        self.answers
+            .lock()
+            .unwrap()
+            .push((url.to_string(), nbfleet_core::slack::ephemeral(text)));
+        Ok(())
+    }
+}
+
+struct Env {
+    deps: Deps,
+    calls: CallLog,
+    seen: Recorded,
+}
+
+async fn env() -> Env {
+    let endpoint = moto::endpoint_from_env();
+    let account = moto::fresh_account();
+    setup::provision(&endpoint, &account).await.unwrap();
+    let cfg = nbfleet_core::config::from_vars(setup::vars()).unwrap();
+    let calls = CallLog::default();
+    let deps = moto::clients_logged(&endpoint, &account, calls.clone()).deps(cfg);
+    Env {
+        deps,
+        calls,
+        seen: Recorded::default(),
+    }
+}
+
+const RESPONSE_URL: &str = "https://hooks.slack.com/commands/TLOCAL/1/abc";
+
+/// A request from `team`/`user` with `text`, signed with `secret` at `ts`.
+fn request(secret: &str, ts: i64, team: &str, user: &str, text: &str) -> SlackHttp {
+    let body = form_urlencoded::Serializer::new(String::new())
+        .append_pair("team_id", team)
+        .append_pair("user_id", user)
+        .append_pair("command", "/notebook")
+        .append_pair("text", text)
+        .append_pair("response_url", RESPONSE_URL)
+        .finish();
+    SlackHttp {
+        timestamp: Some(ts.to_string()),
+        signature: Some(sign(secret.as_bytes(), &ts.to_string(), body.as_bytes())),
+        body: body.into_bytes(),
+    }
+}
+
+impl Env {
+    fn now(&self) -> i64 {
+        self.deps.clock.now().as_second()
+    }
+
+    async fn say(&self, user: &str, text: &str) -> (u16, Value) {
+        let req = request(SECRET, self.now(), setup::SLACK_TEAM, user, text);
+        slash(&self.deps, &self.seen, SECRET.as_bytes(), &req).await
+    }
+
+    /// Runs the jobs queued so far, as the self-invocation would.
+    async fn run_jobs(&self) {
+        let jobs: Vec<Value> = self.seen.jobs.lock().unwrap().drain(..).collect();
+        for job in jobs {
+            let job: Job = serde_json::from_value(job[JOB_KEY].clone()).unwrap();
+            run_job(&self.deps, &self.seen, &job).await.unwrap();
+        }
+    }
+
+    fn last_answer(&self) -> Value {
+        let answers = self.seen.answers.lock().unwrap();
+        let (url, message) = answers.last().expect("an answer on response_url").clone();
+        assert_eq!(url, RESPONSE_URL);
+        message
+    }
+}
+
+fn text(v: &Value) -> &str {
+    v["text"].as_str().unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_slack_launch_is_acknowledged_then_done_by_the_job_with_the_token_shown_only_to_its_user() {
+    let e = env().await;
+    let (status, ack) = e.say("U1", "launch exp-1 idle=30").await;
+    assert_eq!(status, 200);
+    assert_eq!(ack["response_type"], "ephemeral");
+    assert!(text(&ack).contains("Working on"), "{ack}");
+    // The acknowledgement's only call remembers the request, against replays.
+    let calls = e.calls.counts();
+    assert_eq!(
+        calls.keys().collect::<Vec<_>>(),
+        ["dynamodb:PutItem"],
+        "{calls:?}"
+    );
+    assert_eq!(calls["dynamodb:PutItem"], 1);
+    e.run_jobs().await;
+    let answer = e.last_answer();
+    assert_eq!(answer["response_type"], "ephemeral");
+    assert!(
+        text(&answer).contains("token (shown once, only to you)"),
+        "{answer}"
+    );
+    let nb = e.deps.store.require("exp-1").await.unwrap();
+    assert_eq!(nb.owner, "slack:TLOCAL:U1");
+    assert_eq!(nb.idle.timeout_minutes, 30);
+    assert_eq!(nb.state, State::Launching);
+}
+
+#[tokio::test]
+async fn a_job_delivered_twice_is_done_once() {
+    let e = env().await;
+    e.say("U1", "launch exp-twice").await;
+    let job = e.seen.jobs.lock().unwrap()[0].clone();
+    e.seen.jobs.lock().unwrap().push(job);
+    e.run_jobs().await;
+    let answers = e.seen.answers.lock().unwrap().len();
+    assert_eq!(answers, 1, "the second delivery answered again");
+    assert!(
+        text(&e.last_answer()).contains("is launching"),
+        "{}",
+        e.last_answer()
+    );
+    assert_eq!(e.calls.counts().get("ec2:RunInstances"), Some(&1));
+}
+
+#[tokio::test]
+async fn quick_commands_are_answered_at_once() {
+    let e = env().await;
+    let (_, list) = e.say("U1", "list").await;
+    assert!(text(&list).contains("No notebooks yet"), "{list}");
+    e.say("U1", "launch exp-2").await;
+    e.run_jobs().await;
+    let (_, list) = e.say("U1", "list").await;
+    assert!(text(&list).contains("*exp-2*: Launching"), "{list}");
+    let (_, status) = e.say("U1", "status exp-2").await;
+    assert!(text(&status).starts_with("*exp-2*: Launching"), "{status}");
+    assert!(
+        e.seen.jobs.lock().unwrap().is_empty(),
+        "a quick command queued a job"
+    );
+    let (_, help) = e.say("U1", "help").await;
+    assert_eq!(text(&help), USAGE);
+}
+
+#[tokio::test]
+async fn another_slack_user_cannot_stop_my_notebook() {
+    let e = env().await;
+    e.say("U1", "launch exp-3").await;
+    e.run_jobs().await;
+    e.say("U2", "stop exp-3").await;
+    e.run_jobs().await;
+    assert!(
+        text(&e.last_answer()).starts_with("Refused:"),
+        "{}",
+        e.last_answer()
+    );
+    assert_eq!(
+        e.deps.store.require("exp-3").await.unwrap().state,
+        State::Launching
+    );
+}
+
+#[tokio::test]
+async fn a_bad_signature_an_old_request_or_a_stranger_gets_nothing_and_costs_no_aws_call() {
+    let e = env().await;
+    let now = e.now();
+    let forged = request("not-the-secret", now, setup::SLACK_TEAM, "U1", "list");
+    let (status, body) = slash(&e.deps, &e.seen, SECRET.as_bytes(), &forged).await;
+    assert_eq!(status, 401, "{body}");
+    let old = request(SECRET, now - 301, setup::SLACK_TEAM, "U1", "list");
+    assert_eq!(slash(&e.deps, &e.seen, SECRET.as_bytes(), &old).await.0, 401);
+    let good = || request(SECRET, now, setup::SLACK_TEAM, "U1", "launch exp-4");
+    let refused: [(&str, SlackHttp); 7] = [
+        (
+            "future-dated",
+            request(SECRET, now + 301, setup::SLACK_TEAM, "U1", "list"),
+        ),
+        (
+            "no signature",
+            SlackHttp {
+                signature: None,
+                ..good()
+            },
+        ),
+        (
+            "no timestamp",
+            SlackHttp {
+                timestamp: None,
+                ..good()
+            },
+        ),
+        (
+            "a timestamp that is not a number",
+            SlackHttp {
+                timestamp: Some("soon".into()),
+                ..good()
+            },
+        ),
+        (
+            "a signature without v0=",
+            SlackHttp {
+                signature: good().signature.map(|s| s[3..].to_string()),
+                ..good()
+            },
+        ),
+        (
+            "a body changed after signing",
+            SlackHttp {
+                body: good()
+                    .body
+                    .iter()
+                    .map(|b| if *b == b'4' { b'5' } else { *b })
+                    .collect(),
+                ..good()
+            },
+        ),
+        (
+            "the body dropped",
+            SlackHttp {
+                body: Vec::new(),
+                ..good()
+            },
+        ),
+    ];
+    for (case, req) in refused {
+        let (status, body) = slash(&e.deps, &e.seen, SECRET.as_bytes(), &req).await;
+        assert_eq!(status, 401, "{case}: {body}");
+        assert!(body["error"]["message"].is_string(), "{case}: {body}");
+    }
+    let stranger = request(SECRET, now, "TOTHER", "U1", "launch exp-4");
+    let (status, body) = slash(&e.deps, &e.seen, SECRET.as_bytes(), &stranger).await;
+    assert_eq!(status, 200);
+    assert!(text(&body).contains("not allowed"), "{body}");
+    assert_eq!(e.calls.total(), 0, "{:?}", e.calls.counts());
+    assert!(e.seen.jobs.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn passwords_and_unknown_commands_get_the_usage_and_no_job() {
+    let e = env().await;
+    for text_ in [
+        "launch exp-5 password=hunter2",
+        "reboot exp-5",
+        "launch exp-5 $(curl evil)",
+    ] {
+        let (status, body) = e.say("U1", text_).await;
+        assert_eq!(status, 200);
+        assert!(text(&body).ends_with(USAGE), "{text_}: {body}");
+    }
+    assert!(e.seen.jobs.lock().unwrap().is_empty());
+    assert_eq!(e.calls.total(), 0);
+}
+
+#[tokio::test]
+async fn an_api_gateway_base64_body_is_decoded_before_it_is_verified() {
+    let e = env().await;
+    let req = request(SECRET, e.now(), setup::SLACK_TEAM, "U1", "help");
+    let event = json!({
+        "rawPath": "/slack/commands",
+        "requestContext": {"http": {"method": "POST"}},
+        "headers": {
+            "X-Slack-Request-Timestamp": req.timestamp,
+            "x-slack-signature": req.signature,
+        },
+        "isBase64Encoded": true,
+        "body": base64::engine::general_purpose::STANDARD.encode(&req.body),
+    });
+    let decoded = nbfleet_http::lambda::request_from_event(&event).unwrap();
+    assert_eq!(decoded.body, req.body);
+    let api = nbfleet_http::Api::new(e.deps.clone()).with_jobs(std::sync::Arc::new(Recorded::default()));
+    let answer = nbfleet_http::dispatch(&api, &decoded).await;
+    assert_eq!((answer.status, text(&answer.body)), (200, USAGE));
+}
+
+#[tokio::test]
+async fn a_replayed_request_that_changes_something_is_refused() {
+    let e = env().await;
+    let req = request(SECRET, e.now(), setup::SLACK_TEAM, "U1", "launch exp-6");
+    assert_eq!(slash(&e.deps, &e.seen, SECRET.as_bytes(), &req).await.0, 200);
+    let (status, body) = slash(&e.deps, &e.seen, SECRET.as_bytes(), &req).await;
+    assert_eq!(status, 401, "{body}");
+    assert!(body.to_string().contains("already received"), "{body}");
+    assert_eq!(
+        e.seen.jobs.lock().unwrap().len(),
+        1,
+        "the replay queued a second job"
+    );
+    // Reading is harmless: the same `list` twice is answered twice.
+    let list = request(SECRET, e.now(), setup::SLACK_TEAM, "U1", "list");
+    for _ in 0..2 {
+        assert_eq!(slash(&e.deps, &e.seen, SECRET.as_bytes(), &list).await.0, 200);
+    }
+}
+
+/// Slack's `response_url` is down: the answer is lost, the work is not.
+struct DeadResponseUrl;
+
+#[async_trait::async_trait]
+impl Responder for DeadResponseUrl {
+    async fn respond(&self, _: &str, _: &str) -> Result<()> {
+        Err(nbfleet_core::Error::Unavailable(
+            "Slack response_url answered 500".into(),
+        ))
+    }
+}
+
+#[tokio::test]
+async fn a_failing_response_url_loses_the_answer_not_the_launch() {
+    let e = env().await;
+    let job = Job {
+        id: "v0=dead".into(),
+        owner: "slack:TLOCAL:U1".into(),
+        command: nbfleet_core::slack::SlashCommand::Launch {
+            name: "exp-7".into(),
+            instance_type: None,
+            idle_timeout_minutes: None,
+        },
+        response_url: RESPONSE_URL.into(),
+    };
+    let err = run_job(&e.deps, &DeadResponseUrl, &job).await.unwrap_err();
+    assert!(err.to_string().contains("500"), "{err}");
+    assert_eq!(
+        e.deps.store.require("exp-7").await.unwrap().state,
+        State::Launching
+    );
+}

@@ -1,0 +1,280 @@
+//! The sweep against moto (records, instances), with the SSM calls moto lacks filled by
+//! aws-smithy-mocks: moto's SendCommand never fails for a bad instance and it has no
+//! ListCommandInvocations at all. The mocks answer with what a probe prints.
+
+use aws_sdk_ssm::Client as Ssm;
+use aws_sdk_ssm::operation::list_command_invocations::ListCommandInvocationsOutput;
+use aws_sdk_ssm::operation::send_command::{SendCommandError, SendCommandOutput};
+use aws_sdk_ssm::types::{Command, CommandInvocation, CommandInvocationStatus, CommandPlugin};
+use aws_smithy_mocks::{MockResponse, Rule, RuleMode, mock, mock_client};
+use nbfleet_app::sweep::{Timing, sweep};
+use nbfleet_aws::SsmCommands;
+use nbfleet_core::ports::Deps;
+use nbfleet_core::validate::{idle_policy, parse_launch};
+use nbfleet_core::{Expect, Notebook, State};
+use nbfleet_local::moto;
+use nbfleet_local::setup;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const BUSY: &str =
+    r#"{"nbfleet":"probe","k":1,"kb":1,"ka":"2026-11-26T10:00:00Z","ta":null,"c":0,"sa":null,"g":[]}"#;
+
+struct Fleet {
+    deps: Deps,
+    send: Rule,
+    list: Rule,
+}
+
+/// `n` Ready notebooks on real moto instances; SSM mocked, failing any batch holding `bad`,
+/// and every probe printing `output`.
+async fn fleet(n: usize, bad: Option<usize>, output: &'static str) -> Fleet {
+    let endpoint = moto::endpoint_from_env();
+    let account = moto::fresh_account();
+    let aws = setup::provision(&endpoint, &account).await.unwrap();
+    let cfg = nbfleet_core::config::from_vars(setup::vars()).unwrap();
+    let ids = setup::run_seeded(&aws.ec2, n as i32, Some("fleet"))
+        .await
+        .unwrap();
+    let mut deps = aws.deps(cfg.clone());
+    let now = jiff::Timestamp::now();
+    for (i, id) in ids.iter().enumerate() {
+        let spec = parse_launch(format!(r#"{{"name":"nb-{i:03}"}}"#).as_bytes(), &cfg).unwrap();
+        let mut nb = Notebook::new(&spec, "alice", 1, idle_policy(&spec, &cfg), now);
+        nb.state = State::Ready;
+        nb.instance_id = Some(id.clone());
+        nb.running_since = Some(now);
+        deps.store.put(&nb, Expect::Absent).await.unwrap();
+    }
+
+    let bad_id = bad.map(|b| ids[b].clone());
+    let sent: Arc<Mutex<HashMap<String, Vec<String>>>> = Arc::default();
+    let (sent_w, sent_r) = (sent.clone(), sent.clone());
+    let send = mock!(Ssm::send_command).then_compute_response(move |req| {
+        let ids = req.instance_ids().to_vec();
+        if bad_id.as_ref().is_some_and(|b| ids.contains(b)) {
+            return MockResponse::Error(SendCommandError::generic(
+                aws_sdk_ssm::error::ErrorMetadata::builder()
+                    .code("InvalidInstanceId")
+                    .message("Instances not in a valid state for account")
+                    .build(),
+            ));
+        }
+        let mut map = sent_w.lock().unwrap();
+        let id = format!("cmd-{}", map.len());
+        map.insert(id.clone(), ids);
+        MockResponse::Output(
+            SendCommandOutput::builder()
+                .command(Command::builder().command_id(id).build())
+                .build(),
+        )
+    });
+    let list = mock!(Ssm::list_command_invocations).then_compute_output(move |req| {
+        let map = sent_r.lock().unwrap();
+        let ids = map
+            .get(req.command_id().unwrap_or_default())
+            .cloned()
+            .unwrap_or_default();
+        let mut out = ListCommandInvocationsOutput::builder();
+        for id in ids {
+            out = out.command_invocations(
+                CommandInvocation::builder()
+                    .command_id(req.command_id().unwrap_or_default())
+                    .instance_id(id)
+                    .status(CommandInvocationStatus::Success)
+                    .command_plugins(CommandPlugin::builder().response_code(0).output(output).build())
+                    .build(),
+            );
+        }
+        out.build()
+    });
+    let ssm = mock_client!(aws_sdk_ssm, RuleMode::MatchAny, [&send, &list]);
+    deps.commands = Arc::new(SsmCommands::new(ssm));
+    Fleet { deps, send, list }
+}
+
+fn timing() -> Timing {
+    Timing {
+        collect_for: Duration::from_secs(5),
+        poll_every: Duration::from_millis(10),
+    }
+}
+
+#[tokio::test]
+async fn one_hundred_twenty_notebooks_take_three_send_commands() {
+    let f = fleet(120, None, BUSY).await;
+    let report = sweep(&f.deps, timing()).await.unwrap();
+    assert_eq!(report.probed, 120);
+    assert_eq!(f.send.num_calls(), 3, "50 + 50 + 20");
+    assert_eq!(report.commands_sent, 3);
+    assert!(report.unknown.is_empty(), "{:?}", report.unknown);
+    assert!(
+        report.stopped.is_empty() && report.warned.is_empty(),
+        "busy kernels keep them running"
+    );
+    let nb = f.deps.store.get("nb-000").await.unwrap().unwrap();
+    let status = nb.idle_status.unwrap();
+    assert!(
+        status.reason.contains("1 of 1 kernels are busy"),
+        "{}",
+        status.reason
+    );
+    assert!(f.list.num_calls() >= 3);
+}
+
+#[tokio::test]
+async fn one_failing_instance_does_not_block_the_other_119() {
+    let f = fleet(120, Some(77), BUSY).await;
+    let report = sweep(&f.deps, timing()).await.unwrap();
+    assert_eq!(report.unknown.len(), 1, "{:?}", report.unknown);
+    assert!(
+        report.unknown[0].starts_with("nb-077: the probe could not be sent"),
+        "{:?}",
+        report.unknown
+    );
+    let probed_ok = f.deps.store.list_by_state(State::Ready).await.unwrap();
+    let active = probed_ok
+        .iter()
+        .filter(|nb| {
+            nb.idle_status
+                .as_ref()
+                .is_some_and(|s| s.verdict == nbfleet_core::idle::Verdict::Active)
+        })
+        .count();
+    assert_eq!(active, 119);
+    let bad = f
+        .deps
+        .store
+        .get("nb-077")
+        .await
+        .unwrap()
+        .unwrap()
+        .idle_status
+        .unwrap();
+    assert_eq!(
+        (bad.verdict, bad.unknowns),
+        (nbfleet_core::idle::Verdict::Unknown, 1)
+    );
+}
+
+#[tokio::test]
+async fn a_duplicate_schedule_event_changes_nothing() {
+    let f = fleet(60, None, BUSY).await;
+    sweep(&f.deps, timing()).await.unwrap();
+    let before: Vec<u64> = f
+        .deps
+        .store
+        .list()
+        .await
+        .unwrap()
+        .iter()
+        .map(|nb| nb.version)
+        .collect();
+    sweep(&f.deps, timing()).await.unwrap();
+    let after: Vec<u64> = f
+        .deps
+        .store
+        .list()
+        .await
+        .unwrap()
+        .iter()
+        .map(|nb| nb.version)
+        .collect();
+    assert_eq!(
+        before, after,
+        "a second round with the same answers wrote records"
+    );
+}
+
+#[tokio::test]
+async fn a_window_opening_starts_only_the_notebooks_stopped_before_it() {
+    let f = fleet(2, None, BUSY).await;
+    let now = jiff::Timestamp::now();
+    let mut names = Vec::new();
+    for (i, mut nb) in f.deps.store.list().await.unwrap().into_iter().enumerate() {
+        let expect = nb.expect();
+        f.deps
+            .compute
+            .stop(nb.instance_id.as_deref().unwrap())
+            .await
+            .unwrap();
+        nb.state = State::Stopped;
+        nb.version += 1;
+        // The first stopped two days ago, before today's window opened; the second just now,
+        // inside it (by hand, say), so it stays stopped.
+        nb.state_since = if i == 0 {
+            now - jiff::SignedDuration::from_hours(48)
+        } else {
+            now
+        };
+        nb.idle.schedule = Some(
+            nbfleet_core::schedule::Schedule::parse(&serde_json::json!({"tz": "UTC", "start_at_open": true,
+                "windows": [{"days": "daily", "from": "00:00", "to": "24:00"}]}))
+            .unwrap(),
+        );
+        f.deps.store.put(&nb, expect).await.unwrap();
+        names.push(nb.name);
+    }
+    let report = sweep(&f.deps, timing()).await.unwrap();
+    assert_eq!(report.started, vec![names[0].clone()]);
+    let first = f.deps.store.require(&names[0]).await.unwrap();
+    assert_eq!(first.state, State::Starting);
+    let history = f.deps.store.history(&names[0]).await.unwrap();
+    assert!(
+        history.iter().any(|h| h
+            .to_string()
+            .contains("its schedule (daily 00:00-24:00 UTC) opened")),
+        "{history:?}"
+    );
+    assert_eq!(
+        f.deps.store.require(&names[1]).await.unwrap().state,
+        State::Stopped
+    );
+    let again = sweep(&f.deps, timing()).await.unwrap();
+    assert!(
+        again.started.is_empty(),
+        "a second round started {:?}",
+        again.started
+    );
+}
+
+/// Nobody hears it, but the stop goes through.
+struct DeadWebhook;
+
+#[async_trait::async_trait]
+impl nbfleet_core::ports::Notifier for DeadWebhook {
+    async fn notify(&self, _: &nbfleet_core::ports::Notice) -> nbfleet_core::Result<()> {
+        Err(nbfleet_core::Error::Unavailable(
+            "Slack webhook answered 500".into(),
+        ))
+    }
+}
+
+#[tokio::test]
+async fn a_failing_webhook_never_blocks_an_idle_stop() {
+    const IDLE: &str = r#"{"nbfleet":"probe","k":0,"kb":0,"ka":null,"ta":null,"c":0,"sa":null,"g":[]}"#;
+    let mut f = fleet(1, None, IDLE).await;
+    f.deps.notifier = Arc::new(DeadWebhook);
+    let mut nb = f.deps.store.list().await.unwrap().remove(0);
+    let expect = nb.expect();
+    let long_ago = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(3);
+    nb.running_since = Some(long_ago);
+    nb.version += 1;
+    f.deps.store.put(&nb, expect).await.unwrap();
+    // First round warns (the notice fails), a round after the warning's lead stops.
+    let first = sweep(&f.deps, timing()).await.unwrap();
+    assert_eq!(first.warned, vec![nb.name.clone()]);
+    let mut warned = f.deps.store.require(&nb.name).await.unwrap();
+    let expect = warned.expect();
+    let status = warned.idle_status.as_mut().unwrap();
+    status.warned_stop_at = Some(jiff::Timestamp::now() - jiff::SignedDuration::from_mins(1));
+    warned.version += 1;
+    f.deps.store.put(&warned, expect).await.unwrap();
+    let second = sweep(&f.deps, timing()).await.unwrap();
+    assert_eq!(second.stopped, vec![nb.name.clone()]);
+    assert_eq!(
+        f.deps.store.require(&nb.name).await.unwrap().state,
+        State::Stopping
+    );
+}

@@ -1,0 +1,6 @@
+//! The AWS adapters against moto (with aws-smithy-mocks where moto has gaps), in one test binary.
+
+mod dynamo_store;
+mod parameter_secrets;
+mod slack_webhook;
+mod ssm_commands;

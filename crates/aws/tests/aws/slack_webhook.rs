@@ -1,0 +1,114 @@
+//! The Slack webhook notifier against a local HTTP server standing in for hooks.slack.com, with
+//! its URL in moto's Parameter Store.
+
+use nbfleet_aws::ParameterSecrets;
+use nbfleet_aws::slack_webhook::SlackWebhook;
+use nbfleet_core::ports::{Notice, Notifier, Secrets};
+use nbfleet_local::moto;
+use serde_json::Value;
+use std::sync::{Arc, Mutex};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+/// Answers every request with `status`, keeping the JSON bodies it was sent.
+async fn webhook(status: u16) -> (String, Arc<Mutex<Vec<Value>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/services/T/B/x", listener.local_addr().unwrap());
+    let got: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let keep = got.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            // Read the head, then as many body bytes as Content-Length says.
+            let body = loop {
+                let n = s.read(&mut chunk).await.unwrap_or(0);
+                if n == 0 {
+                    break None;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+                let text = String::from_utf8_lossy(&buf).to_string();
+                if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                    let len = head
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                        })
+                        .unwrap_or(0);
+                    if body.len() >= len {
+                        break Some(body.to_string());
+                    }
+                }
+            };
+            if let Some(b) = body {
+                keep.lock()
+                    .unwrap()
+                    .push(serde_json::from_str(&b).unwrap_or(Value::Null));
+            }
+            let answer = format!("HTTP/1.1 {status} X\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok");
+            let _ = s.write_all(answer.as_bytes()).await;
+        }
+    });
+    (url, got)
+}
+
+async fn secrets() -> Arc<dyn Secrets> {
+    let clients = moto::clients(&moto::endpoint_from_env(), &moto::fresh_account());
+    Arc::new(ParameterSecrets::new(clients.ssm))
+}
+
+fn stopped() -> Notice {
+    Notice::Stopped {
+        name: "exp-1".into(),
+        reason: "stopped: idle for 60 minutes".into(),
+    }
+}
+
+#[tokio::test]
+async fn a_notice_is_posted_to_the_webhook_in_the_parameter() {
+    let (url, got) = webhook(200).await;
+    let secrets = secrets().await;
+    secrets
+        .put("/nbfleet/slack/webhook-url", &url, "-")
+        .await
+        .unwrap();
+    let notifier = SlackWebhook::new(secrets, "/nbfleet/slack/webhook-url");
+    notifier.notify(&stopped()).await.unwrap();
+    let warn = Notice::StoppingSoon {
+        name: "exp-1".into(),
+        stop_at: "2026-11-26T15:00:00Z".parse().unwrap(),
+        reason: "idle since 13:50 UTC".into(),
+    };
+    notifier.notify(&warn).await.unwrap();
+    let got = got.lock().unwrap().clone();
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[0]["text"], "*exp-1* was stopped: idle for 60 minutes");
+    let soon = got[1]["text"].as_str().unwrap();
+    assert!(
+        soon.contains("stops at 15:00 UTC") && soon.contains("/notebook extend exp-1 60"),
+        "{soon}"
+    );
+}
+
+#[tokio::test]
+async fn a_failing_webhook_is_an_error_for_the_caller_to_log() {
+    let (url, _) = webhook(500).await;
+    let secrets = secrets().await;
+    secrets
+        .put("/nbfleet/slack/webhook-url", &url, "-")
+        .await
+        .unwrap();
+    let err = SlackWebhook::new(secrets, "/nbfleet/slack/webhook-url")
+        .notify(&stopped())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("500"), "{err}");
+}
+
+#[tokio::test]
+async fn without_the_parameter_notices_go_to_the_log() {
+    let notifier = SlackWebhook::new(secrets().await, "/nbfleet/slack/webhook-url");
+    notifier.notify(&stopped()).await.unwrap();
+}

@@ -1,0 +1,126 @@
+//! API Gateway (HTTP API, payload 2.0) in and out: a `lambda_http` request or a raw event
+//! becomes an [`ApiRequest`] for the one router, and an [`Answer`] becomes the response.
+//! The caller is the IAM principal API Gateway verified from the SigV4 signature; a request
+//! without one is refused by the router.
+
+use crate::answer::Answer;
+use crate::router::{Api, ApiRequest, dispatch};
+use base64::Engine as _;
+use lambda_http::http::{HeaderMap, HeaderName, HeaderValue, Method};
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, Request, RequestExt, Response};
+use nbfleet_app::slack::{Job, run_job};
+use nbfleet_core::ports::Responder;
+use nbfleet_core::{Error, Result};
+use serde_json::{Value, json};
+
+/// The caller's IAM principal ARN, from the SigV4-authorised HTTP API request context.
+pub fn iam_principal(req: &Request) -> Option<String> {
+    match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => ctx
+            .authorizer
+            .as_ref()
+            .and_then(|a| a.iam.as_ref())
+            .and_then(|iam| iam.user_arn.clone()),
+        _ => None,
+    }
+}
+
+/// A `lambda_http` request as the router takes it.
+pub fn request(req: &Request) -> ApiRequest {
+    let body = match req.body() {
+        Body::Text(t) => t.as_bytes().to_vec(),
+        Body::Binary(b) => b.clone(),
+        _ => Vec::new(),
+    };
+    ApiRequest {
+        method: req.method().clone(),
+        path: req.uri().path().to_string(),
+        query: req.uri().query().map(str::to_string),
+        headers: req.headers().clone(),
+        body,
+        caller: iam_principal(req),
+    }
+}
+
+/// An answer as a `lambda_http` response.
+pub fn response(answer: Answer) -> Response<Body> {
+    Response::builder()
+        .status(answer.status)
+        .header("content-type", "application/json")
+        .body(Body::Text(answer.body.to_string()))
+        .expect("status and header are valid")
+}
+
+/// A raw API Gateway event (the Slack function takes raw events, since its own jobs arrive the
+/// same way) as the router takes it. Header names are lower-cased by API Gateway, and the body
+/// arrives base64-encoded when `isBase64Encoded` says so.
+pub fn request_from_event(event: &Value) -> Result<ApiRequest> {
+    let http = &event["requestContext"]["http"];
+    let method = http["method"]
+        .as_str()
+        .and_then(|m| Method::from_bytes(m.as_bytes()).ok())
+        .ok_or_else(|| Error::bad_request("requestContext.http.method", "is missing"))?;
+    let mut headers = HeaderMap::new();
+    for (k, v) in event["headers"].as_object().into_iter().flatten() {
+        if let (Ok(k), Some(Ok(v))) = (
+            HeaderName::from_bytes(k.to_ascii_lowercase().as_bytes()),
+            v.as_str().map(HeaderValue::from_str),
+        ) {
+            headers.insert(k, v);
+        }
+    }
+    let raw = event["body"].as_str().unwrap_or_default();
+    let body = if event["isBase64Encoded"].as_bool() == Some(true) {
+        base64::engine::general_purpose::STANDARD
+            .decode(raw)
+            .map_err(|_| Error::bad_request("body", "is not valid base64"))?
+    } else {
+        raw.as_bytes().to_vec()
+    };
+    Ok(ApiRequest {
+        method,
+        path: event["rawPath"].as_str().unwrap_or_default().to_string(),
+        query: event["rawQueryString"]
+            .as_str()
+            .filter(|q| !q.is_empty())
+            .map(str::to_string),
+        headers,
+        body,
+        caller: event["requestContext"]["authorizer"]["iam"]["userArn"]
+            .as_str()
+            .map(str::to_string),
+    })
+}
+
+/// An answer as an API Gateway (payload 2.0) response event.
+pub fn response_event(answer: &Answer) -> Value {
+    json!({
+        "statusCode": answer.status,
+        "headers": {"content-type": "application/json"},
+        "body": answer.body.to_string(),
+    })
+}
+
+/// What the Slack function answers to one raw event: a job it handed itself is run (and
+/// answers on its `response_url`); anything else is an API Gateway request for the router.
+pub async fn slack_event(api: &Api, responder: &dyn Responder, payload: &Value) -> Value {
+    if let Some(job) = Job::from_payload(payload) {
+        // Not retried: the work may be done, and a lost answer is only logged.
+        let done = async { run_job(&api.deps, responder, &job?).await }.await;
+        if let Err(e) = done {
+            tracing::warn!(error = %e, "Slack job: failed or its answer did not reach response_url");
+        }
+        return json!({ "done": true });
+    }
+    let answer = match request_from_event(payload) {
+        Ok(req) => dispatch(api, &req).await,
+        Err(e) => Answer::error(&e),
+    };
+    response_event(&answer)
+}
+
+/// An API Lambda's answer to one request, through the one router.
+pub async fn serve(api: &Api, req: Request) -> Response<Body> {
+    response(dispatch(api, &request(&req)).await)
+}

@@ -1,0 +1,212 @@
+//! The one router of nbfleet's HTTP API. The API Lambdas (through [`crate::lambda`]) and the
+//! local stack both turn a request into an [`ApiRequest`] and call [`dispatch`]; the only thing
+//! the edges do differently is naming the caller: in AWS, the IAM principal API Gateway
+//! verified; locally, the `x-nbfleet-user` header.
+//!
+//! [`ROUTES`] is the API as template.yaml declares it (a template test compares the two).
+
+use crate::answer::Answer;
+use lambda_http::http::{HeaderMap, Method};
+use nbfleet_app::slack::Signed;
+use nbfleet_app::{Deps, launch, lifecycle, read, slack};
+use nbfleet_core::ports::Jobs;
+use nbfleet_core::validate::{parse_extend, parse_launch};
+use nbfleet_core::{Error, Result};
+use std::sync::Arc;
+use tokio::sync::OnceCell;
+
+/// What a route does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    Launch,
+    List,
+    Get,
+    Start,
+    Stop,
+    Extend,
+    Delete,
+    Slack,
+}
+
+/// Every route: method, path template, what it does.
+pub const ROUTES: [(Method, &str, Route); 8] = [
+    (Method::POST, "/notebooks", Route::Launch),
+    (Method::GET, "/notebooks", Route::List),
+    (Method::GET, "/notebooks/{name}", Route::Get),
+    (Method::POST, "/notebooks/{name}/start", Route::Start),
+    (Method::POST, "/notebooks/{name}/stop", Route::Stop),
+    (Method::POST, "/notebooks/{name}/extend", Route::Extend),
+    (Method::DELETE, "/notebooks/{name}", Route::Delete),
+    (Method::POST, "/slack/commands", Route::Slack),
+];
+
+/// Every route, as `METHOD /path/{name}`.
+pub fn routes() -> Vec<String> {
+    ROUTES.iter().map(|(m, p, _)| format!("{m} {p}")).collect()
+}
+
+/// The route `method` and `path` take, and the `{name}` in it (empty if none).
+pub fn matched(method: &Method, path: &str) -> Option<(Route, String)> {
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    ROUTES.iter().find_map(|(m, template, route)| {
+        let parts: Vec<&str> = template.split('/').filter(|s| !s.is_empty()).collect();
+        if m != method || parts.len() != segments.len() {
+            return None;
+        }
+        let mut name = String::new();
+        for (part, seg) in parts.iter().zip(&segments) {
+            match *part {
+                "{name}" => name = seg.to_string(),
+                p if p == *seg => {}
+                _ => return None,
+            }
+        }
+        Some((*route, name))
+    })
+}
+
+/// What the router serves with: the ports, the Jobs port Slack hands slow work to, and the
+/// Slack signing secret, read once when first needed.
+pub struct Api {
+    pub deps: Deps,
+    jobs: Option<Arc<dyn Jobs>>,
+    slack_secret: OnceCell<Vec<u8>>,
+}
+
+impl Api {
+    pub fn new(deps: Deps) -> Self {
+        Api {
+            deps,
+            jobs: None,
+            slack_secret: OnceCell::new(),
+        }
+    }
+
+    /// Serves `POST /slack/commands` too, handing slow commands to `jobs`.
+    pub fn with_jobs(mut self, jobs: Arc<dyn Jobs>) -> Self {
+        self.jobs = Some(jobs);
+        self
+    }
+}
+
+/// One request, as both edges hand it over.
+#[derive(Debug, Clone)]
+pub struct ApiRequest {
+    pub method: Method,
+    pub path: String,
+    pub query: Option<String>,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+    /// Who is calling, as the edge established it; `None`: nobody verified.
+    pub caller: Option<String>,
+}
+
+impl ApiRequest {
+    fn caller(&self) -> Result<&str> {
+        self.caller.as_deref().filter(|c| !c.is_empty()).ok_or_else(|| {
+            Error::Unauthorized("the request carries no IAM identity; sign it with SigV4".into())
+        })
+    }
+
+    fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    }
+
+    /// `DELETE …?snapshot=false` skips the snapshot.
+    fn snapshot(&self) -> bool {
+        !self
+            .query
+            .as_deref()
+            .unwrap_or_default()
+            .split('&')
+            .any(|kv| kv == "snapshot=false")
+    }
+}
+
+/// Answers one request.
+pub async fn dispatch(api: &Api, req: &ApiRequest) -> Answer {
+    let path = req.path.trim_end_matches('/');
+    let Some((route, name)) = matched(&req.method, path) else {
+        return Answer::error(&Error::NotFound(format!("no route for {} {path}", req.method)));
+    };
+    if route == Route::Slack {
+        return slash(api, req).await;
+    }
+    // Every API route is for a verified caller; Slack's requests are verified by signature.
+    let caller = match req.caller() {
+        Ok(c) => c,
+        Err(e) => return Answer::error(&e),
+    };
+    let (deps, name) = (&api.deps, name.as_str());
+    match route {
+        Route::Launch => match parse_launch(&req.body, &deps.cfg) {
+            Ok(spec) => Answer::from(launch::launch(deps, caller, &spec).await, Answer::launched),
+            Err(e) => Answer::error(&e),
+        },
+        Route::List => Answer::from(read::list(deps).await, Answer::views),
+        Route::Get => Answer::from(read::get(deps, name).await, Answer::view),
+        Route::Start => Answer::from(lifecycle::start(deps, caller, name).await, Answer::changed),
+        Route::Stop => Answer::from(lifecycle::stop(deps, caller, name).await, Answer::changed),
+        Route::Extend => match parse_extend(&req.body) {
+            Ok(minutes) => Answer::from(
+                lifecycle::extend(deps, caller, name, minutes).await,
+                Answer::changed,
+            ),
+            Err(e) => Answer::error(&e),
+        },
+        Route::Delete => Answer::from(
+            lifecycle::delete(deps, caller, name, req.snapshot()).await,
+            Answer::changed,
+        ),
+        Route::Slack => unreachable!("answered above"),
+    }
+}
+
+/// `POST /slack/commands`: a verified request gets an ephemeral reply (Slack shows nothing for
+/// other statuses); one that fails verification gets the 401 of the one error mapping.
+async fn slash(api: &Api, req: &ApiRequest) -> Answer {
+    let Some(jobs) = &api.jobs else {
+        return Answer::error(&Error::internal("this function does not serve Slack"));
+    };
+    let secret = match api
+        .slack_secret
+        .get_or_try_init(|| slack::signing_secret(&api.deps))
+        .await
+    {
+        Ok(s) => s,
+        Err(e) => return Answer::error(&e),
+    };
+    let signed = Signed {
+        timestamp: req.header("x-slack-request-timestamp"),
+        signature: req.header("x-slack-signature"),
+        body: req.body.clone(),
+    };
+    Answer::slack_reply(slack::slash(&api.deps, jobs.as_ref(), secret, &signed).await)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_route_matches_its_own_method_and_path_only() {
+        assert_eq!(
+            matched(&Method::POST, "/notebooks"),
+            Some((Route::Launch, String::new()))
+        );
+        assert_eq!(
+            matched(&Method::POST, "/notebooks/exp-1/stop"),
+            Some((Route::Stop, "exp-1".into()))
+        );
+        assert_eq!(
+            matched(&Method::DELETE, "/notebooks/exp-1"),
+            Some((Route::Delete, "exp-1".into()))
+        );
+        assert_eq!(matched(&Method::PUT, "/notebooks/exp-1"), None);
+        assert_eq!(matched(&Method::POST, "/notebooks/exp-1/reboot"), None);
+        assert_eq!(routes().len(), ROUTES.len());
+    }
+}

@@ -1,0 +1,429 @@
+//! The bootstrap and health-check scripts, run by the local runner exactly as rendered for
+//! production, against a real jupyter_server from the project venv and moto's Parameter Store.
+
+use jiff::Timestamp;
+use nbfleet_aws::ParameterSecrets;
+use nbfleet_core::ports::Secrets;
+use nbfleet_core::validate::{idle_policy, parse_launch};
+use nbfleet_core::{Config, Notebook, password, report, scripts};
+use nbfleet_jupyter::{Error as JupyterError, Jupyter};
+use nbfleet_local::moto;
+use nbfleet_local::runner::{Credentials, RunOutput, Runner, Sandbox, instance_credentials};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+const PASSWORD: &str = "correct horse battery";
+
+/// One emulated instance: its moto account, sandbox and credentials. Stops Jupyter when dropped.
+struct Instance {
+    cfg: Config,
+    secrets: ParameterSecrets,
+    runner: Runner,
+    sandbox: Sandbox,
+    creds: Credentials,
+    nb: Notebook,
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        self.sandbox.stop_jupyter();
+    }
+}
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// An instance for a notebook launched with `body`, with `secret` stored as its parameter.
+async fn instance(body: &str, secret: Option<&str>) -> Instance {
+    let endpoint = moto::endpoint_from_env();
+    let account = moto::fresh_account();
+    let cfg = nbfleet_core::config::from_vars([("NBFLEET_TABLE".to_string(), "t".to_string())]).unwrap();
+    let spec = parse_launch(body.as_bytes(), &cfg).unwrap();
+    let nb = Notebook::new(&spec, "alice", 1, idle_policy(&spec, &cfg), Timestamp::now());
+    let secrets = ParameterSecrets::new(moto::clients(&endpoint, &account).ssm);
+    if let Some(value) = secret {
+        secrets
+            .put(&cfg.secret_parameter(&nb.name), value, &nb.name)
+            .await
+            .unwrap();
+    }
+    let runner = Runner::new(
+        repo_root().join("target/local-tests").join(&account),
+        repo_root().join(".venv"),
+        &endpoint,
+        moto::REGION,
+    );
+    let sandbox = runner.sandbox("i-0123456789abcdef0").unwrap();
+    let creds = instance_credentials(&endpoint, &account).await.unwrap();
+    Instance {
+        cfg,
+        secrets,
+        runner,
+        sandbox,
+        creds,
+        nb,
+    }
+}
+
+impl Instance {
+    async fn run(&self, script: &scripts::Script) -> RunOutput {
+        // A command id of its own, as SSM gives each command (runs may overlap).
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let id = format!("cmd-{}-{n}", &script.sha256()[..12]);
+        self.runner
+            .run(
+                &self.sandbox,
+                &id,
+                &script.text,
+                &self.creds,
+                Duration::from_secs(300),
+            )
+            .await
+            .unwrap()
+    }
+
+    /// Runs the bootstrap and insists it succeeded.
+    async fn bootstrap(&self) -> report::BootstrapReport {
+        let script = scripts::bootstrap(&self.nb, &self.cfg, moto::REGION).unwrap();
+        let out = self.run(&script).await;
+        assert_eq!(
+            out.exit_code,
+            Some(0),
+            "bootstrap failed\nstderr: {}\njupyter log: {}",
+            out.stderr,
+            self.sandbox.jupyter_log()
+        );
+        assert_eq!(
+            out.sha256,
+            script.sha256(),
+            "the runner ran other bytes than were rendered"
+        );
+        report::parse_bootstrap(&out.stdout).unwrap()
+    }
+
+    fn url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.sandbox.port().unwrap())
+    }
+}
+
+#[tokio::test]
+async fn an_argon2_password_logs_in_over_https_and_a_wrong_one_gets_401() {
+    let hash = password::hash_argon2(PASSWORD, &[42; 16]);
+    let inst = instance(
+        r#"{"name":"argon","password":"unused-here"}"#,
+        Some(hash.expose()),
+    )
+    .await;
+    let started = Instant::now();
+    let report = inst.bootstrap().await;
+    eprintln!(
+        "bootstrap to first HTTPS answer: {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+
+    assert_eq!(report.gpu.name, "none", "this machine has no nvidia-smi");
+    assert!(
+        report.jupyter_server.starts_with('2'),
+        "{}",
+        report.jupyter_server
+    );
+
+    let jupyter = Jupyter::pinned(&inst.url(), &report.fingerprint).unwrap();
+    jupyter.login(PASSWORD).await.unwrap();
+    assert_eq!(jupyter.status(None).await.unwrap().0, 200);
+
+    let stranger = Jupyter::pinned(&inst.url(), &report.fingerprint).unwrap();
+    assert!(matches!(
+        stranger.login("not the password").await,
+        Err(JupyterError::LoginRefused(401))
+    ));
+    assert_eq!(stranger.status(None).await.unwrap().0, 403);
+}
+
+#[tokio::test]
+async fn a_sha1_hash_from_the_tutorial_logs_in() {
+    let hash = password::hash_sha1(PASSWORD, &[1, 2, 3, 4, 5, 6]);
+    let body = format!(r#"{{"name":"tutorial","password_hash":"{}"}}"#, hash.expose());
+    let inst = instance(&body, Some(hash.expose())).await;
+    let report = inst.bootstrap().await;
+    let jupyter = Jupyter::pinned(&inst.url(), &report.fingerprint).unwrap();
+    jupyter.login(PASSWORD).await.unwrap();
+    assert_eq!(jupyter.status(None).await.unwrap().0, 200);
+}
+
+#[tokio::test]
+async fn a_token_authorises_the_api_and_nothing_else_does() {
+    let token = password::token(&[7; 24]);
+    let inst = instance(r#"{"name":"tokened"}"#, Some(token.expose())).await;
+    let report = inst.bootstrap().await;
+    let client = || Jupyter::pinned(&inst.url(), &report.fingerprint).unwrap();
+    assert_eq!(client().status(None).await.unwrap().0, 403);
+    assert_eq!(client().status(Some("0000")).await.unwrap().0, 403);
+    let (status, body) = client().status(Some(token.expose())).await.unwrap();
+    assert_eq!(status, 200);
+    assert!(body.get("kernels").is_some(), "{body}");
+}
+
+#[tokio::test]
+async fn the_reported_fingerprint_is_the_one_a_tls_handshake_sees() {
+    let token = password::token(&[8; 24]);
+    let inst = instance(r#"{"name":"pinned"}"#, Some(token.expose())).await;
+    let report = inst.bootstrap().await;
+    let seen = Jupyter::observe_fingerprint(&inst.url()).await.unwrap();
+    assert_eq!(seen, report.fingerprint);
+
+    let wrong = "0".repeat(64);
+    let err = Jupyter::pinned(&inst.url(), &wrong)
+        .unwrap()
+        .status(Some(token.expose()))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, JupyterError::FingerprintMismatch { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn running_the_bootstrap_twice_even_at_once_keeps_the_certificate_and_the_login() {
+    let hash = password::hash_argon2(PASSWORD, &[9; 16]);
+    let inst = instance(
+        r#"{"name":"twice","password":"unused-here"}"#,
+        Some(hash.expose()),
+    )
+    .await;
+    let first = inst.bootstrap().await;
+    let second = inst.bootstrap().await;
+    assert_eq!(first.fingerprint, second.fingerprint);
+    // Two deliveries of one "running" event: the second run waits for the first's lock.
+    let (a, b) = tokio::join!(inst.bootstrap(), inst.bootstrap());
+    assert_eq!(
+        (&a.fingerprint, &b.fingerprint),
+        (&first.fingerprint, &first.fingerprint)
+    );
+    let jupyter = Jupyter::pinned(&inst.url(), &second.fingerprint).unwrap();
+    jupyter.login(PASSWORD).await.unwrap();
+}
+
+#[tokio::test]
+async fn the_health_check_brings_jupyter_back_after_a_restart_with_the_same_certificate() {
+    let token = password::token(&[5; 24]);
+    let inst = instance(r#"{"name":"restarted"}"#, Some(token.expose())).await;
+    let report = inst.bootstrap().await;
+
+    // A stop and start: Jupyter dies with the instance and the address changes.
+    inst.sandbox.stop_jupyter();
+    assert!(!inst.sandbox.jupyter_running());
+    inst.sandbox.new_port().unwrap();
+
+    let out = inst.run(&scripts::health_check(&inst.nb).unwrap()).await;
+    assert_eq!(out.exit_code, Some(0), "{}", out.stderr);
+    let health = report::parse_health(&out.stdout).unwrap();
+    assert_eq!(health.fingerprint, report.fingerprint);
+    assert_eq!(health.port, inst.sandbox.port().unwrap());
+    let jupyter = Jupyter::pinned(&inst.url(), &health.fingerprint).unwrap();
+    assert_eq!(jupyter.status(Some(token.expose())).await.unwrap().0, 200);
+}
+
+#[tokio::test]
+async fn the_health_check_fails_clearly_where_the_bootstrap_never_ran() {
+    let inst = instance(r#"{"name":"never-booted"}"#, None).await;
+    let out = inst.run(&scripts::health_check(&inst.nb).unwrap()).await;
+    assert_ne!(out.exit_code, Some(0));
+    assert!(out.stderr.contains("the bootstrap has not run"), "{}", out.stderr);
+}
+
+#[tokio::test]
+async fn a_missing_secret_parameter_fails_with_a_one_line_reason() {
+    let inst = instance(r#"{"name":"no-secret"}"#, None).await;
+    let out = inst
+        .run(&scripts::bootstrap(&inst.nb, &inst.cfg, moto::REGION).unwrap())
+        .await;
+    assert_eq!(out.exit_code, Some(1));
+    let stderr = out.stderr.trim();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("fetching the secret") && stderr.contains("ParameterNotFound"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&inst.cfg.secret_parameter("no-secret")),
+        "{stderr}"
+    );
+    assert!(!inst.sandbox.jupyter_running());
+    // Nothing else was left behind by a failed fetch.
+    assert_eq!(
+        inst.secrets
+            .get(&inst.cfg.secret_parameter("no-secret"))
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+/// The local addresses (hex, as in /proc/net/tcp*) that listen on `port`.
+fn listening_addresses(port: u16) -> Vec<String> {
+    let suffix = format!(":{port:04X}");
+    let mut found = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let text = std::fs::read_to_string(table).unwrap_or_default();
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            // f[1] is local_address:port, f[3] the state (0A = LISTEN).
+            if f.len() > 3 && f[3] == "0A" && f[1].ends_with(&suffix) {
+                found.push(f[1].trim_end_matches(&suffix).to_string());
+            }
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn ssm_mode_binds_loopback_only_and_cidr_mode_binds_every_address() {
+    let token = password::token(&[3; 24]);
+    let ssm = instance(r#"{"name":"private"}"#, Some(token.expose())).await;
+    ssm.bootstrap().await;
+    let addrs = listening_addresses(ssm.sandbox.port().unwrap());
+    assert_eq!(addrs, ["0100007F"], "ssm mode must listen on 127.0.0.1 only");
+
+    let cidr = instance(
+        r#"{"name":"public","access":{"mode":"cidr","cidrs":["203.0.113.0/24"]}}"#,
+        Some(token.expose()),
+    )
+    .await;
+    cidr.bootstrap().await;
+    let addrs = listening_addresses(cidr.sandbox.port().unwrap());
+    assert!(
+        addrs.iter().any(|a| a.chars().all(|c| c == '0')),
+        "cidr mode must listen on every address (0.0.0.0 or ::), got {addrs:?}"
+    );
+}
+
+/// Starts a kernel through Jupyter's API and runs a silent `time.sleep` cell in it.
+fn start_silent_cell(inst: &Instance, token: &str) {
+    let helper = r#"
+import json, os, ssl, sys, time, urllib.request
+from jupyter_client import BlockingKernelClient
+port, home, token = sys.argv[1], sys.argv[2], sys.argv[3]
+ctx = ssl.create_default_context(cafile=os.path.join(home, ".nbfleet", "cert.pem"))
+req = urllib.request.Request(f"https://127.0.0.1:{port}/api/kernels", data=b"{}", method="POST",
+                             headers={"Authorization": f"token {token}", "Content-Type": "application/json"})
+kernel = json.load(urllib.request.urlopen(req, context=ctx))
+conn = os.path.join(home, ".local/share/jupyter/runtime", f"kernel-{kernel['id']}.json")
+for _ in range(100):
+    if os.path.exists(conn):
+        break
+    time.sleep(0.1)
+kc = BlockingKernelClient(connection_file=conn)
+kc.load_connection_file()
+kc.start_channels()
+kc.wait_for_ready(timeout=30)
+kc.execute("import time; time.sleep(120)")
+time.sleep(2)
+"#;
+    let out = std::process::Command::new(repo_root().join(".venv/bin/python3"))
+        .args(["-c", helper, &inst.sandbox.port().unwrap().to_string()])
+        .arg(inst.sandbox.home())
+        .arg(token)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[tokio::test]
+async fn the_probe_sees_a_silent_busy_cell_as_activity_and_a_dead_jupyter_as_unknown() {
+    use nbfleet_core::idle::{self, Probe, Timeline, Verdict};
+    let token = password::token(&[4; 24]);
+    let inst = instance(r#"{"name":"probed"}"#, Some(token.expose())).await;
+    inst.bootstrap().await;
+    start_silent_cell(&inst, token.expose());
+
+    let out = inst.run(&scripts::probe().unwrap()).await;
+    assert_eq!(out.exit_code, Some(0), "{}", out.stderr);
+    assert!(
+        out.stdout.trim().len() < 2000,
+        "the probe line must stay under 2,000 characters"
+    );
+    let probe = report::parse_probe(&out.stdout);
+    let Probe::Seen(obs) = &probe else {
+        panic!("{probe:?}\n{}", out.stdout)
+    };
+    assert_eq!((obs.kernels, obs.busy_kernels), (1, 1), "{}", out.stdout);
+
+    // Hours later, the cell still sleeps: its last_activity is frozen, but busy is busy.
+    let later = Timeline {
+        now: jiff::Timestamp::now() + jiff::SignedDuration::from_hours(3),
+        running_since: Some(jiff::Timestamp::now()),
+        snoozed_until: None,
+        warned_stop_at: None,
+    };
+    let d = idle::decide(&inst.nb.idle, &probe, &later);
+    assert_eq!(d.verdict, Verdict::Active, "{}", d.reason);
+
+    // Reading through the probe did not count as activity.
+    let again = report::parse_probe(&inst.run(&scripts::probe().unwrap()).await.stdout);
+    let Probe::Seen(again) = again else {
+        panic!("second probe failed")
+    };
+    assert_eq!(
+        again.server_activity, obs.server_activity,
+        "the probe moved last_activity"
+    );
+
+    inst.sandbox.stop_jupyter();
+    let dead = report::parse_probe(&inst.run(&scripts::probe().unwrap()).await.stdout);
+    assert!(
+        matches!(&dead, Probe::Unknown(why) if why.contains("could not read Jupyter")),
+        "{dead:?}"
+    );
+    assert_eq!(
+        idle::decide(&inst.nb.idle, &dead, &later).verdict,
+        Verdict::Unknown,
+        "unknown is never idle"
+    );
+}
+
+/// The on-instance idle fallback for real: Jupyter checks for inactivity every 60 s, so this
+/// takes one to two minutes.
+#[tokio::test]
+async fn with_the_fallback_on_an_idle_jupyter_exits_by_itself_and_powers_the_machine_off() {
+    let token = password::token(&[6; 24]);
+    let mut inst = instance(r#"{"name":"fallback"}"#, Some(token.expose())).await;
+    inst.nb.idle.instance_fallback_minutes = 1;
+    inst.bootstrap().await;
+    let deadline = Instant::now() + Duration::from_secs(240);
+    while !inst.sandbox.take_poweroff() {
+        assert!(
+            Instant::now() < deadline,
+            "no poweroff after 240 s; jupyter log: {}",
+            inst.sandbox.jupyter_log()
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    // The service's process ends right after its ExecStopPost.
+    for _ in 0..50 {
+        if !inst.sandbox.jupyter_running() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!inst.sandbox.jupyter_running());
+    assert!(
+        inst.sandbox.jupyter_log().contains("shutting down"),
+        "{}",
+        inst.sandbox.jupyter_log()
+    );
+}
+
+#[tokio::test]
+async fn with_the_fallback_on_a_service_restart_does_not_power_off() {
+    let token = password::token(&[7; 24]);
+    let mut inst = instance(r#"{"name":"restart-fallback"}"#, Some(token.expose())).await;
+    inst.nb.idle.instance_fallback_minutes = 30;
+    inst.bootstrap().await;
+    // A second run restarts the service: systemd's SIGTERM is not an idle exit.
+    inst.bootstrap().await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!inst.sandbox.take_poweroff());
+    assert!(!inst.sandbox.home().join(".nbfleet/idle-exit").exists());
+    assert!(inst.sandbox.jupyter_running());
+}

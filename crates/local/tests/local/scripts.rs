@@ -1,0 +1,67 @@
+//! The rendered instance scripts pass `bash -n` and shellcheck (Debian's package; `make test`
+//! installs it), in both access modes and both credential kinds.
+
+use jiff::Timestamp;
+use nbfleet_core::validate::{idle_policy, parse_launch};
+use nbfleet_core::{Notebook, scripts};
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+fn rendered() -> Vec<(String, String)> {
+    let cfg = nbfleet_core::config::from_vars([("NBFLEET_TABLE".to_string(), "t".to_string())]).unwrap();
+    let mut out = Vec::new();
+    for body in [
+        r#"{"name":"ssm-token"}"#,
+        r#"{"name":"cidr-pw","password":"correct horse","access":{"mode":"cidr","cidrs":["203.0.113.0/24"]}}"#,
+    ] {
+        let spec = parse_launch(body.as_bytes(), &cfg).unwrap();
+        let nb = Notebook::new(&spec, "alice", 1, idle_policy(&spec, &cfg), Timestamp::UNIX_EPOCH);
+        out.push((
+            format!("bootstrap {body}"),
+            scripts::bootstrap(&nb, &cfg, "us-east-1").unwrap().text,
+        ));
+        out.push((format!("health {body}"), scripts::health_check(&nb).unwrap().text));
+    }
+    out.push((
+        "systemctl shim".into(),
+        include_str!("../../shims/systemctl").into(),
+    ));
+    out
+}
+
+fn check(cmd: &str, args: &[&str], what: &str, text: &str) {
+    let mut child = Command::new(cmd)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {cmd} ({e}); `make test` installs it"));
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd} refuses the {what} script:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn rendered_scripts_pass_bash_n() {
+    for (what, text) in rendered() {
+        check("bash", &["-n"], &what, &text);
+    }
+}
+
+#[test]
+fn rendered_scripts_pass_shellcheck() {
+    for (what, text) in rendered() {
+        check(
+            "shellcheck",
+            &["--shell=bash", "--severity=style", "-"],
+            &what,
+            &text,
+        );
+    }
+}

@@ -1,0 +1,80 @@
+//! The HTTP API's answers for tests that call use cases directly: each function runs the use
+//! case as the router would (the same body parsing, the same answer mapping) and gives back
+//! `(status, body)`, keeping a refusal as its typed core error so a test can match on it.
+//! [`serve`] goes through the whole Lambda edge instead.
+
+use lambda_http::{Body, Request, Response};
+use nbfleet_app::instance_events::{self, Outcome};
+use nbfleet_app::slack::Signed;
+use nbfleet_app::{Deps, launch, lifecycle, read, slack};
+use nbfleet_core::Result;
+use nbfleet_core::events::Event;
+use nbfleet_core::ports::Jobs;
+use nbfleet_core::validate::{parse_extend, parse_launch};
+use nbfleet_http::{Answer, Api, lambda};
+use serde_json::Value;
+
+fn pair(a: Answer) -> (u16, Value) {
+    (a.status, a.body)
+}
+
+/// `POST /notebooks` with `body`, by `owner`.
+pub async fn launch(deps: &Deps, owner: &str, body: &[u8]) -> Result<(u16, Value)> {
+    let spec = parse_launch(body, &deps.cfg)?;
+    Ok(pair(Answer::launched(launch::launch(deps, owner, &spec).await?)))
+}
+
+/// `GET /notebooks/{name}`.
+pub async fn get(deps: &Deps, name: &str) -> Result<(u16, Value)> {
+    Ok(pair(Answer::view(read::get(deps, name).await?)))
+}
+
+/// `GET /notebooks`.
+pub async fn list(deps: &Deps) -> Result<(u16, Value)> {
+    Ok(pair(Answer::views(read::list(deps).await?)))
+}
+
+/// `POST /notebooks/{name}/start`.
+pub async fn start(deps: &Deps, caller: &str, name: &str) -> Result<(u16, Value)> {
+    Ok(pair(Answer::changed(lifecycle::start(deps, caller, name).await?)))
+}
+
+/// `POST /notebooks/{name}/stop`.
+pub async fn stop(deps: &Deps, caller: &str, name: &str) -> Result<(u16, Value)> {
+    Ok(pair(Answer::changed(lifecycle::stop(deps, caller, name).await?)))
+}
+
+/// `DELETE /notebooks/{name}` (`?snapshot=false` when `snapshot` is false).
+pub async fn delete(deps: &Deps, caller: &str, name: &str, snapshot: bool) -> Result<(u16, Value)> {
+    Ok(pair(Answer::changed(
+        lifecycle::delete(deps, caller, name, snapshot).await?,
+    )))
+}
+
+/// `POST /notebooks/{name}/extend` with `body`.
+pub async fn extend(deps: &Deps, caller: &str, name: &str, body: &[u8]) -> Result<(u16, Value)> {
+    let minutes = parse_extend(body)?;
+    Ok(pair(Answer::changed(
+        lifecycle::extend(deps, caller, name, minutes).await?,
+    )))
+}
+
+/// `POST /slack/commands` once verified: `(status, body)` as the router answers.
+pub async fn slash(deps: &Deps, jobs: &dyn Jobs, secret: &[u8], req: &Signed) -> (u16, Value) {
+    pair(Answer::slack_reply(slack::slash(deps, jobs, secret, req).await))
+}
+
+/// What the Lambda edge answers for `result` (an error through the one mapping).
+pub fn respond(result: Result<(u16, Value)>) -> Response<Body> {
+    lambda::response(Answer::from(result, |(status, body)| Answer::new(status, body)))
+}
+
+/// An API Lambda's answer to `req`, through the whole edge: caller, router, mapping.
+pub async fn serve(deps: &Deps, req: Request) -> Response<Body> {
+    lambda::serve(&Api::new(deps.clone()), req).await
+}
+
+/// An EventBridge event as the events Lambda takes it: parsed at the edge, then handled.
+pub async fn event(deps: &Deps, event: &Value) -> Result<Outcome> {
+    instance_events::handle(deps, &Event::parse(event)?).await
+}

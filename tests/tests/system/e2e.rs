@@ -1,0 +1,376 @@
+//! End to end over the local stack: the `nbfleet-local` binary (built by the same cargo
+//! invocation as this test), its HTTP API, moto, and a real Jupyter run by the local runner.
+//! Each test has its own moto account, stack process and directory, so they run in parallel.
+
+use aws_sdk_ec2::types::InstanceStateName;
+use nbfleet_aws::Clients;
+use nbfleet_jupyter::Jupyter;
+use nbfleet_local::harness::{Api, Launch, LocalStack, sibling_binary};
+use nbfleet_local::moto;
+use reqwest::Method;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use std::path::PathBuf;
+use std::time::Duration;
+
+const PASSWORD: &str = "correct horse battery";
+
+struct E2e {
+    stack: LocalStack,
+    api: Api,
+    aws: Clients,
+}
+
+async fn e2e(watch_interval_ms: u64) -> E2e {
+    stack_with(watch_interval_ms, 0, false).await
+}
+
+async fn stack_with(watch_interval_ms: u64, sweep_seconds: u64, demo_timeouts: bool) -> E2e {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let endpoint = moto::endpoint_from_env();
+    let account = moto::fresh_account();
+    let stack = LocalStack::spawn(Launch {
+        bin: &sibling_binary("nbfleet-local"),
+        moto_endpoint: &endpoint,
+        account: &account,
+        dir: &root.join("target/e2e").join(&account),
+        venv: &root.join(".venv"),
+        port: 0,
+        watch_interval_ms,
+        transition_ms: 300,
+        sweep_seconds,
+        demo_timeouts,
+    })
+    .await
+    .expect("start the local stack");
+    let api = stack.api();
+    E2e {
+        stack,
+        api,
+        aws: moto::clients(&endpoint, &account),
+    }
+}
+
+impl E2e {
+    async fn launch(&self, body: Value) -> Value {
+        let (status, answer) = self
+            .api
+            .call(Method::POST, "/notebooks", Some(&body))
+            .await
+            .unwrap();
+        assert_eq!(status, 202, "{answer}");
+        answer
+    }
+
+    async fn wait(&self, name: &str, states: &[&str]) -> Value {
+        match self
+            .api
+            .wait_for(name, states, Duration::from_secs(180), |_, _| {})
+            .await
+        {
+            Ok(nb) => nb,
+            Err(e) => panic!("{e}\nstack log:\n{}", self.stack.log()),
+        }
+    }
+
+    async fn instance_state(&self, id: &str) -> InstanceStateName {
+        let out = self
+            .aws
+            .ec2
+            .describe_instances()
+            .instance_ids(id)
+            .send()
+            .await
+            .unwrap();
+        out.reservations()[0].instances()[0]
+            .state()
+            .unwrap()
+            .name()
+            .unwrap()
+            .clone()
+    }
+}
+
+#[tokio::test]
+async fn a_launched_notebook_becomes_ready_and_takes_a_real_https_login() {
+    let t = e2e(250).await;
+    t.launch(json!({"name": "e2e-login", "password": PASSWORD})).await;
+    let nb = t.wait("e2e-login", &["Ready", "Failed"]).await;
+    assert_eq!(nb["state"], "Ready", "{nb}");
+    let url = nb["connect"]["url"].as_str().unwrap();
+    assert!(
+        nb["connect"]["tunnel"]
+            .as_str()
+            .unwrap()
+            .contains("AWS-StartPortForwardingSession")
+    );
+    let fingerprint = nb["cert_fingerprint"].as_str().unwrap();
+    assert_eq!(Jupyter::observe_fingerprint(url).await.unwrap(), fingerprint);
+
+    let jupyter = Jupyter::pinned(url, fingerprint).unwrap();
+    jupyter.login(PASSWORD).await.unwrap();
+    assert_eq!(jupyter.status(None).await.unwrap().0, 200);
+    assert_eq!(nb["gpu"]["name"], "none");
+}
+
+#[tokio::test]
+async fn the_bootstrap_sent_to_moto_carries_no_secret_and_is_the_script_that_ran() {
+    let t = e2e(250).await;
+    let launched = t.launch(json!({"name": "e2e-bytes"})).await;
+    let token = launched["token"].as_str().unwrap().to_string();
+    let nb = t.wait("e2e-bytes", &["Ready", "Failed"]).await;
+    assert_eq!(nb["state"], "Ready", "{nb}");
+    let instance = nb["instance_id"].as_str().unwrap();
+
+    let commands = t.aws.ssm.list_commands().send().await.unwrap();
+    let sent: Vec<_> = commands
+        .commands()
+        .iter()
+        .filter(|c| c.comment() == Some("nbfleet bootstrap"))
+        .collect();
+    assert_eq!(sent.len(), 1, "exactly one bootstrap was sent");
+    let cmd = sent[0];
+    assert_eq!(cmd.document_name(), Some("AWS-RunShellScript"));
+    let text = &cmd.parameters().unwrap()["commands"][0];
+    let hash = t
+        .aws
+        .ssm
+        .get_parameter()
+        .name("/nbfleet/notebooks/e2e-bytes/secret")
+        .with_decryption(true)
+        .send()
+        .await;
+    assert_eq!(hash.unwrap().parameter.unwrap().value.unwrap(), token);
+    assert!(
+        !format!("{:?}", cmd.parameters()).contains(&token),
+        "the token travelled in the command"
+    );
+
+    let ran = t
+        .stack
+        .dir
+        .join("instances")
+        .join(instance)
+        .join("commands")
+        .join(cmd.command_id().unwrap())
+        .join("_script.sh");
+    let ran = std::fs::read(&ran).unwrap_or_else(|e| panic!("{}: {e}", ran.display()));
+    assert_eq!(
+        hex::encode(Sha256::digest(&ran)),
+        hex::encode(Sha256::digest(text.as_bytes()))
+    );
+}
+
+#[tokio::test]
+async fn a_bootstrap_that_cannot_read_its_secret_fails_with_the_reason_and_stops_the_instance() {
+    // A slow watcher leaves time to remove the secret between the launch and the bootstrap.
+    let t = e2e(1500).await;
+    t.launch(json!({"name": "e2e-fail"})).await;
+    t.aws
+        .ssm
+        .delete_parameter()
+        .name("/nbfleet/notebooks/e2e-fail/secret")
+        .send()
+        .await
+        .unwrap();
+    let nb = t.wait("e2e-fail", &["Failed", "Ready"]).await;
+    assert_eq!(nb["state"], "Failed", "{nb}");
+    assert_eq!(nb["failure"]["reason"], "the bootstrap failed");
+    assert_eq!(nb["failure"]["exit_code"], 1);
+    let stderr = nb["failure"]["stderr_tail"].as_str().unwrap();
+    assert!(stderr.contains("ParameterNotFound"), "{stderr}");
+    let instance = nb["instance_id"].as_str().unwrap();
+    assert_eq!(
+        t.instance_state(instance).await,
+        InstanceStateName::Stopped,
+        "Failed means stopped"
+    );
+}
+
+#[tokio::test]
+async fn an_instance_stopped_in_ec2_becomes_stopped_and_its_jupyter_goes_away() {
+    let t = e2e(250).await;
+    t.launch(json!({"name": "e2e-stop", "password": PASSWORD})).await;
+    let nb = t.wait("e2e-stop", &["Ready", "Failed"]).await;
+    assert_eq!(nb["state"], "Ready", "{nb}");
+    let port: u16 = nb["connect"]["url"]
+        .as_str()
+        .unwrap()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+
+    let instance = nb["instance_id"].as_str().unwrap();
+    t.aws
+        .ec2
+        .stop_instances()
+        .instance_ids(instance)
+        .send()
+        .await
+        .unwrap();
+    let nb = t.wait("e2e-stop", &["Stopped"]).await;
+    assert!(nb["connect"].is_null(), "a stopped notebook has no way in: {nb}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "Jupyter's port is still open"
+    );
+}
+
+#[tokio::test]
+async fn stop_then_start_gives_a_new_address_with_the_same_certificate_and_delete_keeps_a_snapshot() {
+    let t = e2e(250).await;
+    t.launch(json!({"name": "e2e-cycle", "password": PASSWORD})).await;
+    let nb = t.wait("e2e-cycle", &["Ready", "Failed"]).await;
+    assert_eq!(nb["state"], "Ready", "{nb}");
+    let first_url = nb["connect"]["url"].as_str().unwrap().to_string();
+    let fingerprint = nb["cert_fingerprint"].as_str().unwrap().to_string();
+
+    let (status, _) = t
+        .api
+        .call(Method::POST, "/notebooks/e2e-cycle/stop", None)
+        .await
+        .unwrap();
+    assert_eq!(status, 202);
+    t.wait("e2e-cycle", &["Stopped"]).await;
+    assert!(
+        Jupyter::pinned(&first_url, &fingerprint)
+            .unwrap()
+            .status(None)
+            .await
+            .is_err()
+    );
+    let (_, body) = t
+        .api
+        .call(Method::GET, "/notebooks/e2e-cycle", None)
+        .await
+        .unwrap();
+    assert!(body["cost"]["running_hours"].as_f64().unwrap() > 0.0, "{body}");
+    assert_eq!(body["cost"]["usd_per_hour"], 1.006);
+
+    let (status, _) = t
+        .api
+        .call(Method::POST, "/notebooks/e2e-cycle/start", None)
+        .await
+        .unwrap();
+    assert_eq!(status, 202);
+    let nb = t.wait("e2e-cycle", &["Ready", "Failed"]).await;
+    assert_eq!(nb["state"], "Ready", "{nb}");
+    let second_url = nb["connect"]["url"].as_str().unwrap();
+    assert_ne!(second_url, first_url, "a restart comes back at a new address");
+    assert_eq!(nb["cert_fingerprint"], fingerprint.as_str());
+    Jupyter::pinned(second_url, &fingerprint)
+        .unwrap()
+        .login(PASSWORD)
+        .await
+        .unwrap();
+
+    let (status, _) = t
+        .api
+        .call(Method::DELETE, "/notebooks/e2e-cycle", None)
+        .await
+        .unwrap();
+    assert_eq!(status, 202);
+    let nb = t.wait("e2e-cycle", &["Terminated"]).await;
+    let snapshot = nb["snapshot_id"].as_str().expect("a snapshot id on the record");
+    let snaps = t
+        .aws
+        .ec2
+        .describe_snapshots()
+        .snapshot_ids(snapshot)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(snaps.snapshots().len(), 1, "the snapshot exists in EC2");
+    let secret = t
+        .aws
+        .ssm
+        .get_parameter()
+        .name("/nbfleet/notebooks/e2e-cycle/secret")
+        .send()
+        .await;
+    assert!(secret.is_err(), "the secret is gone with the notebook");
+}
+
+#[tokio::test]
+async fn another_user_may_read_but_not_stop_someone_elses_notebook() {
+    let t = e2e(250).await;
+    t.launch(json!({"name": "e2e-owned"})).await;
+    let mallory = t.stack.api().as_user("mallory");
+    let (status, body) = mallory
+        .call(Method::POST, "/notebooks/e2e-owned/stop", None)
+        .await
+        .unwrap();
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["error"]["code"], "Forbidden");
+    assert_eq!(
+        mallory
+            .call(Method::GET, "/notebooks/e2e-owned", None)
+            .await
+            .unwrap()
+            .0,
+        200
+    );
+    assert_eq!(
+        t.api
+            .call(Method::POST, "/notebooks/nobody/stop", None)
+            .await
+            .unwrap()
+            .0,
+        404
+    );
+}
+
+#[tokio::test]
+async fn an_idle_notebook_is_warned_then_stopped_and_one_whose_probe_fails_is_not() {
+    // Demo-length timeouts (1 minute idle, 1 minute warning), a sweep every 2 seconds.
+    let t = stack_with(250, 2, true).await;
+    t.launch(json!({"name": "e2e-idle", "idle_timeout_minutes": 1}))
+        .await;
+    t.launch(json!({"name": "e2e-blind", "idle_timeout_minutes": 1}))
+        .await;
+    t.wait("e2e-idle", &["Ready"]).await;
+    let blind = t.wait("e2e-blind", &["Ready"]).await;
+    // The blind notebook's Jupyter dies while its instance runs: its probes fail from now on.
+    let sandbox = t
+        .stack
+        .dir
+        .join("instances")
+        .join(blind["instance_id"].as_str().unwrap());
+    let pid = std::fs::read_to_string(sandbox.join("run/nbfleet-jupyter.pid")).unwrap();
+    std::process::Command::new("kill")
+        .args(["-KILL", "--", &format!("-{}", pid.trim())])
+        .status()
+        .unwrap();
+
+    let stopped = t.wait("e2e-idle", &["Stopped"]).await;
+    let reason = stopped["idle_status"]["reason"].as_str().unwrap();
+    assert!(reason.starts_with("stopped: idle since"), "{reason}");
+    let (_, body) = t
+        .api
+        .call(Method::GET, "/notebooks/e2e-idle", None)
+        .await
+        .unwrap();
+    let actions: Vec<String> = body["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["action"].to_string())
+        .collect();
+    assert!(
+        actions.iter().any(|a| a.contains("Warn")),
+        "warned before the stop: {actions:?}"
+    );
+    assert!(actions.last().unwrap().contains("Stop"), "{actions:?}");
+
+    let blind = t.api.notebook("e2e-blind").await.unwrap();
+    assert_eq!(
+        blind["state"], "Ready",
+        "a notebook whose probe fails is never stopped for idleness"
+    );
+    assert_eq!(blind["idle_status"]["verdict"], "Unknown", "{blind}");
+    assert!(blind["idle_status"]["unknowns"].as_u64().unwrap() >= 2, "{blind}");
+}

@@ -1,0 +1,286 @@
+//! Each function's IAM actions in template.yaml equal the AWS operations its code calls.
+//!
+//! Every handler is driven here through its paths against moto, on clients that record each
+//! operation they send (an SDK interceptor, `moto::CallLog`), one log per function. moto's gaps
+//! are filled with aws-smithy-mocks clients carrying the same interceptor: Run Command results
+//! (moto has no ListCommandInvocations, and its GetCommandInvocation has no script output) and
+//! Lambda's asynchronous invoke (the Slack self-invocation). The template side comes from
+//! `scripts/check-template.py --facts`.
+//!
+//! Actions IAM checks that are no API operation of their own are implied by the operation that
+//! needs them: tag-on-create (`ec2:CreateTags`) and passing the instance role (`iam:PassRole`).
+
+use crate::world::{OWNER, World, bootstrap_report, idle_probe};
+use aws_smithy_mocks::{RuleMode, mock, mock_client};
+use jiff::{SignedDuration, Timestamp};
+use nbfleet_core::events::ssm_invocation_change;
+use nbfleet_core::ports::Jobs;
+use nbfleet_core::{Notebook, State};
+use nbfleet_local::moto::{self, CallLog};
+use nbfleet_local::setup;
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+/// The operations in `log`, as IAM actions.
+fn called(log: &CallLog) -> BTreeSet<String> {
+    let alias = |op: &str| match op {
+        // Lambda's API operation `Invoke` is the IAM action `InvokeFunction`.
+        "lambda:Invoke" => "lambda:InvokeFunction".to_string(),
+        other => other.to_string(),
+    };
+    let mut actions: BTreeSet<String> = log.counts().keys().map(|k| alias(k)).collect();
+    if actions.contains("ec2:RunInstances") {
+        actions.extend(["ec2:CreateTags".into(), "iam:PassRole".into()]);
+    }
+    if actions.contains("ec2:CreateSecurityGroup") {
+        actions.insert("ec2:CreateTags".into());
+    }
+    actions
+}
+
+fn allowed(facts: &Value, function: &str) -> BTreeSet<String> {
+    facts["functions"][function]["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect()
+}
+
+fn compare(facts: &Value, function: &str, log: &CallLog, report: &mut BTreeMap<String, String>) {
+    let (called, allowed) = (called(log), allowed(facts, function));
+    if called != allowed {
+        report.insert(
+            function.into(),
+            format!(
+                "called but not allowed: {:?}; allowed but never called: {:?}",
+                called.difference(&allowed).collect::<Vec<_>>(),
+                allowed.difference(&called).collect::<Vec<_>>()
+            ),
+        );
+    }
+}
+
+#[tokio::test]
+async fn each_functions_iam_actions_are_the_operations_its_code_calls() {
+    let w = World::new().await;
+    let mut mismatches = BTreeMap::new();
+
+    // launch: a token notebook, and one open to a network (its own security group rule).
+    let (deps, log) = w.deps("nbfleet-launch");
+    for body in [
+        json!({"name": "la-token"}),
+        json!({"name": "la-cidr", "access": {"mode": "cidr", "cidrs": ["203.0.113.0/24"]}}),
+    ] {
+        nbfleet_testkit::api::launch(&deps, OWNER, body.to_string().as_bytes())
+            .await
+            .unwrap();
+    }
+    compare(&w.facts, "nbfleet-launch", &log, &mut mismatches);
+
+    // read: the list and one notebook with its history.
+    let (deps, log) = w.deps("nbfleet-read");
+    nbfleet_testkit::api::list(&deps).await.unwrap();
+    nbfleet_testkit::api::get(&deps, "la-token").await.unwrap();
+    compare(&w.facts, "nbfleet-read", &log, &mut mismatches);
+
+    // lifecycle: extend and stop a Ready notebook, start a Stopped one, delete two (one with an
+    // instance, one without).
+    let (deps, log) = w.deps("nbfleet-lifecycle");
+    let ready = |nb: &mut Notebook| {
+        nb.state = State::Ready;
+        nb.running_since = Some(Timestamp::now());
+    };
+    w.notebook("lc-a", ready).await;
+    let extend = json!({"minutes": 30}).to_string();
+    nbfleet_testkit::api::extend(&deps, OWNER, "lc-a", extend.as_bytes())
+        .await
+        .unwrap();
+    nbfleet_testkit::api::stop(&deps, OWNER, "lc-a").await.unwrap();
+    w.set("lc-a", |nb| nb.state = State::Stopped).await;
+    nbfleet_testkit::api::start(&deps, OWNER, "lc-a").await.unwrap();
+    w.notebook("lc-b", ready).await;
+    nbfleet_testkit::api::delete(&deps, OWNER, "lc-b", true)
+        .await
+        .unwrap();
+    // A launch that failed before any instance: deleting it finishes at once.
+    w.notebook("lc-c", |nb| {
+        nb.state = State::Failed;
+        nb.instance_id = None;
+    })
+    .await;
+    nbfleet_testkit::api::delete(&deps, OWNER, "lc-c", true)
+        .await
+        .unwrap();
+    compare(&w.facts, "nbfleet-lifecycle", &log, &mut mismatches);
+
+    // configure: first boot (bootstrap sent, then Ready from its report); a restart whose
+    // report does not match (Failed, instance stopped); stopped and terminated events; an early
+    // "running" for a tagged instance no record names yet.
+    let (mut deps, log) = w.deps("nbfleet-events");
+    deps.commands = Arc::new(w.commands(&log, bootstrap_report));
+    let first = w.notebook("cf-a", |_| {}).await;
+    let id = first.instance_id.clone().unwrap();
+    nbfleet_testkit::api::event(&deps, &w.ec2_event(&id, "running"))
+        .await
+        .unwrap();
+    let cmd = w
+        .seed
+        .store
+        .require("cf-a")
+        .await
+        .unwrap()
+        .pending_command
+        .unwrap();
+    let done = ssm_invocation_change(&cmd.command_id, &id, "Success", &w.account, moto::REGION, "t");
+    nbfleet_testkit::api::event(&deps, &done).await.unwrap();
+    assert_eq!(w.seed.store.require("cf-a").await.unwrap().state, State::Ready);
+    let other = w
+        .notebook("cf-b", |nb| {
+            nb.state = State::Stopped;
+            nb.cert_fingerprint = Some("0".repeat(64));
+        })
+        .await;
+    let other_id = other.instance_id.clone().unwrap();
+    nbfleet_testkit::api::event(&deps, &w.ec2_event(&other_id, "running"))
+        .await
+        .unwrap();
+    let cmd = w
+        .seed
+        .store
+        .require("cf-b")
+        .await
+        .unwrap()
+        .pending_command
+        .unwrap();
+    let done = ssm_invocation_change(
+        &cmd.command_id,
+        &other_id,
+        "Success",
+        &w.account,
+        moto::REGION,
+        "t",
+    );
+    nbfleet_testkit::api::event(&deps, &done).await.unwrap();
+    assert_eq!(w.seed.store.require("cf-b").await.unwrap().state, State::Failed);
+    nbfleet_testkit::api::event(&deps, &w.ec2_event(&id, "stopped"))
+        .await
+        .unwrap();
+    w.set("cf-a", |nb| nb.state = State::Terminating).await;
+    nbfleet_testkit::api::event(&deps, &w.ec2_event(&id, "terminated"))
+        .await
+        .unwrap();
+    let stray = setup::run_seeded(&w.aws.ec2, 1, Some("cf-early")).await.unwrap();
+    let early = nbfleet_testkit::api::event(&deps, &w.ec2_event(&stray[0], "running")).await;
+    assert!(early.is_err(), "an early event is retried");
+    compare(&w.facts, "nbfleet-events", &log, &mut mismatches);
+
+    // sweep: reconcile, an overdue delete re-driven, an idle notebook past its warning stopped,
+    // a stopped one started when its schedule window opens.
+    let (mut deps, log) = w.deps("nbfleet-sweep");
+    deps.commands = Arc::new(w.commands(&log, idle_probe));
+    let long_ago = Timestamp::now() - SignedDuration::from_hours(5);
+    w.notebook("sw-idle", |nb| {
+        nb.state = State::Ready;
+        nb.running_since = Some(long_ago);
+        nb.idle_status = Some(nbfleet_core::record::IdleStatus {
+            verdict: nbfleet_core::idle::Verdict::Idle,
+            reason: "idle".into(),
+            // Warned earlier for this very stop: idle since it started, 60 minutes' timeout.
+            planned_stop: Some(long_ago + SignedDuration::from_mins(60)),
+            warned_stop_at: Some(long_ago + SignedDuration::from_mins(60)),
+            unknowns: 0,
+        });
+    })
+    .await;
+    w.notebook("sw-gone", |nb| {
+        nb.state = State::Terminating;
+        nb.state_since = long_ago;
+    })
+    .await;
+    let stopped = w
+        .notebook("sw-sched", |nb| {
+            nb.state = State::Stopped;
+            nb.state_since = long_ago - SignedDuration::from_hours(24 * 8);
+            nb.idle.schedule = Some(
+                nbfleet_core::schedule::Schedule::parse(&json!({"tz": "UTC", "start_at_open": true,
+                    "windows": [{"days": "daily", "from": "00:00", "to": "24:00"}]}))
+                .unwrap(),
+            );
+        })
+        .await;
+    w.seed
+        .compute
+        .stop(stopped.instance_id.as_deref().unwrap())
+        .await
+        .unwrap();
+    let report = nbfleet_app::sweep::sweep(&deps, nbfleet_app::sweep::Timing::default())
+        .await
+        .unwrap();
+    assert!(report.stopped.contains(&"sw-idle".to_string()), "{report:?}");
+    assert!(report.started.contains(&"sw-sched".to_string()), "{report:?}");
+    assert!(!report.overdue.is_empty(), "{report:?}");
+    compare(&w.facts, "nbfleet-sweep", &log, &mut mismatches);
+
+    // slack: the signing secret, a quick answer, slow work (launch, stop, start) in the job,
+    // and the self-invocation itself.
+    let (deps, log) = w.deps("nbfleet-slack");
+    nbfleet_app::slack::signing_secret(&deps).await.unwrap();
+    use nbfleet_core::slack::SlashCommand as Command;
+    let run = |id: &str, command: Command| {
+        let job = nbfleet_app::slack::Job {
+            id: id.into(),
+            owner: "slack:TLOCAL:U1".into(),
+            command,
+            response_url: "https://hooks.slack.com/commands/x".into(),
+        };
+        let deps = deps.clone();
+        async move { nbfleet_app::slack::run_job(&deps, &Ignore, &job).await }
+    };
+    run("j1", Command::List).await.unwrap();
+    let launch = Command::Launch {
+        name: "sl-a".into(),
+        instance_type: None,
+        idle_timeout_minutes: None,
+    };
+    let _ = run("j2", launch).await;
+    w.set("sl-a", |nb| nb.state = State::Ready).await;
+    run("j3", Command::Stop("sl-a".into())).await.unwrap();
+    run("j4", Command::Status("sl-a".into())).await.unwrap();
+    w.set("sl-a", |nb| nb.state = State::Stopped).await;
+    run("j5", Command::Start("sl-a".into())).await.unwrap();
+    let invoke = mock!(aws_sdk_lambda::Client::invoke).then_output(|| {
+        aws_sdk_lambda::operation::invoke::InvokeOutput::builder()
+            .status_code(202)
+            .build()
+    });
+    let logger = moto::call_logger(&w.account, log.clone());
+    let lambda = mock_client!(aws_sdk_lambda, RuleMode::MatchAny, [&invoke], |c| c
+        .interceptor(logger.clone()));
+    nbfleet_aws::lambda_jobs::LambdaJobs::new(lambda, "nbfleet-slack")
+        .submit(&json!({"nbfleet_slack_job": {}}))
+        .await
+        .unwrap();
+    compare(&w.facts, "nbfleet-slack", &log, &mut mismatches);
+
+    assert!(
+        mismatches.is_empty(),
+        "template.yaml and the code disagree:\n{}",
+        mismatches
+            .iter()
+            .map(|(f, m)| format!("  {f}: {m}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
+
+/// A response_url nobody reads.
+struct Ignore;
+
+#[async_trait::async_trait]
+impl nbfleet_core::ports::Responder for Ignore {
+    async fn respond(&self, _: &str, _: &str) -> nbfleet_core::Result<()> {
+        Ok(())
+    }
+}

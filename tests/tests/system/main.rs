@@ -1,0 +1,10 @@
+//! nbfleet as a system, in one test binary: end to end over the `nbfleet-local` binary
+//! ([`e2e`], [`secrets`]), the use cases under AWS faults ([`faults`]), and the code held to
+//! template.yaml ([`template`], [`iam`]). [`world`] is the moto account they share.
+
+mod e2e;
+mod faults;
+mod iam;
+mod secrets;
+mod template;
+mod world;

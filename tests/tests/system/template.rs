@@ -1,0 +1,161 @@
+//! template.yaml against the code, offline: the facts come from `scripts/check-template.py
+//! --facts` (the template parsed by cfn-lint's decoder, every !Ref resolved to the parameter's
+//! default), and are compared with what the code actually serves, reads and allows.
+
+use nbfleet_tests::template_facts as facts;
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+
+fn functions(facts: &Value) -> &serde_json::Map<String, Value> {
+    facts["functions"].as_object().unwrap()
+}
+
+#[test]
+fn the_api_routes_in_the_template_are_the_routes_the_local_stack_serves() {
+    let facts = facts();
+    let in_template: BTreeSet<String> = functions(&facts)
+        .values()
+        .flat_map(|f| f["routes"].as_array().unwrap().iter())
+        .map(|r| r.as_str().unwrap().to_string())
+        .collect();
+    let served: BTreeSet<String> = nbfleet_http::router::routes().into_iter().collect();
+    assert_eq!(in_template, served);
+}
+
+/// A function's environment as Lambda gives it: the template's variables plus AWS_REGION.
+fn environment(function: &Value) -> BTreeMap<String, String> {
+    let mut env: BTreeMap<String, String> = function["env"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                v.as_str().map_or_else(|| v.to_string(), str::to_string),
+            )
+        })
+        .collect();
+    env.insert("AWS_REGION".into(), "us-east-1".into());
+    env
+}
+
+/// Read by every function with a default that holds where the template leaves them out: bounds
+/// the template keeps at the code's, and Slack settings only the functions that use Slack get
+/// (absent: no Slack there).
+const OPTIONAL_KNOBS: [&str; 7] = [
+    "NBFLEET_IDLE_TIMEOUT_MINUTES_MIN",
+    "NBFLEET_IDLE_TIMEOUT_MINUTES_MAX",
+    "NBFLEET_VOLUME_GB_MIN",
+    "NBFLEET_SLACK_SIGNING_SECRET_PARAMETER",
+    "NBFLEET_SLACK_WEBHOOK_PARAMETER",
+    "NBFLEET_SLACK_TEAMS",
+    "NBFLEET_SLACK_USERS",
+];
+
+#[test]
+fn each_function_loads_its_configuration_from_exactly_what_the_template_sets() {
+    for (name, f) in functions(&facts()) {
+        let env = environment(f);
+        if let Err(e) = nbfleet_core::config::from_vars(env.clone()) {
+            panic!("{name}: the template's environment does not load: {e}");
+        }
+        let read = nbfleet_core::config::variables_read(env.clone());
+        let set: BTreeSet<String> = env.keys().cloned().collect();
+        let unread: Vec<&String> = set.difference(&read).collect();
+        assert!(
+            unread.is_empty(),
+            "{name}: the template sets variables no code reads: {unread:?}"
+        );
+        let unset: Vec<&String> = read
+            .difference(&set)
+            .filter(|v| !OPTIONAL_KNOBS.contains(&v.as_str()) && *v != "NBFLEET_PRICES_SOURCE")
+            .collect();
+        assert!(
+            unset.is_empty(),
+            "{name}: the code reads variables the template does not set: {unset:?}"
+        );
+    }
+}
+
+/// IAM's answer for one GetParameter by an instance, from the role's statements: allowed only
+/// where an Allow matches and no Deny does. Handles the condition operators the role uses.
+fn instance_may_read(
+    role: &Value,
+    parameter_arn: &str,
+    instance_arn: &str,
+    tagged_for: Option<&str>,
+) -> bool {
+    let ctx = |key: &str| -> Option<String> {
+        match key {
+            "ec2:SourceInstanceARN" => Some(instance_arn.to_string()),
+            "ssm:resourceTag/nbfleet:instance" => tagged_for.map(str::to_string),
+            _ => None,
+        }
+    };
+    let subst = |v: &str| v.replace("${ec2:SourceInstanceARN}", instance_arn);
+    let glob = |pattern: &str, s: &str| {
+        let re = format!("^{}$", regex_lite::escape(pattern).replace("\\*", ".*"));
+        regex_lite::Regex::new(&re).unwrap().is_match(s)
+    };
+    let list = |v: &Value| -> Vec<String> {
+        match v {
+            Value::Array(a) => a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect(),
+            Value::String(s) => vec![s.clone()],
+            _ => vec![],
+        }
+    };
+    let matches = |s: &Value| -> bool {
+        let acts = list(&s["Action"]);
+        let res = list(&s["Resource"]);
+        if !acts.iter().any(|a| a == "ssm:GetParameter") || !res.iter().any(|r| glob(r, parameter_arn)) {
+            return false;
+        }
+        let Some(conds) = s["Condition"].as_object() else {
+            return true;
+        };
+        conds.iter().all(|(op, kv)| {
+            kv.as_object().unwrap().iter().all(|(key, want)| {
+                let have = ctx(key);
+                let wants: Vec<String> = list(want).iter().map(|w| subst(w)).collect();
+                match op.as_str() {
+                    "StringEquals" => have.is_some_and(|h| wants.contains(&h)),
+                    "StringNotEquals" => have.is_none_or(|h| !wants.contains(&h)),
+                    "StringLike" => have.is_some_and(|h| wants.iter().any(|w| glob(w, &h))),
+                    "Null" => (have.is_none()) == (wants[0] == "true"),
+                    other => panic!("the evaluator does not know {other}"),
+                }
+            })
+        })
+    };
+    let statements = role.as_array().unwrap();
+    let denied = statements.iter().any(|s| s["Effect"] == "Deny" && matches(s));
+    let allowed = statements.iter().any(|s| s["Effect"] == "Allow" && matches(s));
+    allowed && !denied
+}
+
+#[test]
+fn the_instance_role_reads_its_own_secret_and_no_other() {
+    let facts = facts();
+    let role = &facts["instance_role"];
+    let secret =
+        |nb: &str| format!("arn:aws:ssm:us-east-1:123456789012:parameter/nbfleet/notebooks/{nb}/secret");
+    let a = "arn:aws:ec2:us-east-1:123456789012:instance/i-0aaaaaaaaaaaaaaaa";
+    let b = "arn:aws:ec2:us-east-1:123456789012:instance/i-0bbbbbbbbbbbbbbbb";
+    assert!(
+        instance_may_read(role, &secret("alpha"), a, Some(a)),
+        "its own secret"
+    );
+    assert!(
+        !instance_may_read(role, &secret("beta"), a, Some(b)),
+        "another notebook's secret"
+    );
+    assert!(
+        !instance_may_read(role, &secret("gamma"), a, None),
+        "a secret not yet granted"
+    );
+    let slack = "arn:aws:ssm:us-east-1:123456789012:parameter/nbfleet/slack/signing-secret";
+    assert!(
+        !instance_may_read(role, slack, a, Some(a)),
+        "the Slack signing secret"
+    );
+}
