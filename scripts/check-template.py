@@ -9,7 +9,7 @@
 3. Run cfn-lint on the translated template: any error or warning fails the check. Informational
    findings (cfn-lint's I-rules) are not reported by default and are ignored.
    `sam validate --lint` or cfn-lint on the SAM source alone miss dangling !Refs and bad runtimes
-   that show only after translation (FACTS.md).
+   that show only after translation.
 4. Fail if any IAM policy statement, in the source or in the translation, has an Action or
    NotAction containing `*`.
 

@@ -15,7 +15,7 @@ import urllib.request
 import boto3
 
 API = "http://" + os.environ["AWS_LAMBDA_RUNTIME_API"] + "/2018-06-01/runtime"
-TABLE = os.environ.get("NBFLEET_TABLE", "nbfleet-local")
+TABLE = os.environ["NBFLEET_TABLE"]  # set by lambda-bench, from crates/local/src/deployment.rs
 
 session = boto3.session.Session()
 ec2 = session.client("ec2")

@@ -4,7 +4,8 @@
                                    handlers need: the notebook table, exactly as
                                    crates/aws/src/dynamo_store.rs create_table makes it, the AMI
                                    parameter, the Slack parameters and the instance profile
-                                   (the values of crates/local/src/setup.rs)
+                                   (named by crates/local/src/deployment.rs, which lambda-bench
+                                   passes in the environment as NBFLEET_LOCAL_*)
     helper.py item-size NAME       the DynamoDB item size in bytes of notebook NAME's record
     helper.py zip-size FILE...     the size of each FILE zipped alone as `bootstrap`, with
                                    zipfile's deflate, as `sam deploy` zips a CodeUri folder
@@ -18,28 +19,24 @@ import hashlib
 import hmac
 import io
 import json
+import os
 import sys
 import time
 import zipfile
 
-TABLE = "nbfleet-local"
-AMI_PARAMETER = "/nbfleet/local/dlami/ami-id"
-SEEDED_AMI = "ami-0d1a2b3c4d5e6f708"
-INSTANCE_PROFILE = "nbfleet-local-instance"
-SLACK_SIGNING_SECRET_PARAMETER = "/nbfleet/local/slack/signing-secret"
-SLACK_SIGNING_SECRET = "nbfleet-local-slack-signing-secret"
-SLACK_WEBHOOK_PARAMETER = "/nbfleet/local/slack/webhook-url"
+# The local deployment's names: crates/local/src/deployment.rs, passed in by lambda-bench.
+LOCAL = {k[len("NBFLEET_LOCAL_"):]: v for k, v in os.environ.items() if k.startswith("NBFLEET_LOCAL_")}
 
 
 def provision():
     import boto3
 
     ddb = boto3.client("dynamodb")
-    if TABLE not in ddb.list_tables()["TableNames"]:
+    if LOCAL["TABLE"] not in ddb.list_tables()["TableNames"]:
         s = lambda name: {"AttributeName": name, "AttributeType": "S"}  # noqa: E731
         all_ = {"ProjectionType": "ALL"}
         ddb.create_table(
-            TableName=TABLE,
+            TableName=LOCAL["TABLE"],
             BillingMode="PAY_PER_REQUEST",
             AttributeDefinitions=[s("name"), s("sk"), s("state"), s("instance_id")],
             KeySchema=[{"AttributeName": "name", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
@@ -60,20 +57,20 @@ def provision():
             ],
         )
         ddb.update_time_to_live(
-            TableName=TABLE, TimeToLiveSpecification={"AttributeName": "expires_at", "Enabled": True}
+            TableName=LOCAL["TABLE"], TimeToLiveSpecification={"AttributeName": "expires_at", "Enabled": True}
         )
     ssm = boto3.client("ssm")
-    ssm.put_parameter(Name=AMI_PARAMETER, Value=SEEDED_AMI, Type="String", Overwrite=True)
-    ssm.put_parameter(Name=SLACK_SIGNING_SECRET_PARAMETER, Value=SLACK_SIGNING_SECRET, Type="SecureString", Overwrite=True)
+    ssm.put_parameter(Name=LOCAL["AMI_PARAMETER"], Value=LOCAL["SEEDED_AMI"], Type="String", Overwrite=True)
+    ssm.put_parameter(Name=LOCAL["SLACK_SIGNING_SECRET_PARAMETER"], Value=LOCAL["SLACK_SIGNING_SECRET"], Type="SecureString", Overwrite=True)
     ssm.put_parameter(
-        Name=SLACK_WEBHOOK_PARAMETER, Value="https://127.0.0.1:9/bench-webhook", Type="SecureString", Overwrite=True
+        Name=LOCAL["SLACK_WEBHOOK_PARAMETER"], Value="https://127.0.0.1:9/bench-webhook", Type="SecureString", Overwrite=True
     )
     iam = boto3.client("iam")
     try:
-        iam.create_instance_profile(InstanceProfileName=INSTANCE_PROFILE)
+        iam.create_instance_profile(InstanceProfileName=LOCAL["INSTANCE_PROFILE"])
     except iam.exceptions.EntityAlreadyExistsException:
         pass
-    print(json.dumps({"table": TABLE, "ami_parameter": AMI_PARAMETER}))
+    print(json.dumps({"table": LOCAL["TABLE"], "ami_parameter": LOCAL["AMI_PARAMETER"]}))
 
 
 def attr_size(v):
@@ -100,7 +97,7 @@ def attr_size(v):
 def item_size(name):
     import boto3
 
-    item = boto3.client("dynamodb").get_item(TableName=TABLE, Key={"name": {"S": name}, "sk": {"S": "notebook"}})
+    item = boto3.client("dynamodb").get_item(TableName=LOCAL["TABLE"], Key={"name": {"S": name}, "sk": {"S": "notebook"}})
     item = item.get("Item")
     if item is None:
         sys.exit(f"helper: no record {name!r}")

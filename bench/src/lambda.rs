@@ -27,6 +27,8 @@
 //! `target/bench/pipeline.json`. Exits 1 if a target is missed.
 
 mod cost;
+#[path = "../../crates/local/src/deployment.rs"]
+mod deployment;
 mod runtime_api;
 
 use runtime_api::{Outcome, Run};
@@ -55,17 +57,17 @@ const PYTHON: &[(&str, bool)] = &[
 ];
 
 /// The local values of the variables `template.yaml` gives the functions: the moto resources
-/// `helper.py provision` makes (as `crates/local/src/setup.rs` names them), else the template's
+/// `helper.py provision` makes (as `crates/local/src/deployment.rs` names them), else the template's
 /// parameter defaults. A variable the template sets that is not here stops the bench.
 const LOCAL_VALUES: &[(&str, &str)] = &[
-    ("NBFLEET_TABLE", "nbfleet-local"),
+    ("NBFLEET_TABLE", deployment::TABLE),
     ("NBFLEET_INSTANCE_TYPES", "g5.xlarge,g6.xlarge,g4dn.xlarge"),
     ("NBFLEET_FALLBACK", ""),
     // Empty: moto's default VPC and subnets.
     ("NBFLEET_SUBNETS", ""),
     ("NBFLEET_VPC_ID", ""),
-    ("NBFLEET_INSTANCE_PROFILE", "nbfleet-local-instance"),
-    ("NBFLEET_AMI_PARAMETER", "/nbfleet/local/dlami/ami-id"),
+    ("NBFLEET_INSTANCE_PROFILE", deployment::INSTANCE_PROFILE),
+    ("NBFLEET_AMI_PARAMETER", deployment::AMI_PARAMETER),
     ("NBFLEET_SECRET_PREFIX", "/nbfleet"),
     ("NBFLEET_IDLE_TIMEOUT_MINUTES", "60"),
     ("NBFLEET_VOLUME_GB", "100"),
@@ -79,18 +81,15 @@ const LOCAL_VALUES: &[(&str, &str)] = &[
     ("NBFLEET_PARTITION", "aws"),
     (
         "NBFLEET_SLACK_WEBHOOK_PARAMETER",
-        "/nbfleet/local/slack/webhook-url",
+        deployment::SLACK_WEBHOOK_PARAMETER,
     ),
     (
         "NBFLEET_SLACK_SIGNING_SECRET_PARAMETER",
-        "/nbfleet/local/slack/signing-secret",
+        deployment::SLACK_SIGNING_SECRET_PARAMETER,
     ),
-    ("NBFLEET_SLACK_TEAMS", "TLOCAL"),
+    ("NBFLEET_SLACK_TEAMS", deployment::SLACK_TEAM),
     ("NBFLEET_SLACK_USERS", ""),
 ];
-
-/// The Slack signing secret `helper.py provision` stores (a moto-only value, not a secret).
-const SLACK_SIGNING_SECRET: &str = "nbfleet-local-slack-signing-secret";
 
 /// Targets of the issue.
 const COLD_START_RATIO_MAX: f64 = 0.25;
@@ -190,7 +189,7 @@ fn main() {
     let python_first = figures.len();
     for (name, lambda_client) in PYTHON {
         let mut env = base_env("nbfleet-python-baseline", 256);
-        env.push(("NBFLEET_TABLE".into(), "nbfleet-local".into()));
+        env.push(("NBFLEET_TABLE".into(), deployment::TABLE.into()));
         env.push((
             "NBFLEET_BENCH_LAMBDA_CLIENT".into(),
             if *lambda_client { "1" } else { "0" }.into(),
@@ -348,6 +347,7 @@ fn helper_run(python: &Path, args: &[&str], moto: &str, stdin: Option<&str>) -> 
         .env("AWS_DEFAULT_REGION", "us-east-1")
         .env("AWS_ACCESS_KEY_ID", "test")
         .env("AWS_SECRET_ACCESS_KEY", "test")
+        .envs(deployment::HELPER_ENV)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -379,7 +379,12 @@ fn event_for(template: &str, round: usize, instance_id: &str, python: &Path, mot
     }
     let event: Value = serde_json::from_str(&text).expect("slack event is JSON");
     let body = event["body"].as_str().unwrap_or_default();
-    let signed = helper(python, &["sign-slack", SLACK_SIGNING_SECRET], moto, Some(body));
+    let signed = helper(
+        python,
+        &["sign-slack", deployment::SLACK_SIGNING_SECRET],
+        moto,
+        Some(body),
+    );
     let mut lines = signed.lines();
     let (ts, sig) = (lines.next().unwrap_or_default(), lines.next().unwrap_or_default());
     text.replace("{{slack_timestamp}}", ts)

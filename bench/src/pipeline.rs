@@ -13,7 +13,7 @@
 //! Ready (configure, after the write). Writes `target/bench/pipeline.md` and
 //! `target/bench/pipeline.json` (`BENCH_OUT` moves both). Target: each overhead ≤ 1 s.
 
-use nbfleet_local::harness::http_client;
+use nbfleet_local::harness::{Api, http_client};
 use nbfleet_local::moto;
 use nbfleet_local::stack::{self, Settings};
 use serde_json::{Value, json};
@@ -133,28 +133,14 @@ fn pass(t: &Timeline, from: Instant, name: &str, instance: &str) -> Pass {
     }
 }
 
-async fn state(base: &str, name: &str) -> Value {
-    let resp = http_client()
-        .get(format!("{base}/notebooks/{name}"))
-        .send()
-        .await
-        .expect("GET");
-    resp.json::<Value>().await.expect("json")["notebook"].clone()
-}
-
+/// Waits for `name` to reach `want`, through the local stack's API.
 async fn wait_for(base: &str, name: &str, want: &str) -> Value {
-    let began = Instant::now();
-    loop {
-        let nb = state(base, name).await;
-        if nb["state"] == want {
-            return nb;
-        }
-        assert!(
-            nb["state"] != "Failed" && began.elapsed() < Duration::from_secs(300),
-            "{name} did not reach {want}: {nb}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    Api::new(base)
+        .wait_for(name, &[want, "Failed"], Duration::from_secs(300), |_, _| {})
+        .await
+        .ok()
+        .filter(|nb| nb["state"] == want)
+        .unwrap_or_else(|| panic!("{name} did not reach {want}"))
 }
 
 async fn post(base: &str, path: &str, body: Value) -> u16 {

@@ -1,5 +1,5 @@
 //! The `Store` port on DynamoDB: one on-demand table, records keyed by `name` with
-//! `sk = "notebook"` (history items will share the partition), and two sparse GSIs:
+//! `sk = "notebook"` (its history items share the partition), and two sparse GSIs:
 //! `by-state` (state, name) for the sweep and `by-instance` (instance_id) for EC2/SSM events.
 //!
 //! Items are the record's fields as native attributes (serde_dynamo), so the table reads well

@@ -1,7 +1,8 @@
 //! Maps AWS SDK errors to core errors by their error code, in one place.
 //!
 //! Matching on the code (not the modeled variant) also covers errors that the SDK reports as
-//! generic, such as those mocked without a modeled shape (see FACTS.md).
+//! generic, such as those mocked without a modeled shape (aws-smithy-mocks reports `.code()` only
+//! on errors built with error metadata).
 
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use nbfleet_core::Error;

@@ -30,16 +30,16 @@ impl From<Exit> for ExitCode {
     }
 }
 
-/// A failure to tell the user, with its exit code.
+/// An error to tell the user, with its exit code.
 #[derive(Debug)]
-pub struct Failure {
+pub struct CliError {
     pub exit: Exit,
     pub message: String,
 }
 
-impl Failure {
-    pub fn new(exit: Exit, message: impl Into<String>) -> Failure {
-        Failure {
+impl CliError {
+    pub fn new(exit: Exit, message: impl Into<String>) -> CliError {
+        CliError {
             exit,
             message: message.into(),
         }
@@ -74,17 +74,17 @@ impl Api {
 
     /// A deployed API, with credentials from the standard AWS chain (environment, profile, SSO,
     /// instance role).
-    pub async fn deployed(base: &str) -> Result<Api, Failure> {
+    pub async fn deployed(base: &str) -> Result<Api, CliError> {
         let conf = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
         let credentials = conf.credentials_provider().ok_or_else(|| {
-            Failure::new(
+            CliError::new(
                 Exit::Auth,
                 "no AWS credentials found (aws configure, or AWS_PROFILE)",
             )
         })?;
         let region = crate::sigv4::region_of(base)
             .or_else(|| conf.region().map(|r| r.to_string()))
-            .ok_or_else(|| Failure::new(Exit::BadInput, "cannot tell the API's region; set AWS_REGION"))?;
+            .ok_or_else(|| CliError::new(Exit::BadInput, "cannot tell the API's region; set AWS_REGION"))?;
         Ok(Api {
             base: base.trim_end_matches('/').to_string(),
             http: nbfleet_jupyter::web::web_client(Duration::from_secs(30)),
@@ -96,9 +96,9 @@ impl Api {
         matches!(self.auth, Auth::Local { .. })
     }
 
-    /// One request; a non-2xx answer is a [`Failure`] with the API's message and the exit code
+    /// One request; a non-2xx answer is a [`CliError`] with the API's message and the exit code
     /// its status means.
-    pub async fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Value, Failure> {
+    pub async fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Value, CliError> {
         let url = format!("{}{path}", self.base);
         let bytes = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
         let m = reqwest::Method::from_bytes(method.as_bytes()).expect("a valid method");
@@ -112,7 +112,7 @@ impl Api {
                 let creds = credentials
                     .provide_credentials()
                     .await
-                    .map_err(|e| Failure::new(Exit::Auth, format!("AWS credentials: {e}")))?;
+                    .map_err(|e| CliError::new(Exit::Auth, format!("AWS credentials: {e}")))?;
                 let host = url
                     .split("://")
                     .nth(1)
@@ -126,14 +126,14 @@ impl Api {
                 };
                 let headers =
                     crate::sigv4::headers(&creds, region, "execute-api", &unsigned, SystemTime::now())
-                        .map_err(|e| Failure::new(Exit::Failed, e))?;
+                        .map_err(|e| CliError::new(Exit::Failed, e))?;
                 for (k, v) in headers {
                     req = req.header(k, v);
                 }
             }
         }
         let answer = req.body(bytes).send().await.map_err(|e| {
-            Failure::new(
+            CliError::new(
                 Exit::Upstream,
                 format!("cannot reach {}: {}", self.base, e.without_url()),
             )
@@ -156,6 +156,6 @@ impl Api {
             429 | 500..=599 => Exit::Upstream,
             _ => Exit::Failed,
         };
-        Err(Failure::new(exit, message))
+        Err(CliError::new(exit, message))
     }
 }

@@ -1,12 +1,12 @@
 //! What each command does: one API call, then (where asked) waiting for the state it leads to.
 
-use crate::api::{Api, Exit, Failure};
+use crate::api::{Api, CliError, Exit};
 use crate::{Command, Out, open, show};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
-pub async fn run(api: &Api, out: Out, command: Command) -> Result<(), Failure> {
+pub async fn run(api: &Api, out: Out, command: Command) -> Result<(), CliError> {
     match command {
         Command::Up {
             name,
@@ -29,13 +29,13 @@ pub async fn run(api: &Api, out: Out, command: Command) -> Result<(), Failure> {
             }
             if password_prompt {
                 let pw = rpassword::prompt_password("Jupyter password: ")
-                    .map_err(|e| Failure::new(Exit::BadInput, format!("cannot read a password: {e}")))?;
+                    .map_err(|e| CliError::new(Exit::BadInput, format!("cannot read a password: {e}")))?;
                 body["password"] = json!(pw);
             }
             if password_stdin {
                 let mut line = String::new();
                 std::io::stdin().read_line(&mut line).map_err(|e| {
-                    Failure::new(
+                    CliError::new(
                         Exit::BadInput,
                         format!("cannot read the password from stdin: {e}"),
                     )
@@ -55,7 +55,7 @@ pub async fn run(api: &Api, out: Out, command: Command) -> Result<(), Failure> {
                 println!("{}", show::ready(&nb, token.as_deref()));
             }
             if nb["state"] == "Failed" {
-                return Err(Failure::new(Exit::Failed, format!("{name} failed")));
+                return Err(CliError::new(Exit::Failed, format!("{name} failed")));
             }
             Ok(())
         }
@@ -124,7 +124,7 @@ async fn act(
     (verb, doing): (&str, &str),
     w: bool,
     until: &[&str],
-) -> Result<(), Failure> {
+) -> Result<(), CliError> {
     let before = api.call("GET", &format!("/notebooks/{name}"), None).await?;
     let answer = api
         .call("POST", &format!("/notebooks/{name}/{verb}"), None)
@@ -145,7 +145,7 @@ async fn finish(
     doing: &str,
     w: bool,
     until: &[&str],
-) -> Result<(), Failure> {
+) -> Result<(), CliError> {
     let nb = if w {
         wait(api, out, name, until).await?
     } else {
@@ -159,14 +159,14 @@ async fn finish(
         println!("{name}: {doing} ({})", nb["state"].as_str().unwrap_or("?"));
     }
     if nb["state"] == "Failed" {
-        return Err(Failure::new(Exit::Failed, show::failure(&nb)));
+        return Err(CliError::new(Exit::Failed, show::failure(&nb)));
     }
     Ok(())
 }
 
 /// Polls until the notebook reaches one of `until`, showing each state it passes with the time
 /// it took. Returns the record.
-pub async fn wait(api: &Api, out: Out, name: &str, until: &[&str]) -> Result<Value, Failure> {
+pub async fn wait(api: &Api, out: Out, name: &str, until: &[&str]) -> Result<Value, CliError> {
     let bar = if out.quiet || out.json {
         ProgressBar::hidden()
     } else {
@@ -217,9 +217,9 @@ pub async fn wait(api: &Api, out: Out, name: &str, until: &[&str]) -> Result<Val
 }
 
 /// `30m`, `2h` or a number of minutes.
-fn minutes(s: &str) -> Result<u32, Failure> {
+fn minutes(s: &str) -> Result<u32, CliError> {
     let bad = || {
-        Failure::new(
+        CliError::new(
             Exit::BadInput,
             format!("--idle {s:?}: give minutes, like 30m, 2h or 45"),
         )

@@ -10,7 +10,7 @@ mod open;
 mod show;
 mod sigv4;
 
-use api::{Api, Exit, Failure};
+use api::{Api, CliError, Exit};
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
@@ -46,7 +46,7 @@ enum Command {
         /// Instance type (the operator's default if not given).
         #[arg(long = "type")]
         instance_type: Option<String>,
-        /// Idle timeout: 30m, 2h or minutes.
+        /// Idle timeout (`idle_timeout_minutes`): 30m, 2h or minutes.
         #[arg(long)]
         idle: Option<String>,
         /// Open Jupyter to these networks (cidr mode) instead of an SSM port-forward.
@@ -119,7 +119,7 @@ fn profile_api_url() -> Option<String> {
     })
 }
 
-async fn api(cli: &Cli) -> Result<Api, Failure> {
+async fn api(cli: &Cli) -> Result<Api, CliError> {
     if cli.local {
         let port = std::env::var("NBFLEET_LOCAL_PORT").unwrap_or_else(|_| "9000".into());
         let user = std::env::var("USER").unwrap_or_else(|_| "local".into());
@@ -127,7 +127,7 @@ async fn api(cli: &Cli) -> Result<Api, Failure> {
     }
     match cli.api_url.clone().or_else(profile_api_url) {
         Some(url) => Api::deployed(&url).await,
-        None => Err(Failure::new(
+        None => Err(CliError::new(
             Exit::BadInput,
             "no API: pass --api-url, set NBFLEET_API_URL, put api_url = … in ~/.config/nbfleet/config, or use --local",
         )),

@@ -6,7 +6,7 @@
 //! idle) until Ctrl-C. In cidr mode, and on the local stack, the URL is used as it is.
 
 use crate::Out;
-use crate::api::{Api, Exit, Failure};
+use crate::api::{Api, CliError, Exit};
 use nbfleet_jupyter::Jupyter;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
@@ -18,11 +18,11 @@ pub async fn open(
     name: &str,
     no_browser: bool,
     port: Option<u16>,
-) -> Result<(), Failure> {
+) -> Result<(), CliError> {
     let view = api.call("GET", &format!("/notebooks/{name}"), None).await?;
     let nb = &view["notebook"];
     if nb["state"] != "Ready" {
-        return Err(Failure::new(
+        return Err(CliError::new(
             Exit::Conflict,
             format!(
                 "{name} is {}, not Ready: nbfleet start {name}",
@@ -32,10 +32,10 @@ pub async fn open(
     }
     let expected = nb["cert_fingerprint"]
         .as_str()
-        .ok_or_else(|| Failure::new(Exit::Failed, format!("{name} has no recorded certificate")))?;
+        .ok_or_else(|| CliError::new(Exit::Failed, format!("{name} has no recorded certificate")))?;
     let url = nb["connect"]["url"]
         .as_str()
-        .ok_or_else(|| Failure::new(Exit::Failed, format!("{name} has no address yet")))?
+        .ok_or_else(|| CliError::new(Exit::Failed, format!("{name} has no address yet")))?
         .to_string();
     let tunnelled = nb["access"]["mode"] == "ssm" && !api.is_local();
     if !tunnelled {
@@ -74,12 +74,12 @@ fn port_of(url: &str) -> Option<u16> {
 }
 
 /// Refuses a server whose certificate is not the recorded one.
-async fn verify(url: &str, expected: &str) -> Result<(), Failure> {
+async fn verify(url: &str, expected: &str) -> Result<(), CliError> {
     let seen = Jupyter::observe_fingerprint(url)
         .await
-        .map_err(|e| Failure::new(Exit::Upstream, e.to_string()))?;
+        .map_err(|e| CliError::new(Exit::Upstream, e.to_string()))?;
     if !seen.eq_ignore_ascii_case(&expected.replace(':', "")) {
-        return Err(Failure::new(
+        return Err(CliError::new(
             Exit::Failed,
             format!(
                 "{url} presents certificate sha256 {seen}, not the recorded {expected}: refusing (someone may be in the middle)"
@@ -89,7 +89,7 @@ async fn verify(url: &str, expected: &str) -> Result<(), Failure> {
     Ok(())
 }
 
-fn show(out: Out, name: &str, url: &str, fingerprint: &str, no_browser: bool) -> Result<(), Failure> {
+fn show(out: Out, name: &str, url: &str, fingerprint: &str, no_browser: bool) -> Result<(), CliError> {
     if out.json {
         println!(
             "{}",
@@ -118,22 +118,22 @@ fn which(tool: &str) -> Option<std::path::PathBuf> {
 }
 
 /// Starts `aws ssm start-session` for a port-forward and waits until the local port answers.
-async fn tunnel(nb: &Value, remote: u16, local: u16) -> Result<Child, Failure> {
+async fn tunnel(nb: &Value, remote: u16, local: u16) -> Result<Child, CliError> {
     if which("aws").is_none() {
-        return Err(Failure::new(
+        return Err(CliError::new(
             Exit::Failed,
             "the AWS CLI is not installed: https://docs.aws.amazon.com/cli/latest/userguide/getting-started-install.html",
         ));
     }
     if which("session-manager-plugin").is_none() {
-        return Err(Failure::new(
+        return Err(CliError::new(
             Exit::Failed,
             "the Session Manager plugin is not installed: https://docs.aws.amazon.com/systems-manager/latest/userguide/session-manager-working-with-install-plugin.html",
         ));
     }
     let instance = nb["instance_id"]
         .as_str()
-        .ok_or_else(|| Failure::new(Exit::Failed, "the notebook has no instance"))?;
+        .ok_or_else(|| CliError::new(Exit::Failed, "the notebook has no instance"))?;
     let mut child = Command::new("aws")
         .args(["ssm", "start-session", "--target", instance])
         .args(["--document-name", "AWS-StartPortForwardingSession"])
@@ -142,11 +142,11 @@ async fn tunnel(nb: &Value, remote: u16, local: u16) -> Result<Child, Failure> {
         .stdout(std::process::Stdio::null())
         .kill_on_drop(true)
         .spawn()
-        .map_err(|e| Failure::new(Exit::Failed, format!("cannot run aws ssm start-session: {e}")))?;
+        .map_err(|e| CliError::new(Exit::Failed, format!("cannot run aws ssm start-session: {e}")))?;
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
         if let Ok(Some(status)) = child.try_wait() {
-            return Err(Failure::new(
+            return Err(CliError::new(
                 Exit::Upstream,
                 format!("aws ssm start-session ended: {status}"),
             ));
@@ -157,7 +157,7 @@ async fn tunnel(nb: &Value, remote: u16, local: u16) -> Result<Child, Failure> {
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     let _ = child.kill().await;
-    Err(Failure::new(
+    Err(CliError::new(
         Exit::Upstream,
         format!("the port-forward did not open localhost:{local} within 60 s"),
     ))

@@ -4,7 +4,8 @@
 
 use nbfleet_aws::DynamoStore;
 use nbfleet_core::ports::Store;
-use nbfleet_local::harness::{LocalStack, test_stack};
+use nbfleet_local::harness::LocalStack;
+use nbfleet_testkit::stack::{Options, spawned};
 
 /// This package's `nbfleet`, built by the same cargo invocation as this test.
 const NBFLEET: &str = env!("CARGO_BIN_EXE_nbfleet");
@@ -19,7 +20,7 @@ struct Cli {
 }
 
 async fn cli() -> Cli {
-    let (stack, aws) = test_stack("cli-tests", 0, false).await;
+    let (stack, aws) = spawned(Options::new("cli-tests")).await;
     let port = stack.url.rsplit(':').next().unwrap().to_string();
     let store = DynamoStore::new(aws.dynamodb, setup::TABLE);
     Cli {
@@ -68,7 +69,7 @@ async fn every_command_works_against_the_local_stack() {
     let c = cli().await;
     let up = c.json(0, &["up", "cli-a", "--idle", "30m"]);
     assert_eq!(up["notebook"]["state"], "Ready", "{up}");
-    assert_eq!(up["notebook"]["idle"]["timeout_minutes"], 30);
+    assert_eq!(up["notebook"]["idle"]["idle_timeout_minutes"], 30);
     assert!(up["token"].as_str().is_some_and(|t| t.len() >= 32), "{up}");
 
     let ls = c.json(0, &["ls"]);

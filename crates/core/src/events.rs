@@ -130,6 +130,16 @@ mod tests {
                 status: CommandStatus::Success
             }
         );
+        let failed: Value =
+            serde_json::from_str(include_str!("../../../events/ssm-command-failed.json")).unwrap();
+        assert_eq!(
+            Event::parse(&failed).unwrap(),
+            Event::CommandInvocation {
+                command_id: "2f7ab3d1-5c6e-4f8a-9b0c-1d2e3f4a5b6c".into(),
+                instance_id: "i-0b22a22eec53b9321".into(),
+                status: CommandStatus::Failed
+            }
+        );
     }
 
     #[test]

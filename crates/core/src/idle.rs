@@ -1,7 +1,7 @@
 //! The idle policy: a pure function of (record, observation, now) → (verdict, action, reason,
 //! planned stop). It decides whether a running notebook is working, and when it stops.
 //!
-//! What counts as activity (DESIGN.md §5): a busy kernel (a silent cell keeps its
+//! What counts as activity (docs/idle.md): a busy kernel (a silent cell keeps its
 //! `last_activity` frozen at the cell's start, so busy itself counts), a kernel's or a
 //! terminal's activity within the timeout, GPU utilisation at or above the threshold. An open
 //! browser tab does **not** count unless the notebook opts in (`count_connections`): JupyterLab
@@ -154,12 +154,12 @@ pub fn decide(policy: &IdlePolicy, probe: &Probe, ctx: &Timeline) -> Decision {
                     .filter(|t| *t <= now)
                     .max()
                     .unwrap_or(now);
-                let stop = snooze(last + mins(policy.timeout_minutes));
+                let stop = snooze(last + mins(policy.idle_timeout_minutes));
                 if now < stop - lead {
                     let why = format!(
                         "last activity at {}, within the {} minute timeout",
                         hhmm(last),
-                        policy.timeout_minutes
+                        policy.idle_timeout_minutes
                     );
                     (Verdict::Active, Some(stop), why)
                 } else {
@@ -328,7 +328,7 @@ mod tests {
 
     fn policy() -> IdlePolicy {
         IdlePolicy {
-            timeout_minutes: 60,
+            idle_timeout_minutes: 60,
             count_connections: false,
             gpu_threshold_pct: 10,
             max_runtime_minutes: 720,
@@ -618,7 +618,7 @@ mod schedule_tests {
 
     fn office() -> IdlePolicy {
         IdlePolicy {
-            timeout_minutes: 60,
+            idle_timeout_minutes: 60,
             count_connections: false,
             gpu_threshold_pct: 10,
             max_runtime_minutes: 0,

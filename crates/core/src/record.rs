@@ -13,7 +13,10 @@ use serde::{Deserialize, Serialize};
 /// How a notebook decides it is idle. Filled from the request and the operator's defaults.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IdlePolicy {
-    pub timeout_minutes: u32,
+    /// Minutes without activity before the stop (named as in requests, answers, the CLI and
+    /// Slack; records written before the restructure say `timeout_minutes`).
+    #[serde(alias = "timeout_minutes")]
+    pub idle_timeout_minutes: u32,
     /// Count open connections (browser tabs) as activity. Off by default: a forgotten tab
     /// polls every 10 s and would keep the GPU running all night.
     pub count_connections: bool,
@@ -330,6 +333,7 @@ pub fn connect_for(
 #[cfg(test)]
 mod connect_tests {
     use super::*;
+    use crate::record::tests::sample;
     use crate::validate::AccessMode;
 
     #[test]
@@ -356,5 +360,16 @@ mod connect_tests {
         );
         assert_eq!(c.url, "https://ec2-203-0-113-9.compute-1.amazonaws.com:8888");
         assert_eq!(c.tunnel, None);
+    }
+
+    #[test]
+    fn a_record_written_before_the_idle_field_was_renamed_still_reads() {
+        let nb = sample(Timestamp::UNIX_EPOCH);
+        let mut json = serde_json::to_value(&nb).unwrap();
+        let idle = json["idle"].as_object_mut().unwrap();
+        let minutes = idle.remove("idle_timeout_minutes").unwrap();
+        idle.insert("timeout_minutes".into(), minutes);
+        let back: Notebook = serde_json::from_value(json).unwrap();
+        assert_eq!(back.idle.idle_timeout_minutes, nb.idle.idle_timeout_minutes);
     }
 }

@@ -1,6 +1,6 @@
 //! The lifecycle states of a notebook and which moves between them are legal.
 //!
-//! This is the state machine of DESIGN.md §3. User requests (start, stop, delete, extend) are
+//! This is the state machine of docs/states.md. User requests (start, stop, delete, extend) are
 //! decided in `transitions.rs`; this file answers the lower-level question every conditional
 //! write asks: may a record in state A become state B at all?
 

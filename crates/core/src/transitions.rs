@@ -139,7 +139,7 @@ pub fn claim_name(
 mod tests {
     use super::*;
 
-    /// The table from DESIGN.md §3, written out as text so a reader can compare it by eye.
+    /// The table of docs/states.md, written out as text so a reader can compare it by eye.
     /// `202>X` moves to X, `200` is a no-op or in-place apply, `409` refuses.
     const DESIGN_TABLE: &str = "
         Pending      409      409      202>Terminating 409

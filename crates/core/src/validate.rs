@@ -75,7 +75,7 @@ impl LaunchSpec {
 /// The idle policy of a new notebook: the request's timeout, the operator's other defaults.
 pub fn idle_policy(spec: &LaunchSpec, cfg: &Config) -> IdlePolicy {
     IdlePolicy {
-        timeout_minutes: spec.idle_timeout_minutes,
+        idle_timeout_minutes: spec.idle_timeout_minutes,
         count_connections: spec.count_connections,
         gpu_threshold_pct: 10,
         max_runtime_minutes: cfg.max_runtime_minutes,

@@ -3,10 +3,11 @@
 //! The caller is the IAM principal API Gateway verified from the SigV4 signature; a request
 //! without one is refused by the router.
 
-use crate::answer::Answer;
+use crate::answer::{Answer, diagnostic};
 use crate::router::{Api, ApiRequest, dispatch};
 use base64::Engine as _;
 use lambda_http::http::{HeaderMap, HeaderName, HeaderValue, Method};
+use lambda_http::lambda_runtime::Diagnostic;
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 use nbfleet_app::slack::{Job, run_job};
@@ -104,20 +105,19 @@ pub fn response_event(answer: &Answer) -> Value {
 
 /// What the Slack function answers to one raw event: a job it handed itself is run (and
 /// answers on its `response_url`); anything else is an API Gateway request for the router.
-pub async fn slack_event(api: &Api, responder: &dyn Responder, payload: &Value) -> Value {
+///
+/// A job that fails (or whose answer does not reach Slack) is the function's error, so that it
+/// shows in its metrics and alarms; Lambda's retry of it does nothing, since a job is taken once.
+pub async fn slack_event(api: &Api, responder: &dyn Responder, payload: &Value) -> Result<Value, Diagnostic> {
     if let Some(job) = Job::from_payload(payload) {
-        // Not retried: the work may be done, and a lost answer is only logged.
         let done = async { run_job(&api.deps, responder, &job?).await }.await;
-        if let Err(e) = done {
-            tracing::warn!(error = %e, "Slack job: failed or its answer did not reach response_url");
-        }
-        return json!({ "done": true });
+        return done.map(|()| json!({ "done": true })).map_err(|e| diagnostic(&e));
     }
     let answer = match request_from_event(payload) {
         Ok(req) => dispatch(api, &req).await,
         Err(e) => Answer::error(&e),
     };
-    response_event(&answer)
+    Ok(response_event(&answer))
 }
 
 /// An API Lambda's answer to one request, through the one router.

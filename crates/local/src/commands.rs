@@ -1,4 +1,4 @@
-//! The local `Commands` adapter (DESIGN.md §7). moto's Run Command is a stub that records what
+//! The local `Commands` adapter (docs/local.md). moto's Run Command is a stub that records what
 //! was sent and says Success with no output, so this adapter:
 //!
 //! 1. sends the command to moto through the real SSM adapter (moto records the parameters and

@@ -42,34 +42,6 @@ pub struct Launch<'a> {
     pub demo_timeouts: bool,
 }
 
-/// A stack for a test: a fresh moto account (on the server `moto::endpoint_from_env` names),
-/// its own directory under `target/<area>/`, fast emulated transitions, and the sweep every
-/// `sweep_seconds` (0: never).
-pub async fn test_stack(
-    area: &str,
-    sweep_seconds: u64,
-    demo_timeouts: bool,
-) -> (LocalStack, nbfleet_aws::Clients) {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let endpoint = crate::moto::endpoint_from_env();
-    let account = crate::moto::fresh_account();
-    let stack = LocalStack::spawn(Launch {
-        bin: &sibling_binary("nbfleet-local"),
-        moto_endpoint: &endpoint,
-        account: &account,
-        dir: &root.join("target").join(area).join(&account),
-        venv: &root.join(".venv"),
-        port: 0,
-        watch_interval_ms: 200,
-        transition_ms: 300,
-        sweep_seconds,
-        demo_timeouts,
-    })
-    .await
-    .expect("start the local stack (is moto running?)");
-    (stack, crate::moto::clients(&endpoint, &account))
-}
-
 /// The `nbfleet-local` binary next to the running executable (cargo puts every workspace
 /// binary in the same target directory; test executables sit one level down, in `deps/`).
 pub fn sibling_binary(name: &str) -> PathBuf {
@@ -131,11 +103,7 @@ impl LocalStack {
     }
 
     pub fn api(&self) -> Api {
-        Api {
-            base: self.url.clone(),
-            client: http_client(),
-            user: None,
-        }
+        Api::new(&self.url)
     }
 
     /// The local stack's log so far (for failure messages).
@@ -182,6 +150,15 @@ pub struct Api {
 }
 
 impl Api {
+    /// The API of a stack serving at `base` (`http://127.0.0.1:<port>`).
+    pub fn new(base: &str) -> Api {
+        Api {
+            base: base.to_string(),
+            client: http_client(),
+            user: None,
+        }
+    }
+
     /// Calls as `user` (the local stand-in for an IAM principal).
     pub fn as_user(mut self, user: &str) -> Api {
         self.user = Some(user.to_string());

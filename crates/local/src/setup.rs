@@ -2,19 +2,10 @@
 //! instance profile notebooks launch with, and the DLAMI parameter (moto reserves
 //! `/aws/service/...`, so local mode uses its own path to the seeded Deep Learning AMI).
 
+pub use crate::deployment::*;
 use crate::moto;
 use nbfleet_aws::{Clients, dynamo_store};
 use nbfleet_core::{Error, Result};
-
-/// The Deep Learning AMI that `tests/fixtures/amis.json` seeds into moto.
-pub const SEEDED_AMI: &str = "ami-0d1a2b3c4d5e6f708";
-pub const AMI_PARAMETER: &str = "/nbfleet/local/dlami/ami-id";
-pub const INSTANCE_PROFILE: &str = "nbfleet-local-instance";
-pub const TABLE: &str = "nbfleet-local";
-/// The local Slack app: its workspace and its signing secret (a moto-only value, not a secret).
-pub const SLACK_TEAM: &str = "TLOCAL";
-pub const SLACK_SIGNING_SECRET_PARAMETER: &str = "/nbfleet/local/slack/signing-secret";
-pub const SLACK_SIGNING_SECRET: &str = "nbfleet-local-slack-signing-secret";
 
 /// The configuration variables of a local deployment in moto.
 pub fn vars() -> Vec<(String, String)> {

@@ -5,12 +5,11 @@
 use aws_sdk_ec2::types::InstanceStateName;
 use nbfleet_aws::Clients;
 use nbfleet_jupyter::Jupyter;
-use nbfleet_local::harness::{Api, Launch, LocalStack, sibling_binary};
-use nbfleet_local::moto;
+use nbfleet_local::harness::{Api, LocalStack};
+use nbfleet_testkit::stack::{Options, spawned};
 use reqwest::Method;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use std::path::PathBuf;
 use std::time::Duration;
 
 const PASSWORD: &str = "correct horse battery";
@@ -26,29 +25,15 @@ async fn e2e(watch_interval_ms: u64) -> E2e {
 }
 
 async fn stack_with(watch_interval_ms: u64, sweep_seconds: u64, demo_timeouts: bool) -> E2e {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let endpoint = moto::endpoint_from_env();
-    let account = moto::fresh_account();
-    let stack = LocalStack::spawn(Launch {
-        bin: &sibling_binary("nbfleet-local"),
-        moto_endpoint: &endpoint,
-        account: &account,
-        dir: &root.join("target/e2e").join(&account),
-        venv: &root.join(".venv"),
-        port: 0,
+    let (stack, aws) = spawned(Options {
         watch_interval_ms,
-        transition_ms: 300,
         sweep_seconds,
         demo_timeouts,
+        ..Options::new("e2e")
     })
-    .await
-    .expect("start the local stack");
+    .await;
     let api = stack.api();
-    E2e {
-        stack,
-        api,
-        aws: moto::clients(&endpoint, &account),
-    }
+    E2e { stack, api, aws }
 }
 
 impl E2e {

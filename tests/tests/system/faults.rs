@@ -2,7 +2,7 @@
 //! duplicate and racing event deliveries, probes that lie, throttling and capacity on start and
 //! stop, an agent that never comes online, bootstraps that fail, time out or are cancelled, and
 //! an instance terminated mid-configure. Handlers run against moto; Run Command is mocked where
-//! moto has no results (see `support/world.rs`), and EC2 where moto never fails (throttling,
+//! moto has no results (see `world.rs`), and EC2 where moto never fails (throttling,
 //! capacity).
 
 use crate::world::{OWNER, World, bootstrap_report};
@@ -18,10 +18,11 @@ use nbfleet_app::instance_events::Outcome;
 use nbfleet_aws::ssm_commands::AgentWait;
 use nbfleet_aws::{Ec2Compute, SsmCommands};
 use nbfleet_core::events::ssm_invocation_change;
-use nbfleet_core::ports::{InstanceState, Store};
-use nbfleet_core::{Expect, Notebook, State};
+use nbfleet_core::ports::InstanceState;
+use nbfleet_core::{Notebook, State};
 use nbfleet_local::moto::{self, ec2_error};
 use nbfleet_testkit::api::event as handle_event;
+use nbfleet_testkit::hooks::HookedStore;
 use serde_json::Value;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -455,56 +456,29 @@ async fn the_ec2_event_and_reconcile_racing_on_one_instance_send_one_bootstrap()
     }
 }
 
-/// The store, with one in-place update of the record (as configure recording its command id,
-/// or the sweep its verdict) slipped in just before the first write a handler makes.
-struct UpdatedMeanwhile {
-    inner: Arc<dyn Store>,
-    done: AtomicBool,
-}
-
-#[async_trait::async_trait]
-impl Store for UpdatedMeanwhile {
-    async fn put(&self, nb: &Notebook, expect: Expect) -> nbfleet_core::Result<()> {
-        if !self.done.swap(true, Ordering::SeqCst) {
-            let current = self.inner.require(&nb.name).await?;
-            let updated = current.touched(Timestamp::now());
-            self.inner.put(&updated, current.expect()).await?;
-        }
-        self.inner.put(nb, expect).await
-    }
-    async fn get(&self, name: &str) -> nbfleet_core::Result<Option<Notebook>> {
-        self.inner.get(name).await
-    }
-    async fn by_instance(&self, id: &str) -> nbfleet_core::Result<Option<Notebook>> {
-        self.inner.by_instance(id).await
-    }
-    async fn list_by_state(&self, state: State) -> nbfleet_core::Result<Vec<Notebook>> {
-        self.inner.list_by_state(state).await
-    }
-    async fn list(&self) -> nbfleet_core::Result<Vec<Notebook>> {
-        self.inner.list().await
-    }
-    async fn append_history(&self, n: &str, at: Timestamp, e: &Value) -> nbfleet_core::Result<()> {
-        self.inner.append_history(n, at, e).await
-    }
-    async fn history(&self, n: &str) -> nbfleet_core::Result<Vec<Value>> {
-        self.inner.history(n).await
-    }
-    async fn first_time(&self, key: &str, until: Timestamp) -> nbfleet_core::Result<bool> {
-        self.inner.first_time(key, until).await
-    }
-}
-
 #[tokio::test]
 async fn a_stop_or_delete_that_meets_an_in_place_update_goes_through_not_409() {
     let w = World::new().await;
     for (name, act) in [("upd-stop", "stop"), ("upd-delete", "delete")] {
         w.notebook(name, |nb| nb.state = State::Configuring).await;
+        // One in-place update of the record (as the events function recording its command id,
+        // or the sweep its verdict) slips in just before the first write the request makes.
         let mut deps = w.seed.clone();
-        deps.store = Arc::new(UpdatedMeanwhile {
-            inner: w.seed.store.clone(),
-            done: AtomicBool::new(false),
+        let store = HookedStore::new(w.seed.store.clone());
+        let (inner, done) = (w.seed.store.clone(), Arc::new(AtomicBool::new(false)));
+        store.hooks.before("put", move |s| {
+            let (inner, first) = (inner.clone(), !done.swap(true, Ordering::SeqCst));
+            async move {
+                if let (true, Some(nb)) = (first, s.record()) {
+                    let current = inner.require(&nb.name).await?;
+                    inner
+                        .put(&current.touched(Timestamp::now()), current.expect())
+                        .await?;
+                }
+                Ok(())
+            }
         });
+        deps.store = store;
         let (status, _) = match act {
             "stop" => nbfleet_testkit::api::stop(&deps, OWNER, name).await,
             _ => nbfleet_testkit::api::delete(&deps, OWNER, name, false).await,

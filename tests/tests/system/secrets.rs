@@ -5,8 +5,9 @@
 //! secret, or a `response_url`.
 
 use nbfleet_core::slack::sign;
-use nbfleet_local::harness::{http_client, test_stack};
+use nbfleet_local::harness::http_client;
 use nbfleet_local::setup;
+use nbfleet_testkit::stack::{Options, spawned};
 use reqwest::Method;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -16,7 +17,7 @@ const RESPONSE_URL: &str = "https://hooks.slack.com/commands/TLOCAL/424242/leak-
 
 #[tokio::test]
 async fn a_whole_lifecycle_leaks_no_secret_into_logs_answers_or_commands() {
-    let (stack, aws) = test_stack("secrets-tests", 0, false).await;
+    let (stack, aws) = spawned(Options::new("secrets-tests")).await;
     let api = stack.api();
     let mut answers: Vec<String> = Vec::new();
     macro_rules! call {

@@ -2,13 +2,11 @@
 //! a taken name, no AWS call on bad input, no secret in any command or log line, and adoption
 //! after a crash between RunInstances and the record update.
 
-use async_trait::async_trait;
 use aws_sdk_ec2::types::{Filter, HttpTokensState};
 use nbfleet_aws::Clients;
-use nbfleet_core::ports::{Deps, Store};
-use nbfleet_core::{Error, Expect, Notebook, State};
-use nbfleet_local::moto;
+use nbfleet_core::{Error, State};
 use nbfleet_local::setup;
+use nbfleet_testkit::Env;
 use serde_json::{Value, json};
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,25 +14,9 @@ use std::sync::{Arc, Mutex};
 
 const ALICE: &str = "arn:aws:sts::123456789012:assumed-role/DataScientist/alice";
 
-struct Env {
-    deps: Deps,
-    /// Unwatched clients on the same account, for assertions.
-    aws: Clients,
-    /// AWS requests the handler's clients have sent.
-    calls: moto::CallLog,
-}
-
 async fn env() -> Env {
     logs();
-    let endpoint = moto::endpoint_from_env();
-    let account = moto::fresh_account();
-    let aws = setup::provision(&endpoint, &account)
-        .await
-        .expect("provision moto (is moto running?)");
-    let calls = moto::CallLog::default();
-    let cfg = nbfleet_core::config::from_vars(setup::vars()).unwrap();
-    let deps = moto::clients_logged(&endpoint, &account, calls.clone()).deps(cfg);
-    Env { deps, aws, calls }
+    Env::new().await
 }
 
 async fn launch(env: &Env, body: Value) -> Result<(u16, Value), Error> {
@@ -277,51 +259,25 @@ async fn no_secret_reaches_a_command_an_answer_or_a_log_line() {
     assert!(!answer.contains(password) && !answer.contains(&hash) && with_password.get("token").is_none());
 }
 
-/// The real store, except that the first write of a Launching record fails, as if the Lambda
-/// died right after RunInstances.
-struct CrashOnce {
-    inner: Arc<dyn Store>,
-    crashed: AtomicBool,
-}
-
-#[async_trait]
-impl Store for CrashOnce {
-    async fn put(&self, nb: &Notebook, expect: Expect) -> nbfleet_core::Result<()> {
-        if nb.state == State::Launching && !self.crashed.swap(true, Ordering::SeqCst) {
-            return Err(Error::Unavailable("injected crash".into()));
+/// The first write of a Launching record fails, as if the Lambda died right after RunInstances.
+fn crash_after_run_instances(env: &Env) {
+    let crashed = AtomicBool::new(false);
+    env.store.hooks.before("put", move |s| {
+        let crash = s.record().is_some_and(|nb| nb.state == State::Launching)
+            && !crashed.swap(true, Ordering::SeqCst);
+        async move {
+            match crash {
+                true => Err(Error::Unavailable("injected crash".into())),
+                false => Ok(()),
+            }
         }
-        self.inner.put(nb, expect).await
-    }
-    async fn get(&self, name: &str) -> nbfleet_core::Result<Option<Notebook>> {
-        self.inner.get(name).await
-    }
-    async fn by_instance(&self, id: &str) -> nbfleet_core::Result<Option<Notebook>> {
-        self.inner.by_instance(id).await
-    }
-    async fn list_by_state(&self, state: State) -> nbfleet_core::Result<Vec<Notebook>> {
-        self.inner.list_by_state(state).await
-    }
-    async fn list(&self) -> nbfleet_core::Result<Vec<Notebook>> {
-        self.inner.list().await
-    }
-    async fn append_history(&self, n: &str, at: jiff::Timestamp, e: &Value) -> nbfleet_core::Result<()> {
-        self.inner.append_history(n, at, e).await
-    }
-    async fn history(&self, n: &str) -> nbfleet_core::Result<Vec<Value>> {
-        self.inner.history(n).await
-    }
-    async fn first_time(&self, k: &str, until: jiff::Timestamp) -> nbfleet_core::Result<bool> {
-        self.inner.first_time(k, until).await
-    }
+    });
 }
 
 #[tokio::test]
 async fn a_crash_after_run_instances_is_adopted_on_retry_with_exactly_one_instance() {
-    let mut env = env().await;
-    env.deps.store = Arc::new(CrashOnce {
-        inner: env.deps.store.clone(),
-        crashed: AtomicBool::new(false),
-    });
+    let env = env().await;
+    crash_after_run_instances(&env);
 
     let err = launch(&env, json!({"name": "crashy"})).await.unwrap_err();
     assert!(err.is_retryable(), "{err}");
@@ -351,11 +307,8 @@ async fn a_crash_after_run_instances_is_adopted_on_retry_with_exactly_one_instan
 
 #[tokio::test]
 async fn another_owner_cannot_resume_a_pending_launch() {
-    let mut env = env().await;
-    env.deps.store = Arc::new(CrashOnce {
-        inner: env.deps.store.clone(),
-        crashed: AtomicBool::new(false),
-    });
+    let env = env().await;
+    crash_after_run_instances(&env);
     launch(&env, json!({"name": "mine"})).await.unwrap_err();
     let err = nbfleet_testkit::api::launch(
         &env.deps,

@@ -11,8 +11,9 @@ use aws_sdk_ssm::types::Parameter;
 use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
 use nbfleet_aws::Ec2Compute;
 use nbfleet_core::{Error, State};
-use nbfleet_local::moto::{self, ec2_error};
+use nbfleet_local::moto::ec2_error;
 use nbfleet_local::setup;
+use nbfleet_testkit::Env;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -72,17 +73,13 @@ fn supporting_rules() -> Vec<Rule> {
 
 struct Faulty {
     deps: nbfleet_core::ports::Deps,
+    _env: Env,
 }
 
 /// Deps whose EC2 answers RunInstances with `run_rule`, over two subnets.
 async fn deps(run_rule: &Rule) -> Faulty {
-    let endpoint = moto::endpoint_from_env();
-    let account = moto::fresh_account();
-    let aws = setup::provision(&endpoint, &account).await.unwrap();
-    let mut vars = setup::vars();
-    vars.push(("NBFLEET_SUBNETS".into(), "subnet-a,subnet-b".into()));
-    let cfg = nbfleet_core::config::from_vars(vars).unwrap();
-    let mut deps = aws.deps(cfg);
+    let env = Env::with_vars([("NBFLEET_SUBNETS", "subnet-a,subnet-b")]).await;
+    let mut deps = env.deps.clone();
 
     let others = supporting_rules();
     let mut rules: Vec<&Rule> = others.iter().collect();
@@ -103,7 +100,7 @@ async fn deps(run_rule: &Rule) -> Faulty {
     });
     let ssm = mock_client!(aws_sdk_ssm, [&param]);
     deps.compute = Arc::new(Ec2Compute::new(ec2, ssm));
-    Faulty { deps }
+    Faulty { deps, _env: env }
 }
 
 async fn launch(f: &Faulty, name: &str) -> nbfleet_core::Result<(u16, serde_json::Value)> {

@@ -1,15 +1,15 @@
-//! Every cell of DESIGN.md §3's table for start, stop and delete, through the lifecycle
-//! handlers against moto: the status, the record afterwards, and exactly one EC2 action per
-//! accepted transition (none otherwise). (`extend` arrives with the idle policy.)
+//! Every cell of the request table (docs/states.md) for start, stop and delete, through the
+//! lifecycle use cases (records in memory, EC2 on moto): the status, the record afterwards, and
+//! exactly one EC2 action per accepted transition (none otherwise).
 
-use crate::common::{OWNER, env};
 use nbfleet_core::State;
 use nbfleet_core::transitions::{Effect as Verdict, Op as Request, decide};
 use nbfleet_http::answer::status as status_of;
+use nbfleet_testkit::{Env, OWNER};
 
 #[tokio::test]
 async fn every_cell_of_the_table_through_the_handlers() {
-    let e = env().await;
+    let e = Env::in_memory().await;
     let mut checked = 0;
     for state in State::ALL {
         for request in [Request::Start, Request::Stop, Request::Delete] {
@@ -32,8 +32,8 @@ async fn every_cell_of_the_table_through_the_handlers() {
                 }
                 _ => {}
             }
-            let before = e.force(&name, state).await;
-            let actions = e.compute.total();
+            let before = e.force_state(&name, state).await;
+            let actions = e.compute.instance_changes();
 
             let result = match request {
                 Request::Start => nbfleet_testkit::api::start(&e.deps, OWNER, &name).await,
@@ -52,7 +52,11 @@ async fn every_cell_of_the_table_through_the_handlers() {
             match verdict {
                 Verdict::Move(to) => {
                     assert_eq!(after.state, to, "{cell}");
-                    assert_eq!(e.compute.total(), actions + 1, "{cell}: one EC2 action");
+                    assert_eq!(
+                        e.compute.instance_changes(),
+                        actions + 1,
+                        "{cell}: one EC2 action"
+                    );
                 }
                 _ => {
                     assert_eq!(
@@ -60,7 +64,7 @@ async fn every_cell_of_the_table_through_the_handlers() {
                         (before.state, before.version),
                         "{cell}: unchanged"
                     );
-                    assert_eq!(e.compute.total(), actions, "{cell}: no EC2 action");
+                    assert_eq!(e.compute.instance_changes(), actions, "{cell}: no EC2 action");
                 }
             }
             checked += 1;
@@ -71,14 +75,14 @@ async fn every_cell_of_the_table_through_the_handlers() {
 
 #[tokio::test]
 async fn only_the_owner_or_an_admin_may_act_and_unknown_names_are_404() {
-    let mut e = env().await;
+    let mut e = Env::in_memory().await;
     e.launch("guarded").await;
-    e.force("guarded", State::Ready).await;
+    e.force_state("guarded", State::Ready).await;
     let err = nbfleet_testkit::api::stop(&e.deps, "mallory", "guarded")
         .await
         .unwrap_err();
     assert_eq!(err.status(), 403);
-    assert_eq!(e.compute.total(), 0);
+    assert_eq!(e.compute.instance_changes(), 0);
     e.deps.cfg.admins = vec!["root-admin".into()];
     let (status, _) = nbfleet_testkit::api::stop(&e.deps, "root-admin", "guarded")
         .await

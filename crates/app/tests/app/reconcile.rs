@@ -1,17 +1,17 @@
 //! Reconcile and deadlines against moto: changes made behind nbfleet's back are adopted,
 //! orphans are reported, and a record stuck in flight ends Failed with its instance stopped.
 
-use crate::common::env;
 use nbfleet_app::deadlines::enforce as enforce_deadlines_at;
 use nbfleet_app::reconcile::{live, reconcile as reconcile_at};
 use nbfleet_core::State;
 use nbfleet_core::ports::Clock;
+use nbfleet_testkit::Env;
 
 #[tokio::test]
 async fn an_instance_terminated_behind_our_back_ends_terminated() {
-    let e = env().await;
+    let e = Env::in_memory().await;
     let nb = e.launch("gone").await;
-    e.force("gone", State::Ready).await;
+    e.force_state("gone", State::Ready).await;
     e.aws
         .ec2
         .terminate_instances()
@@ -28,9 +28,9 @@ async fn an_instance_terminated_behind_our_back_ends_terminated() {
 
 #[tokio::test]
 async fn an_instance_stopped_behind_our_back_ends_stopped_and_its_cost_stops() {
-    let e = env().await;
+    let e = Env::in_memory().await;
     let nb = e.launch("halted").await;
-    let mut ready = e.force("halted", State::Ready).await;
+    let mut ready = e.force_state("halted", State::Ready).await;
     ready.running_since = Some(e.deps.clock.now());
     let stored = e.record("halted").await;
     e.deps
@@ -38,7 +38,7 @@ async fn an_instance_stopped_behind_our_back_ends_stopped_and_its_cost_stops() {
         .put(&ready.touched(e.deps.clock.now()), stored.expect())
         .await
         .unwrap();
-    e.advance_minutes(90);
+    e.advance(90);
     e.aws
         .ec2
         .stop_instances()
@@ -53,7 +53,7 @@ async fn an_instance_stopped_behind_our_back_ends_stopped_and_its_cost_stops() {
     let after = e.record("halted").await;
     assert_eq!(after.state, State::Stopped);
     assert_eq!((after.running_since, after.running_seconds), (None, 90 * 60));
-    e.advance_minutes(60);
+    e.advance(60);
     assert_eq!(
         e.record("halted").await.running_seconds_at(e.deps.clock.now()),
         90 * 60,
@@ -63,9 +63,9 @@ async fn an_instance_stopped_behind_our_back_ends_stopped_and_its_cost_stops() {
 
 #[tokio::test]
 async fn an_instance_started_by_hand_is_configured_again() {
-    let e = env().await;
+    let e = Env::in_memory().await;
     let nb = e.launch("manual").await;
-    e.force("manual", State::Stopped).await;
+    e.force_state("manual", State::Stopped).await;
     // The instance runs in moto (it never stopped): as if someone started it in the console.
     let report = reconcile_at(&e.deps, &live(&e.deps).await.unwrap(), e.clock.now())
         .await
@@ -79,9 +79,9 @@ async fn an_instance_started_by_hand_is_configured_again() {
 
 #[tokio::test]
 async fn a_tagged_instance_without_a_record_is_an_orphan() {
-    let e = env().await;
+    let e = Env::in_memory().await;
     e.launch("known").await;
-    e.force("known", State::Ready).await;
+    e.force_state("known", State::Ready).await;
     let ghost_id = nbfleet_local::setup::run_seeded(&e.aws.ec2, 1, Some("ghost"))
         .await
         .unwrap()
@@ -96,10 +96,10 @@ async fn a_tagged_instance_without_a_record_is_an_orphan() {
 
 #[tokio::test]
 async fn a_record_stuck_configuring_past_its_deadline_fails_with_its_instance_stopped() {
-    let e = env().await;
+    let e = Env::in_memory().await;
     let nb = e.launch("stuck").await;
-    e.force("stuck", State::Configuring).await;
-    e.advance_minutes(39);
+    e.force_state("stuck", State::Configuring).await;
+    e.advance(39);
     assert!(
         enforce_deadlines_at(&e.deps, &live(&e.deps).await.unwrap(), e.clock.now())
             .await
@@ -107,7 +107,7 @@ async fn a_record_stuck_configuring_past_its_deadline_fails_with_its_instance_st
             .is_empty(),
         "not yet"
     );
-    e.advance_minutes(2);
+    e.advance(2);
     let done = enforce_deadlines_at(&e.deps, &live(&e.deps).await.unwrap(), e.clock.now())
         .await
         .unwrap();
@@ -129,10 +129,10 @@ async fn a_record_stuck_configuring_past_its_deadline_fails_with_its_instance_st
 async fn ec2_events_on_the_way_down_update_the_record() {
     use nbfleet_app::instance_events::on_instance_state;
     use nbfleet_core::ports::InstanceState;
-    let e = env().await;
+    let e = Env::in_memory().await;
     let nb = e.launch("downhill").await;
     let id = nb.instance_id.clone().unwrap();
-    e.force("downhill", State::Ready).await;
+    e.force_state("downhill", State::Ready).await;
     on_instance_state(&e.deps, &id, InstanceState::Stopping, e.clock.now())
         .await
         .unwrap();
@@ -163,7 +163,7 @@ async fn ec2_events_on_the_way_down_update_the_record() {
 async fn a_running_event_that_beats_the_launchs_record_write_is_retried_not_ignored() {
     use nbfleet_app::instance_events::on_instance_state;
     use nbfleet_core::ports::InstanceState;
-    let e = env().await;
+    let e = Env::in_memory().await;
     let nb = e.launch("early").await;
     let id = nb.instance_id.clone().unwrap();
     // As if EC2's event came between RunInstances and the record naming the instance.

@@ -5,11 +5,11 @@
 
 use base64::Engine as _;
 use nbfleet_app::slack::{JOB_KEY, Job, Signed as SlackHttp, run_job};
-use nbfleet_core::ports::{Deps, Jobs, Responder};
+use nbfleet_core::ports::{Jobs, Responder};
 use nbfleet_core::slack::{USAGE, sign};
 use nbfleet_core::{Result, State};
-use nbfleet_local::moto::{self, CallLog};
 use nbfleet_local::setup::{self, SLACK_SIGNING_SECRET as SECRET};
+use nbfleet_testkit::Env;
 use nbfleet_testkit::api::slash;
 use serde_json::{Value, json};
 use std::sync::Mutex;
@@ -39,22 +39,22 @@ impl Responder for Recorded {
     }
 }
 
-struct Env {
-    deps: Deps,
-    calls: CallLog,
+/// A moto account ([`Env`]) and what the Jobs and Responder ports were given.
+struct Slack {
+    env: Env,
     seen: Recorded,
 }
 
-async fn env() -> Env {
-    let endpoint = moto::endpoint_from_env();
-    let account = moto::fresh_account();
-    setup::provision(&endpoint, &account).await.unwrap();
-    let cfg = nbfleet_core::config::from_vars(setup::vars()).unwrap();
-    let calls = CallLog::default();
-    let deps = moto::clients_logged(&endpoint, &account, calls.clone()).deps(cfg);
-    Env {
-        deps,
-        calls,
+impl std::ops::Deref for Slack {
+    type Target = Env;
+    fn deref(&self) -> &Env {
+        &self.env
+    }
+}
+
+async fn env() -> Slack {
+    Slack {
+        env: Env::new().await,
         seen: Recorded::default(),
     }
 }
@@ -77,13 +77,14 @@ fn request(secret: &str, ts: i64, team: &str, user: &str, text: &str) -> SlackHt
     }
 }
 
-impl Env {
-    fn now(&self) -> i64 {
-        self.deps.clock.now().as_second()
+impl Slack {
+    /// Now, as Slack writes its request timestamps.
+    fn ts(&self) -> i64 {
+        self.now().as_second()
     }
 
     async fn say(&self, user: &str, text: &str) -> (u16, Value) {
-        let req = request(SECRET, self.now(), setup::SLACK_TEAM, user, text);
+        let req = request(SECRET, self.ts(), setup::SLACK_TEAM, user, text);
         slash(&self.deps, &self.seen, SECRET.as_bytes(), &req).await
     }
 
@@ -132,7 +133,7 @@ async fn a_slack_launch_is_acknowledged_then_done_by_the_job_with_the_token_show
     );
     let nb = e.deps.store.require("exp-1").await.unwrap();
     assert_eq!(nb.owner, "slack:TLOCAL:U1");
-    assert_eq!(nb.idle.timeout_minutes, 30);
+    assert_eq!(nb.idle.idle_timeout_minutes, 30);
     assert_eq!(nb.state, State::Launching);
 }
 
@@ -193,7 +194,7 @@ async fn another_slack_user_cannot_stop_my_notebook() {
 #[tokio::test]
 async fn a_bad_signature_an_old_request_or_a_stranger_gets_nothing_and_costs_no_aws_call() {
     let e = env().await;
-    let now = e.now();
+    let now = e.ts();
     let forged = request("not-the-secret", now, setup::SLACK_TEAM, "U1", "list");
     let (status, body) = slash(&e.deps, &e.seen, SECRET.as_bytes(), &forged).await;
     assert_eq!(status, 401, "{body}");
@@ -284,7 +285,7 @@ async fn passwords_and_unknown_commands_get_the_usage_and_no_job() {
 #[tokio::test]
 async fn an_api_gateway_base64_body_is_decoded_before_it_is_verified() {
     let e = env().await;
-    let req = request(SECRET, e.now(), setup::SLACK_TEAM, "U1", "help");
+    let req = request(SECRET, e.ts(), setup::SLACK_TEAM, "U1", "help");
     let event = json!({
         "rawPath": "/slack/commands",
         "requestContext": {"http": {"method": "POST"}},
@@ -305,7 +306,7 @@ async fn an_api_gateway_base64_body_is_decoded_before_it_is_verified() {
 #[tokio::test]
 async fn a_replayed_request_that_changes_something_is_refused() {
     let e = env().await;
-    let req = request(SECRET, e.now(), setup::SLACK_TEAM, "U1", "launch exp-6");
+    let req = request(SECRET, e.ts(), setup::SLACK_TEAM, "U1", "launch exp-6");
     assert_eq!(slash(&e.deps, &e.seen, SECRET.as_bytes(), &req).await.0, 200);
     let (status, body) = slash(&e.deps, &e.seen, SECRET.as_bytes(), &req).await;
     assert_eq!(status, 401, "{body}");
@@ -316,7 +317,7 @@ async fn a_replayed_request_that_changes_something_is_refused() {
         "the replay queued a second job"
     );
     // Reading is harmless: the same `list` twice is answered twice.
-    let list = request(SECRET, e.now(), setup::SLACK_TEAM, "U1", "list");
+    let list = request(SECRET, e.ts(), setup::SLACK_TEAM, "U1", "list");
     for _ in 0..2 {
         assert_eq!(slash(&e.deps, &e.seen, SECRET.as_bytes(), &list).await.0, 200);
     }

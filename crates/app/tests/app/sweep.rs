@@ -1,21 +1,15 @@
-//! The sweep against moto (records, instances), with the SSM calls moto lacks filled by
-//! aws-smithy-mocks: moto's SendCommand never fails for a bad instance and it has no
-//! ListCommandInvocations at all. The mocks answer with what a probe prints.
+//! The sweep against moto's EC2 (records in memory), with the Run Command calls moto lacks
+//! filled by the test kit's `RunCommand` (moto's SendCommand never fails for a bad instance and
+//! it has no ListCommandInvocations at all). The mocks answer with what a probe prints.
 
-use aws_sdk_ssm::Client as Ssm;
-use aws_sdk_ssm::operation::list_command_invocations::ListCommandInvocationsOutput;
-use aws_sdk_ssm::operation::send_command::{SendCommandError, SendCommandOutput};
-use aws_sdk_ssm::types::{Command, CommandInvocation, CommandInvocationStatus, CommandPlugin};
-use aws_smithy_mocks::{MockResponse, Rule, RuleMode, mock, mock_client};
+use aws_smithy_mocks::Rule;
 use nbfleet_app::sweep::{Timing, sweep};
-use nbfleet_aws::SsmCommands;
 use nbfleet_core::ports::Deps;
 use nbfleet_core::validate::{idle_policy, parse_launch};
 use nbfleet_core::{Expect, Notebook, State};
-use nbfleet_local::moto;
 use nbfleet_local::setup;
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use nbfleet_testkit::{Env, RunCommand};
+use std::sync::Arc;
 use std::time::Duration;
 
 const BUSY: &str =
@@ -25,73 +19,39 @@ struct Fleet {
     deps: Deps,
     send: Rule,
     list: Rule,
+    _env: Env,
 }
 
-/// `n` Ready notebooks on real moto instances; SSM mocked, failing any batch holding `bad`,
-/// and every probe printing `output`.
+/// `n` Ready notebooks on real moto instances (records in memory); Run Command mocked,
+/// refusing any batch holding `bad`, and every probe printing `output`.
 async fn fleet(n: usize, bad: Option<usize>, output: &'static str) -> Fleet {
-    let endpoint = moto::endpoint_from_env();
-    let account = moto::fresh_account();
-    let aws = setup::provision(&endpoint, &account).await.unwrap();
-    let cfg = nbfleet_core::config::from_vars(setup::vars()).unwrap();
-    let ids = setup::run_seeded(&aws.ec2, n as i32, Some("fleet"))
+    let env = Env::in_memory().await;
+    let cfg = env.deps.cfg.clone();
+    let ids = setup::run_seeded(&env.aws.ec2, n as i32, Some("fleet"))
         .await
         .unwrap();
-    let mut deps = aws.deps(cfg.clone());
-    let now = jiff::Timestamp::now();
+    let now = env.now();
     for (i, id) in ids.iter().enumerate() {
         let spec = parse_launch(format!(r#"{{"name":"nb-{i:03}"}}"#).as_bytes(), &cfg).unwrap();
         let mut nb = Notebook::new(&spec, "alice", 1, idle_policy(&spec, &cfg), now);
         nb.state = State::Ready;
         nb.instance_id = Some(id.clone());
         nb.running_since = Some(now);
-        deps.store.put(&nb, Expect::Absent).await.unwrap();
+        env.deps.store.put(&nb, Expect::Absent).await.unwrap();
     }
-
-    let bad_id = bad.map(|b| ids[b].clone());
-    let sent: Arc<Mutex<HashMap<String, Vec<String>>>> = Arc::default();
-    let (sent_w, sent_r) = (sent.clone(), sent.clone());
-    let send = mock!(Ssm::send_command).then_compute_response(move |req| {
-        let ids = req.instance_ids().to_vec();
-        if bad_id.as_ref().is_some_and(|b| ids.contains(b)) {
-            return MockResponse::Error(SendCommandError::generic(
-                aws_sdk_ssm::error::ErrorMetadata::builder()
-                    .code("InvalidInstanceId")
-                    .message("Instances not in a valid state for account")
-                    .build(),
-            ));
-        }
-        let mut map = sent_w.lock().unwrap();
-        let id = format!("cmd-{}", map.len());
-        map.insert(id.clone(), ids);
-        MockResponse::Output(
-            SendCommandOutput::builder()
-                .command(Command::builder().command_id(id).build())
-                .build(),
-        )
-    });
-    let list = mock!(Ssm::list_command_invocations).then_compute_output(move |req| {
-        let map = sent_r.lock().unwrap();
-        let ids = map
-            .get(req.command_id().unwrap_or_default())
-            .cloned()
-            .unwrap_or_default();
-        let mut out = ListCommandInvocationsOutput::builder();
-        for id in ids {
-            out = out.command_invocations(
-                CommandInvocation::builder()
-                    .command_id(req.command_id().unwrap_or_default())
-                    .instance_id(id)
-                    .status(CommandInvocationStatus::Success)
-                    .command_plugins(CommandPlugin::builder().response_code(0).output(output).build())
-                    .build(),
-            );
-        }
-        out.build()
-    });
-    let ssm = mock_client!(aws_sdk_ssm, RuleMode::MatchAny, [&send, &list]);
-    deps.commands = Arc::new(SsmCommands::new(ssm));
-    Fleet { deps, send, list }
+    let mut run = RunCommand::succeeding(move |_| output.to_string());
+    if let Some(b) = bad {
+        run = run.refusing(&ids[b]);
+    }
+    let (commands, rules) = run.build();
+    let mut deps = env.deps.clone();
+    deps.commands = Arc::new(commands);
+    Fleet {
+        deps,
+        send: rules.send,
+        list: rules.list,
+        _env: env,
+    }
 }
 
 fn timing() -> Timing {
@@ -162,25 +122,13 @@ async fn one_failing_instance_does_not_block_the_other_119() {
 async fn a_duplicate_schedule_event_changes_nothing() {
     let f = fleet(60, None, BUSY).await;
     sweep(&f.deps, timing()).await.unwrap();
-    let before: Vec<u64> = f
-        .deps
-        .store
-        .list()
-        .await
-        .unwrap()
-        .iter()
-        .map(|nb| nb.version)
-        .collect();
+    let versions = || async {
+        let all = f.deps.store.list().await.unwrap();
+        all.iter().map(|nb| nb.version).collect::<Vec<u64>>()
+    };
+    let before = versions().await;
     sweep(&f.deps, timing()).await.unwrap();
-    let after: Vec<u64> = f
-        .deps
-        .store
-        .list()
-        .await
-        .unwrap()
-        .iter()
-        .map(|nb| nb.version)
-        .collect();
+    let after = versions().await;
     assert_eq!(
         before, after,
         "a second round with the same answers wrote records"

@@ -14,7 +14,7 @@ async fn main() -> Result<(), Error> {
     let (api, responder) = (Api::new(deps).with_jobs(Arc::new(jobs)), ResponseUrl::default());
     run(service_fn(|event: LambdaEvent<Value>| {
         let (api, responder) = (&api, &responder);
-        async move { Ok::<_, Error>(lambda::slack_event(api, responder, &event.payload).await) }
+        async move { lambda::slack_event(api, responder, &event.payload).await }
     }))
     .await
 }

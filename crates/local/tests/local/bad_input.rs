@@ -6,10 +6,9 @@
 
 use nbfleet_local::harness::http_client;
 use nbfleet_local::moto::{self, CallLog};
-use nbfleet_local::stack::{self, Settings};
+use nbfleet_local::stack;
+use nbfleet_testkit::stack::{InProcess, Options, in_process};
 use serde_json::{Value, json};
-use std::path::PathBuf;
-use std::time::Duration;
 
 /// `(method, path, body, status)`: bodies are raw text, so malformed JSON can be sent.
 fn cases() -> Vec<(&'static str, String, String, u16)> {
@@ -116,24 +115,21 @@ fn cases() -> Vec<(&'static str, String, String, u16)> {
 
 #[tokio::test]
 async fn every_bad_request_is_a_clear_4xx_that_makes_no_aws_call_and_loses_nothing() {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let account = moto::fresh_account();
-    let endpoint = moto::endpoint_from_env();
-    let settings = Settings {
-        moto_endpoint: endpoint.clone(),
-        account: account.clone(),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        dir: root.join("target/bad-input").join(&account),
-        venv: root.join(".venv"),
-        watch_interval: Duration::from_secs(3600),
-        transition: Duration::from_millis(100),
-        sweep_every: None,
-        demo_timeouts: false,
-    };
-    let (stack, listener) = stack::start(&settings).await.unwrap();
+    let InProcess {
+        stack,
+        listener,
+        settings,
+        base,
+    } = in_process(Options {
+        // No EC2 event is wanted here: the watcher polls once an hour.
+        watch_interval_ms: 3_600_000,
+        transition_ms: 100,
+        ..Options::new("bad-input")
+    })
+    .await;
     let calls = CallLog::default();
-    let deps = moto::clients_logged(&endpoint, &account, calls.clone()).deps(stack.deps.cfg.clone());
-    let base = format!("http://{}", stack.addr);
+    let (endpoint, account) = (&settings.moto_endpoint, &settings.account);
+    let deps = moto::clients_logged(endpoint, account, calls.clone()).deps(stack.deps.cfg.clone());
     tokio::spawn(stack::serve(deps, listener));
     let client = http_client();
 

@@ -1,0 +1,139 @@
+//! The one Run Command stand-in: the real `SsmCommands` adapter on an SSM client whose
+//! SendCommand, GetCommandInvocation and ListCommandInvocations are aws-smithy-mocks. It fills
+//! moto's gaps: moto's SendCommand never refuses an instance, its GetCommandInvocation has no
+//! output, and it has no ListCommandInvocations at all.
+
+use aws_sdk_ssm::Client as Ssm;
+use aws_sdk_ssm::config::SharedInterceptor;
+use aws_sdk_ssm::operation::get_command_invocation::GetCommandInvocationOutput;
+use aws_sdk_ssm::operation::list_command_invocations::ListCommandInvocationsOutput;
+use aws_sdk_ssm::operation::send_command::{SendCommandError, SendCommandOutput};
+use aws_sdk_ssm::types::{Command, CommandInvocation, CommandInvocationStatus, CommandPlugin};
+use aws_smithy_mocks::{MockResponse, Rule, RuleMode, mock, mock_client};
+use nbfleet_aws::SsmCommands;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+type Output = Arc<dyn Fn(&str) -> String + Send + Sync>;
+
+/// How every command ends, and what it prints, by instance.
+#[derive(Clone)]
+pub struct RunCommand {
+    status: CommandInvocationStatus,
+    code: i32,
+    output: Output,
+    stderr: &'static str,
+    refused: Option<String>,
+    logger: Option<SharedInterceptor>,
+}
+
+/// The mocked calls, for counting.
+pub struct Rules {
+    pub send: Rule,
+    pub get: Rule,
+    pub list: Rule,
+}
+
+impl RunCommand {
+    /// Every command succeeds, printing `output(instance)`.
+    pub fn succeeding(output: impl Fn(&str) -> String + Send + Sync + 'static) -> Self {
+        RunCommand {
+            status: CommandInvocationStatus::Success,
+            code: 0,
+            output: Arc::new(output),
+            stderr: "",
+            refused: None,
+            logger: None,
+        }
+    }
+
+    /// Every command ends in `status` with exit code `code`, printing `stderr` too.
+    pub fn ending(mut self, status: CommandInvocationStatus, code: i32, stderr: &'static str) -> Self {
+        (self.status, self.code, self.stderr) = (status, code, stderr);
+        self
+    }
+
+    /// A SendCommand that names `instance_id` fails as SSM fails it for an instance whose
+    /// agent is not registered (`InvalidInstanceId`): the whole call, every instance in it.
+    pub fn refusing(mut self, instance_id: &str) -> Self {
+        self.refused = Some(instance_id.to_string());
+        self
+    }
+
+    /// Every call also passes `logger` (a moto call log, say).
+    pub fn logged(mut self, logger: SharedInterceptor) -> Self {
+        self.logger = Some(logger);
+        self
+    }
+
+    /// The adapter on the mocked client, and the mocked calls.
+    pub fn build(self) -> (SsmCommands, Rules) {
+        let sent: Arc<Mutex<HashMap<String, Vec<String>>>> = Arc::default();
+        let (w, r) = (sent.clone(), sent);
+        let refused = self.refused.clone();
+        let send = mock!(Ssm::send_command).then_compute_response(move |req| {
+            let ids = req.instance_ids().to_vec();
+            if refused.as_ref().is_some_and(|b| ids.contains(b)) {
+                return MockResponse::Error(SendCommandError::generic(
+                    aws_sdk_ssm::error::ErrorMetadata::builder()
+                        .code("InvalidInstanceId")
+                        .message("Instances not in a valid state for account")
+                        .build(),
+                ));
+            }
+            let mut map = w.lock().unwrap();
+            let id = format!("cmd-{}", map.len());
+            map.insert(id.clone(), ids);
+            MockResponse::Output(
+                SendCommandOutput::builder()
+                    .command(Command::builder().command_id(id).build())
+                    .build(),
+            )
+        });
+        let this = self.clone();
+        let get = mock!(Ssm::get_command_invocation).then_compute_output(move |req| {
+            let id = req.instance_id().unwrap_or_default();
+            GetCommandInvocationOutput::builder()
+                .command_id(req.command_id().unwrap_or_default())
+                .instance_id(id)
+                .status(this.status.clone())
+                .response_code(this.code)
+                .standard_output_content((this.output)(id))
+                .standard_error_content(this.stderr)
+                .build()
+        });
+        let this = self.clone();
+        let list = mock!(Ssm::list_command_invocations).then_compute_output(move |req| {
+            let command = req.command_id().unwrap_or_default();
+            let ids = r.lock().unwrap().get(command).cloned().unwrap_or_default();
+            let mut out = ListCommandInvocationsOutput::builder();
+            for id in ids {
+                out = out.command_invocations(
+                    CommandInvocation::builder()
+                        .command_id(command)
+                        .instance_id(&id)
+                        .status(this.status.clone())
+                        .command_plugins(
+                            CommandPlugin::builder()
+                                .response_code(this.code)
+                                .output((this.output)(&id))
+                                .build(),
+                        )
+                        .build(),
+                );
+            }
+            out.build()
+        });
+        let logger = self.logger.clone();
+        let ssm = mock_client!(
+            aws_sdk_ssm,
+            RuleMode::MatchAny,
+            [&send, &get, &list],
+            |c| match &logger {
+                Some(l) => c.interceptor(l.clone()),
+                None => c,
+            }
+        );
+        (SsmCommands::new(ssm), Rules { send, get, list })
+    }
+}
