@@ -3,70 +3,28 @@
 //! `bench/results.md`, which `make bench` assembles) and `target/bench/sweep.json` (which
 //! lambda-bench reads for the summary table and the monthly cost). `BENCH_OUT` moves both.
 //!
-//! Records and instances are real (moto); the probe results are faked at the Commands port, as
-//! moto has no ListCommandInvocations, and the fake counts the SSM calls the sweep makes. Two
+//! Records and instances are real (moto); Run Command is the test kit's stand-in (the real SSM
+//! adapter on mocked SendCommand and ListCommandInvocations, as moto has no
+//! ListCommandInvocations), and its calls are counted with the others. Two
 //! rounds per N: the first gives every notebook its first verdict (two writes each); the
 //! second is the steady state, where verdicts hold and nothing is written.
 //!
 //! Target: a steady round makes at most 0.1 × N + 5 calls in all, DynamoDB writes included.
 
-use async_trait::async_trait;
 use nbfleet_app::sweep::{Timing, sweep};
-use nbfleet_core::ports::{CommandStatus, Commands, Invocation};
 use nbfleet_core::validate::{idle_policy, parse_launch};
-use nbfleet_core::{Expect, Notebook, Result, State, scripts::Script};
+use nbfleet_core::{Expect, Notebook, State};
 use nbfleet_local::moto::{self, CallLog};
 use nbfleet_local::setup;
-use std::collections::{BTreeMap, HashMap};
+use nbfleet_testkit::RunCommand;
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// What a busy notebook's probe prints.
 const BUSY: &str =
     r#"{"nbfleet":"probe","k":1,"kb":1,"ka":"2026-11-26T10:00:00Z","ta":null,"c":0,"sa":null,"g":[97]}"#;
-
-/// Answers every probe at once with [`BUSY`], counting calls as SSM would see them.
-#[derive(Default)]
-struct FakeProbes {
-    sent: Mutex<HashMap<String, Vec<String>>>,
-    log: CallLog,
-}
-
-#[async_trait]
-impl Commands for FakeProbes {
-    async fn send(&self, instance_id: &str, script: &Script) -> Result<String> {
-        self.send_batch(&[instance_id.to_string()], script).await
-    }
-    async fn invocation(&self, command_id: &str, instance_id: &str) -> Result<Invocation> {
-        Ok(invocation(command_id, instance_id))
-    }
-    async fn send_batch(&self, instance_ids: &[String], _: &Script) -> Result<String> {
-        self.log.record("ssm:SendCommand");
-        let mut sent = self.sent.lock().expect("lock");
-        let id = format!("cmd-{}", sent.len());
-        sent.insert(id.clone(), instance_ids.to_vec());
-        Ok(id)
-    }
-    async fn invocations(&self, command_id: &str) -> Result<Vec<Invocation>> {
-        // ListCommandInvocations with details answers at most 50 per page: one page per batch.
-        self.log.record("ssm:ListCommandInvocations");
-        let sent = self.sent.lock().expect("lock");
-        let ids = sent.get(command_id).cloned().unwrap_or_default();
-        Ok(ids.iter().map(|i| invocation(command_id, i)).collect())
-    }
-}
-
-fn invocation(command_id: &str, instance_id: &str) -> Invocation {
-    Invocation {
-        command_id: command_id.into(),
-        instance_id: instance_id.into(),
-        status: CommandStatus::Success,
-        exit_code: Some(0),
-        stdout: BUSY.into(),
-        stderr: String::new(),
-    }
-}
 
 struct Round {
     n: usize,
@@ -111,10 +69,11 @@ async fn fleet(n: usize) -> (nbfleet_core::ports::Deps, CallLog) {
     puts.join_all().await;
     let log = CallLog::default();
     let mut deps = moto::clients_logged(&endpoint, &account, log.clone()).deps(cfg);
-    deps.commands = Arc::new(FakeProbes {
-        log: log.clone(),
-        ..FakeProbes::default()
-    });
+    // Every probe answers at once, busy; the SSM calls are logged as the other clients' are.
+    let (commands, _) = RunCommand::succeeding(|_| BUSY.to_string())
+        .logged(moto::call_logger(&account, log.clone()))
+        .build();
+    deps.commands = Arc::new(commands);
     (deps, log)
 }
 

@@ -50,9 +50,9 @@ struct Move {
 /// How many times a move is read and written again after losing to an in-place update.
 const CLAIM_TRIES: u32 = 3;
 
-/// Reads `name`, checks `action` against its state and, if the table says move, writes the move
+/// Reads `name`, checks `op` against its state and, if the table says move, writes the move
 /// (`prepare` completes it, or refuses). A write that lost to a concurrent update of the same
-/// record (configure recording its command, the sweep its verdict) is tried again on a fresh
+/// record (the events use case recording its command, the sweep its verdict) is tried again on a fresh
 /// read: nothing has touched EC2 yet. A lost race on the state itself ends as the table says.
 async fn claim(
     deps: &Deps,

@@ -49,7 +49,7 @@ pub fn clients(endpoint: &str, account: &str) -> Clients {
 
 /// The AWS operations some clients sent, named as IAM names them (`ec2:RunInstances`), with how
 /// many times each. Tests use it to prove that bad input makes no call, and to compare what
-/// each handler calls with the IAM actions the template grants it; the sweep benchmark counts
+/// each function calls with the IAM actions the template grants it; the sweep benchmark counts
 /// its calls per API with it.
 #[derive(Debug, Clone, Default)]
 pub struct CallLog(Arc<Mutex<BTreeMap<String, usize>>>);

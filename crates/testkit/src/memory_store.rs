@@ -1,4 +1,4 @@
-//! [`MemoryStore`]: the `Store` port in memory, for handler tests that are not about the
+//! [`MemoryStore`]: the `Store` port in memory, for use-case tests that are not about the
 //! DynamoDB wire (item mapping, paging, SDK errors: those stay with `nbfleet-aws`'s tests).
 //!
 //! It keeps DynamoDB's semantics, not just its signatures: writes are conditional exactly as

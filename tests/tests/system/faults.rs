@@ -1,4 +1,4 @@
-//! Faults across handlers (issue 10's matrix, the cases not covered where the code was written):
+//! Faults across the use cases (issue 10's matrix, the cases not covered where the code was written):
 //! duplicate and racing event deliveries, probes that lie, throttling and capacity on start and
 //! stop, an agent that never comes online, bootstraps that fail, time out or are cancelled, and
 //! an instance terminated mid-configure. Handlers run against moto; Run Command is mocked where

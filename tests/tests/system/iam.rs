@@ -1,6 +1,6 @@
 //! Each function's IAM actions in template.yaml equal the AWS operations its code calls.
 //!
-//! Every handler is driven here through its paths against moto, on clients that record each
+//! Every function is driven here through its paths against moto, on clients that record each
 //! operation they send (an SDK interceptor, `moto::CallLog`), one log per function. moto's gaps
 //! are filled with aws-smithy-mocks clients carrying the same interceptor: Run Command results
 //! (moto has no ListCommandInvocations, and its GetCommandInvocation has no script output) and

@@ -1,4 +1,4 @@
-//! The launch handler against moto: a hardened instance, its security group, the record, 409 on
+//! The launch use case against moto: a hardened instance, its security group, the record, 409 on
 //! a taken name, no AWS call on bad input, no secret in any command or log line, and adoption
 //! after a crash between RunInstances and the record update.
 

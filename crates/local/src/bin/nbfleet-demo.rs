@@ -1,5 +1,5 @@
 //! `make demo`: nbfleet's main job on this machine. Starts the local stack (moto + the real
-//! handlers + a real Jupyter run by the local runner), launches a notebook with a password,
+//! use cases + a real Jupyter run by the local runner), launches a notebook with a password,
 //! checks the certificate fingerprint, logs in over HTTPS, stops it and shows that it no longer
 //! answers, starts it and logs in again at its new address, and deletes it (unless `KEEP=1`).
 //! Exits non-zero if any step fails.
