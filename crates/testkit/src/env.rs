@@ -153,18 +153,38 @@ impl Env {
 
     /// EC2's view of instance `id` (`running`, `stopped`, …).
     pub async fn ec2_state(&self, id: &str) -> String {
-        let out = self
-            .aws
+        ec2_state(&self.aws.ec2, id).await
+    }
+
+    /// Stops instance `id` in EC2, behind nbfleet's back (the console, the OS).
+    pub async fn stop_in_ec2(&self, id: &str) {
+        self.aws
             .ec2
-            .describe_instances()
+            .stop_instances()
             .instance_ids(id)
             .send()
             .await
             .unwrap();
-        out.reservations()[0].instances()[0]
-            .state()
-            .and_then(|s| s.name())
-            .map(|n| n.as_str().to_string())
-            .unwrap_or_default()
     }
+
+    /// Terminates instance `id` in EC2, behind nbfleet's back.
+    pub async fn terminate_in_ec2(&self, id: &str) {
+        self.aws
+            .ec2
+            .terminate_instances()
+            .instance_ids(id)
+            .send()
+            .await
+            .unwrap();
+    }
+}
+
+/// EC2's view of instance `id` (`running`, `stopped`, …), through `ec2`.
+pub async fn ec2_state(ec2: &aws_sdk_ec2::Client, id: &str) -> String {
+    let out = ec2.describe_instances().instance_ids(id).send().await.unwrap();
+    out.reservations()[0].instances()[0]
+        .state()
+        .and_then(|s| s.name())
+        .map(|n| n.as_str().to_string())
+        .unwrap_or_default()
 }

@@ -2,10 +2,10 @@
 //! invocation as this test), its HTTP API, moto, and a real Jupyter run by the local runner.
 //! Each test has its own moto account, stack process and directory, so they run in parallel.
 
-use aws_sdk_ec2::types::InstanceStateName;
 use nbfleet_aws::Clients;
 use nbfleet_jupyter::Jupyter;
 use nbfleet_local::harness::{Api, LocalStack};
+use nbfleet_testkit::env::ec2_state;
 use nbfleet_testkit::stack::{Options, spawned};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -56,23 +56,6 @@ impl E2e {
             Ok(nb) => nb,
             Err(e) => panic!("{e}\nstack log:\n{}", self.stack.log()),
         }
-    }
-
-    async fn instance_state(&self, id: &str) -> InstanceStateName {
-        let out = self
-            .aws
-            .ec2
-            .describe_instances()
-            .instance_ids(id)
-            .send()
-            .await
-            .unwrap();
-        out.reservations()[0].instances()[0]
-            .state()
-            .unwrap()
-            .name()
-            .unwrap()
-            .clone()
     }
 }
 
@@ -166,8 +149,8 @@ async fn a_bootstrap_that_cannot_read_its_secret_fails_with_the_reason_and_stops
     assert!(stderr.contains("ParameterNotFound"), "{stderr}");
     let instance = nb["instance_id"].as_str().unwrap();
     assert_eq!(
-        t.instance_state(instance).await,
-        InstanceStateName::Stopped,
+        ec2_state(&t.aws.ec2, instance).await,
+        "stopped",
         "Failed means stopped"
     );
 }

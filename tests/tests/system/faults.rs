@@ -410,13 +410,7 @@ async fn an_instance_terminated_during_configure_ends_terminated_without_an_erro
         .unwrap();
 
     // Someone terminates it in the console; SSM then reports the command failed.
-    w.aws
-        .ec2
-        .terminate_instances()
-        .instance_ids(&id)
-        .send()
-        .await
-        .unwrap();
+    w.terminate_in_ec2(&id).await;
     let failed = ssm_invocation_change(&cmd.command_id, &id, "Failed", &w.account, moto::REGION, "t");
     handle_event(&deps, &failed).await.unwrap();
     handle_event(&deps, &w.ec2_event(&id, "terminated"))

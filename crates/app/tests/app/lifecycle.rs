@@ -18,18 +18,8 @@ async fn every_cell_of_the_table_through_the_handlers() {
             let id = launched.instance_id.clone().unwrap();
             // Make EC2 agree with the state under test.
             match state {
-                State::Stopped | State::Failed => {
-                    e.aws.ec2.stop_instances().instance_ids(&id).send().await.unwrap();
-                }
-                State::Terminated => {
-                    e.aws
-                        .ec2
-                        .terminate_instances()
-                        .instance_ids(&id)
-                        .send()
-                        .await
-                        .unwrap();
-                }
+                State::Stopped | State::Failed => e.stop_in_ec2(&id).await,
+                State::Terminated => e.terminate_in_ec2(&id).await,
                 _ => {}
             }
             let before = e.force_state(&name, state).await;

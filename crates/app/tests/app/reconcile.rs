@@ -12,13 +12,7 @@ async fn an_instance_terminated_behind_our_back_ends_terminated() {
     let e = Env::in_memory().await;
     let nb = e.launch("gone").await;
     e.force_state("gone", State::Ready).await;
-    e.aws
-        .ec2
-        .terminate_instances()
-        .instance_ids(nb.instance_id.clone().unwrap())
-        .send()
-        .await
-        .unwrap();
+    e.terminate_in_ec2(nb.instance_id.as_deref().unwrap()).await;
     let report = reconcile_at(&e.deps, &live(&e.deps).await.unwrap(), e.clock.now())
         .await
         .unwrap();
@@ -39,13 +33,7 @@ async fn an_instance_stopped_behind_our_back_ends_stopped_and_its_cost_stops() {
         .await
         .unwrap();
     e.advance(90);
-    e.aws
-        .ec2
-        .stop_instances()
-        .instance_ids(nb.instance_id.clone().unwrap())
-        .send()
-        .await
-        .unwrap();
+    e.stop_in_ec2(nb.instance_id.as_deref().unwrap()).await;
 
     reconcile_at(&e.deps, &live(&e.deps).await.unwrap(), e.clock.now())
         .await
