@@ -27,7 +27,7 @@ const DYNAMODB_WRU: f64 = 0.625 / 1e6;
 const DYNAMODB_RRU: f64 = 0.125 / 1e6;
 /// EventBridge Scheduler (the template's `ScheduleV2`): USD per invocation beyond the free
 /// 14 million a month ($1.00 per million). Schedule-expression rules and AWS service events
-/// on the default bus (the configure function's EC2 and SSM rules) are free; custom events
+/// on the default bus (the events function's EC2 and SSM rules) are free; custom events
 /// would be $1.00 per million.
 const SCHEDULER_INVOCATION: f64 = 1.0 / 1e6;
 const SCHEDULER_FREE_PER_MONTH: f64 = 14e6;
@@ -152,7 +152,7 @@ pub fn render(costs: &[Monthly], sweep: &Value, item_bytes: Option<u64>) -> Stri
          ${LAMBDA_ARM64_GB_S} per GB-s, x86_64 ${LAMBDA_X86_GB_S} per GB-s, $0.20 per million \
          requests; DynamoDB on-demand $0.625 per million write units, $0.125 per million read units; \
          EventBridge Scheduler $1.00 per million invocations after 14 million free a month (AWS \
-         service events to the configure function's rules are free); SSM Run Command on EC2 and \
+         service events to the events function's rules are free); SSM Run Command on EC2 and \
          Parameter Store standard parameters: no charge. Not counted: CloudWatch Logs, alarms, and \
          user actions (launch, stop, Slack), which are paid per use.\n",
         item_bytes.map_or("?".into(), |b| b.to_string())

@@ -237,7 +237,7 @@ fn render(launches: &[Pass], restarts: &[Pass]) -> (String, Vec<Value>, usize) {
     let mut s = String::from(
         "## Pipeline overhead (local stack)\n\n\
          nbfleet's own time around the scripts, in the local stack: moto, the watcher's EC2 events, the \
-         configure handler, and the real bootstrap (launch) or health check (restart) under a real Jupyter. \
+         events use case, and the real bootstrap (launch) or health check (restart) under a real Jupyter. \
          Event → sent: the EC2 \"running\" event emitted, to the script sent over Run Command and recorded. \
          Finished → Ready: the command's completion, to the record saying Ready. The script's own time is \
          shown apart.\n\n\
