@@ -17,9 +17,11 @@ pub struct Reconciled {
     pub adopted: Vec<String>,
     /// Instances tagged as nbfleet notebooks that no record owns.
     pub orphans: Vec<String>,
-    /// The names of the records this pass moved, or found moved meanwhile: their `live` copy
-    /// is stale.
+    /// The names of the records this pass moved, found moved meanwhile, or could not bring in
+    /// line: their `live` copy is stale or in doubt, so the rest of the round leaves them.
     pub moved: BTreeSet<String>,
+    /// Records that could not be brought in line this round, and why: `name: <error>`.
+    pub failed: Vec<String>,
 }
 
 /// Every record that is not Terminated, read through the by-state index (one query per state,
@@ -58,7 +60,11 @@ pub async fn reconcile(deps: &Deps, live: &[Notebook], now: Timestamp) -> Result
                     tracing::info!(notebook = %nb.name, %why, "reconcile: the record moved meanwhile");
                     report.moved.insert(nb.name.clone());
                 }
-                Err(e) => return Err(e),
+                Err(e) => {
+                    tracing::warn!(notebook = %nb.name, error = %e, "reconcile: could not adopt EC2's state");
+                    report.failed.push(format!("{}: {e}", nb.name));
+                    report.moved.insert(nb.name.clone());
+                }
             }
         }
     }

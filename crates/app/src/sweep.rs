@@ -1,6 +1,8 @@
 //! The idle-shutdown sweep, run on a schedule. One round:
 //!
-//! 1. reconcile records with EC2 and step in for records stuck in flight;
+//! 1. reconcile records with EC2 and step in for records stuck in flight (on the records
+//!    reconcile left alone); a record whose step fails is logged, reported by name and left to
+//!    the next round, and the round goes on;
 //! 2. read the Ready notebooks (the by-state index) and send them the probe, at most 50
 //!    instances per SendCommand; a batch that fails is split in half until the bad instance is
 //!    alone, so one bad instance never blocks the others (as Instance Scheduler does);
@@ -45,6 +47,9 @@ impl Default for Timing {
 pub struct RoundReport {
     pub reconcile: reconcile::Reconciled,
     pub overdue: Vec<String>,
+    /// Steps that failed for one record (or for reconcile as a whole), `name: <error>`: logged,
+    /// reported, and left to the next round, never the end of this one.
+    pub failed: Vec<String>,
     pub probed: usize,
     pub commands_sent: usize,
     pub unknown: Vec<String>,
@@ -58,16 +63,30 @@ pub async fn sweep(deps: &Deps, timing: Timing) -> Result<RoundReport> {
     let now = deps.clock.now();
     // One read of the live records serves every step of the round.
     let live = reconcile::live(deps).await?;
+    let reconciled = reconcile::reconcile(deps, &live, now).await.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "reconcile could not run this round");
+        reconcile::Reconciled {
+            failed: vec![format!("reconcile: {e}")],
+            ..Default::default()
+        }
+    });
+    // A record reconcile just moved (or could not) is left to the next round: its copy here
+    // is stale. (The deadlines only move records in flight, which are neither Ready nor
+    // Stopped.)
+    let live: Vec<Notebook> = live
+        .into_iter()
+        .filter(|nb| !reconciled.moved.contains(&nb.name))
+        .collect();
+    let deadlines = deadlines::enforce(deps, &live, now).await;
     let mut report = RoundReport {
-        reconcile: reconcile::reconcile(deps, &live, now).await?,
-        overdue: deadlines::enforce(deps, &live, now).await?,
+        failed: [reconciled.failed.clone(), deadlines.failed].concat(),
+        reconcile: reconciled,
+        overdue: deadlines.done,
         ..RoundReport::default()
     };
-    // A record reconcile just moved is left to the next round. (The deadlines only move
-    // records in flight, which are neither Ready nor Stopped.)
     let (ready, stopped): (Vec<Notebook>, Vec<Notebook>) = live
         .into_iter()
-        .filter(|nb| !report.reconcile.moved.contains(&nb.name) && nb.instance_id.is_some())
+        .filter(|nb| nb.instance_id.is_some())
         .filter(|nb| matches!(nb.state, State::Ready | State::Stopped))
         .partition(|nb| nb.state == State::Ready);
     report.probed = ready.len();

@@ -91,14 +91,14 @@ async fn a_record_stuck_configuring_past_its_deadline_fails_with_its_instance_st
     assert!(
         enforce_deadlines_at(&e.deps, &live(&e.deps).await.unwrap(), e.clock.now())
             .await
-            .unwrap()
+            .done
             .is_empty(),
         "not yet"
     );
     e.advance(2);
     let done = enforce_deadlines_at(&e.deps, &live(&e.deps).await.unwrap(), e.clock.now())
         .await
-        .unwrap();
+        .done;
     assert_eq!(done, ["stuck: Configuring for 41 min"]);
     let after = e.record("stuck").await;
     assert_eq!(after.state, State::Failed);
@@ -108,7 +108,7 @@ async fn a_record_stuck_configuring_past_its_deadline_fails_with_its_instance_st
     assert!(
         enforce_deadlines_at(&e.deps, &live(&e.deps).await.unwrap(), e.clock.now())
             .await
-            .unwrap()
+            .done
             .is_empty()
     );
 }
@@ -174,5 +174,56 @@ async fn a_running_event_that_beats_the_launchs_record_write_is_retried_not_igno
     assert!(
         matches!(outcome, nbfleet_app::instance_events::Outcome::Ignored(_)),
         "{outcome:?}"
+    );
+}
+
+#[tokio::test]
+async fn one_record_the_deadline_pass_cannot_act_on_does_not_stop_it_for_the_others() {
+    let e = Env::in_memory().await;
+    let jammed = e.launch("jammed").await.instance_id.unwrap();
+    e.launch("freed").await;
+    e.force_state("jammed", State::Configuring).await;
+    e.force_state("freed", State::Configuring).await;
+    // EC2 keeps refusing to stop one instance.
+    e.compute.hooks.before("stop", move |s| {
+        let refused = matches!(&s, nbfleet_testkit::hooks::Subject::Named(id) if *id == jammed);
+        async move {
+            match refused {
+                true => Err(nbfleet_core::Error::Throttled("RequestLimitExceeded".into())),
+                false => Ok(()),
+            }
+        }
+    });
+    e.advance(41);
+    let pass = enforce_deadlines_at(&e.deps, &live(&e.deps).await.unwrap(), e.clock.now()).await;
+    assert_eq!(pass.done, ["freed: Configuring for 41 min"]);
+    assert_eq!(pass.failed.len(), 1, "{pass:?}");
+    assert!(pass.failed[0].starts_with("jammed: "), "{pass:?}");
+    assert_eq!(e.record("freed").await.state, State::Failed);
+    assert_eq!(
+        e.record("jammed").await.state,
+        State::Configuring,
+        "left for the next round"
+    );
+}
+
+#[tokio::test]
+async fn a_reconcile_that_cannot_list_ec2_still_lets_the_round_probe_warn_and_stop() {
+    use nbfleet_app::sweep::{Timing, sweep};
+    let e = Env::in_memory().await;
+    e.launch("probed").await;
+    e.force_state("probed", State::Ready).await;
+    e.compute.hooks.before("list_tagged", |_| async {
+        Err(nbfleet_core::Error::Throttled("RequestLimitExceeded".into()))
+    });
+    let timing = Timing {
+        collect_for: std::time::Duration::from_millis(50),
+        poll_every: std::time::Duration::from_millis(10),
+    };
+    let round = sweep(&e.deps, timing).await.expect("the round goes on");
+    assert_eq!(round.probed, 1, "{round:?}");
+    assert!(
+        round.failed.iter().any(|f| f.starts_with("reconcile: ")),
+        "{round:?}"
     );
 }

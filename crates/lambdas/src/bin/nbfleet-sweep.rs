@@ -15,7 +15,7 @@ async fn main() -> Result<(), Error> {
                 .map_err(|e| nbfleet_http::diagnostic(&e))?;
             Ok::<_, Diagnostic>(json!({
                 "probed": r.probed, "warned": r.warned, "stopped": r.stopped, "started": r.started,
-                "unknown": r.unknown, "orphans": r.reconcile.orphans, "overdue": r.overdue,
+                "unknown": r.unknown, "orphans": r.reconcile.orphans, "overdue": r.overdue, "failed": r.failed,
             }))
         }
     }))
