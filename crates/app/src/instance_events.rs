@@ -15,7 +15,7 @@
 
 use jiff::Timestamp;
 use nbfleet_core::events::Event;
-use nbfleet_core::ports::{CommandStatus, Deps, InstanceState, Invocation, Notice, tell};
+use nbfleet_core::ports::{CommandStatus, Deps, InstanceState, Invocation, Notice, Reach, tell};
 use nbfleet_core::reconcile::{Ec2Step, on_ec2_state, terminated};
 use nbfleet_core::record::{Failure, PendingCommand, connect_for};
 use nbfleet_core::scripts::{self, ScriptKind};
@@ -46,9 +46,11 @@ pub enum Outcome {
 pub async fn handle(deps: &Deps, event: &Event) -> Result<Outcome> {
     let now = deps.clock.now();
     let outcome = match event {
-        Event::InstanceState { instance_id, state } => {
-            on_instance_state(deps, instance_id, *state, now).await?
-        }
+        Event::InstanceState {
+            instance_id,
+            state,
+            at,
+        } => on_instance_state(deps, instance_id, *state, Source::Event { at: *at }, now).await?,
         Event::CommandInvocation {
             command_id,
             instance_id,
@@ -59,11 +61,40 @@ pub async fn handle(deps: &Deps, event: &Event) -> Result<Outcome> {
     Ok(outcome)
 }
 
+/// Who says what state an instance is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// EC2's state-change event, with when EC2 saw it. Events come late, twice and out of
+    /// order, so a "running" for a Stopping or Stopped record is confirmed with
+    /// DescribeInstances before anything is sent; the send waits for the agent to register.
+    Event { at: Option<Timestamp> },
+    /// The sweep's reconcile, from this round's DescribeInstances. The sweep never waits for
+    /// an agent: the send is tried once, and a record it cannot reach is left to its deadline.
+    Reconcile,
+}
+
+impl Source {
+    fn at(self) -> Option<Timestamp> {
+        match self {
+            Source::Event { at } => at,
+            Source::Reconcile => None,
+        }
+    }
+
+    fn reach(self) -> Reach {
+        match self {
+            Source::Event { .. } => Reach::WaitForAgent,
+            Source::Reconcile => Reach::Once,
+        }
+    }
+}
+
 /// What an EC2 state change means for the record of `instance_id` (also fed by reconcile).
 pub async fn on_instance_state(
     deps: &Deps,
     instance_id: &str,
     state: InstanceState,
+    source: Source,
     now: Timestamp,
 ) -> Result<Outcome> {
     let mut found = deps.store.by_instance(instance_id).await?;
@@ -96,8 +127,21 @@ pub async fn on_instance_state(
             "{instance_id} is not an nbfleet instance"
         )));
     };
-    match on_ec2_state(&nb, state, now)? {
-        Ec2Step::Configure => configure(deps, nb, now).await,
+    match on_ec2_state(&nb, state, source.at(), now)? {
+        Ec2Step::Configure
+            if matches!(source, Source::Event { .. })
+                && matches!(nb.state, State::Stopping | State::Stopped) =>
+        {
+            // Never a health check to a stopping instance: EC2 must say running now.
+            match deps.compute.describe(instance_id).await?.map(|i| i.state) {
+                Some(InstanceState::Running) => configure(deps, nb, source.reach(), now).await,
+                now_state => Ok(Outcome::NoOp(format!(
+                    "{} is {}; EC2 said running, but the instance is {now_state:?} now",
+                    nb.name, nb.state
+                ))),
+            }
+        }
+        Ec2Step::Configure => configure(deps, nb, source.reach(), now).await,
         Ec2Step::Write(next) => save(deps, &nb, *next).await,
         Ec2Step::FinishTermination => {
             let done = finish_termination(deps, &nb, now).await?;
@@ -113,7 +157,7 @@ pub async fn on_instance_state(
 /// Sends the bootstrap (never configured before) or the health check, then records the
 /// command. The record is claimed (moved to Configuring by a conditional write) before the
 /// send, so when the EC2 event and reconcile both see `running`, only one of them sends.
-async fn configure(deps: &Deps, nb: Notebook, now: Timestamp) -> Result<Outcome> {
+async fn configure(deps: &Deps, nb: Notebook, reach: Reach, now: Timestamp) -> Result<Outcome> {
     let instance_id = nb.instance_id.clone().unwrap_or_default();
     let script = if nb.cert_fingerprint.is_some() {
         scripts::health_check(&nb)?
@@ -125,7 +169,7 @@ async fn configure(deps: &Deps, nb: Notebook, now: Timestamp) -> Result<Outcome>
     claimed.pending_command = None;
     claimed.failure = None;
     deps.store.put(&claimed, nb.expect()).await?;
-    let command_id = match deps.commands.send(&instance_id, &script).await {
+    let command_id = match deps.commands.send(&instance_id, &script, reach).await {
         Ok(id) => id,
         Err(e) => {
             // Hand the claim back, so the retried event sends again.

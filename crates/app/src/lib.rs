@@ -9,9 +9,11 @@
 //! - [`lifecycle`]: start, stop, delete, extend
 //! - [`read`]: one notebook or all, with cost and history
 //! - [`instance_events`]: EC2 state changes and SSM command results
-//! - [`sweep`]: the scheduled round: [`reconcile`], [`deadlines`], probe, warn, stop, start
+//! - [`sweep`]: the scheduled round: [`reconcile`], [`deadlines`], probe, warn, stop, start,
+//!   each phase within its [`budget`]
 //! - [`slack`]: `/notebook` commands and the jobs they hand over
 
+pub mod budget;
 pub mod deadlines;
 pub mod instance_events;
 pub mod launch;

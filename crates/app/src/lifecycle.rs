@@ -9,11 +9,11 @@
 use crate::instance_events::finish_termination;
 use jiff::Timestamp;
 use nbfleet_core::idle::snoozed;
-use nbfleet_core::ports::Deps;
+use nbfleet_core::ports::{Deps, SnapshotRequest};
 use nbfleet_core::record::Failure;
 use nbfleet_core::transitions::{self, Effect, Op};
 use nbfleet_core::validate::{extend_minutes, validate_name};
-use nbfleet_core::{Error, Notebook, Result};
+use nbfleet_core::{Error, Notebook, Result, State};
 
 /// What an operation did: the record as it now stands, and the table's effect.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -145,52 +145,94 @@ pub async fn stop(deps: &Deps, caller: &str, name: &str) -> Result<Changed> {
     })
 }
 
-/// Deletes a notebook: snapshots the root volume (unless `snapshot` is false), terminates the
-/// instance; the security group and the secret go once EC2 says the instance is terminated.
-/// The record stays, as Terminated, with the snapshot id.
+/// Deletes a notebook: the record moves to Terminating, owing a snapshot of the root volume
+/// (unless `snapshot` is false), then [`terminate`] takes it and terminates the instance; the
+/// security group and the secret go once EC2 says the instance is terminated. The record stays,
+/// as Terminated, with the snapshot id. A delete of a notebook whose snapshot is still owed
+/// (the first try failed) tries again, or, with `snapshot` false, waives it.
 pub async fn delete(deps: &Deps, caller: &str, name: &str, snapshot: bool) -> Result<Changed> {
     let now = deps.clock.now();
-    let claimed = claim(deps, caller, name, Op::Delete, now, |_, terminating| {
+    let claimed = claim(deps, caller, name, Op::Delete, now, |nb, terminating| {
         terminating.pending_command = None;
+        terminating.snapshot_owed = snapshot && nb.instance_id.is_some();
         Ok(())
     })
     .await?;
-    let (nb, mut terminating, effect) = match claimed {
-        Claimed::Answered(a) => return Ok(*a),
-        Claimed::Moved(m) => (m.before, m.after, m.effect),
-    };
-
-    let Some(instance_id) = nb.instance_id.clone() else {
-        // Never launched: nothing to wait for.
-        let done = finish_termination(deps, &terminating, now).await?;
-        return Ok(Changed {
-            notebook: done,
-            effect,
-        });
-    };
-    if snapshot {
-        let root = deps
-            .compute
-            .describe(&instance_id)
-            .await?
-            .and_then(|i| i.root_volume_id);
-        if let Some(volume) = root {
-            let id = deps
-                .compute
-                .snapshot(&volume, &format!("nbfleet {name} (generation {})", nb.generation))
-                .await?;
-            let mut with_snapshot = terminating.touched(now);
-            with_snapshot.snapshot_id = Some(id);
-            deps.store.put(&with_snapshot, terminating.expect()).await?;
-            terminating = with_snapshot;
+    let (terminating, effect) = match claimed {
+        Claimed::Answered(a) if a.notebook.state == State::Terminating && a.notebook.snapshot_owed => {
+            let held = a.notebook;
+            if snapshot {
+                (held, a.effect)
+            } else {
+                let mut waived = held.touched(now);
+                waived.snapshot_owed = false;
+                deps.store.put(&waived, held.expect()).await?;
+                (waived, a.effect)
+            }
         }
-    }
+        Claimed::Answered(a) => return Ok(*a),
+        Claimed::Moved(m) => (m.after, m.effect),
+    };
+    let notebook = terminate(deps, &terminating, now).await?;
+    Ok(Changed { notebook, effect })
+}
+
+/// Drives a Terminating record: takes the snapshot it owes, if any, then terminates its
+/// instance (a record without one is finished at once). The snapshot is a precondition of
+/// termination: when it cannot be taken, the instance is kept with the record Terminating and
+/// the snapshot still owed, and the error says so; a retried delete or the deadline pass tries
+/// again. Returns the record as it now stands.
+pub async fn terminate(deps: &Deps, nb: &Notebook, now: Timestamp) -> Result<Notebook> {
+    let Some(instance_id) = nb.instance_id.clone() else {
+        return finish_termination(deps, nb, now).await;
+    };
+    let nb = match nb.snapshot_owed {
+        true => take_snapshot(deps, nb, &instance_id, now).await?,
+        false => nb.clone(),
+    };
     deps.compute.terminate(&instance_id).await?;
-    tracing::info!(notebook = %name, instance = %instance_id, snapshot = ?terminating.snapshot_id, "terminating");
-    Ok(Changed {
-        notebook: terminating,
-        effect,
-    })
+    tracing::info!(notebook = %nb.name, instance = %instance_id, snapshot = ?nb.snapshot_id, "terminating");
+    Ok(nb)
+}
+
+/// Snapshots `nb`'s root volume, tagged as its, and records the snapshot id on the record (no
+/// longer owed) and in the notebook's history, which outlives generations.
+async fn take_snapshot(deps: &Deps, nb: &Notebook, instance_id: &str, now: Timestamp) -> Result<Notebook> {
+    let volume = deps
+        .compute
+        .describe(instance_id)
+        .await?
+        .filter(|i| !i.state.is_gone())
+        .and_then(|i| i.root_volume_id);
+    let mut next = nb.touched(now);
+    next.snapshot_owed = false;
+    let Some(volume_id) = volume else {
+        // Terminated already, outside nbfleet: the disk went with it; nothing is left to keep.
+        tracing::warn!(notebook = %nb.name, instance = instance_id, "no disk left to snapshot");
+        deps.store.put(&next, nb.expect()).await?;
+        return Ok(next);
+    };
+    let req = SnapshotRequest {
+        volume_id,
+        notebook: nb.name.clone(),
+        owner: nb.owner.clone(),
+        generation: nb.generation,
+        created: now,
+    };
+    let id = deps.compute.snapshot(&req).await.map_err(|e| {
+        Error::Unavailable(format!(
+            "the snapshot of {:?}'s disk could not be taken ({e}); nothing was deleted: \
+             delete again to retry (the sweep retries too)",
+            nb.name
+        ))
+    })?;
+    next.snapshot_id = Some(id.clone());
+    deps.store.put(&next, nb.expect()).await?;
+    let entry = serde_json::json!({"action": "snapshot", "snapshot_id": id, "generation": nb.generation});
+    if let Err(e) = deps.store.append_history(&nb.name, now, &entry).await {
+        tracing::warn!(notebook = %nb.name, snapshot = %id, error = %e, "snapshot not in the history");
+    }
+    Ok(next)
 }
 
 /// Snoozes a Ready notebook's automatic stop (idle, runtime cap, schedule) for `minutes`.

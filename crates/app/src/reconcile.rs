@@ -1,12 +1,14 @@
 //! Reconcile, the sweep's first pass: records are compared with EC2 (which is the truth for
 //! what runs), and drift is fed through the same code as the EC2 event that was missed
-//! ([`crate::instance_events::on_instance_state`]). The decision of what counts as drift is
-//! `nbfleet_core::reconcile::drift`'s.
+//! ([`crate::instance_events::on_instance_state`]), trying the agent once: the sweep never waits
+//! for one. The decision of what counts as drift is `nbfleet_core::reconcile::drift`'s; a
+//! Failed record whose instance runs has it stopped (Failed means nothing runs).
 
-use crate::instance_events::on_instance_state;
+use crate::budget::Budget;
+use crate::instance_events::{Source, on_instance_state};
 use jiff::Timestamp;
-use nbfleet_core::ports::Deps;
-use nbfleet_core::reconcile::drift;
+use nbfleet_core::ports::{Deps, InstanceState};
+use nbfleet_core::reconcile::{drift, runs_when_failed};
 use nbfleet_core::{Notebook, Result, State};
 use std::collections::{BTreeSet, HashMap, HashSet};
 
@@ -35,8 +37,8 @@ pub async fn live(deps: &Deps) -> Result<Vec<Notebook>> {
 }
 
 /// Compares the `live` records with EC2 (DescribeInstances by the nbfleet tag, paged) and adopts
-/// changes made outside nbfleet.
-pub async fn reconcile(deps: &Deps, live: &[Notebook], now: Timestamp) -> Result<Reconciled> {
+/// changes made outside nbfleet, one record at a time within `budget`.
+pub async fn reconcile(deps: &Deps, live: &[Notebook], now: Timestamp, budget: Budget) -> Result<Reconciled> {
     let tagged = deps.compute.list_tagged().await?;
     let by_id: HashMap<&str, _> = tagged.iter().map(|(_, i)| (i.id.as_str(), i)).collect();
     let mut report = Reconciled::default();
@@ -46,25 +48,25 @@ pub async fn reconcile(deps: &Deps, live: &[Notebook], now: Timestamp) -> Result
             continue;
         };
         owned.insert(id.to_string());
-        let ec2 = by_id.get(id).map(|i| i.state);
-        if let Some(event) = drift(nb, ec2) {
-            tracing::info!(notebook = %nb.name, instance = id, ?event, "reconcile: EC2 disagrees with the record");
-            match on_instance_state(deps, id, event, now).await {
-                Ok(_) => {
-                    report.adopted.push(format!("{}: EC2 says {event:?}", nb.name));
-                    report.moved.insert(nb.name.clone());
-                }
-                // The EC2 event got there first: nothing left to adopt. One record never
-                // stops the round.
-                Err(nbfleet_core::Error::Conflict(why)) => {
-                    tracing::info!(notebook = %nb.name, %why, "reconcile: the record moved meanwhile");
-                    report.moved.insert(nb.name.clone());
-                }
-                Err(e) => {
-                    tracing::warn!(notebook = %nb.name, error = %e, "reconcile: could not adopt EC2's state");
-                    report.failed.push(format!("{}: {e}", nb.name));
-                    report.moved.insert(nb.name.clone());
-                }
+        match budget
+            .run(reconcile_one(deps, nb, id, by_id.get(id).map(|i| i.state), now))
+            .await
+        {
+            Ok(None) => {}
+            Ok(Some(done)) => {
+                report.adopted.push(format!("{}: {done}", nb.name));
+                report.moved.insert(nb.name.clone());
+            }
+            // The EC2 event got there first: nothing left to adopt.
+            Err(nbfleet_core::Error::Conflict(why)) => {
+                tracing::info!(notebook = %nb.name, %why, "reconcile: the record moved meanwhile");
+                report.moved.insert(nb.name.clone());
+            }
+            // One record never stops the round.
+            Err(e) => {
+                tracing::warn!(notebook = %nb.name, error = %e, "reconcile: could not bring the record in line with EC2");
+                report.failed.push(format!("{}: {e}", nb.name));
+                report.moved.insert(nb.name.clone());
             }
         }
     }
@@ -77,4 +79,32 @@ pub async fn reconcile(deps: &Deps, live: &[Notebook], now: Timestamp) -> Result
         }
     }
     Ok(report)
+}
+
+/// Brings one record in line with `listed`, EC2's state for its instance in the tag listing;
+/// what it did, if anything.
+async fn reconcile_one(
+    deps: &Deps,
+    nb: &Notebook,
+    id: &str,
+    listed: Option<InstanceState>,
+    now: Timestamp,
+) -> Result<Option<String>> {
+    // Missing from the listing: new (the listing lags RunInstances) or its tag removed. Ask
+    // by id before anything counts as terminated.
+    let ec2 = match listed {
+        Some(state) => Some(state),
+        None => deps.compute.describe(id).await?.map(|i| i.state),
+    };
+    if runs_when_failed(nb, ec2) {
+        tracing::warn!(notebook = %nb.name, instance = id, "reconcile: a Failed notebook's instance runs; stopping it");
+        deps.compute.stop(id).await?;
+        return Ok(Some("Failed, but its instance ran: stopped".into()));
+    }
+    let Some(event) = drift(nb, ec2, now) else {
+        return Ok(None);
+    };
+    tracing::info!(notebook = %nb.name, instance = id, ?event, "reconcile: EC2 disagrees with the record");
+    on_instance_state(deps, id, event, Source::Reconcile, now).await?;
+    Ok(Some(format!("EC2 says {event:?}")))
 }

@@ -2,7 +2,8 @@
 //!
 //! 1. reconcile records with EC2 and step in for records stuck in flight (on the records
 //!    reconcile left alone); a record whose step fails is logged, reported by name and left to
-//!    the next round, and the round goes on;
+//!    the next round, and the round goes on. Each phase has a time budget ([`Timing`]), so a
+//!    record that hangs never keeps the round from probing, warning and stopping;
 //! 2. read the Ready notebooks (the by-state index) and send them the probe, at most 50
 //!    instances per SendCommand; a batch that fails is split in half until the bad instance is
 //!    alone, so one bad instance never blocks the others (as Instance Scheduler does);
@@ -15,6 +16,7 @@
 //! changes nothing and a round over notebooks whose verdict holds writes nothing. The clock is
 //! read once, when the round starts.
 
+use crate::budget::Budget;
 use crate::{deadlines, lifecycle, reconcile};
 use jiff::Timestamp;
 use nbfleet_core::idle::{self, Action, Probe, Timeline};
@@ -26,18 +28,36 @@ use std::time::Duration;
 /// At most this many instances per SendCommand (SSM's limit).
 pub const BATCH: usize = 50;
 
-/// How long a round waits for its probes.
+/// The time budget of each phase of a round. The defaults add up to 110 s, within the sweep
+/// function's timeout (template.yaml) with room for the reads between phases.
 #[derive(Debug, Clone, Copy)]
 pub struct Timing {
+    /// Reconcile: the tag listing, then one record at a time.
+    pub reconcile_for: Duration,
+    /// The deadline pass, one record at a time.
+    pub deadlines_for: Duration,
+    /// Sending the probes and collecting what comes back: late means unknown.
     pub collect_for: Duration,
     pub poll_every: Duration,
+    /// Deciding, warning, stopping and the scheduled starts, one record at a time.
+    pub act_for: Duration,
+}
+
+impl Timing {
+    /// The whole round's budget.
+    pub fn total(&self) -> Duration {
+        self.reconcile_for + self.deadlines_for + self.collect_for + self.act_for
+    }
 }
 
 impl Default for Timing {
     fn default() -> Self {
         Timing {
-            collect_for: Duration::from_secs(60),
+            reconcile_for: Duration::from_secs(20),
+            deadlines_for: Duration::from_secs(15),
+            collect_for: Duration::from_secs(45),
             poll_every: Duration::from_secs(3),
+            act_for: Duration::from_secs(30),
         }
     }
 }
@@ -63,13 +83,17 @@ pub async fn sweep(deps: &Deps, timing: Timing) -> Result<RoundReport> {
     let now = deps.clock.now();
     // One read of the live records serves every step of the round.
     let live = reconcile::live(deps).await?;
-    let reconciled = reconcile::reconcile(deps, &live, now).await.unwrap_or_else(|e| {
-        tracing::warn!(error = %e, "reconcile could not run this round");
-        reconcile::Reconciled {
-            failed: vec![format!("reconcile: {e}")],
-            ..Default::default()
-        }
-    });
+    let phase = Budget::of(timing.reconcile_for);
+    let reconciled = phase
+        .run(reconcile::reconcile(deps, &live, now, phase))
+        .await
+        .unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "reconcile could not run this round");
+            reconcile::Reconciled {
+                failed: vec![format!("reconcile: {e}")],
+                ..Default::default()
+            }
+        });
     // A record reconcile just moved (or could not) is left to the next round: its copy here
     // is stale. (The deadlines only move records in flight, which are neither Ready nor
     // Stopped.)
@@ -77,7 +101,7 @@ pub async fn sweep(deps: &Deps, timing: Timing) -> Result<RoundReport> {
         .into_iter()
         .filter(|nb| !reconciled.moved.contains(&nb.name))
         .collect();
-    let deadlines = deadlines::enforce(deps, &live, now).await;
+    let deadlines = deadlines::enforce(deps, &live, now, Budget::of(timing.deadlines_for)).await;
     let mut report = RoundReport {
         failed: [reconciled.failed.clone(), deadlines.failed].concat(),
         reconcile: reconciled,
@@ -91,6 +115,7 @@ pub async fn sweep(deps: &Deps, timing: Timing) -> Result<RoundReport> {
         .partition(|nb| nb.state == State::Ready);
     report.probed = ready.len();
     let probes = probe_all(deps, &ready, timing, &mut report.commands_sent).await?;
+    let phase = Budget::of(timing.act_for);
     for nb in ready {
         let id = nb.instance_id.clone().unwrap_or_default();
         let probe = probes
@@ -100,27 +125,34 @@ pub async fn sweep(deps: &Deps, timing: Timing) -> Result<RoundReport> {
         if let Probe::Unknown(why) = &probe {
             report.unknown.push(format!("{}: {why}", nb.name));
         }
-        match apply(deps, &nb, &probe, now).await {
+        match phase.run(apply(deps, &nb, &probe, now)).await {
             Ok(Some(Action::Warn { .. })) => report.warned.push(nb.name.clone()),
             Ok(Some(Action::Stop)) => report.stopped.push(nb.name.clone()),
             Ok(_) => {}
             // A lost race with a user's request is fine: the next round sees the new state.
-            Err(e) => tracing::warn!(notebook = %nb.name, error = %e, "sweep could not apply its decision"),
+            Err(nbfleet_core::Error::Conflict(why)) => {
+                tracing::info!(notebook = %nb.name, %why, "the record moved meanwhile");
+            }
+            // A stop that failed leaves the record Stopping: its deadline asks EC2 again.
+            Err(e) => {
+                tracing::warn!(notebook = %nb.name, error = %e, "sweep could not apply its decision");
+                report.failed.push(format!("{}: {e}", nb.name));
+            }
         }
     }
-    report.started = start_scheduled(deps, &stopped, now).await;
+    report.started = start_scheduled(deps, &stopped, now, phase).await;
     tracing::info!(?report, "sweep done");
     Ok(report)
 }
 
 /// Starts the stopped notebooks whose schedule window opened after they stopped.
-async fn start_scheduled(deps: &Deps, stopped: &[Notebook], now: Timestamp) -> Vec<String> {
+async fn start_scheduled(deps: &Deps, stopped: &[Notebook], now: Timestamp, phase: Budget) -> Vec<String> {
     let mut started = Vec::new();
     for nb in stopped {
         let Some(reason) = idle::start_due(&nb.idle, nb.state_since, now) else {
             continue;
         };
-        match lifecycle::start(deps, &nb.owner, &nb.name).await {
+        match phase.run(lifecycle::start(deps, &nb.owner, &nb.name)).await {
             Ok(_) => {
                 let entry = serde_json::json!({"action": "start", "reason": reason});
                 if let Err(e) = deps.store.append_history(&nb.name, now, &entry).await {
@@ -148,15 +180,19 @@ async fn probe_all(
     let ids: Vec<String> = ready.iter().filter_map(|nb| nb.instance_id.clone()).collect();
     let mut results = HashMap::new();
     let mut commands = Vec::new();
-    for batch in ids.chunks(BATCH) {
-        send_bisecting(deps, batch, &script, &mut commands, &mut results, sent).await;
-    }
     let deadline = tokio::time::Instant::now() + timing.collect_for;
+    let phase = Budget::of(timing.collect_for);
+    for batch in ids.chunks(BATCH) {
+        send_bisecting(deps, batch, &script, phase, &mut commands, &mut results, sent).await;
+    }
     let mut pending: Vec<(String, Vec<String>)> = commands;
     while !pending.is_empty() {
         let mut still = Vec::new();
         for (command_id, batch) in pending {
-            let invocations = deps.commands.invocations(&command_id).await.unwrap_or_default();
+            let invocations = phase
+                .run(deps.commands.invocations(&command_id))
+                .await
+                .unwrap_or_default();
             let finished: HashMap<&str, &Invocation> = invocations
                 .iter()
                 .filter(|i| i.status.is_final())
@@ -198,14 +234,22 @@ async fn send_bisecting(
     deps: &Deps,
     batch: &[String],
     script: &scripts::Script,
+    phase: Budget,
     commands: &mut Vec<(String, Vec<String>)>,
     results: &mut HashMap<String, Probe>,
     sent: &mut usize,
 ) {
     let mut stack = vec![batch.to_vec()];
     while let Some(ids) = stack.pop() {
+        if phase.left().is_zero() {
+            for id in ids {
+                let why = "the probe was not sent: the round ran out of time";
+                results.insert(id, Probe::Unknown(why.into()));
+            }
+            continue;
+        }
         *sent += 1;
-        match deps.commands.send_batch(&ids, script).await {
+        match phase.run(deps.commands.send_batch(&ids, script)).await {
             Ok(command_id) => commands.push((command_id, ids)),
             Err(e) if ids.len() == 1 => {
                 results.insert(

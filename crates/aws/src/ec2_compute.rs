@@ -18,13 +18,14 @@ use aws_sdk_ec2::types::{
 };
 use aws_smithy_runtime_api::client::interceptors::context::InterceptorContext;
 use aws_smithy_runtime_api::client::retries::classifiers::{ClassifyRetry, RetryAction};
-use nbfleet_core::ports::{Ami, Compute, Instance, InstanceState, RunRequest};
+use nbfleet_core::ports::{Ami, Compute, Instance, InstanceState, RunRequest, SnapshotRequest};
 use nbfleet_core::validate::{Access, AccessMode};
 use nbfleet_core::{Error, Result};
 use std::fmt::Debug;
 
 pub const OWNER_TAG: &str = "nbfleet:owner";
 pub const GENERATION_TAG: &str = "nbfleet:generation";
+pub const CREATED_TAG: &str = "nbfleet:created";
 /// Jupyter's port, opened only in cidr mode.
 pub const JUPYTER_PORT: i32 = 8888;
 
@@ -432,12 +433,26 @@ impl Compute for Ec2Compute {
         Ok(())
     }
 
-    async fn snapshot(&self, volume_id: &str, description: &str) -> Result<String> {
+    async fn snapshot(&self, req: &SnapshotRequest) -> Result<String> {
+        let tags = TagSpecification::builder()
+            .resource_type(ResourceType::Snapshot)
+            .set_tags(Some(vec![
+                tag("Name", format!("nbfleet-{}", req.notebook)),
+                tag(NOTEBOOK_TAG, &req.notebook),
+                tag(OWNER_TAG, &req.owner),
+                tag(GENERATION_TAG, req.generation.to_string()),
+                tag(CREATED_TAG, req.created.to_string()),
+            ]))
+            .build();
         let out = self
             .ec2
             .create_snapshot()
-            .volume_id(volume_id)
-            .description(description)
+            .volume_id(&req.volume_id)
+            .description(format!(
+                "nbfleet {} (generation {})",
+                req.notebook, req.generation
+            ))
+            .tag_specifications(tags)
             .send()
             .await
             .map_err(|e| map_ec2(e, "snapshot the root volume"))?;

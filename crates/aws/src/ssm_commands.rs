@@ -1,6 +1,7 @@
 //! The `Commands` port on SSM Run Command: AWS-RunShellScript to one instance at a time,
-//! retried while the instance's agent has not registered yet (SendCommand answers
-//! InvalidInstanceId for tens of seconds after boot), and reading results back.
+//! retried, where the caller waits (`Reach::WaitForAgent`), while the instance's agent has not
+//! registered yet (SendCommand answers InvalidInstanceId for tens of seconds after boot), and
+//! reading results back.
 //!
 //! The script travels as the `commands` parameter. It never contains a secret: scripts fetch
 //! their own from Parameter Store.
@@ -9,7 +10,7 @@ use crate::errors;
 use async_trait::async_trait;
 use aws_sdk_ssm::Client;
 use aws_sdk_ssm::types::CommandInvocation;
-use nbfleet_core::ports::{CommandStatus, Commands, Invocation};
+use nbfleet_core::ports::{CommandStatus, Commands, Invocation, Reach};
 use nbfleet_core::scripts::{Script, ScriptKind};
 use nbfleet_core::{Error, Result};
 use std::time::Duration;
@@ -94,7 +95,11 @@ fn from_list_item(inv: CommandInvocation) -> Invocation {
 
 #[async_trait]
 impl Commands for SsmCommands {
-    async fn send(&self, instance_id: &str, script: &Script) -> Result<String> {
+    async fn send(&self, instance_id: &str, script: &Script, reach: Reach) -> Result<String> {
+        let attempts = match reach {
+            Reach::WaitForAgent => self.wait.attempts,
+            Reach::Once => 1,
+        };
         let comment = match script.kind {
             ScriptKind::Bootstrap => "nbfleet bootstrap",
             ScriptKind::Health => "nbfleet health check",
@@ -121,7 +126,7 @@ impl Commands for SsmCommands {
                         .and_then(|c| c.command_id)
                         .ok_or_else(|| Error::internal("SendCommand returned no command id"));
                 }
-                Err(e) if errors::code(&e) == Some("InvalidInstanceId") && attempt < self.wait.attempts => {
+                Err(e) if errors::code(&e) == Some("InvalidInstanceId") && attempt < attempts => {
                     tracing::info!(
                         instance = instance_id,
                         attempt,
@@ -130,10 +135,13 @@ impl Commands for SsmCommands {
                     tokio::time::sleep(self.wait.interval).await;
                 }
                 Err(e) if errors::code(&e) == Some("InvalidInstanceId") => {
-                    return Err(Error::Unavailable(format!(
-                        "the SSM agent on {instance_id} did not come online within {} s",
-                        self.wait.interval.as_secs() * u64::from(self.wait.attempts)
-                    )));
+                    return Err(Error::Unavailable(match reach {
+                        Reach::WaitForAgent => format!(
+                            "the SSM agent on {instance_id} did not come online within {} s",
+                            self.wait.interval.as_secs() * u64::from(attempts)
+                        ),
+                        Reach::Once => format!("the SSM agent on {instance_id} is not online"),
+                    }));
                 }
                 Err(e) => return Err(errors::map(e, "send the command")),
             }

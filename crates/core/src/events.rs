@@ -3,6 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::ports::{CommandStatus, InstanceState};
+use jiff::Timestamp;
 use serde_json::Value;
 
 pub const EC2_STATE_CHANGE: &str = "EC2 Instance State-change Notification";
@@ -14,6 +15,9 @@ pub enum Event {
     InstanceState {
         instance_id: String,
         state: InstanceState,
+        /// When EC2 saw it (the envelope's `time`, to the second): a late "running" is told
+        /// from a new one by it.
+        at: Option<Timestamp>,
     },
     /// A Run Command invocation on one instance changed status (`aws.ssm`).
     CommandInvocation {
@@ -38,7 +42,15 @@ impl Event {
         match detail_type {
             EC2_STATE_CHANGE => {
                 let state = field("state")?;
+                let at =
+                    match event["time"].as_str() {
+                        Some(t) => Some(t.parse::<Timestamp>().map_err(|e| {
+                            Error::bad_request("time", format!("not a timestamp ({t:?}): {e}"))
+                        })?),
+                        None => None,
+                    };
                 Ok(Event::InstanceState {
+                    at,
                     instance_id: field("instance-id")?,
                     state: InstanceState::parse(&state).ok_or_else(|| {
                         Error::bad_request("detail.state", format!("unknown state {state:?}"))
@@ -117,7 +129,8 @@ mod tests {
             Event::parse(&ec2).unwrap(),
             Event::InstanceState {
                 instance_id: "i-0b22a22eec53b9321".into(),
-                state: InstanceState::Running
+                state: InstanceState::Running,
+                at: Some(ec2["time"].as_str().unwrap().parse().unwrap()),
             }
         );
         let ssm: Value =
@@ -182,5 +195,9 @@ mod tests {
         assert!(err.to_string().contains("Scheduled Event"));
         let bad = serde_json::json!({"detail-type": EC2_STATE_CHANGE, "detail": {"instance-id": "i-1", "state": "melting"}});
         assert!(Event::parse(&bad).is_err());
+        let bad_time = serde_json::json!({"detail-type": EC2_STATE_CHANGE, "time": "yesterday",
+            "detail": {"instance-id": "i-1", "state": "running"}});
+        let err = Event::parse(&bad_time).unwrap_err().to_string();
+        assert!(err.contains("time") && err.contains("yesterday"), "{err}");
     }
 }

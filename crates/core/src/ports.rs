@@ -124,6 +124,18 @@ pub struct RunRequest {
     pub client_token: String,
 }
 
+/// A snapshot of one notebook's root volume, tagged with whose it is (`nbfleet:notebook`,
+/// `nbfleet:owner`, `nbfleet:generation`, `nbfleet:created`), so it can be found, listed and
+/// restored long after the record moved on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotRequest {
+    pub volume_id: String,
+    pub notebook: String,
+    pub owner: String,
+    pub generation: u32,
+    pub created: Timestamp,
+}
+
 /// EC2 (and the AMI parameter it launches from).
 #[async_trait]
 pub trait Compute: Send + Sync {
@@ -149,8 +161,8 @@ pub trait Compute: Send + Sync {
     async fn start(&self, instance_id: &str) -> Result<()>;
     async fn stop(&self, instance_id: &str) -> Result<()>;
     async fn terminate(&self, instance_id: &str) -> Result<()>;
-    /// Snapshots the root volume; returns the snapshot id.
-    async fn snapshot(&self, volume_id: &str, description: &str) -> Result<String>;
+    /// Snapshots a notebook's root volume, tagged as its; returns the snapshot id.
+    async fn snapshot(&self, req: &SnapshotRequest) -> Result<String>;
 }
 
 /// Where a Run Command invocation is, as SSM reports it.
@@ -205,12 +217,24 @@ pub struct Invocation {
     pub stderr: String,
 }
 
+/// Whether a send waits for an instance's SSM agent to register (SendCommand answers
+/// `InvalidInstanceId` for tens of seconds after boot, and forever for an agent that never
+/// comes online).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach {
+    /// Retry within the adapter's bound (about two minutes): the EC2 event right after boot.
+    WaitForAgent,
+    /// One try: the sweep, which never waits for an agent; a record it cannot reach is left to
+    /// its deadline.
+    Once,
+}
+
 /// SSM Run Command.
 #[async_trait]
 pub trait Commands: Send + Sync {
-    /// Sends `script` to one instance (AWS-RunShellScript), retrying while the instance's agent
-    /// has not registered yet, within a bound. Returns the command id.
-    async fn send(&self, instance_id: &str, script: &crate::scripts::Script) -> Result<String>;
+    /// Sends `script` to one instance (AWS-RunShellScript), waiting for its agent as `reach`
+    /// says. Returns the command id.
+    async fn send(&self, instance_id: &str, script: &crate::scripts::Script, reach: Reach) -> Result<String>;
     /// The invocation of `command_id` on `instance_id`; a command not yet visible is Pending.
     async fn invocation(&self, command_id: &str, instance_id: &str) -> Result<Invocation>;
     /// Sends `script` to up to 50 instances in one command, without waiting for agents: one
@@ -241,6 +265,9 @@ pub enum Notice {
     Started { name: String, reason: String },
     /// Configuration failed (the instance is stopped), and the error.
     Failed { name: String, error: String },
+    /// A delete is held: the snapshot it promised cannot be taken, so the instance (and its
+    /// disk) is kept, and costs, until it can.
+    DeleteHeld { name: String, error: String },
 }
 
 impl Notice {
@@ -250,7 +277,8 @@ impl Notice {
             | Notice::StoppingSoon { name, .. }
             | Notice::Stopped { name, .. }
             | Notice::Started { name, .. }
-            | Notice::Failed { name, .. } => name,
+            | Notice::Failed { name, .. }
+            | Notice::DeleteHeld { name, .. } => name,
         }
     }
 
@@ -295,6 +323,11 @@ impl Notice {
             Notice::Started { name, reason } => format!("*{name}* was {reason}"),
             Notice::Failed { name, error } => format!(
                 "*{name}* failed: {error}\nIts instance is stopped. `nbfleet status {name}` shows the script's last lines."
+            ),
+            Notice::DeleteHeld { name, error } => format!(
+                "*{name}* is not deleted yet: the snapshot of its disk could not be taken ({error}). \
+                 Its instance is kept, and costs, until it can be; nbfleet keeps trying. \
+                 To delete it without a snapshot: `nbfleet rm {name} --no-snapshot`."
             ),
         }
     }

@@ -22,8 +22,17 @@ pub enum Ec2Step {
     Nothing(String),
 }
 
-/// What EC2 saying `state` means for `nb` at `now`.
-pub fn on_ec2_state(nb: &Notebook, state: InstanceState, now: Timestamp) -> Result<Ec2Step> {
+/// What EC2 saying `state` (at `seen_at`, when the event says) means for `nb` at `now`.
+///
+/// A "running" older than the stop a Stopping or Stopped record went through is late (events
+/// come out of order, and twice): it says nothing about the instance now. Event times are
+/// whole seconds, so within a second of the record's move it is taken as new.
+pub fn on_ec2_state(
+    nb: &Notebook,
+    state: InstanceState,
+    seen_at: Option<Timestamp>,
+    now: Timestamp,
+) -> Result<Ec2Step> {
     let moved = |to: State| -> Result<Ec2Step> {
         let mut next = nb.moved_to(to, now)?;
         next.pending_command = None;
@@ -35,6 +44,14 @@ pub fn on_ec2_state(nb: &Notebook, state: InstanceState, now: Timestamp) -> Resu
     };
     match state {
         InstanceState::Running => match nb.state {
+            State::Stopped | State::Stopping
+                if seen_at.is_some_and(|at| at + SignedDuration::from_secs(1) < nb.state_since) =>
+            {
+                Ok(Ec2Step::Nothing(format!(
+                    "{} is {} since {}; a running from before that is late",
+                    nb.name, nb.state, nb.state_since
+                )))
+            }
             State::Launching | State::Starting | State::Stopped | State::Stopping => Ok(Ec2Step::Configure),
             s => Ok(Ec2Step::Nothing(format!(
                 "{} is {s}; running changes nothing",
@@ -63,15 +80,26 @@ pub fn terminated(nb: &Notebook, now: Timestamp) -> Result<Notebook> {
     next.stopped_running(now);
     next.pending_command = None;
     next.connect = None;
+    // Terminated outside nbfleet while a snapshot was owed: the disk is gone, nothing is owed.
+    next.snapshot_owed = false;
     Ok(next)
 }
 
-/// What EC2 says about a record's instance, as the EC2 event that would have said it, if the
-/// record does not already agree. `None`: nothing to do.
-pub fn drift(nb: &Notebook, ec2: Option<InstanceState>) -> Option<InstanceState> {
+/// How long after a record's last move an instance EC2 does not know may be a lag of
+/// DescribeInstances (eventually consistent: a new instance can be missing for a while)
+/// rather than gone.
+pub const NOT_FOUND_GRACE: SignedDuration = SignedDuration::from_mins(5);
+
+/// What EC2 says about a record's instance (`None`: not found, even asked by its id), as the
+/// EC2 event that would have said it, if the record does not already agree. `None`: nothing
+/// to do.
+pub fn drift(nb: &Notebook, ec2: Option<InstanceState>, now: Timestamp) -> Option<InstanceState> {
     let ec2 = match ec2 {
-        // Gone from EC2 (or never there after a launch): as good as terminated.
-        None if nb.instance_id.is_some() => InstanceState::Terminated,
+        // Gone from EC2 (or never there after a launch): as good as terminated, once the
+        // record is old enough that EC2 would know its instance.
+        None if nb.instance_id.is_some() && now.duration_since(nb.state_since) > NOT_FOUND_GRACE => {
+            InstanceState::Terminated
+        }
         None => return None,
         Some(s) => s,
     };
@@ -80,10 +108,22 @@ pub fn drift(nb: &Notebook, ec2: Option<InstanceState>) -> Option<InstanceState>
         (_, InstanceState::Terminated | InstanceState::ShuttingDown) => Some(InstanceState::Terminated),
         // Stopped in the console or from inside the OS.
         (s, InstanceState::Stopped) if s.may_be_running() => Some(InstanceState::Stopped),
-        // Started by hand outside nbfleet, or a launch whose running event was lost.
-        (State::Stopped | State::Launching, InstanceState::Running) => Some(InstanceState::Running),
+        // Started by hand outside nbfleet, or a launch or start whose running event was lost or
+        // whose configure could not be sent.
+        (State::Stopped | State::Launching | State::Starting, InstanceState::Running) => {
+            Some(InstanceState::Running)
+        }
         _ => None,
     }
+}
+
+/// Whether EC2 runs an instance that `nb` says must not run: a Failed record's (Failed always
+/// means nothing runs, but the deadline pass claims Failed before it stops, and a stop can
+/// fail; or someone started it in the console). The sweep stops it.
+pub fn runs_when_failed(nb: &Notebook, ec2: Option<InstanceState>) -> bool {
+    nb.state == State::Failed
+        && nb.instance_id.is_some()
+        && matches!(ec2, Some(InstanceState::Pending | InstanceState::Running))
 }
 
 /// How long a record may sit in an in-flight state before the sweep steps in.
@@ -152,14 +192,32 @@ mod tests {
         nb
     }
 
+    fn late() -> Timestamp {
+        Timestamp::UNIX_EPOCH + SignedDuration::from_hours(1)
+    }
+
+    #[test]
+    fn an_instance_ec2_does_not_know_yet_is_not_terminated() {
+        let young = Timestamp::UNIX_EPOCH + SignedDuration::from_mins(4);
+        assert_eq!(drift(&nb(State::Launching), None, young), None);
+        assert_eq!(drift(&nb(State::Ready), None, young), None);
+        assert_eq!(
+            drift(&nb(State::Launching), None, late()),
+            Some(InstanceState::Terminated)
+        );
+    }
+
     #[test]
     fn terminated_behind_our_back_becomes_terminated() {
         assert_eq!(
-            drift(&nb(State::Ready), Some(InstanceState::Terminated)),
+            drift(&nb(State::Ready), Some(InstanceState::Terminated), late()),
             Some(InstanceState::Terminated)
         );
-        assert_eq!(drift(&nb(State::Stopped), None), Some(InstanceState::Terminated));
-        assert_eq!(drift(&nb(State::Terminated), None), None);
+        assert_eq!(
+            drift(&nb(State::Stopped), None, late()),
+            Some(InstanceState::Terminated)
+        );
+        assert_eq!(drift(&nb(State::Terminated), None, late()), None);
     }
 
     #[test]
@@ -171,29 +229,85 @@ mod tests {
             State::Launching,
         ] {
             assert_eq!(
-                drift(&nb(s), Some(InstanceState::Stopped)),
+                drift(&nb(s), Some(InstanceState::Stopped), late()),
                 Some(InstanceState::Stopped),
                 "{s}"
             );
         }
-        assert_eq!(drift(&nb(State::Stopped), Some(InstanceState::Stopped)), None);
-        assert_eq!(drift(&nb(State::Failed), Some(InstanceState::Stopped)), None);
+        assert_eq!(
+            drift(&nb(State::Stopped), Some(InstanceState::Stopped), late()),
+            None
+        );
+        assert_eq!(
+            drift(&nb(State::Failed), Some(InstanceState::Stopped), late()),
+            None
+        );
     }
 
     #[test]
     fn started_by_hand_is_configured_again() {
         assert_eq!(
-            drift(&nb(State::Stopped), Some(InstanceState::Running)),
+            drift(&nb(State::Stopped), Some(InstanceState::Running), late()),
             Some(InstanceState::Running)
         );
-        assert_eq!(drift(&nb(State::Ready), Some(InstanceState::Running)), None);
+        assert_eq!(
+            drift(&nb(State::Ready), Some(InstanceState::Running), late()),
+            None
+        );
+    }
+
+    #[test]
+    fn a_start_whose_configure_was_not_sent_is_driven_again() {
+        assert_eq!(
+            drift(&nb(State::Starting), Some(InstanceState::Running), late()),
+            Some(InstanceState::Running)
+        );
+    }
+
+    #[test]
+    fn a_failed_record_whose_instance_runs_is_to_be_stopped() {
+        assert!(runs_when_failed(&nb(State::Failed), Some(InstanceState::Running)));
+        assert!(runs_when_failed(&nb(State::Failed), Some(InstanceState::Pending)));
+        assert!(!runs_when_failed(
+            &nb(State::Failed),
+            Some(InstanceState::Stopped)
+        ));
+        assert!(!runs_when_failed(&nb(State::Ready), Some(InstanceState::Running)));
+    }
+
+    #[test]
+    fn a_late_running_for_a_stopping_record_configures_nothing() {
+        let stop = Timestamp::from_second(600).unwrap();
+        let mut stopping = nb(State::Stopping);
+        stopping.state_since = stop;
+        let before = Some(stop - SignedDuration::from_secs(30));
+        let step = on_ec2_state(&stopping, InstanceState::Running, before, stop).unwrap();
+        assert!(
+            matches!(step, Ec2Step::Nothing(ref why) if why.contains("late")),
+            "{step:?}"
+        );
+        // Within the second the event's time is cut to, and after: new.
+        let same_second = Some(Timestamp::from_second(600).unwrap());
+        for at in [same_second, Some(stop + SignedDuration::from_secs(5)), None] {
+            assert_eq!(
+                on_ec2_state(&stopping, InstanceState::Running, at, stop).unwrap(),
+                Ec2Step::Configure
+            );
+        }
+        // A launch's record may be written after EC2's running: never late.
+        let mut launching = nb(State::Launching);
+        launching.state_since = stop;
+        assert_eq!(
+            on_ec2_state(&launching, InstanceState::Running, before, stop).unwrap(),
+            Ec2Step::Configure
+        );
     }
 
     #[test]
     fn a_record_without_an_instance_has_no_drift() {
         let mut pending = nb(State::Pending);
         pending.instance_id = None;
-        assert_eq!(drift(&pending, None), None);
+        assert_eq!(drift(&pending, None, late()), None);
     }
 
     #[test]
@@ -213,12 +327,12 @@ mod tests {
         let t = Timestamp::from_second(60).unwrap();
         for s in [State::Launching, State::Starting, State::Stopped, State::Stopping] {
             assert_eq!(
-                on_ec2_state(&nb(s), InstanceState::Running, t).unwrap(),
+                on_ec2_state(&nb(s), InstanceState::Running, None, t).unwrap(),
                 Ec2Step::Configure,
                 "{s}"
             );
         }
-        let ready = on_ec2_state(&nb(State::Ready), InstanceState::Running, t).unwrap();
+        let ready = on_ec2_state(&nb(State::Ready), InstanceState::Running, None, t).unwrap();
         assert!(
             matches!(ready, Ec2Step::Nothing(ref why) if why.contains("Ready")),
             "{ready:?}"
@@ -230,22 +344,23 @@ mod tests {
         let t = Timestamp::from_second(60).unwrap();
         let mut ready = nb(State::Ready);
         ready.running_since = Some(Timestamp::UNIX_EPOCH);
-        let Ec2Step::Write(stopped) = on_ec2_state(&ready, InstanceState::Stopped, t).unwrap() else {
+        let Ec2Step::Write(stopped) = on_ec2_state(&ready, InstanceState::Stopped, None, t).unwrap() else {
             panic!("a stop is written")
         };
         assert_eq!(
             (stopped.state, stopped.running_seconds, stopped.connect.clone()),
             (State::Stopped, 60, None)
         );
-        let Ec2Step::Write(going) = on_ec2_state(&ready, InstanceState::ShuttingDown, t).unwrap() else {
+        let Ec2Step::Write(going) = on_ec2_state(&ready, InstanceState::ShuttingDown, None, t).unwrap()
+        else {
             panic!("shutting down is written")
         };
         assert_eq!(going.state, State::Terminating);
         assert_eq!(
-            on_ec2_state(&ready, InstanceState::Terminated, t).unwrap(),
+            on_ec2_state(&ready, InstanceState::Terminated, None, t).unwrap(),
             Ec2Step::FinishTermination
         );
-        let done = on_ec2_state(&nb(State::Terminated), InstanceState::Terminated, t).unwrap();
+        let done = on_ec2_state(&nb(State::Terminated), InstanceState::Terminated, None, t).unwrap();
         assert!(matches!(done, Ec2Step::Nothing(_)), "{done:?}");
     }
 

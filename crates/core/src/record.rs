@@ -82,6 +82,13 @@ pub struct IdleStatus {
     pub unknowns: u32,
 }
 
+/// A snapshot a deleted generation left.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeptSnapshot {
+    pub snapshot_id: String,
+    pub generation: u32,
+}
+
 /// How to reach a notebook's Jupyter.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Connect {
@@ -151,6 +158,14 @@ pub struct Notebook {
     pub failure: Option<Failure>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot_id: Option<String>,
+    /// The snapshots earlier generations of this name left, oldest first: relaunching a name
+    /// never loses one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub earlier_snapshots: Vec<KeptSnapshot>,
+    /// A delete asked for a snapshot that is not taken yet: until it is, nothing terminates
+    /// the instance (its root volume goes with it).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub snapshot_owed: bool,
     /// `extend` snoozes automatic stops until then.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snoozed_until: Option<Timestamp>,
@@ -194,6 +209,8 @@ impl Notebook {
             jupyter_version: None,
             failure: None,
             snapshot_id: None,
+            snapshot_owed: false,
+            earlier_snapshots: Vec::new(),
             snoozed_until: None,
             idle_status: None,
             running_seconds: 0,

@@ -119,6 +119,12 @@ pub fn claim_name(
             let mut next = fresh(old.generation + 1);
             next.version = old.version + 1;
             next.created_at = old.created_at;
+            next.earlier_snapshots = old.earlier_snapshots.clone();
+            next.earlier_snapshots
+                .extend(old.snapshot_id.iter().map(|id| crate::record::KeptSnapshot {
+                    snapshot_id: id.clone(),
+                    generation: old.generation,
+                }));
             Ok((next, old.expect()))
         }
         Some(old) if old.state == Pending && old.owner == owner => {

@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use nbfleet_aws::SsmCommands;
 use nbfleet_core::Result;
 use nbfleet_core::events::ssm_invocation_change;
-use nbfleet_core::ports::{CommandStatus, Commands, Invocation};
+use nbfleet_core::ports::{CommandStatus, Commands, Invocation, Reach};
 use nbfleet_core::scripts::Script;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -133,8 +133,8 @@ impl LocalCommands {
 
 #[async_trait]
 impl Commands for LocalCommands {
-    async fn send(&self, instance_id: &str, script: &Script) -> Result<String> {
-        let command_id = self.ssm.send(instance_id, script).await?;
+    async fn send(&self, instance_id: &str, script: &Script, reach: Reach) -> Result<String> {
+        let command_id = self.ssm.send(instance_id, script, reach).await?;
         self.start(&command_id, instance_id, script);
         Ok(command_id)
     }

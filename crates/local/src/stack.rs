@@ -129,6 +129,7 @@ pub async fn start(s: &Settings) -> Result<(Stack, TcpListener)> {
         let timing = sweep::Timing {
             collect_for: Duration::from_secs(30),
             poll_every: Duration::from_millis(250),
+            ..sweep::Timing::default()
         };
         tokio::spawn(async move {
             loop {

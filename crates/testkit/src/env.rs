@@ -4,7 +4,7 @@
 //! (`crate::hooks`). `force` sets a record up in any state; `advance` moves time.
 
 use crate::api;
-use crate::hooks::{HookedCompute, HookedStore};
+use crate::hooks::{Heard, HookedCompute, HookedStore};
 use crate::memory_store::MemoryStore;
 use jiff::{SignedDuration, Timestamp};
 use nbfleet_aws::Clients;
@@ -51,6 +51,8 @@ pub struct Env {
     pub clock: Arc<TestClock>,
     pub store: Arc<HookedStore>,
     pub compute: Arc<HookedCompute>,
+    /// What the use cases told people.
+    pub heard: Arc<Heard>,
 }
 
 impl Env {
@@ -88,7 +90,9 @@ impl Env {
         };
         let store = HookedStore::new(records);
         let compute = HookedCompute::new(deps.compute.clone());
+        let heard = Arc::new(Heard::default());
         (deps.clock, deps.store, deps.compute) = (clock.clone(), store.clone(), compute.clone());
+        deps.notifier = heard.clone();
         Env {
             endpoint,
             account,
@@ -98,6 +102,7 @@ impl Env {
             clock,
             store,
             compute,
+            heard,
         }
     }
 

@@ -5,7 +5,7 @@
 
 use async_trait::async_trait;
 use jiff::Timestamp;
-use nbfleet_core::ports::{Ami, Compute, Instance, RunRequest, Store};
+use nbfleet_core::ports::{Ami, Compute, Instance, RunRequest, SnapshotRequest, Store};
 use nbfleet_core::validate::Access;
 use nbfleet_core::{Expect, Notebook, Result, State};
 use serde_json::Value;
@@ -199,8 +199,26 @@ impl Compute for HookedCompute {
         self.hooks.enter("terminate", named(id)).await?;
         self.inner.terminate(id).await
     }
-    async fn snapshot(&self, volume_id: &str, description: &str) -> Result<String> {
-        self.hooks.enter("snapshot", named(volume_id)).await?;
-        self.inner.snapshot(volume_id, description).await
+    async fn snapshot(&self, req: &SnapshotRequest) -> Result<String> {
+        self.hooks.enter("snapshot", named(&req.volume_id)).await?;
+        self.inner.snapshot(req).await
+    }
+}
+
+/// A `Notifier` that keeps what it is told, for tests that check a notice went out.
+#[derive(Default)]
+pub struct Heard(Mutex<Vec<nbfleet_core::ports::Notice>>);
+
+impl Heard {
+    pub fn notices(&self) -> Vec<nbfleet_core::ports::Notice> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+#[async_trait]
+impl nbfleet_core::ports::Notifier for Heard {
+    async fn notify(&self, notice: &nbfleet_core::ports::Notice) -> Result<()> {
+        self.0.lock().unwrap().push(notice.clone());
+        Ok(())
     }
 }

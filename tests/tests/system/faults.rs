@@ -127,6 +127,7 @@ async fn a_probe_that_hangs_prints_garbage_ten_megabytes_or_absurd_values_is_unk
         let timing = nbfleet_app::sweep::Timing {
             collect_for: Duration::from_millis(600),
             poll_every: Duration::from_millis(100),
+            ..Default::default()
         };
         let report = nbfleet_app::sweep::sweep(&deps, timing).await.unwrap();
         assert!(
@@ -307,7 +308,7 @@ async fn an_agent_that_never_comes_online_ends_failed_with_its_instance_stopped_
     })
     .await;
     let live = nbfleet_app::reconcile::live(&w.seed).await.unwrap();
-    let done = nbfleet_app::deadlines::enforce(&w.seed, &live, Timestamp::now())
+    let done = nbfleet_app::deadlines::enforce(&w.seed, &live, Timestamp::now(), a_minute())
         .await
         .done;
     assert_eq!(done.len(), 1, "{done:?}");
@@ -432,7 +433,7 @@ async fn the_ec2_event_and_reconcile_racing_on_one_instance_send_one_bootstrap()
         let event = w.ec2_event(&id, "running");
         let (by_event, by_reconcile) = tokio::join!(
             handle_event(&deps, &event),
-            nbfleet_app::reconcile::reconcile(&deps, &live, Timestamp::now())
+            nbfleet_app::reconcile::reconcile(&deps, &live, Timestamp::now(), a_minute())
         );
         // The loser of the claim is a 409 (Lambda's retry then finds nothing to do).
         if let Err(e) = by_event {
@@ -487,4 +488,9 @@ async fn a_stop_or_delete_that_meets_an_in_place_update_goes_through_not_409() {
         };
         assert_eq!(nb.state, want, "{act}");
     }
+}
+
+/// A phase budget no test here comes near.
+fn a_minute() -> nbfleet_app::budget::Budget {
+    nbfleet_app::budget::Budget::of(Duration::from_secs(60))
 }

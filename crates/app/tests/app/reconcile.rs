@@ -1,11 +1,31 @@
 //! Reconcile and deadlines against moto: changes made behind nbfleet's back are adopted,
 //! orphans are reported, and a record stuck in flight ends Failed with its instance stopped.
 
-use nbfleet_app::deadlines::enforce as enforce_deadlines_at;
-use nbfleet_app::reconcile::{live, reconcile as reconcile_at};
+use nbfleet_app::budget::Budget;
+use nbfleet_app::deadlines::{Deadlines, enforce};
+use nbfleet_app::instance_events::Source;
+use nbfleet_app::reconcile::{Reconciled, live, reconcile};
 use nbfleet_core::State;
 use nbfleet_core::ports::Clock;
 use nbfleet_testkit::Env;
+use std::time::Duration;
+
+/// An EC2 event without a time.
+const EVENT: Source = Source::Event { at: None };
+
+/// A reconcile pass over every live record, now.
+async fn reconcile_now(e: &Env) -> Reconciled {
+    let live = live(&e.deps).await.unwrap();
+    reconcile(&e.deps, &live, e.clock.now(), Budget::of(Duration::from_secs(30)))
+        .await
+        .unwrap()
+}
+
+/// A deadline pass over every live record, now.
+async fn deadlines_now(e: &Env) -> Deadlines {
+    let live = live(&e.deps).await.unwrap();
+    enforce(&e.deps, &live, e.clock.now(), Budget::of(Duration::from_secs(30))).await
+}
 
 #[tokio::test]
 async fn an_instance_terminated_behind_our_back_ends_terminated() {
@@ -13,9 +33,7 @@ async fn an_instance_terminated_behind_our_back_ends_terminated() {
     let nb = e.launch("gone").await;
     e.force_state("gone", State::Ready).await;
     e.terminate_in_ec2(nb.instance_id.as_deref().unwrap()).await;
-    let report = reconcile_at(&e.deps, &live(&e.deps).await.unwrap(), e.clock.now())
-        .await
-        .unwrap();
+    let report = reconcile_now(&e).await;
     assert_eq!(report.adopted, ["gone: EC2 says Terminated"]);
     assert_eq!(e.record("gone").await.state, State::Terminated);
 }
@@ -35,9 +53,7 @@ async fn an_instance_stopped_behind_our_back_ends_stopped_and_its_cost_stops() {
     e.advance(90);
     e.stop_in_ec2(nb.instance_id.as_deref().unwrap()).await;
 
-    reconcile_at(&e.deps, &live(&e.deps).await.unwrap(), e.clock.now())
-        .await
-        .unwrap();
+    reconcile_now(&e).await;
     let after = e.record("halted").await;
     assert_eq!(after.state, State::Stopped);
     assert_eq!((after.running_since, after.running_seconds), (None, 90 * 60));
@@ -55,9 +71,7 @@ async fn an_instance_started_by_hand_is_configured_again() {
     let nb = e.launch("manual").await;
     e.force_state("manual", State::Stopped).await;
     // The instance runs in moto (it never stopped): as if someone started it in the console.
-    let report = reconcile_at(&e.deps, &live(&e.deps).await.unwrap(), e.clock.now())
-        .await
-        .unwrap();
+    let report = reconcile_now(&e).await;
     assert_eq!(report.adopted, ["manual: EC2 says Running"]);
     let after = e.record("manual").await;
     assert_eq!(after.state, State::Configuring);
@@ -74,9 +88,7 @@ async fn a_tagged_instance_without_a_record_is_an_orphan() {
         .await
         .unwrap()
         .remove(0);
-    let report = reconcile_at(&e.deps, &live(&e.deps).await.unwrap(), e.clock.now())
-        .await
-        .unwrap();
+    let report = reconcile_now(&e).await;
     assert_eq!(report.orphans.len(), 1, "{report:?}");
     assert!(report.orphans[0].starts_with(&ghost_id) && report.orphans[0].contains("ghost"));
     assert!(report.adopted.is_empty(), "{report:?}");
@@ -88,29 +100,16 @@ async fn a_record_stuck_configuring_past_its_deadline_fails_with_its_instance_st
     let nb = e.launch("stuck").await;
     e.force_state("stuck", State::Configuring).await;
     e.advance(39);
-    assert!(
-        enforce_deadlines_at(&e.deps, &live(&e.deps).await.unwrap(), e.clock.now())
-            .await
-            .done
-            .is_empty(),
-        "not yet"
-    );
+    assert!(deadlines_now(&e).await.done.is_empty(), "not yet");
     e.advance(2);
-    let done = enforce_deadlines_at(&e.deps, &live(&e.deps).await.unwrap(), e.clock.now())
-        .await
-        .done;
+    let done = deadlines_now(&e).await.done;
     assert_eq!(done, ["stuck: Configuring for 41 min"]);
     let after = e.record("stuck").await;
     assert_eq!(after.state, State::Failed);
     assert!(after.failure.unwrap().reason.contains("stuck in Configuring"));
     assert_eq!(e.ec2_state(nb.instance_id.as_deref().unwrap()).await, "stopped");
     // A second sweep changes nothing.
-    assert!(
-        enforce_deadlines_at(&e.deps, &live(&e.deps).await.unwrap(), e.clock.now())
-            .await
-            .done
-            .is_empty()
-    );
+    assert!(deadlines_now(&e).await.done.is_empty());
 }
 
 #[tokio::test]
@@ -121,24 +120,24 @@ async fn ec2_events_on_the_way_down_update_the_record() {
     let nb = e.launch("downhill").await;
     let id = nb.instance_id.clone().unwrap();
     e.force_state("downhill", State::Ready).await;
-    on_instance_state(&e.deps, &id, InstanceState::Stopping, e.clock.now())
+    on_instance_state(&e.deps, &id, InstanceState::Stopping, EVENT, e.clock.now())
         .await
         .unwrap();
     assert_eq!(e.record("downhill").await.state, State::Stopping);
-    on_instance_state(&e.deps, &id, InstanceState::Stopped, e.clock.now())
+    on_instance_state(&e.deps, &id, InstanceState::Stopped, EVENT, e.clock.now())
         .await
         .unwrap();
     assert_eq!(e.record("downhill").await.state, State::Stopped);
-    on_instance_state(&e.deps, &id, InstanceState::ShuttingDown, e.clock.now())
+    on_instance_state(&e.deps, &id, InstanceState::ShuttingDown, EVENT, e.clock.now())
         .await
         .unwrap();
     assert_eq!(e.record("downhill").await.state, State::Terminating);
-    on_instance_state(&e.deps, &id, InstanceState::Terminated, e.clock.now())
+    on_instance_state(&e.deps, &id, InstanceState::Terminated, EVENT, e.clock.now())
         .await
         .unwrap();
     assert_eq!(e.record("downhill").await.state, State::Terminated);
     // The same event again changes nothing.
-    let again = on_instance_state(&e.deps, &id, InstanceState::Terminated, e.clock.now())
+    let again = on_instance_state(&e.deps, &id, InstanceState::Terminated, EVENT, e.clock.now())
         .await
         .unwrap();
     assert!(
@@ -158,7 +157,7 @@ async fn a_running_event_that_beats_the_launchs_record_write_is_retried_not_igno
     let mut before_write = e.record("early").await.touched(e.deps.clock.now());
     before_write.instance_id = None;
     e.deps.store.put(&before_write, nb.expect()).await.unwrap();
-    let err = on_instance_state(&e.deps, &id, InstanceState::Running, e.clock.now())
+    let err = on_instance_state(&e.deps, &id, InstanceState::Running, EVENT, e.clock.now())
         .await
         .unwrap_err();
     assert!(err.is_retryable(), "{err}");
@@ -168,7 +167,7 @@ async fn a_running_event_that_beats_the_launchs_record_write_is_retried_not_igno
         .await
         .unwrap();
     let foreign_id = &foreign[0];
-    let outcome = on_instance_state(&e.deps, foreign_id, InstanceState::Running, e.clock.now())
+    let outcome = on_instance_state(&e.deps, foreign_id, InstanceState::Running, EVENT, e.clock.now())
         .await
         .unwrap();
     assert!(
@@ -185,8 +184,9 @@ async fn one_record_the_deadline_pass_cannot_act_on_does_not_stop_it_for_the_oth
     e.force_state("jammed", State::Configuring).await;
     e.force_state("freed", State::Configuring).await;
     // EC2 keeps refusing to stop one instance.
+    let refused_id = jammed.clone();
     e.compute.hooks.before("stop", move |s| {
-        let refused = matches!(&s, nbfleet_testkit::hooks::Subject::Named(id) if *id == jammed);
+        let refused = matches!(&s, nbfleet_testkit::hooks::Subject::Named(id) if *id == refused_id);
         async move {
             match refused {
                 true => Err(nbfleet_core::Error::Throttled("RequestLimitExceeded".into())),
@@ -195,16 +195,162 @@ async fn one_record_the_deadline_pass_cannot_act_on_does_not_stop_it_for_the_oth
         }
     });
     e.advance(41);
-    let pass = enforce_deadlines_at(&e.deps, &live(&e.deps).await.unwrap(), e.clock.now()).await;
+    let pass = deadlines_now(&e).await;
     assert_eq!(pass.done, ["freed: Configuring for 41 min"]);
     assert_eq!(pass.failed.len(), 1, "{pass:?}");
     assert!(pass.failed[0].starts_with("jammed: "), "{pass:?}");
     assert_eq!(e.record("freed").await.state, State::Failed);
+    assert_eq!(e.ec2_state(&jammed).await, "running");
     assert_eq!(
         e.record("jammed").await.state,
-        State::Configuring,
-        "left for the next round"
+        State::Failed,
+        "the claim is written before the stop, never after"
     );
+    // EC2 takes stops again: the next round's reconcile stops what a Failed record left running.
+    e.compute.hooks.before("stop", |_| async { Ok(()) });
+    let next = reconcile_now(&e).await;
+    assert_eq!(next.adopted, ["jammed: Failed, but its instance ran: stopped"]);
+    assert_eq!(e.ec2_state(&jammed).await, "stopped");
+}
+
+#[tokio::test]
+async fn a_failed_notebook_started_in_the_console_is_stopped_by_reconcile() {
+    let e = Env::in_memory().await;
+    let id = e.launch("revived").await.instance_id.unwrap();
+    e.force_state("revived", State::Failed).await;
+    // The instance runs in moto, as if started again by hand: Failed means nothing runs.
+    let report = reconcile_now(&e).await;
+    assert_eq!(report.adopted, ["revived: Failed, but its instance ran: stopped"]);
+    assert_eq!(e.ec2_state(&id).await, "stopped");
+    assert_eq!(e.record("revived").await.state, State::Failed);
+}
+
+#[tokio::test]
+async fn a_launch_that_died_before_recording_its_instance_has_it_found_by_tags_and_stopped() {
+    let e = Env::in_memory().await;
+    let id = e.launch("lost").await.instance_id.unwrap();
+    // As if the launch died between RunInstances and writing the instance id.
+    e.force("lost", |nb| {
+        (nb.state, nb.instance_id) = (State::Pending, None);
+    })
+    .await;
+    e.advance(11);
+    let pass = deadlines_now(&e).await;
+    assert_eq!(pass.done, ["lost: Pending for 11 min"], "{pass:?}");
+    assert_eq!(e.ec2_state(&id).await, "stopped", "no GPU runs untracked");
+    let failed = e.record("lost").await;
+    assert_eq!(failed.state, State::Failed);
+    assert_eq!(
+        failed.instance_id.as_deref(),
+        Some(id.as_str()),
+        "the record learns its instance"
+    );
+}
+
+#[tokio::test]
+async fn an_instance_missing_from_the_tag_listing_is_asked_by_id_before_it_counts_as_terminated() {
+    let e = Env::in_memory().await;
+    let id = e.launch("untagged").await.instance_id.unwrap();
+    e.force_state("untagged", State::Ready).await;
+    // Its tag removed (or the listing lagging RunInstances): not in the listing, but there.
+    e.aws
+        .ec2
+        .delete_tags()
+        .resources(&id)
+        .tags(aws_sdk_ec2::types::Tag::builder().key("nbfleet:notebook").build())
+        .send()
+        .await
+        .unwrap();
+    e.advance(30);
+    let report = reconcile_now(&e).await;
+    assert!(report.adopted.is_empty(), "{report:?}");
+    assert_eq!(e.record("untagged").await.state, State::Ready);
+    assert!(
+        e.deps
+            .secrets
+            .get(&e.deps.cfg.secret_parameter("untagged"))
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
+#[tokio::test]
+async fn an_instance_ec2_does_not_know_yet_is_terminated_only_after_five_minutes() {
+    let e = Env::in_memory().await;
+    e.launch("fresh").await;
+    // DescribeInstances is eventually consistent: right after RunInstances it may answer
+    // NotFound even by id.
+    e.force("fresh", |nb| nb.instance_id = Some("i-0123456789abcdef0".into()))
+        .await;
+    e.force_state("fresh", State::Launching).await;
+    e.advance(4);
+    let early = reconcile_now(&e).await;
+    assert!(early.adopted.is_empty(), "{early:?}");
+    assert_eq!(e.record("fresh").await.state, State::Launching);
+    e.advance(2);
+    let late = reconcile_now(&e).await;
+    assert_eq!(late.adopted, ["fresh: EC2 says Terminated"]);
+    assert_eq!(e.record("fresh").await.state, State::Terminated);
+}
+
+#[tokio::test]
+async fn a_start_whose_health_check_could_not_be_sent_is_driven_again() {
+    let e = Env::in_memory().await;
+    e.launch("restarted").await;
+    // Started, running in moto, but the configure's send failed and handed the claim back.
+    e.force("restarted", |nb| nb.cert_fingerprint = Some("AB:CD".into()))
+        .await;
+    e.force_state("restarted", State::Starting).await;
+    let report = reconcile_now(&e).await;
+    assert_eq!(report.adopted, ["restarted: EC2 says Running"]);
+    let after = e.record("restarted").await;
+    assert_eq!(after.state, State::Configuring);
+    assert_eq!(
+        after.pending_command.map(|p| p.kind),
+        Some(nbfleet_core::scripts::ScriptKind::Health)
+    );
+}
+
+#[tokio::test]
+async fn a_late_running_event_never_sends_a_health_check_to_a_stopping_instance() {
+    use nbfleet_app::instance_events::{Outcome, on_instance_state};
+    use nbfleet_core::ports::InstanceState;
+    let e = Env::in_memory().await;
+    let id = e.launch("winding").await.instance_id.unwrap();
+    e.force("winding", |nb| nb.cert_fingerprint = Some("AB:CD".into()))
+        .await;
+    let before_stop = e.clock.now();
+    e.advance(60);
+    e.force_state("winding", State::Stopping).await;
+    e.stop_in_ec2(&id).await;
+    e.calls.clear();
+    // The running event of an hour ago, delivered late.
+    let late = Source::Event {
+        at: Some(before_stop),
+    };
+    let outcome = on_instance_state(&e.deps, &id, InstanceState::Running, late, e.clock.now())
+        .await
+        .unwrap();
+    assert!(
+        matches!(outcome, Outcome::NoOp(ref why) if why.contains("late")),
+        "{outcome:?}"
+    );
+    // A duplicate without a time: EC2 is asked, and says the instance is not running.
+    let outcome = on_instance_state(&e.deps, &id, InstanceState::Running, EVENT, e.clock.now())
+        .await
+        .unwrap();
+    assert!(
+        matches!(outcome, Outcome::NoOp(ref why) if why.contains("now")),
+        "{outcome:?}"
+    );
+    assert_eq!(
+        e.calls.counts().get("ssm:SendCommand"),
+        None,
+        "{:?}",
+        e.calls.counts()
+    );
+    assert_eq!(e.record("winding").await.state, State::Stopping);
 }
 
 #[tokio::test]
@@ -219,6 +365,7 @@ async fn a_reconcile_that_cannot_list_ec2_still_lets_the_round_probe_warn_and_st
     let timing = Timing {
         collect_for: std::time::Duration::from_millis(50),
         poll_every: std::time::Duration::from_millis(10),
+        ..Timing::default()
     };
     let round = sweep(&e.deps, timing).await.expect("the round goes on");
     assert_eq!(round.probed, 1, "{round:?}");

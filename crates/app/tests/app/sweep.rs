@@ -12,6 +12,7 @@ use nbfleet_testkit::{Env, RunCommand};
 use std::sync::Arc;
 use std::time::Duration;
 
+const IDLE: &str = r#"{"nbfleet":"probe","k":0,"kb":0,"ka":null,"ta":null,"c":0,"sa":null,"g":[]}"#;
 const BUSY: &str =
     r#"{"nbfleet":"probe","k":1,"kb":1,"ka":"2026-11-26T10:00:00Z","ta":null,"c":0,"sa":null,"g":[]}"#;
 
@@ -19,7 +20,7 @@ struct Fleet {
     deps: Deps,
     send: Rule,
     list: Rule,
-    _env: Env,
+    env: Env,
 }
 
 /// `n` Ready notebooks on real moto instances (records in memory); Run Command mocked,
@@ -50,7 +51,7 @@ async fn fleet(n: usize, bad: Option<usize>, output: &'static str) -> Fleet {
         deps,
         send: rules.send,
         list: rules.list,
-        _env: env,
+        env,
     }
 }
 
@@ -58,6 +59,7 @@ fn timing() -> Timing {
     Timing {
         collect_for: Duration::from_secs(5),
         poll_every: Duration::from_millis(10),
+        ..Timing::default()
     }
 }
 
@@ -201,7 +203,6 @@ impl nbfleet_core::ports::Notifier for DeadWebhook {
 
 #[tokio::test]
 async fn a_failing_webhook_never_blocks_an_idle_stop() {
-    const IDLE: &str = r#"{"nbfleet":"probe","k":0,"kb":0,"ka":null,"ta":null,"c":0,"sa":null,"g":[]}"#;
     let mut f = fleet(1, None, IDLE).await;
     f.deps.notifier = Arc::new(DeadWebhook);
     let mut nb = f.deps.store.list().await.unwrap().remove(0);
@@ -224,5 +225,87 @@ async fn a_failing_webhook_never_blocks_an_idle_stop() {
     assert_eq!(
         f.deps.store.require(&nb.name).await.unwrap().state,
         State::Stopping
+    );
+}
+
+#[tokio::test]
+async fn one_stuck_launch_and_one_unstoppable_instance_never_stop_idle_enforcement_for_the_fleet() {
+    // 50 idle Ready notebooks (ten of them warned before, their stop time past), one more whose
+    // StopInstances fails, and a Launching record whose agent never registers.
+    let f = fleet(52, Some(51), IDLE).await;
+    let now = f.env.now();
+    let long_ago = now - jiff::SignedDuration::from_hours(3);
+    let records = f.deps.store.list().await.unwrap();
+    let id_of = |name: &str| {
+        let nb = records.iter().find(|nb| nb.name == name).unwrap();
+        nb.instance_id.clone().unwrap()
+    };
+    let unstoppable = id_of("nb-050");
+    for (i, nb) in records.iter().enumerate() {
+        let mut next = nb.touched(now);
+        next.running_since = Some(long_ago);
+        if nb.name == "nb-051" {
+            (next.state, next.state_since) = (State::Launching, now);
+        } else if i < 10 || nb.name == "nb-050" {
+            next.idle_status = Some(nbfleet_core::record::IdleStatus {
+                verdict: nbfleet_core::idle::Verdict::Idle,
+                reason: "idle".into(),
+                planned_stop: None,
+                warned_stop_at: Some(now - jiff::SignedDuration::from_mins(1)),
+                unknowns: 0,
+            });
+        }
+        f.deps.store.put(&next, nb.expect()).await.unwrap();
+    }
+    f.env.compute.hooks.before("stop", move |s| {
+        let refused = matches!(&s, nbfleet_testkit::hooks::Subject::Named(id) if *id == unstoppable);
+        async move {
+            match refused {
+                true => Err(nbfleet_core::Error::Throttled("RequestLimitExceeded".into())),
+                false => Ok(()),
+            }
+        }
+    });
+    let timing = Timing {
+        reconcile_for: Duration::from_secs(5),
+        deadlines_for: Duration::from_secs(5),
+        collect_for: Duration::from_secs(5),
+        poll_every: Duration::from_millis(10),
+        act_for: Duration::from_secs(10),
+    };
+    let started = std::time::Instant::now();
+    let report = sweep(&f.deps, timing).await.unwrap();
+    let took = started.elapsed();
+    assert!(took < timing.total(), "the round took {took:?}");
+
+    let mut acted: Vec<String> = [report.warned.clone(), report.stopped.clone()].concat();
+    acted.sort();
+    let expected: Vec<String> = (0..50).map(|i| format!("nb-{i:03}")).collect();
+    assert_eq!(
+        acted, expected,
+        "every other idle notebook is warned or stopped: {report:?}"
+    );
+    assert_eq!(report.stopped.len(), 10, "{report:?}");
+    let failed = report.failed.join("\n");
+    assert_eq!(report.failed.len(), 2, "{failed}");
+    assert!(
+        failed.contains("nb-050: ") && failed.contains("RequestLimitExceeded"),
+        "{failed}"
+    );
+    assert!(
+        failed.contains("nb-051: ") && failed.contains("is not online"),
+        "the sweep tried the agent once and did not wait for it: {failed}"
+    );
+    // Two probe batches (50 + 1) and one try at the stuck launch's bootstrap.
+    assert_eq!(f.send.num_calls(), 3);
+    // The claim was written before the stop: the unstoppable one is left Stopping, for its
+    // deadline to ask EC2 again; the stuck launch is left to its deadline.
+    assert_eq!(
+        f.deps.store.require("nb-050").await.unwrap().state,
+        State::Stopping
+    );
+    assert_eq!(
+        f.deps.store.require("nb-051").await.unwrap().state,
+        State::Launching
     );
 }

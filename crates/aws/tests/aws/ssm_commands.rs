@@ -10,7 +10,7 @@ use aws_sdk_ssm::types::{Command, CommandInvocation, CommandInvocationStatus, Co
 use aws_smithy_mocks::{RuleMode, mock, mock_client};
 use nbfleet_aws::SsmCommands;
 use nbfleet_aws::ssm_commands::AgentWait;
-use nbfleet_core::ports::{CommandStatus, Commands};
+use nbfleet_core::ports::{CommandStatus, Commands, Reach};
 use nbfleet_core::scripts::{Script, ScriptKind};
 use std::time::Duration;
 
@@ -47,7 +47,8 @@ async fn send_retries_while_the_agent_is_not_registered() {
         })
         .build();
     let commands = SsmCommands::new(mock_client!(aws_sdk_ssm, [&rule])).with_agent_wait(wait());
-    assert_eq!(commands.send("i-0abc", &script()).await.unwrap(), "cmd-1");
+    let sent = commands.send("i-0abc", &script(), Reach::WaitForAgent).await;
+    assert_eq!(sent.unwrap(), "cmd-1");
     assert_eq!(rule.num_calls(), 3);
 }
 
@@ -59,10 +60,27 @@ async fn send_gives_up_within_its_bound_with_a_clear_reason() {
         .repeatedly()
         .build();
     let commands = SsmCommands::new(mock_client!(aws_sdk_ssm, [&rule])).with_agent_wait(wait());
-    let err = commands.send("i-0abc", &script()).await.unwrap_err();
+    let err = commands
+        .send("i-0abc", &script(), Reach::WaitForAgent)
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("did not come online"), "{err}");
     assert!(err.is_retryable());
     assert_eq!(rule.num_calls(), 3);
+}
+
+#[tokio::test]
+async fn a_send_that_may_not_wait_tries_the_agent_once() {
+    let rule = mock!(Client::send_command)
+        .sequence()
+        .http_status(400, ssm_error("InvalidInstanceId"))
+        .repeatedly()
+        .build();
+    let commands = SsmCommands::new(mock_client!(aws_sdk_ssm, [&rule])).with_agent_wait(wait());
+    let err = commands.send("i-0abc", &script(), Reach::Once).await.unwrap_err();
+    assert!(err.to_string().contains("i-0abc is not online"), "{err}");
+    assert!(err.is_retryable());
+    assert_eq!(rule.num_calls(), 1);
 }
 
 #[tokio::test]
