@@ -1,5 +1,6 @@
 //! Reading notebooks: one (with its recent history) or all, each with its cost to date.
-//! Records hold no secret, so any authorised caller may read them.
+//! Records hold no secret, so any authorised caller may read them. And the orphans: instances
+//! tagged for a notebook that no live record owns (each caller sees their own; admins all).
 
 use nbfleet_core::cost::Cost;
 use nbfleet_core::ports::Deps;
@@ -24,8 +25,7 @@ pub async fn get(deps: &Deps, name: &str) -> Result<View> {
     validate_name(name)?;
     let now = deps.clock.now();
     let notebook = deps.store.require(name).await?;
-    let mut history = deps.store.history(name).await?;
-    history.drain(..history.len().saturating_sub(HISTORY_SHOWN));
+    let history = deps.store.recent_history(name, HISTORY_SHOWN).await?;
     let cost = notebook.cost(&deps.cfg.prices, now);
     Ok(View {
         notebook,
@@ -34,18 +34,49 @@ pub async fn get(deps: &Deps, name: &str) -> Result<View> {
     })
 }
 
-/// Every notebook, sorted by name.
+/// Every notebook, sorted by name: read through the by-state index, one query per state, so
+/// history items (not in that index) are never read.
 pub async fn list(deps: &Deps) -> Result<Vec<View>> {
     let now = deps.clock.now();
-    Ok(deps
-        .store
-        .list()
-        .await?
+    let mut all = Vec::new();
+    for state in nbfleet_core::State::ALL {
+        all.extend(deps.store.list_by_state(state).await?);
+    }
+    all.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(all
         .into_iter()
         .map(|notebook| View {
             cost: notebook.cost(&deps.cfg.prices, now),
             notebook,
             history: None,
+        })
+        .collect())
+}
+
+/// An instance tagged for a notebook that no live record owns.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Orphan {
+    pub instance_id: String,
+    pub notebook: Option<String>,
+    pub owner: Option<String>,
+    pub state: &'static str,
+    pub launched_at: Option<jiff::Timestamp>,
+}
+
+/// The orphans `caller` may see: those tagged with their name as owner, or all for an admin.
+pub async fn orphans(deps: &Deps, caller: &str) -> Result<Vec<Orphan>> {
+    let live = crate::reconcile::live(deps).await?;
+    let tagged = deps.compute.list_tagged().await?;
+    let admin = deps.cfg.admins.iter().any(|a| a == caller);
+    Ok(nbfleet_core::reconcile::orphans(&tagged, &live)
+        .into_iter()
+        .filter(|i| admin || i.owner.as_deref() == Some(caller))
+        .map(|i| Orphan {
+            instance_id: i.id.clone(),
+            notebook: i.notebook.clone(),
+            owner: i.owner.clone(),
+            state: i.state.as_str(),
+            launched_at: i.launched_at,
         })
         .collect())
 }

@@ -2,22 +2,25 @@
 //! what runs), and drift is fed through the same code as the EC2 event that was missed
 //! ([`crate::instance_events::on_instance_state`]), trying the agent once: the sweep never waits
 //! for one. The decision of what counts as drift is `nbfleet_core::reconcile::drift`'s; a
-//! Failed record whose instance runs has it stopped (Failed means nothing runs).
+//! Failed record whose instance runs has it stopped (Failed means nothing runs). An orphan, an
+//! instance tagged for a notebook that no live record owns, is stopped once past its grace
+//! period (`orphan_grace_minutes`), never terminated, and people are told.
 
 use crate::budget::Budget;
 use crate::instance_events::{Source, on_instance_state};
-use jiff::Timestamp;
-use nbfleet_core::ports::{Deps, InstanceState};
-use nbfleet_core::reconcile::{drift, runs_when_failed};
+use jiff::{SignedDuration, Timestamp};
+use nbfleet_core::ports::{Deps, Instance, InstanceState, Notice, tell};
+use nbfleet_core::reconcile::{drift, orphan_to_stop, orphans, runs_when_failed};
 use nbfleet_core::{Notebook, Result, State};
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 
 /// What a reconcile pass found and did, one line per notebook or instance.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Reconciled {
     /// Records brought in line with EC2: `name: EC2 says <state>`.
     pub adopted: Vec<String>,
-    /// Instances tagged as nbfleet notebooks that no record owns.
+    /// Instances tagged as nbfleet notebooks that no live record owns: `id (tagged <name>,
+    /// <state>)`, with `: stopped` when this pass stopped one past its grace period.
     pub orphans: Vec<String>,
     /// The names of the records this pass moved, found moved meanwhile, or could not bring in
     /// line: their `live` copy is stale or in doubt, so the rest of the round leaves them.
@@ -42,12 +45,10 @@ pub async fn reconcile(deps: &Deps, live: &[Notebook], now: Timestamp, budget: B
     let tagged = deps.compute.list_tagged().await?;
     let by_id: HashMap<&str, _> = tagged.iter().map(|(_, i)| (i.id.as_str(), i)).collect();
     let mut report = Reconciled::default();
-    let mut owned = HashSet::new();
     for nb in live {
         let Some(id) = nb.instance_id.as_deref() else {
             continue;
         };
-        owned.insert(id.to_string());
         match budget
             .run(reconcile_one(deps, nb, id, by_id.get(id).map(|i| i.state), now))
             .await
@@ -70,15 +71,37 @@ pub async fn reconcile(deps: &Deps, live: &[Notebook], now: Timestamp, budget: B
             }
         }
     }
-    for (notebook, i) in &tagged {
-        if !owned.contains(&i.id) && !i.state.is_gone() {
-            tracing::warn!(instance = %i.id, %notebook, "reconcile: orphan instance");
-            report
-                .orphans
-                .push(format!("{} (tagged {notebook}, {:?})", i.id, i.state));
+    let grace = SignedDuration::from_mins(deps.cfg.orphan_grace_minutes.into());
+    for orphan in orphans(&tagged, live) {
+        let notebook = orphan.notebook.as_deref().unwrap_or_default();
+        tracing::warn!(instance = %orphan.id, %notebook, state = ?orphan.state, "reconcile: orphan instance");
+        let mut line = format!("{} (tagged {notebook}, {:?})", orphan.id, orphan.state);
+        if orphan_to_stop(orphan, grace, now) {
+            match budget.run(stop_orphan(deps, orphan, now)).await {
+                Ok(()) => line.push_str(": stopped"),
+                Err(e) => report.failed.push(format!("orphan {}: {e}", orphan.id)),
+            }
         }
+        report.orphans.push(line);
     }
     Ok(report)
+}
+
+/// Stops an orphan past its grace period and tells people, once per instance.
+async fn stop_orphan(deps: &Deps, orphan: &Instance, now: Timestamp) -> Result<()> {
+    deps.compute.stop(&orphan.id).await?;
+    let key = format!("orphan#{}", orphan.id);
+    if deps
+        .store
+        .first_time(&key, now + SignedDuration::from_hours(24 * 7))
+        .await
+        .unwrap_or(true)
+    {
+        let name = orphan.notebook.clone().unwrap_or_default();
+        let instance_id = orphan.id.clone();
+        tell(deps, Notice::Orphan { name, instance_id }).await;
+    }
+    Ok(())
 }
 
 /// Brings one record in line with `listed`, EC2's state for its instance in the tag listing;

@@ -270,7 +270,8 @@ async fn send_bisecting(
 async fn apply(deps: &Deps, nb: &Notebook, probe: &Probe, now: Timestamp) -> Result<Option<Action>> {
     let decision = idle::decide(&nb.idle, probe, &Timeline::of(nb, now));
     let update = idle::status_update(nb.idle_status.as_ref(), &decision, probe);
-    if update.changed || decision.action == Action::Stop {
+    let write = idle::write_due(&update, nb.updated_at, now);
+    if write || decision.action == Action::Stop {
         let entry = serde_json::json!({
             "verdict": decision.verdict, "action": decision.action,
             "reason": decision.reason, "planned_stop": decision.planned_stop,
@@ -289,24 +290,37 @@ async fn apply(deps: &Deps, nb: &Notebook, probe: &Probe, now: Timestamp) -> Res
             tell(deps, Notice::Stopped { name, reason }).await;
             Ok(Some(Action::Stop))
         }
-        _ if !update.changed => Ok(None),
         action => {
-            let mut next = nb.touched(now);
-            next.idle_status = Some(update.status);
-            deps.store.put(&next, nb.expect()).await?;
-            if let Action::Warn { stop_at } = action {
-                let (name, reason) = (nb.name.clone(), decision.reason);
-                tell(
-                    deps,
-                    Notice::StoppingSoon {
-                        name,
-                        stop_at,
-                        reason,
-                    },
-                )
-                .await;
+            let mut current = nb.clone();
+            if write {
+                current = nb.touched(now);
+                current.idle_status = Some(update.status);
+                deps.store.put(&current, nb.expect()).await?;
             }
-            Ok(Some(action))
+            // Told after the write, and marked told after telling: a round stopped in between
+            // leaves the warning untold, and the next round tells it, once.
+            let Some(status) = current.idle_status.clone() else {
+                return Ok(None);
+            };
+            let Some(stop_at) = idle::untold_warning(&status) else {
+                return Ok(write.then_some(action));
+            };
+            let (name, reason) = (nb.name.clone(), status.reason.clone());
+            tell(
+                deps,
+                Notice::StoppingSoon {
+                    name,
+                    stop_at,
+                    reason,
+                },
+            )
+            .await;
+            let mut told = current.touched(now);
+            if let Some(s) = told.idle_status.as_mut() {
+                s.warning_untold = false;
+            }
+            deps.store.put(&told, current.expect()).await?;
+            Ok(Some(Action::Warn { stop_at }))
         }
     }
 }

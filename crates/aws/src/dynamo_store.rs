@@ -209,6 +209,34 @@ impl Store for DynamoStore {
             .collect()
     }
 
+    async fn recent_history(&self, notebook: &str, limit: usize) -> Result<Vec<serde_json::Value>> {
+        // Newest first, one page of `limit`: DynamoDB reads (and bills) only those.
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#n = :n AND begins_with(sk, :h)")
+            .expression_attribute_names("#n", "name")
+            .expression_attribute_values(":n", AttributeValue::S(notebook.into()))
+            .expression_attribute_values(":h", AttributeValue::S(HISTORY_PREFIX.into()))
+            .scan_index_forward(false)
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+            .send()
+            .await
+            .map_err(|e| errors::map(e, "read the notebook's history"))?;
+        let mut entries = out
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|mut i| {
+                let entry = i.remove("entry").unwrap_or(AttributeValue::Null(true));
+                serde_dynamo::from_attribute_value(entry).map_err(Error::internal)
+            })
+            .collect::<Result<Vec<serde_json::Value>>>()?;
+        entries.reverse();
+        Ok(entries)
+    }
+
     async fn list(&self) -> Result<Vec<Notebook>> {
         let items: Vec<Item> = self
             .client

@@ -128,15 +128,22 @@ fn to_instance(i: aws_sdk_ec2::types::Instance) -> Option<Instance> {
         .find(|m| m.device_name.is_some() && m.device_name == root)
         .and_then(|m| m.ebs.as_ref()?.volume_id.clone());
     let non_empty = |s: Option<String>| s.filter(|s| !s.is_empty());
-    let notebook = i
-        .tags()
-        .iter()
-        .find(|t| t.key() == Some(NOTEBOOK_TAG))
-        .and_then(|t| t.value())
-        .map(String::from);
+    let tagged = |key: &str| {
+        i.tags()
+            .iter()
+            .find(|t| t.key() == Some(key))
+            .and_then(|t| t.value())
+            .map(String::from)
+    };
+    let (notebook, owner) = (tagged(NOTEBOOK_TAG), tagged(OWNER_TAG));
+    let launched_at = i
+        .launch_time
+        .and_then(|t| jiff::Timestamp::new(t.secs(), t.subsec_nanos() as i32).ok());
     Some(Instance {
         id: i.instance_id?,
         notebook,
+        owner,
+        launched_at,
         state,
         instance_type: i
             .instance_type

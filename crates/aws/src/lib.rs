@@ -8,6 +8,7 @@ pub mod dynamo_store;
 pub mod ec2_compute;
 pub mod errors;
 pub mod lambda_jobs;
+pub mod metrics;
 pub mod parameter_secrets;
 pub mod slack_webhook;
 pub mod ssm_commands;

@@ -63,6 +63,10 @@ pub struct Config {
     pub max_runtime_minutes: u32,
     /// How long before an automatic stop the warning goes out.
     pub warning_minutes: u32,
+    /// How long an orphan (an instance tagged for a notebook that no live record owns) may run
+    /// before the sweep stops it (`NBFLEET_ORPHAN_GRACE_MINUTES`, default 30). A launch in
+    /// flight has its instance before its record names it, so this is never zero.
+    pub orphan_grace_minutes: u32,
     /// Whether `cidr` access may include the whole internet (0.0.0.0/0, ::/0).
     pub allow_world: bool,
     /// Principals who may act on any notebook.
@@ -171,6 +175,15 @@ fn build(env: &Env) -> Result<Config, ConfigError> {
         )?,
         max_runtime_minutes: env.parsed("NBFLEET_MAX_RUNTIME_MINUTES", 720)?,
         warning_minutes: env.parsed("NBFLEET_WARNING_MINUTES", 10)?,
+        orphan_grace_minutes: match env.parsed("NBFLEET_ORPHAN_GRACE_MINUTES", 30)? {
+            m if (10..=1440).contains(&m) => m,
+            m => {
+                return Err(ConfigError::new(
+                    "NBFLEET_ORPHAN_GRACE_MINUTES",
+                    format!("{m} is outside 10 to 1440 minutes (a launch in flight needs 10)"),
+                ));
+            }
+        },
         allow_world: env.parsed("NBFLEET_ALLOW_WORLD", false)?,
         admins: env.list("NBFLEET_ADMINS", ""),
         region: env.optional("AWS_REGION").unwrap_or_else(|| "us-east-1".into()),

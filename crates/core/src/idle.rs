@@ -256,18 +256,29 @@ impl Timeline {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StatusUpdate {
     pub status: IdleStatus,
-    /// Whether the conclusion changed (verdict, warning, unknown streak): only then is the
-    /// record written and a history entry kept. The planned stop moving with activity is no
-    /// change, so a notebook in use costs no write per round, and the reason on the record is
-    /// the one given when the verdict last changed.
+    /// Whether the conclusion changed (verdict, warning, the start of an unknown streak): then
+    /// the record is written and a history entry kept. The planned stop moving with activity
+    /// is no change, so a notebook in use costs no write per round, and the reason on the
+    /// record is the one given when the verdict last changed.
     pub changed: bool,
+    /// The probe failed again in a streak already recorded: written at most once an hour
+    /// ([`write_due`]), so a notebook whose probe keeps failing costs no write per round.
+    pub streak_grew: bool,
+}
+
+/// How often a growing unknown streak alone is written.
+pub const UNKNOWN_STREAK_WRITE_EVERY: SignedDuration = SignedDuration::from_hours(1);
+
+/// Whether `update` is to be written, for a record last written at `written_at`.
+pub fn write_due(update: &StatusUpdate, written_at: Timestamp, now: Timestamp) -> bool {
+    update.changed || (update.streak_grew && now.duration_since(written_at) >= UNKNOWN_STREAK_WRITE_EVERY)
 }
 
 /// The idle status to store after `decision`, given the `previous` one and whether the probe
 /// answered.
 pub fn status_update(previous: Option<&IdleStatus>, decision: &Decision, probe: &Probe) -> StatusUpdate {
     let warned_before = previous.and_then(|s| s.warned_stop_at);
-    let status = IdleStatus {
+    let mut status = IdleStatus {
         verdict: decision.verdict,
         reason: decision.reason.clone(),
         planned_stop: decision.planned_stop,
@@ -280,11 +291,27 @@ pub fn status_update(previous: Option<&IdleStatus>, decision: &Decision, probe: 
             Probe::Unknown(_) => previous.map_or(0, |s| s.unknowns) + 1,
             Probe::Seen(_) => 0,
         },
+        warning_untold: false,
     };
+    status.warning_untold = match decision.action {
+        Action::Warn { .. } => true,
+        _ => status.warned_stop_at.is_some() && previous.is_some_and(|p| p.warning_untold),
+    };
+    let streak_began = |p: &IdleStatus| (p.unknowns == 0) != (status.unknowns == 0);
     let changed = previous.is_none_or(|p| {
-        (p.verdict, p.warned_stop_at, p.unknowns) != (status.verdict, status.warned_stop_at, status.unknowns)
+        (p.verdict, p.warned_stop_at) != (status.verdict, status.warned_stop_at) || streak_began(p)
     });
-    StatusUpdate { status, changed }
+    let streak_grew = previous.is_some_and(|p| p.unknowns > 0 && status.unknowns > p.unknowns);
+    StatusUpdate {
+        status,
+        changed,
+        streak_grew,
+    }
+}
+
+/// The stop time of a warning that is written but that nobody was told of yet.
+pub fn untold_warning(status: &IdleStatus) -> Option<Timestamp> {
+    status.warned_stop_at.filter(|_| status.warning_untold)
 }
 
 /// The longest one `extend` may snooze an automatic stop.
@@ -578,8 +605,16 @@ mod tests {
             &lost,
         );
         assert_eq!(
-            (one.status.unknowns, two.status.unknowns, two.changed),
-            (1, 2, true)
+            (one.status.unknowns, one.changed, two.status.unknowns, two.changed),
+            (1, true, 2, false)
+        );
+        assert!(two.streak_grew);
+        // A probe that keeps failing is written once an hour, not every round.
+        assert!(!write_due(&two, at(0), at(59)));
+        assert!(write_due(&two, at(0), at(60)));
+        assert!(
+            write_due(&one, at(0), at(1)),
+            "the streak's start is written at once"
         );
     }
 
@@ -592,6 +627,7 @@ mod tests {
             planned_stop: Some(at(70)),
             warned_stop_at: Some(at(70)),
             unknowns: 0,
+            warning_untold: false,
         });
         let long = snoozed(&nb, 120, at(60));
         assert_eq!(long.snoozed_until, Some(at(180)));

@@ -30,6 +30,13 @@ pub trait Store: Send + Sync {
     async fn append_history(&self, notebook: &str, at: Timestamp, entry: &serde_json::Value) -> Result<()>;
     /// The notebook's history, oldest first.
     async fn history(&self, notebook: &str) -> Result<Vec<serde_json::Value>>;
+    /// The newest `limit` history entries, oldest first: one short read however long the
+    /// history is.
+    async fn recent_history(&self, notebook: &str, limit: usize) -> Result<Vec<serde_json::Value>> {
+        let mut all = self.history(notebook).await?;
+        all.drain(..all.len().saturating_sub(limit));
+        Ok(all)
+    }
     /// Records `key` until `until` and answers true, or answers false if it is already there:
     /// a request seen once is refused the second time (Slack replays).
     async fn first_time(&self, key: &str, until: Timestamp) -> Result<bool>;
@@ -78,6 +85,18 @@ impl InstanceState {
         })
     }
 
+    /// EC2's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InstanceState::Pending => "pending",
+            InstanceState::Running => "running",
+            InstanceState::Stopping => "stopping",
+            InstanceState::Stopped => "stopped",
+            InstanceState::ShuttingDown => "shutting-down",
+            InstanceState::Terminated => "terminated",
+        }
+    }
+
     /// Gone for good, or on its way there.
     pub fn is_gone(self) -> bool {
         matches!(self, InstanceState::ShuttingDown | InstanceState::Terminated)
@@ -90,6 +109,10 @@ pub struct Instance {
     pub id: String,
     /// The notebook its `nbfleet:notebook` tag names, if it has one.
     pub notebook: Option<String>,
+    /// The owner its `nbfleet:owner` tag names, if it has one.
+    pub owner: Option<String>,
+    /// When EC2 last launched or started it.
+    pub launched_at: Option<Timestamp>,
     pub state: InstanceState,
     pub instance_type: String,
     pub subnet_id: Option<String>,
@@ -265,6 +288,9 @@ pub enum Notice {
     Started { name: String, reason: String },
     /// Configuration failed (the instance is stopped), and the error.
     Failed { name: String, error: String },
+    /// An instance tagged for a notebook that no live record owns ran past its grace period
+    /// and was stopped (never terminated: its disk may hold someone's work).
+    Orphan { name: String, instance_id: String },
     /// A delete is held: the snapshot it promised cannot be taken, so the instance (and its
     /// disk) is kept, and costs, until it can.
     DeleteHeld { name: String, error: String },
@@ -278,7 +304,8 @@ impl Notice {
             | Notice::Stopped { name, .. }
             | Notice::Started { name, .. }
             | Notice::Failed { name, .. }
-            | Notice::DeleteHeld { name, .. } => name,
+            | Notice::DeleteHeld { name, .. }
+            | Notice::Orphan { name, .. } => name,
         }
     }
 
@@ -323,6 +350,11 @@ impl Notice {
             Notice::Started { name, reason } => format!("*{name}* was {reason}"),
             Notice::Failed { name, error } => format!(
                 "*{name}* failed: {error}\nIts instance is stopped. `nbfleet status {name}` shows the script's last lines."
+            ),
+            Notice::Orphan { name, instance_id } => format!(
+                "Instance `{instance_id}` is tagged for notebook *{name}*, but no live notebook owns it: \
+                 it was stopped, not terminated (its disk is kept, and costs). \
+                 `nbfleet orphans` lists such instances; terminate it in EC2 once nothing on it is needed."
             ),
             Notice::DeleteHeld { name, error } => format!(
                 "*{name}* is not deleted yet: the snapshot of its disk could not be taken ({error}). \

@@ -4,7 +4,7 @@
 //! long ([`overdue_step`]). The use cases apply them; EC2 is the truth for what runs.
 
 use crate::error::Result;
-use crate::ports::InstanceState;
+use crate::ports::{Instance, InstanceState};
 use crate::record::{Failure, Notebook};
 use crate::state::State;
 use jiff::{SignedDuration, Timestamp};
@@ -124,6 +124,27 @@ pub fn runs_when_failed(nb: &Notebook, ec2: Option<InstanceState>) -> bool {
     nb.state == State::Failed
         && nb.instance_id.is_some()
         && matches!(ec2, Some(InstanceState::Pending | InstanceState::Running))
+}
+
+/// The tagged instances (`(notebook, instance)`, as the tag listing gives them) that no `live`
+/// record owns and that are not on their way out: orphans. A launch that died after
+/// RunInstances, a relaunch that lost the race, a record deleted by hand leave them.
+pub fn orphans<'a>(tagged: &'a [(String, Instance)], live: &[Notebook]) -> Vec<&'a Instance> {
+    let owned: std::collections::HashSet<&str> =
+        live.iter().filter_map(|nb| nb.instance_id.as_deref()).collect();
+    tagged
+        .iter()
+        .map(|(_, i)| i)
+        .filter(|i| !owned.contains(i.id.as_str()) && !i.state.is_gone())
+        .collect()
+}
+
+/// Whether the sweep stops `orphan` at `now`: it runs, and has run past `grace` (a launch in
+/// flight has its instance before its record names it). Never terminated: its disk may hold
+/// someone's work.
+pub fn orphan_to_stop(orphan: &Instance, grace: SignedDuration, now: Timestamp) -> bool {
+    matches!(orphan.state, InstanceState::Pending | InstanceState::Running)
+        && orphan.launched_at.is_none_or(|t| now.duration_since(t) >= grace)
 }
 
 /// How long a record may sit in an in-flight state before the sweep steps in.
@@ -254,6 +275,44 @@ mod tests {
             drift(&nb(State::Ready), Some(InstanceState::Running), late()),
             None
         );
+    }
+
+    fn instance(id: &str, state: InstanceState, launched_at: Timestamp) -> (String, Instance) {
+        let i = Instance {
+            id: id.into(),
+            notebook: Some("nb".into()),
+            owner: Some("alice".into()),
+            state,
+            instance_type: "g5.xlarge".into(),
+            subnet_id: None,
+            private_ip: None,
+            public_ip: None,
+            public_dns: None,
+            root_volume_id: None,
+            launched_at: Some(launched_at),
+        };
+        ("nb".into(), i)
+    }
+
+    #[test]
+    fn an_orphan_is_a_tagged_instance_no_live_record_owns_and_is_stopped_after_its_grace() {
+        let t0 = Timestamp::UNIX_EPOCH;
+        let tagged = vec![
+            instance("i-1", InstanceState::Running, t0),
+            instance("i-orphan", InstanceState::Running, t0),
+            instance("i-going", InstanceState::ShuttingDown, t0),
+            instance("i-parked", InstanceState::Stopped, t0),
+        ];
+        let found: Vec<&str> = orphans(&tagged, &[nb(State::Ready)])
+            .iter()
+            .map(|i| i.id.as_str())
+            .collect();
+        assert_eq!(found, ["i-orphan", "i-parked"]);
+        let grace = SignedDuration::from_mins(30);
+        let orphan = &tagged[1].1;
+        assert!(!orphan_to_stop(orphan, grace, t0 + SignedDuration::from_mins(29)));
+        assert!(orphan_to_stop(orphan, grace, t0 + SignedDuration::from_mins(30)));
+        assert!(!orphan_to_stop(&tagged[3].1, grace, late()), "stopped already");
     }
 
     #[test]

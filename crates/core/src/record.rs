@@ -77,9 +77,15 @@ pub struct IdleStatus {
     /// The stop time announced by a warning.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub warned_stop_at: Option<Timestamp>,
-    /// Probes in a row that gave no answer.
+    /// Probes in a row that gave no answer, as of this record's last write (while the probe
+    /// keeps failing, the record is written at most once an hour, so rounds in between are
+    /// not counted here).
     #[serde(default)]
     pub unknowns: u32,
+    /// The warning is written but nobody was told yet (the sweep was stopped in between): the
+    /// next round tells, once.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub warning_untold: bool,
 }
 
 /// A snapshot a deleted generation left.

@@ -64,6 +64,10 @@ impl Answer {
         Answer::new(200, json!({ "notebooks": all }))
     }
 
+    pub fn orphans(all: Vec<nbfleet_app::read::Orphan>) -> Self {
+        Answer::new(200, json!({ "orphans": all }))
+    }
+
     /// A slash command's answer: its reply, ephemeral (Slack shows nothing for other
     /// statuses), or the error's answer (401 for a request that fails verification).
     pub fn slack_reply(result: nbfleet_core::Result<String>) -> Self {

@@ -25,11 +25,12 @@ pub enum Route {
     Stop,
     Extend,
     Delete,
+    Orphans,
     Slack,
 }
 
 /// Every route: method, path template, what it does.
-pub const ROUTES: [(Method, &str, Route); 8] = [
+pub const ROUTES: [(Method, &str, Route); 9] = [
     (Method::POST, "/notebooks", Route::Launch),
     (Method::GET, "/notebooks", Route::List),
     (Method::GET, "/notebooks/{name}", Route::Get),
@@ -37,6 +38,7 @@ pub const ROUTES: [(Method, &str, Route); 8] = [
     (Method::POST, "/notebooks/{name}/stop", Route::Stop),
     (Method::POST, "/notebooks/{name}/extend", Route::Extend),
     (Method::DELETE, "/notebooks/{name}", Route::Delete),
+    (Method::GET, "/orphans", Route::Orphans),
     (Method::POST, "/slack/commands", Route::Slack),
 ];
 
@@ -161,6 +163,7 @@ pub async fn dispatch(api: &Api, req: &ApiRequest) -> Answer {
             lifecycle::delete(deps, caller, name, req.snapshot()).await,
             Answer::changed,
         ),
+        Route::Orphans => Answer::from(read::orphans(deps, caller).await, Answer::orphans),
         Route::Slack => unreachable!("answered above"),
     }
 }
@@ -204,6 +207,10 @@ mod tests {
         assert_eq!(
             matched(&Method::DELETE, "/notebooks/exp-1"),
             Some((Route::Delete, "exp-1".into()))
+        );
+        assert_eq!(
+            matched(&Method::GET, "/orphans"),
+            Some((Route::Orphans, String::new()))
         );
         assert_eq!(matched(&Method::PUT, "/notebooks/exp-1"), None);
         assert_eq!(matched(&Method::POST, "/notebooks/exp-1/reboot"), None);

@@ -34,6 +34,11 @@ pub async fn list(deps: &Deps) -> Result<(u16, Value)> {
     Ok(pair(Answer::views(read::list(deps).await?)))
 }
 
+/// `GET /orphans`.
+pub async fn orphans(deps: &Deps, caller: &str) -> Result<(u16, Value)> {
+    Ok(pair(Answer::orphans(read::orphans(deps, caller).await?)))
+}
+
 /// `POST /notebooks/{name}/start`.
 pub async fn start(deps: &Deps, caller: &str, name: &str) -> Result<(u16, Value)> {
     Ok(pair(Answer::changed(lifecycle::start(deps, caller, name).await?)))

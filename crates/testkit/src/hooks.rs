@@ -123,6 +123,10 @@ impl Store for HookedStore {
         self.hooks.enter("history", named(name)).await?;
         self.inner.history(name).await
     }
+    async fn recent_history(&self, name: &str, limit: usize) -> Result<Vec<Value>> {
+        self.hooks.enter("recent_history", named(name)).await?;
+        self.inner.recent_history(name, limit).await
+    }
     async fn first_time(&self, key: &str, until: Timestamp) -> Result<bool> {
         self.hooks.enter("first_time", named(key)).await?;
         self.inner.first_time(key, until).await

@@ -372,6 +372,20 @@ pub async fn history_is_oldest_first(store: &dyn Store) {
     );
 }
 
+/// The recent history is the newest entries, oldest first, and only this notebook's.
+pub async fn recent_history_is_the_newest_entries_oldest_first(store: &dyn Store) {
+    for s in [30, 10, 40, 20, 50] {
+        let entry = serde_json::json!({"s": s});
+        store.append_history("long", at(s), &entry).await.unwrap();
+    }
+    let other = serde_json::json!({"s": 60});
+    store.append_history("other", at(60), &other).await.unwrap();
+    let recent = store.recent_history("long", 2).await.unwrap();
+    assert_eq!(recent, [40, 50].map(|s| serde_json::json!({"s": s})));
+    assert_eq!(store.recent_history("long", 10).await.unwrap().len(), 5);
+    assert!(store.recent_history("none", 3).await.unwrap().is_empty());
+}
+
 /// History is keyed by notebook and time: a second entry at the same time replaces the first.
 pub async fn history_at_the_same_time_overwrites(store: &dyn Store) {
     store
@@ -529,6 +543,7 @@ macro_rules! store_contract_tests {
             list_by_state_returns_only_that_state,
             list_excludes_history_and_first_time_items_and_is_sorted_by_name,
             history_is_oldest_first,
+            recent_history_is_the_newest_entries_oldest_first,
             history_at_the_same_time_overwrites,
             first_time_is_true_once_per_key,
             a_refused_write_changes_nothing,

@@ -340,5 +340,6 @@ async fn an_idle_notebook_is_warned_then_stopped_and_one_whose_probe_fails_is_no
         "a notebook whose probe fails is never stopped for idleness"
     );
     assert_eq!(blind["idle_status"]["verdict"], "Unknown", "{blind}");
-    assert!(blind["idle_status"]["unknowns"].as_u64().unwrap() >= 2, "{blind}");
+    // The streak is written when it begins; while it only grows, at most once an hour.
+    assert_eq!(blind["idle_status"]["unknowns"], 1, "{blind}");
 }

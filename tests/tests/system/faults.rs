@@ -121,6 +121,7 @@ async fn a_probe_that_hangs_prints_garbage_ten_megabytes_or_absurd_values_is_unk
                 planned_stop: Some(due),
                 warned_stop_at: Some(due),
                 unknowns: 0,
+                warning_untold: false,
             });
         })
         .await;

@@ -8,7 +8,8 @@
 //! `scripts/check-template.py --facts`.
 //!
 //! Actions IAM checks that are no API operation of their own are implied by the operation that
-//! needs them: tag-on-create (`ec2:CreateTags`) and passing the instance role (`iam:PassRole`).
+//! needs them: tag-on-create (`ec2:CreateTags`, for instances, groups and snapshots) and
+//! passing the instance role (`iam:PassRole`).
 
 use crate::world::{OWNER, World, bootstrap_report, idle_probe};
 use aws_smithy_mocks::{RuleMode, mock, mock_client};
@@ -33,7 +34,7 @@ fn called(log: &CallLog) -> BTreeSet<String> {
     if actions.contains("ec2:RunInstances") {
         actions.extend(["ec2:CreateTags".into(), "iam:PassRole".into()]);
     }
-    if actions.contains("ec2:CreateSecurityGroup") {
+    if actions.contains("ec2:CreateSecurityGroup") || actions.contains("ec2:CreateSnapshot") {
         actions.insert("ec2:CreateTags".into());
     }
     actions
@@ -79,10 +80,11 @@ async fn each_functions_iam_actions_are_the_operations_its_code_calls() {
     }
     compare(&w.facts, "nbfleet-launch", &log, &mut mismatches);
 
-    // read: the list and one notebook with its history.
+    // read: the list, one notebook with its history, the orphans.
     let (deps, log) = w.deps("nbfleet-read");
     nbfleet_testkit::api::list(&deps).await.unwrap();
     nbfleet_testkit::api::get(&deps, "la-token").await.unwrap();
+    nbfleet_testkit::api::orphans(&deps, OWNER).await.unwrap();
     compare(&w.facts, "nbfleet-read", &log, &mut mismatches);
 
     // lifecycle: extend and stop a Ready notebook, start a Stopped one, delete two (one with an
@@ -191,12 +193,15 @@ async fn each_functions_iam_actions_are_the_operations_its_code_calls() {
             planned_stop: Some(long_ago + SignedDuration::from_mins(60)),
             warned_stop_at: Some(long_ago + SignedDuration::from_mins(60)),
             unknowns: 0,
+            warning_untold: false,
         });
     })
     .await;
+    // A delete held for its snapshot: the deadline pass takes it, then terminates.
     w.notebook("sw-gone", |nb| {
         nb.state = State::Terminating;
         nb.state_since = long_ago;
+        nb.snapshot_owed = true;
     })
     .await;
     let stopped = w

@@ -374,3 +374,60 @@ async fn a_reconcile_that_cannot_list_ec2_still_lets_the_round_probe_warn_and_st
         "{round:?}"
     );
 }
+
+#[tokio::test]
+async fn an_orphan_past_its_grace_is_stopped_never_terminated_and_people_are_told_once() {
+    let e = Env::in_memory().await;
+    let ghost = nbfleet_local::setup::run_seeded(&e.aws.ec2, 1, Some("ghost"))
+        .await
+        .unwrap()
+        .remove(0);
+    let early = reconcile_now(&e).await;
+    assert_eq!(early.orphans.len(), 1, "{early:?}");
+    assert!(
+        !early.orphans[0].ends_with(": stopped"),
+        "within its grace: {early:?}"
+    );
+    assert_eq!(e.ec2_state(&ghost).await, "running");
+
+    e.advance(e.deps.cfg.orphan_grace_minutes.into());
+    let late = reconcile_now(&e).await;
+    assert!(late.orphans[0].ends_with(": stopped"), "{late:?}");
+    assert_eq!(e.ec2_state(&ghost).await, "stopped", "stopped, never terminated");
+    e.advance(60);
+    reconcile_now(&e).await;
+    let told: Vec<_> = e
+        .heard
+        .notices()
+        .into_iter()
+        .filter(|n| matches!(n, nbfleet_core::ports::Notice::Orphan { .. }))
+        .collect();
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert!(told[0].text().contains(&ghost), "{}", told[0].text());
+}
+
+#[tokio::test]
+async fn each_caller_sees_their_own_orphans_and_an_admin_sees_all() {
+    use nbfleet_app::read::orphans;
+    let e = Env::with_vars([("NBFLEET_ADMINS", "the-admin")]).await;
+    let mine = e.launch("left-behind").await.instance_id.unwrap();
+    // The record deleted by hand, the instance still there: alice's orphan.
+    e.force_state("left-behind", State::Terminated).await;
+    let untagged_owner = nbfleet_local::setup::run_seeded(&e.aws.ec2, 1, Some("ghost"))
+        .await
+        .unwrap()
+        .remove(0);
+    let ids = |list: Vec<nbfleet_app::read::Orphan>| {
+        let mut ids: Vec<String> = list.into_iter().map(|o| o.instance_id).collect();
+        ids.sort();
+        ids
+    };
+    let alice = orphans(&e.deps, nbfleet_testkit::OWNER).await.unwrap();
+    assert_eq!(alice[0].notebook.as_deref(), Some("left-behind"));
+    assert_eq!(alice[0].state, "running");
+    assert_eq!(ids(alice), std::slice::from_ref(&mine));
+    assert!(orphans(&e.deps, "bob").await.unwrap().is_empty());
+    let mut all = vec![mine, untagged_owner];
+    all.sort();
+    assert_eq!(ids(orphans(&e.deps, "the-admin").await.unwrap()), all);
+}

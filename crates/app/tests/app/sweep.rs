@@ -253,6 +253,7 @@ async fn one_stuck_launch_and_one_unstoppable_instance_never_stop_idle_enforceme
                 planned_stop: None,
                 warned_stop_at: Some(now - jiff::SignedDuration::from_mins(1)),
                 unknowns: 0,
+                warning_untold: false,
             });
         }
         f.deps.store.put(&next, nb.expect()).await.unwrap();
@@ -307,5 +308,60 @@ async fn one_stuck_launch_and_one_unstoppable_instance_never_stop_idle_enforceme
     assert_eq!(
         f.deps.store.require("nb-051").await.unwrap().state,
         State::Launching
+    );
+}
+
+#[tokio::test]
+async fn a_warning_written_but_never_told_is_told_by_the_next_round_once() {
+    let f = fleet(1, None, IDLE).await;
+    let nb = f.deps.store.list().await.unwrap().remove(0);
+    let now = f.env.now();
+    let stop_at = now + jiff::SignedDuration::from_mins(8);
+    // As the round that warned left it when it was stopped between its write and its notice.
+    let mut warned = nb.touched(now);
+    warned.running_since = Some(now - jiff::SignedDuration::from_hours(3));
+    warned.idle_status = Some(nbfleet_core::record::IdleStatus {
+        verdict: nbfleet_core::idle::Verdict::Idle,
+        reason: "idle for 170 minutes".into(),
+        planned_stop: Some(stop_at),
+        warned_stop_at: Some(stop_at),
+        unknowns: 0,
+        warning_untold: true,
+    });
+    f.deps.store.put(&warned, nb.expect()).await.unwrap();
+    let told = || {
+        f.env
+            .heard
+            .notices()
+            .into_iter()
+            .filter(|n| matches!(n, nbfleet_core::ports::Notice::StoppingSoon { .. }))
+            .count()
+    };
+    let first = sweep(&f.deps, timing()).await.unwrap();
+    assert_eq!(told(), 1, "{first:?}");
+    let after = f.deps.store.require(&nb.name).await.unwrap();
+    let status = after.idle_status.unwrap();
+    assert_eq!(
+        (status.warned_stop_at, status.warning_untold),
+        (Some(stop_at), false)
+    );
+    sweep(&f.deps, timing()).await.unwrap();
+    assert_eq!(told(), 1, "told once");
+}
+
+#[tokio::test]
+async fn a_round_that_warns_tells_and_records_that_it_told() {
+    let f = fleet(1, None, IDLE).await;
+    let nb = f.deps.store.list().await.unwrap().remove(0);
+    let mut old = nb.touched(f.env.now());
+    old.running_since = Some(f.env.now() - jiff::SignedDuration::from_hours(3));
+    f.deps.store.put(&old, nb.expect()).await.unwrap();
+    let round = sweep(&f.deps, timing()).await.unwrap();
+    assert_eq!(round.warned, vec![nb.name.clone()]);
+    assert_eq!(f.env.heard.notices().len(), 1);
+    let status = f.deps.store.require(&nb.name).await.unwrap().idle_status.unwrap();
+    assert!(
+        status.warned_stop_at.is_some() && !status.warning_untold,
+        "{status:?}"
     );
 }
