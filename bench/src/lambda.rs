@@ -609,12 +609,12 @@ fn render(
     }
     if let Some(sweep) = sweep {
         for (n, calls, _) in steady_rounds(sweep) {
-            let target = n / 10 + 5;
+            let target = n / 20 + 5;
             let ok = calls <= target;
             failed += usize::from(!ok);
             let _ = writeln!(
                 s,
-                "| sweep, steady round, N = {n}: AWS calls | {calls} | ≤ 0.1 × N + 5 = {target} | {} |",
+                "| sweep, steady round, N = {n}: AWS calls | {calls} | ≤ 0.05 × N + 5 = {target} | {} |",
                 mark(ok)
             );
         }

@@ -9,7 +9,10 @@
 //! rounds per N: the first gives every notebook its first verdict (two writes each); the
 //! second is the steady state, where verdicts hold and nothing is written.
 //!
-//! Target: a steady round makes at most 0.1 × N + 5 calls in all, DynamoDB writes included.
+//! Target: a steady round makes at most 0.05 × N + 5 calls in all, DynamoDB writes included.
+//!
+//! Instances are seeded one per RunInstances, as launch makes them, so DescribeInstances pages
+//! as it would in production (by reservation).
 
 use nbfleet_app::sweep::{Timing, sweep};
 use nbfleet_core::validate::{idle_policy, parse_launch};
@@ -41,13 +44,16 @@ async fn fleet(n: usize) -> (nbfleet_core::ports::Deps, CallLog) {
         .expect("provision moto (is it running?)");
     let cfg = nbfleet_core::config::from_vars(setup::vars()).expect("config");
     let mut ids = Vec::new();
-    while ids.len() < n {
-        let chunk = (n - ids.len()).min(500) as i32;
-        ids.extend(
-            setup::run_seeded(&aws.ec2, chunk, Some("bench"))
-                .await
-                .expect("instances"),
-        );
+    let mut runs = tokio::task::JoinSet::new();
+    for _ in 0..n {
+        let ec2 = aws.ec2.clone();
+        runs.spawn(async move { setup::run_seeded(&ec2, 1, Some("bench")).await.expect("instance") });
+        while runs.len() >= 16 {
+            ids.extend(runs.join_next().await.expect("a run").expect("joined"));
+        }
+    }
+    while let Some(run) = runs.join_next().await {
+        ids.extend(run.expect("joined"));
     }
     let seed = Arc::new(aws.deps(cfg.clone()));
     let now = jiff::Timestamp::now();
@@ -161,7 +167,7 @@ fn total(r: &Round) -> usize {
 }
 
 fn target(n: usize) -> usize {
-    n / 10 + 5
+    n / 20 + 5
 }
 
 fn render(rounds: &[Round]) -> String {
@@ -173,8 +179,8 @@ fn render(rounds: &[Round]) -> String {
         s,
         "One sweep round over N Ready notebooks: records and instances in moto (a local moto \
          server, debug build), probe results faked at the Commands port (moto has no \
-         ListCommandInvocations). Target for a steady round: at most 0.1 × N + 5 AWS calls, \
-         DynamoDB writes included. Wall time is mostly moto's.\n"
+         ListCommandInvocations); one instance per RunInstances, as launch makes them. Target for \
+         a steady round: at most 0.05 × N + 5 AWS calls, DynamoDB writes included. Wall time is mostly moto's.\n"
     );
     let _ = write!(s, "| N | round | wall s | calls | target | ");
     for a in &apis {

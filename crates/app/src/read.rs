@@ -34,14 +34,12 @@ pub async fn get(deps: &Deps, name: &str) -> Result<View> {
     })
 }
 
-/// Every notebook, sorted by name: read through the by-state index, one query per state, so
-/// history items (not in that index) are never read.
+/// Every notebook, sorted by name: the live ones and the Terminated ones, each read through
+/// an index, so history items (in neither) are never read.
 pub async fn list(deps: &Deps) -> Result<Vec<View>> {
     let now = deps.clock.now();
-    let mut all = Vec::new();
-    for state in nbfleet_core::State::ALL {
-        all.extend(deps.store.list_by_state(state).await?);
-    }
+    let mut all = deps.store.list_live().await?;
+    all.extend(deps.store.list_by_state(nbfleet_core::State::Terminated).await?);
     all.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(all
         .into_iter()

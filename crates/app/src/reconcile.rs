@@ -4,15 +4,16 @@
 //! for one. The decision of what counts as drift is `nbfleet_core::reconcile::drift`'s; a
 //! Failed record whose instance runs has it stopped (Failed means nothing runs). An orphan, an
 //! instance tagged for a notebook that no live record owns, is stopped once past its grace
-//! period (`orphan_grace_minutes`), never terminated, and people are told.
+//! period (`orphan_grace_minutes`), never terminated, and people are told. Security groups a
+//! termination left behind are removed.
 
 use crate::budget::Budget;
 use crate::instance_events::{Source, on_instance_state};
 use jiff::{SignedDuration, Timestamp};
 use nbfleet_core::ports::{Deps, Instance, InstanceState, Notice, tell};
 use nbfleet_core::reconcile::{drift, orphan_to_stop, orphans, runs_when_failed};
-use nbfleet_core::{Notebook, Result, State};
-use std::collections::{BTreeSet, HashMap};
+use nbfleet_core::{Notebook, Result};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 /// What a reconcile pass found and did, one line per notebook or instance.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -27,16 +28,14 @@ pub struct Reconciled {
     pub moved: BTreeSet<String>,
     /// Records that could not be brought in line this round, and why: `name: <error>`.
     pub failed: Vec<String>,
+    /// Security groups a termination left behind, removed: `group (notebook)`.
+    pub groups_removed: Vec<String>,
 }
 
-/// Every record that is not Terminated, read through the by-state index (one query per state,
-/// paged): history items are not in that index, so they are never read here.
+/// Every record that is not Terminated (`Store::list_live`: one paged query of the by-live
+/// index; history items are not in it).
 pub async fn live(deps: &Deps) -> Result<Vec<Notebook>> {
-    let mut all = Vec::new();
-    for state in State::ALL.into_iter().filter(|s| *s != State::Terminated) {
-        all.extend(deps.store.list_by_state(state).await?);
-    }
-    Ok(all)
+    deps.store.list_live().await
 }
 
 /// Compares the `live` records with EC2 (DescribeInstances by the nbfleet tag, paged) and adopts
@@ -84,7 +83,46 @@ pub async fn reconcile(deps: &Deps, live: &[Notebook], now: Timestamp, budget: B
         }
         report.orphans.push(line);
     }
+    remove_leftover_groups(deps, live, &tagged, budget, &mut report).await;
     Ok(report)
+}
+
+/// Removes the security groups that a termination could not delete (EC2 holds a group for a
+/// while after its instance is gone): tagged for a notebook that has no live record (so no
+/// launch is under way for it) and no orphan instance (which would still hold it).
+async fn remove_leftover_groups(
+    deps: &Deps,
+    live: &[Notebook],
+    tagged: &[(String, Instance)],
+    budget: Budget,
+    report: &mut Reconciled,
+) {
+    let groups = match budget.run(deps.compute.list_tagged_groups()).await {
+        Ok(groups) => groups,
+        Err(e) => {
+            report.failed.push(format!("security groups: {e}"));
+            return;
+        }
+    };
+    let in_use: HashSet<&str> = live
+        .iter()
+        .map(|nb| nb.name.as_str())
+        .chain(
+            tagged
+                .iter()
+                .filter(|(_, i)| !i.state.is_gone())
+                .map(|(n, _)| n.as_str()),
+        )
+        .collect();
+    for (group, notebook) in groups.iter().filter(|(_, n)| !in_use.contains(n.as_str())) {
+        match budget.run(deps.compute.delete_security_group(group)).await {
+            Ok(()) => report.groups_removed.push(format!("{group} ({notebook})")),
+            // Still held for a moment: the next round tries again.
+            Err(e) => {
+                tracing::info!(%group, %notebook, error = %e, "leftover security group not removed yet")
+            }
+        }
+    }
 }
 
 /// Stops an orphan past its grace period and tells people, once per instance.

@@ -1,6 +1,8 @@
 //! The `Store` port on DynamoDB: one on-demand table, records keyed by `name` with
-//! `sk = "notebook"` (its history items share the partition), and two sparse GSIs:
-//! `by-state` (state, name) for the sweep and `by-instance` (instance_id) for EC2/SSM events.
+//! `sk = "notebook"` (its history items share the partition), and three sparse GSIs:
+//! `by-live` (live, name), holding every record that is not Terminated, so the sweep reads
+//! them all in one paged query; `by-state` (state, name) for one state; and `by-instance`
+//! (instance_id) for EC2/SSM events.
 //!
 //! Items are the record's fields as native attributes (serde_dynamo), so the table reads well
 //! in the console. Every write is conditional on the expected state and version.
@@ -26,6 +28,10 @@ pub const TTL_ATTRIBUTE: &str = "expires_at";
 /// How long history is kept.
 pub const HISTORY_DAYS: i64 = 90;
 pub const BY_INSTANCE_INDEX: &str = "by-instance";
+pub const BY_LIVE_INDEX: &str = "by-live";
+/// The attribute `by-live` is keyed on: present, with this value, on records not Terminated.
+const LIVE_ATTRIBUTE: &str = "live";
+const LIVE: &str = "live";
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -55,11 +61,15 @@ impl DynamoStore {
     fn to_item(nb: &Notebook) -> Result<Item> {
         let mut item: Item = serde_dynamo::to_item(nb).map_err(Error::internal)?;
         item.insert("sk".into(), AttributeValue::S(RECORD_SK.into()));
+        if nb.state != State::Terminated {
+            item.insert(LIVE_ATTRIBUTE.into(), AttributeValue::S(LIVE.into()));
+        }
         Ok(item)
     }
 
     fn from_item(mut item: Item) -> Result<Notebook> {
         item.remove("sk");
+        item.remove(LIVE_ATTRIBUTE);
         serde_dynamo::from_item(item).map_err(|e| Error::internal(format!("unreadable notebook record: {e}")))
     }
 
@@ -146,6 +156,10 @@ impl Store for DynamoStore {
 
     async fn list_by_state(&self, state: State) -> Result<Vec<Notebook>> {
         self.query_index(BY_STATE_INDEX, "state", state.as_str()).await
+    }
+
+    async fn list_live(&self) -> Result<Vec<Notebook>> {
+        self.query_index(BY_LIVE_INDEX, LIVE_ATTRIBUTE, LIVE).await
     }
 
     async fn append_history(&self, notebook: &str, at: Timestamp, entry: &serde_json::Value) -> Result<()> {
@@ -274,7 +288,7 @@ impl DynamoStore {
     }
 }
 
-/// Creates the table as `template.yaml` declares it: on demand, key (name, sk), the two GSIs.
+/// Creates the table as `template.yaml` declares it: on demand, key (name, sk), the three GSIs.
 /// Used by tests and the local stack; production tables come from the template.
 pub async fn create_table(client: &Client, table: &str) -> Result<()> {
     let attr = |name: &str| {
@@ -308,6 +322,7 @@ pub async fn create_table(client: &Client, table: &str) -> Result<()> {
             attr("sk"),
             attr("state"),
             attr("instance_id"),
+            attr(LIVE_ATTRIBUTE),
         ]))
         .key_schema(key("name", KeyType::Hash))
         .key_schema(key("sk", KeyType::Range))
@@ -316,6 +331,10 @@ pub async fn create_table(client: &Client, table: &str) -> Result<()> {
             vec![key("state", KeyType::Hash), key("name", KeyType::Range)],
         ))
         .global_secondary_indexes(gsi(BY_INSTANCE_INDEX, vec![key("instance_id", KeyType::Hash)]))
+        .global_secondary_indexes(gsi(
+            BY_LIVE_INDEX,
+            vec![key(LIVE_ATTRIBUTE, KeyType::Hash), key("name", KeyType::Range)],
+        ))
         .send()
         .await
         .map_err(|e| errors::map(e, "create the notebook table"))?;

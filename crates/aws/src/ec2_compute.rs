@@ -24,6 +24,9 @@ use nbfleet_core::{Error, Result};
 use std::fmt::Debug;
 
 pub const OWNER_TAG: &str = "nbfleet:owner";
+/// Which nbfleet deployment made a resource (its table's name): two stacks in one account
+/// never take each other's instances for orphans, or each other's groups for leftovers.
+pub const STACK_TAG: &str = "nbfleet:stack";
 pub const GENERATION_TAG: &str = "nbfleet:generation";
 pub const CREATED_TAG: &str = "nbfleet:created";
 /// Jupyter's port, opened only in cidr mode.
@@ -70,11 +73,28 @@ const CAPACITY_CODES: [&str; 3] = [
 pub struct Ec2Compute {
     ec2: aws_sdk_ec2::Client,
     ssm: aws_sdk_ssm::Client,
+    /// This deployment's name ([`STACK_TAG`]'s value): the notebook table's.
+    stack: String,
 }
 
 impl Ec2Compute {
-    pub fn new(ec2: aws_sdk_ec2::Client, ssm: aws_sdk_ssm::Client) -> Self {
-        Ec2Compute { ec2, ssm }
+    pub fn new(ec2: aws_sdk_ec2::Client, ssm: aws_sdk_ssm::Client, stack: impl Into<String>) -> Self {
+        Ec2Compute {
+            ec2,
+            ssm,
+            stack: stack.into(),
+        }
+    }
+
+    fn stack_tag(&self) -> Tag {
+        tag(STACK_TAG, &self.stack)
+    }
+
+    fn this_stack(&self) -> Filter {
+        Filter::builder()
+            .name(format!("tag:{STACK_TAG}"))
+            .values(&self.stack)
+            .build()
     }
 }
 
@@ -91,6 +111,52 @@ fn tags_for(kind: ResourceType, tags: &[Tag]) -> TagSpecification {
 
 fn group_name(notebook: &str, generation: u32) -> String {
     format!("nbfleet-{notebook}-g{generation}")
+}
+
+/// The id of a group found under a notebook's group name, if it carries that notebook's tag:
+/// a group someone else made under the name (open to who knows what) is refused.
+fn reused_group(group: &aws_sdk_ec2::types::SecurityGroup, notebook: &str, name: &str) -> Result<String> {
+    let ours = group
+        .tags()
+        .iter()
+        .any(|t| t.key() == Some(NOTEBOOK_TAG) && t.value() == Some(notebook));
+    let id = group.group_id.clone().unwrap_or_default();
+    if !ours {
+        return Err(Error::Conflict(format!(
+            "a security group named {name} ({id}) exists that nbfleet did not make for this \
+             notebook; delete it or pick another name"
+        )));
+    }
+    Ok(id)
+}
+
+/// The networks a group lets in: every ingress rule as a CIDR, or an error naming a rule that
+/// is no CIDR on Jupyter's port (another port, a group reference, a prefix list).
+fn open_to(group: &aws_sdk_ec2::types::SecurityGroup) -> Result<Vec<String>> {
+    let mut nets = Vec::new();
+    for p in group.ip_permissions() {
+        let on_port = p.ip_protocol() == Some("tcp")
+            && p.from_port() == Some(JUPYTER_PORT)
+            && p.to_port() == Some(JUPYTER_PORT);
+        let other = !p.user_id_group_pairs().is_empty() || !p.prefix_list_ids().is_empty();
+        if !on_port || other {
+            return Err(Error::Conflict(format!(
+                "security group {} has a rule nbfleet never makes ({:?} {:?}-{:?}); delete the \
+                 group or the rule, then launch again",
+                group.group_id().unwrap_or_default(),
+                p.ip_protocol(),
+                p.from_port(),
+                p.to_port()
+            )));
+        }
+        nets.extend(p.ip_ranges().iter().filter_map(|r| r.cidr_ip().map(String::from)));
+        nets.extend(
+            p.ipv6_ranges()
+                .iter()
+                .filter_map(|r| r.cidr_ipv6().map(String::from)),
+        );
+    }
+    Ok(nets)
 }
 
 /// Maps an EC2 error by its code; `what` says what was being done.
@@ -233,35 +299,51 @@ impl Compute for Ec2Compute {
             .send()
             .await
             .map_err(|e| map_ec2(e, "look up the security group"))?;
-        if let Some(id) = existing
-            .security_groups()
-            .first()
-            .and_then(|g| g.group_id.clone())
-        {
-            return Ok(id);
+        let (id, rules) = match existing.security_groups().first() {
+            // Reused (a launch retried): it must be ours, and open to no more than asked.
+            Some(group) => (reused_group(group, notebook, &name)?, open_to(group)?),
+            None => {
+                let created = self
+                    .ec2
+                    .create_security_group()
+                    .group_name(&name)
+                    .description(format!("nbfleet notebook {notebook}: {:?} access", access.mode))
+                    .set_vpc_id(vpc_id.map(String::from))
+                    .tag_specifications(tags_for(
+                        ResourceType::SecurityGroup,
+                        &[tag(NOTEBOOK_TAG, notebook), self.stack_tag()],
+                    ))
+                    .send()
+                    .await
+                    .map_err(|e| map_ec2(e, "create the security group"))?;
+                let id = created
+                    .group_id
+                    .ok_or_else(|| Error::internal("CreateSecurityGroup returned no id"))?;
+                (id, Vec::new())
+            }
+        };
+        let wanted: Vec<String> = match access.mode {
+            AccessMode::Cidr => access.cidrs.iter().map(|n| n.to_string()).collect(),
+            AccessMode::Ssm => Vec::new(),
+        };
+        if let Some(extra) = rules.iter().find(|r| !wanted.contains(r)) {
+            return Err(Error::Conflict(format!(
+                "security group {id} ({name}) lets {extra} in, which this notebook does not ask for; \
+                 delete the group or the rule, then launch again"
+            )));
         }
-        let created = self
-            .ec2
-            .create_security_group()
-            .group_name(&name)
-            .description(format!("nbfleet notebook {notebook}: {:?} access", access.mode))
-            .set_vpc_id(vpc_id.map(String::from))
-            .tag_specifications(tags_for(
-                ResourceType::SecurityGroup,
-                &[tag(NOTEBOOK_TAG, notebook)],
-            ))
-            .send()
-            .await
-            .map_err(|e| map_ec2(e, "create the security group"))?;
-        let id = created
-            .group_id
-            .ok_or_else(|| Error::internal("CreateSecurityGroup returned no id"))?;
-        if access.mode == AccessMode::Cidr {
+        // What a first try that failed between creating the group and opening it left out.
+        let missing: Vec<&ipnet::IpNet> = access
+            .cidrs
+            .iter()
+            .filter(|n| access.mode == AccessMode::Cidr && !rules.contains(&n.to_string()))
+            .collect();
+        if !missing.is_empty() {
             let mut perm = IpPermission::builder()
                 .ip_protocol("tcp")
                 .from_port(JUPYTER_PORT)
                 .to_port(JUPYTER_PORT);
-            for net in &access.cidrs {
+            for net in missing {
                 let cidr = net.to_string();
                 perm = match net {
                     ipnet::IpNet::V4(_) => {
@@ -286,6 +368,33 @@ impl Compute for Ec2Compute {
         Ok(id)
     }
 
+    async fn list_tagged_groups(&self) -> Result<Vec<(String, String)>> {
+        let groups: Vec<aws_sdk_ec2::types::SecurityGroup> = self
+            .ec2
+            .describe_security_groups()
+            .filters(Filter::builder().name("tag-key").values(NOTEBOOK_TAG).build())
+            .filters(self.this_stack())
+            .max_results(1000)
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<std::result::Result<_, _>>()
+            .await
+            .map_err(|e| map_ec2(e, "list the notebooks' security groups"))?;
+        Ok(groups
+            .into_iter()
+            .filter_map(|g| {
+                let notebook = g
+                    .tags()
+                    .iter()
+                    .find(|t| t.key() == Some(NOTEBOOK_TAG))?
+                    .value()?
+                    .to_string();
+                Some((g.group_id?, notebook))
+            })
+            .collect())
+    }
+
     async fn delete_security_group(&self, group_id: &str) -> Result<()> {
         match self.ec2.delete_security_group().group_id(group_id).send().await {
             Ok(_) => Ok(()),
@@ -300,6 +409,7 @@ impl Compute for Ec2Compute {
             tag(NOTEBOOK_TAG, &req.notebook),
             tag(OWNER_TAG, &req.owner),
             tag(GENERATION_TAG, req.generation.to_string()),
+            self.stack_tag(),
         ];
         let out = self
             .ec2
@@ -367,6 +477,7 @@ impl Compute for Ec2Compute {
                 .name("instance-state-name")
                 .set_values(Some(live))
                 .build(),
+            self.this_stack(),
         ];
         let found = self
             .describe_all(filters, "find the notebook's instances")
@@ -375,7 +486,10 @@ impl Compute for Ec2Compute {
     }
 
     async fn list_tagged(&self) -> Result<Vec<(String, Instance)>> {
-        let filters = vec![Filter::builder().name("tag-key").values(NOTEBOOK_TAG).build()];
+        let filters = vec![
+            Filter::builder().name("tag-key").values(NOTEBOOK_TAG).build(),
+            self.this_stack(),
+        ];
         let found = self.describe_all(filters, "list nbfleet's instances").await?;
         Ok(found
             .into_iter()
@@ -449,6 +563,7 @@ impl Compute for Ec2Compute {
                 tag(OWNER_TAG, &req.owner),
                 tag(GENERATION_TAG, req.generation.to_string()),
                 tag(CREATED_TAG, req.created.to_string()),
+                self.stack_tag(),
             ]))
             .build();
         let out = self

@@ -58,7 +58,7 @@ impl Clients {
         nbfleet_core::ports::Deps {
             store: Arc::new(DynamoStore::new(self.dynamodb.clone(), cfg.table.clone())),
             secrets,
-            compute: Arc::new(Ec2Compute::new(self.ec2.clone(), self.ssm.clone())),
+            compute: Arc::new(Ec2Compute::new(self.ec2.clone(), self.ssm.clone(), &cfg.table)),
             commands: Arc::new(SsmCommands::new(self.ssm.clone())),
             notifier,
             clock: Arc::new(SystemClock),

@@ -24,6 +24,16 @@ pub trait Store: Send + Sync {
     async fn by_instance(&self, instance_id: &str) -> Result<Option<Notebook>>;
     /// Every record in `state`, all pages.
     async fn list_by_state(&self, state: State) -> Result<Vec<Notebook>>;
+    /// Every record that is not Terminated, sorted by name; never history. One paged read
+    /// where the store has an index for it (the sweep reads it every round).
+    async fn list_live(&self) -> Result<Vec<Notebook>> {
+        let mut all = Vec::new();
+        for state in State::ALL.into_iter().filter(|s| *s != State::Terminated) {
+            all.extend(self.list_by_state(state).await?);
+        }
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(all)
+    }
     /// Every record, all pages.
     async fn list(&self) -> Result<Vec<Notebook>>;
     /// Appends a history item to `notebook` (kept for a while, then expired by TTL).
@@ -164,8 +174,10 @@ pub struct SnapshotRequest {
 pub trait Compute: Send + Sync {
     /// The AMI the SSM parameter `parameter` names.
     async fn resolve_ami(&self, parameter: &str) -> Result<Ami>;
-    /// The notebook's security group, made if missing: no ingress in ssm mode, 8888 from the
-    /// listed networks in cidr mode. Returns its id.
+    /// The notebook's security group for this generation, made if missing: no ingress in ssm
+    /// mode, 8888 from the listed networks in cidr mode. When a launch is retried, the group it
+    /// made is checked (it must carry the notebook's tag and let in no more than asked) and
+    /// completed (rules a failed first try left out are added). Returns its id.
     async fn ensure_security_group(
         &self,
         notebook: &str,
@@ -174,6 +186,8 @@ pub trait Compute: Send + Sync {
         vpc_id: Option<&str>,
     ) -> Result<String>;
     async fn delete_security_group(&self, group_id: &str) -> Result<()>;
+    /// Every security group tagged as a notebook's: `(group id, notebook)`, every page.
+    async fn list_tagged_groups(&self) -> Result<Vec<(String, String)>>;
     /// Launches one instance. Capacity, quota and throttling come back as their core errors.
     async fn run_instance(&self, req: &RunRequest) -> Result<Instance>;
     /// Instances tagged with this notebook and generation that are not terminated.

@@ -96,8 +96,9 @@ async fn create_instance_profile(endpoint: &str, account: &str, name: &str) -> R
     }
 }
 
-/// Runs `count` instances of the seeded AMI in moto, tagged `nbfleet:notebook=<notebook>` when
-/// given (tests use it for instances made outside nbfleet). Returns their ids.
+/// Runs `count` instances of the seeded AMI in moto, tagged `nbfleet:notebook=<notebook>` (and
+/// as the local stack's, `nbfleet:stack`) when given (tests use it for instances made outside
+/// nbfleet). Returns their ids.
 pub async fn run_seeded(
     ec2: &aws_sdk_ec2::Client,
     count: i32,
@@ -111,6 +112,12 @@ pub async fn run_seeded(
                 Tag::builder()
                     .key(nbfleet_aws::parameter_secrets::NOTEBOOK_TAG)
                     .value(n)
+                    .build(),
+            )
+            .tags(
+                Tag::builder()
+                    .key(nbfleet_aws::ec2_compute::STACK_TAG)
+                    .value(TABLE)
                     .build(),
             )
             .build()

@@ -111,6 +111,10 @@ impl Store for HookedStore {
         self.hooks.enter("list_by_state", named(state.as_str())).await?;
         self.inner.list_by_state(state).await
     }
+    async fn list_live(&self) -> Result<Vec<Notebook>> {
+        self.hooks.enter("list_live", named("")).await?;
+        self.inner.list_live().await
+    }
     async fn list(&self) -> Result<Vec<Notebook>> {
         self.hooks.enter("list", named("")).await?;
         self.inner.list().await
@@ -174,6 +178,10 @@ impl Compute for HookedCompute {
     async fn delete_security_group(&self, group_id: &str) -> Result<()> {
         self.hooks.enter("delete_security_group", named(group_id)).await?;
         self.inner.delete_security_group(group_id).await
+    }
+    async fn list_tagged_groups(&self) -> Result<Vec<(String, String)>> {
+        self.hooks.enter("list_tagged_groups", named("")).await?;
+        self.inner.list_tagged_groups().await
     }
     async fn run_instance(&self, req: &RunRequest) -> Result<Instance> {
         self.hooks.enter("run_instance", named(&req.notebook)).await?;

@@ -309,6 +309,32 @@ pub async fn list_by_state_returns_only_that_state(store: &dyn Store) {
     }
 }
 
+/// `list_live` answers every record that is not Terminated, sorted by name, and follows a
+/// record out when it becomes Terminated; never history or `first_time` items.
+pub async fn list_live_is_every_record_not_terminated_sorted_by_name(store: &dyn Store) {
+    for (name, state) in [
+        ("z-ready", State::Ready),
+        ("a-pending", State::Pending),
+        ("m-gone", State::Terminated),
+    ] {
+        let mut nb = notebook(name);
+        nb.state = state;
+        store.put(&nb, Expect::Absent).await.unwrap();
+    }
+    store
+        .append_history("z-ready", at(10), &serde_json::json!({"state": "Ready"}))
+        .await
+        .unwrap();
+    store.first_time("once-key", at(100)).await.unwrap();
+    let live = store.list_live().await.unwrap();
+    assert_eq!(names(&live), ["a-pending", "z-ready"]);
+    let ready = store.require("z-ready").await.unwrap();
+    let mut gone = ready.touched(at(20));
+    gone.state = State::Terminated;
+    store.put(&gone, ready.expect()).await.unwrap();
+    assert_eq!(names(&store.list_live().await.unwrap()), ["a-pending"]);
+}
+
 /// `list` answers records only, not history or `first_time` items, sorted by name.
 pub async fn list_excludes_history_and_first_time_items_and_is_sorted_by_name(store: &dyn Store) {
     for name in ["m-mid", "z-last", "a-first"] {
@@ -541,6 +567,7 @@ macro_rules! store_contract_tests {
             by_instance_finds_by_instance_id_and_ignores_records_without_one,
             by_instance_keeps_the_newest_of_two_records,
             list_by_state_returns_only_that_state,
+            list_live_is_every_record_not_terminated_sorted_by_name,
             list_excludes_history_and_first_time_items_and_is_sorted_by_name,
             history_is_oldest_first,
             recent_history_is_the_newest_entries_oldest_first,

@@ -154,7 +154,11 @@ fn faulty_ec2(w: &World, rules: &[&Rule]) -> Arc<Ec2Compute> {
             ),
         )
     });
-    Arc::new(Ec2Compute::new(ec2, w.aws.ssm.clone()))
+    Arc::new(Ec2Compute::new(
+        ec2,
+        w.aws.ssm.clone(),
+        nbfleet_local::deployment::TABLE,
+    ))
 }
 
 fn throttled() -> Option<String> {

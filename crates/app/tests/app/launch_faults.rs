@@ -99,7 +99,7 @@ async fn deps(run_rule: &Rule) -> Faulty {
             .build()
     });
     let ssm = mock_client!(aws_sdk_ssm, [&param]);
-    deps.compute = Arc::new(Ec2Compute::new(ec2, ssm));
+    deps.compute = Arc::new(Ec2Compute::new(ec2, ssm, &deps.cfg.table));
     Faulty { deps, _env: env }
 }
 

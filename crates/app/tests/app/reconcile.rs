@@ -431,3 +431,61 @@ async fn each_caller_sees_their_own_orphans_and_an_admin_sees_all() {
     all.sort();
     assert_eq!(ids(orphans(&e.deps, "the-admin").await.unwrap()), all);
 }
+
+#[tokio::test]
+async fn a_security_group_a_termination_left_behind_is_removed_by_a_later_sweep() {
+    let e = Env::in_memory().await;
+    let access = nbfleet_core::validate::Access::default();
+    // A deleted notebook whose group EC2 still held when it was terminated.
+    let left = e
+        .deps
+        .compute
+        .ensure_security_group("departed", 1, &access, None)
+        .await
+        .unwrap();
+    // A live notebook's group, and one whose launch is under way: both kept.
+    e.launch("staying").await;
+    let report = reconcile_now(&e).await;
+    assert_eq!(
+        report.groups_removed,
+        [format!("{left} (departed)")],
+        "{report:?}"
+    );
+    let groups = e.deps.compute.list_tagged_groups().await.unwrap();
+    assert_eq!(groups.len(), 1, "{groups:?}");
+    assert_eq!(groups[0].1, "staying");
+    assert!(reconcile_now(&e).await.groups_removed.is_empty());
+}
+
+#[tokio::test]
+async fn another_stacks_instances_are_never_taken_for_orphans() {
+    use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
+    let e = Env::in_memory().await;
+    let tag = |k: &str, v: &str| Tag::builder().key(k).value(v).build();
+    // A second nbfleet deployment in the same account: its notebook, its stack tag.
+    let theirs = e
+        .aws
+        .ec2
+        .run_instances()
+        .image_id(nbfleet_local::setup::SEEDED_AMI)
+        .min_count(1)
+        .max_count(1)
+        .tag_specifications(
+            TagSpecification::builder()
+                .resource_type(ResourceType::Instance)
+                .tags(tag("nbfleet:notebook", "their-nb"))
+                .tags(tag("nbfleet:stack", "nbfleet-prod"))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .instances()[0]
+        .instance_id()
+        .unwrap()
+        .to_string();
+    e.advance(120);
+    let report = reconcile_now(&e).await;
+    assert!(report.orphans.is_empty(), "{report:?}");
+    assert_eq!(e.ec2_state(&theirs).await, "running");
+}

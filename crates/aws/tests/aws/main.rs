@@ -1,6 +1,7 @@
 //! The AWS adapters against moto (with aws-smithy-mocks where moto has gaps), in one test binary.
 
 mod dynamo_store;
+mod ec2_compute;
 mod metrics;
 mod parameter_secrets;
 mod slack_webhook;
