@@ -246,10 +246,18 @@ async fn no_secret_reaches_a_command_an_answer_or_a_log_line() {
         .await;
     let hash = hash.unwrap().parameter.unwrap().value.unwrap();
     assert!(hash.starts_with("argon2:"), "the password is stored hashed");
+    // Configure both (EC2 says running): the bootstraps are the commands that could carry one.
+    for name in ["pw-nb", "token-nb"] {
+        let id = env.record(name).await.instance_id.unwrap();
+        nbfleet_testkit::api::event(&env.deps, &env.ec2_event(&id, "running"))
+            .await
+            .unwrap();
+    }
 
     let logged = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
     assert!(logged.contains("launching"), "the handler logs: {logged}");
     let commands = env.aws.ssm.list_commands().send().await.unwrap();
+    assert_eq!(commands.commands().len(), 2, "both bootstraps were sent");
     let sent = format!("{:?}", commands.commands());
     for secret in [password, &token, &hash] {
         assert!(!logged.contains(secret), "a secret in the logs");
@@ -325,8 +333,43 @@ async fn the_secret_is_granted_to_its_instance_by_arn_before_the_record_says_lau
     let mut env = env().await;
     env.deps.cfg.account_id = Some("123456789012".into());
     env.deps.cfg.partition = "aws".into();
+    // What the parameter's instance tag was when the Launching record was written.
+    let seen: Arc<Mutex<Option<Option<String>>>> = Arc::default();
+    let (ssm, parameter, at_write) = (
+        env.aws.ssm.clone(),
+        env.deps.cfg.secret_parameter("granted"),
+        seen.clone(),
+    );
+    env.store.hooks.before("put", move |s| {
+        let launching = s.record().is_some_and(|nb| nb.state == State::Launching);
+        let (ssm, parameter, at_write) = (ssm.clone(), parameter.clone(), at_write.clone());
+        async move {
+            if launching {
+                let tags = ssm
+                    .list_tags_for_resource()
+                    .resource_type(aws_sdk_ssm::types::ResourceTypeForTagging::Parameter)
+                    .resource_id(parameter)
+                    .send()
+                    .await
+                    .unwrap();
+                let instance = tags
+                    .tag_list()
+                    .iter()
+                    .find(|t| t.key() == "nbfleet:instance")
+                    .map(|t| t.value().to_string());
+                *at_write.lock().unwrap() = Some(instance);
+            }
+            Ok(())
+        }
+    });
     let (_, body) = launch(&env, json!({"name": "granted"})).await.unwrap();
     let id = body["notebook"]["instance_id"].as_str().unwrap();
+    let granted = format!("arn:aws:ec2:us-east-1:123456789012:instance/{id}");
+    assert_eq!(
+        seen.lock().unwrap().clone(),
+        Some(Some(granted.clone())),
+        "the Launching record was written before the secret was granted"
+    );
     let tags = env
         .aws
         .ssm
@@ -342,9 +385,6 @@ async fn the_secret_is_granted_to_its_instance_by_arn_before_the_record_says_lau
             .find(|t| t.key() == k)
             .map(|t| t.value().to_string())
     };
-    assert_eq!(
-        tag("nbfleet:instance"),
-        Some(format!("arn:aws:ec2:us-east-1:123456789012:instance/{id}"))
-    );
+    assert_eq!(tag("nbfleet:instance"), Some(granted));
     assert_eq!(tag("nbfleet:notebook").as_deref(), Some("granted"));
 }

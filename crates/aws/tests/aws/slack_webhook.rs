@@ -107,8 +107,42 @@ async fn a_failing_webhook_is_an_error_for_the_caller_to_log() {
     assert!(err.to_string().contains("500"), "{err}");
 }
 
+/// What a test's tracing subscriber wrote.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+    type Writer = Captured;
+    fn make_writer(&'a self) -> Captured {
+        self.clone()
+    }
+}
+
 #[tokio::test]
 async fn without_the_parameter_notices_go_to_the_log() {
+    let log = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(log.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
     let notifier = SlackWebhook::new(secrets().await, "/nbfleet/slack/webhook-url");
     notifier.notify(&stopped()).await.unwrap();
+    let text = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+    assert!(text.contains("no Slack webhook configured"), "{text}");
+    let notice = stopped();
+    assert!(
+        text.contains(notice.name()) && text.contains(&notice.text()),
+        "{text}"
+    );
 }
