@@ -25,6 +25,7 @@ pub struct RunCommand {
     stderr: &'static str,
     refused: Option<String>,
     logger: Option<SharedInterceptor>,
+    in_progress_polls: usize,
 }
 
 /// The mocked calls, for counting.
@@ -44,6 +45,7 @@ impl RunCommand {
             stderr: "",
             refused: None,
             logger: None,
+            in_progress_polls: 0,
         }
     }
 
@@ -57,6 +59,13 @@ impl RunCommand {
     /// agent is not registered (`InvalidInstanceId`): the whole call, every instance in it.
     pub fn refusing(mut self, instance_id: &str) -> Self {
         self.refused = Some(instance_id.to_string());
+        self
+    }
+
+    /// ListCommandInvocations answers `polls` times InProgress (no output) for each command
+    /// before it answers how the command ended, as SSM does while a probe runs.
+    pub fn finishing_after(mut self, polls: usize) -> Self {
+        self.in_progress_polls = polls;
         self
     }
 
@@ -103,10 +112,26 @@ impl RunCommand {
                 .build()
         });
         let this = self.clone();
+        let polled: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
         let list = mock!(Ssm::list_command_invocations).then_compute_output(move |req| {
             let command = req.command_id().unwrap_or_default();
             let ids = r.lock().unwrap().get(command).cloned().unwrap_or_default();
             let mut out = ListCommandInvocationsOutput::builder();
+            let mut polls = polled.lock().unwrap();
+            let seen = polls.entry(command.to_string()).or_default();
+            *seen += 1;
+            if *seen <= this.in_progress_polls {
+                for id in ids {
+                    out = out.command_invocations(
+                        CommandInvocation::builder()
+                            .command_id(command)
+                            .instance_id(&id)
+                            .status(CommandInvocationStatus::InProgress)
+                            .build(),
+                    );
+                }
+                return out.build();
+            }
             for id in ids {
                 out = out.command_invocations(
                     CommandInvocation::builder()

@@ -365,3 +365,31 @@ async fn a_round_that_warns_tells_and_records_that_it_told() {
         "{status:?}"
     );
 }
+
+#[tokio::test]
+async fn a_probe_that_finishes_on_a_later_poll_is_read_not_unknown() {
+    let env = Env::in_memory().await;
+    let cfg = env.deps.cfg.clone();
+    let ids = setup::run_seeded(&env.aws.ec2, 3, Some("slow")).await.unwrap();
+    let now = env.now();
+    for (i, id) in ids.iter().enumerate() {
+        let spec = parse_launch(format!(r#"{{"name":"slow-{i}"}}"#).as_bytes(), &cfg).unwrap();
+        let mut nb = Notebook::new(&spec, "alice", 1, idle_policy(&spec, &cfg), now);
+        (nb.state, nb.instance_id, nb.running_since) = (State::Ready, Some(id.clone()), Some(now));
+        env.deps.store.put(&nb, Expect::Absent).await.unwrap();
+    }
+    // SSM says InProgress twice before the probes are done, as it does while they run.
+    let (commands, rules) = RunCommand::succeeding(|_| BUSY.to_string())
+        .finishing_after(2)
+        .build();
+    let mut deps = env.deps.clone();
+    deps.commands = Arc::new(commands);
+    let report = sweep(&deps, timing()).await.unwrap();
+    assert!(report.unknown.is_empty(), "{report:?}");
+    assert_eq!(rules.list.num_calls(), 3, "polled until the probes finished");
+    let nb = deps.store.require("slow-0").await.unwrap();
+    assert_eq!(
+        nb.idle_status.unwrap().verdict,
+        nbfleet_core::idle::Verdict::Active
+    );
+}
