@@ -144,8 +144,36 @@ mod tests {
 
     #[test]
     fn only_upstream_trouble_is_retryable() {
-        assert!(Error::Throttled("x".into()).is_retryable());
-        assert!(!Error::Quota("x".into()).is_retryable());
-        assert!(!Error::Conflict("x".into()).is_retryable());
+        let x = || "x".to_string();
+        let every = [
+            (Error::bad_request("f", "m"), false),
+            (Error::PayloadTooLarge { limit: 1 }, false),
+            (Error::Unauthorized(x()), false),
+            (Error::Forbidden(x()), false),
+            (Error::NotFound(x()), false),
+            (Error::Conflict(x()), false),
+            (Error::Capacity(x()), true),
+            (Error::Quota(x()), false),
+            (Error::Throttled(x()), true),
+            (Error::Unavailable(x()), true),
+            (Error::Internal(x()), false),
+        ];
+        for (e, retryable) in every {
+            // A new variant must be added here: the match makes the compiler say so.
+            match e {
+                Error::BadRequest { .. }
+                | Error::PayloadTooLarge { .. }
+                | Error::Unauthorized(_)
+                | Error::Forbidden(_)
+                | Error::NotFound(_)
+                | Error::Conflict(_)
+                | Error::Capacity(_)
+                | Error::Quota(_)
+                | Error::Throttled(_)
+                | Error::Unavailable(_)
+                | Error::Internal(_) => {}
+            }
+            assert_eq!(e.is_retryable(), retryable, "{e:?}");
+        }
     }
 }

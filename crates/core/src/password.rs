@@ -175,8 +175,11 @@ mod tests {
     #[test]
     fn tokens_are_48_hex_characters() {
         let t = token(&[0xab; 24]);
-        assert_eq!(t.expose().len(), 48);
-        assert!(t.expose().chars().all(|c| c.is_ascii_hexdigit()));
+        assert_eq!(t.expose(), "ab".repeat(24));
+        let t = token(&[
+            0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 255,
+        ]);
+        assert_eq!(t.expose(), "000102030405060708090a0b0c0d0e0f10111213141516ff");
     }
 
     #[test]

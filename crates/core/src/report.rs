@@ -212,7 +212,9 @@ mod tests {
     #[test]
     fn a_health_report_parses() {
         let out = format!("{{\"nbfleet\":\"health\",\"fingerprint\":\"{FP}\",\"port\":8888}}");
-        assert_eq!(parse_health(&out).unwrap().port, 8888);
+        let report = parse_health(&out).unwrap();
+        assert_eq!((report.port, report.fingerprint.as_str()), (8888, FP));
+        assert!(parse_health(&out.replace(FP, "not-a-fingerprint")).is_err());
     }
 
     #[test]
