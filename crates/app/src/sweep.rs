@@ -4,7 +4,7 @@
 //!    reconcile left alone); a record whose step fails is logged, reported by name and left to
 //!    the next round, and the round goes on. Each phase has a time budget ([`Timing`]), so a
 //!    record that hangs never keeps the round from probing, warning and stopping;
-//! 2. read the Ready notebooks (the by-state index) and send them the probe, at most 50
+//! 2. send the Ready notebooks (of the same read of the live records) the probe, at most 50
 //!    instances per SendCommand; a batch that fails is split in half until the bad instance is
 //!    alone, so one bad instance never blocks the others (as Instance Scheduler does);
 //! 3. collect the probes in the same run with a bounded wait: late means unknown;
@@ -180,7 +180,6 @@ async fn probe_all(
     let ids: Vec<String> = ready.iter().filter_map(|nb| nb.instance_id.clone()).collect();
     let mut results = HashMap::new();
     let mut commands = Vec::new();
-    let deadline = tokio::time::Instant::now() + timing.collect_for;
     let phase = Budget::of(timing.collect_for);
     for batch in ids.chunks(BATCH) {
         send_bisecting(deps, batch, &script, phase, &mut commands, &mut results, sent).await;
@@ -215,7 +214,7 @@ async fn probe_all(
             }
         }
         pending = still;
-        if pending.is_empty() || tokio::time::Instant::now() >= deadline {
+        if pending.is_empty() || phase.left().is_zero() {
             break;
         }
         tokio::time::sleep(timing.poll_every).await;
