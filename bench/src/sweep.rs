@@ -4,8 +4,9 @@
 //! lambda-bench reads for the summary table and the monthly cost). `BENCH_OUT` moves both.
 //!
 //! Records and instances are real (moto); Run Command is the test kit's stand-in (the real SSM
-//! adapter on mocked SendCommand and ListCommandInvocations, as moto has no
-//! ListCommandInvocations), and its calls are counted with the others. Two
+//! adapter on mocked SendCommand, ListCommands and ListCommandInvocations, as moto has no
+//! ListCommandInvocations and its commands never run), and its calls are counted with the
+//! others. Each probe is still running at the sweep's first look and ended at its second. Two
 //! rounds per N: the first gives every notebook its first verdict (two writes each); the
 //! second is the steady state, where verdicts hold and nothing is written.
 //!
@@ -75,8 +76,11 @@ async fn fleet(n: usize) -> (nbfleet_core::ports::Deps, CallLog) {
     puts.join_all().await;
     let log = CallLog::default();
     let mut deps = moto::clients_logged(&endpoint, &account, log.clone()).deps(cfg);
-    // Every probe answers at once, busy; the SSM calls are logged as the other clients' are.
+    // Every probe answers busy, as SSM does it: still InProgress at the first look, ended at the
+    // second (a probe starts a Python and reads Jupyter over HTTPS; SSM's own delivery takes
+    // seconds, and the sweep looks every three). The SSM calls are logged as the others are.
     let (commands, _) = RunCommand::succeeding(|_| BUSY.to_string())
+        .finishing_after(1)
         .logged(moto::call_logger(&account, log.clone()))
         .build();
     deps.commands = Arc::new(commands);
@@ -179,7 +183,7 @@ fn render(rounds: &[Round]) -> String {
         s,
         "One sweep round over N Ready notebooks: records and instances in moto (a local moto \
          server, debug build), probe results faked at the Commands port (moto has no \
-         ListCommandInvocations); one instance per RunInstances, as launch makes them. Target for \
+         ListCommandInvocations), each probe still running at the first look and ended at the second; one instance per RunInstances, as launch makes them. Target for \
          a steady round: at most 0.05 × N + 5 AWS calls, DynamoDB writes included. Wall time is mostly moto's.\n"
     );
     let _ = write!(s, "| N | round | wall s | calls | target | ");

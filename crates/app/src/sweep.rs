@@ -7,7 +7,8 @@
 //! 2. send the Ready notebooks (of the same read of the live records) the probe, at most 50
 //!    instances per SendCommand; a batch that fails is split in half until the bad instance is
 //!    alone, so one bad instance never blocks the others (as Instance Scheduler does);
-//! 3. collect the probes in the same run with a bounded wait: late means unknown;
+//! 3. collect the probes in the same run with a bounded wait (one listing of the round's
+//!    commands per poll says which have ended; each is read once): late means unknown;
 //! 4. decide with the pure idle policy (`nbfleet_core::idle::decide`), keep what
 //!    `idle::status_update` says to keep, then warn, stop and record;
 //! 5. start the stopped notebooks whose schedule asks to start when its window opens.
@@ -114,7 +115,7 @@ pub async fn sweep(deps: &Deps, timing: Timing) -> Result<RoundReport> {
         .filter(|nb| matches!(nb.state, State::Ready | State::Stopped))
         .partition(|nb| nb.state == State::Ready);
     report.probed = ready.len();
-    let probes = probe_all(deps, &ready, timing, &mut report.commands_sent).await?;
+    let probes = probe_all(deps, &ready, timing, now, &mut report.commands_sent).await?;
     let phase = Budget::of(timing.act_for);
     for nb in ready {
         let id = nb.instance_id.clone().unwrap_or_default();
@@ -169,62 +170,80 @@ async fn start_scheduled(deps: &Deps, stopped: &[Notebook], now: Timestamp, phas
     started
 }
 
-/// Sends the probe to every notebook and collects what came back, by instance id.
+/// Sends the probe to every notebook and collects what came back, by instance id. While the
+/// probes run, one listing of the round's commands says which have ended (`still_running`:
+/// one call per 50 commands); each ended command's results are then read once. When the time
+/// is nearly up, whatever has not ended is read as it stands, and a probe still running is
+/// unknown.
 async fn probe_all(
     deps: &Deps,
     ready: &[Notebook],
     timing: Timing,
+    now: Timestamp,
     sent: &mut usize,
 ) -> Result<HashMap<String, Probe>> {
     let script = scripts::probe()?;
     let ids: Vec<String> = ready.iter().filter_map(|nb| nb.instance_id.clone()).collect();
     let mut results = HashMap::new();
-    let mut commands = Vec::new();
+    let mut pending = Vec::new();
     let phase = Budget::of(timing.collect_for);
     for batch in ids.chunks(BATCH) {
-        send_bisecting(deps, batch, &script, phase, &mut commands, &mut results, sent).await;
+        send_bisecting(deps, batch, &script, phase, &mut pending, &mut results, sent).await;
     }
-    let mut pending: Vec<(String, Vec<String>)> = commands;
+    // Commands sent this round, with a minute's room for the clocks of Lambda and SSM.
+    let since = now - jiff::SignedDuration::from_mins(1);
     while !pending.is_empty() {
-        let mut still = Vec::new();
-        for (command_id, batch) in pending {
-            let invocations = phase
-                .run(deps.commands.invocations(&command_id))
-                .await
-                .unwrap_or_default();
-            let finished: HashMap<&str, &Invocation> = invocations
-                .iter()
-                .filter(|i| i.status.is_final())
-                .map(|i| (i.instance_id.as_str(), i))
-                .collect();
-            let mut waiting = Vec::new();
-            for id in batch {
-                match finished.get(id.as_str()) {
-                    Some(inv) if inv.status == CommandStatus::Success => {
-                        results.insert(id, report::parse_probe(&inv.stdout));
-                    }
-                    Some(inv) => {
-                        results.insert(id, Probe::Unknown(format!("the probe ended {:?}", inv.status)));
-                    }
-                    None => waiting.push(id),
-                }
-            }
-            if !waiting.is_empty() {
-                still.push((command_id, waiting));
-            }
+        let command_ids: Vec<String> = pending.iter().map(|(c, _)| c.clone()).collect();
+        let running = phase
+            .run(deps.commands.still_running(&command_ids, since))
+            .await
+            .unwrap_or_else(|_| command_ids.iter().cloned().collect());
+        let last = phase.left() <= timing.poll_every;
+        let (ended, waiting): (Vec<_>, Vec<_>) = pending
+            .into_iter()
+            .partition(|(command, _)| last || !running.contains(command));
+        for (command, batch) in ended {
+            read_batch(deps, phase, &command, batch, &mut results).await;
         }
-        pending = still;
-        if pending.is_empty() || phase.left().is_zero() {
-            break;
-        }
-        tokio::time::sleep(timing.poll_every).await;
-    }
-    for (_, late) in pending {
-        for id in late {
-            results.insert(id, Probe::Unknown("the probe did not answer in time".into()));
+        pending = waiting;
+        if !pending.is_empty() {
+            tokio::time::sleep(timing.poll_every).await;
         }
     }
     Ok(results)
+}
+
+/// Reads one command's invocations into `results`: each instance's probe, or unknown (ended
+/// otherwise than Success, still running, or not readable).
+async fn read_batch(
+    deps: &Deps,
+    phase: Budget,
+    command_id: &str,
+    batch: Vec<String>,
+    results: &mut HashMap<String, Probe>,
+) {
+    let invocations = match phase.run(deps.commands.invocations(command_id)).await {
+        Ok(all) => all,
+        Err(e) => {
+            for id in batch {
+                results.insert(
+                    id,
+                    Probe::Unknown(format!("the probe's result could not be read: {e}")),
+                );
+            }
+            return;
+        }
+    };
+    let by_instance: HashMap<&str, &Invocation> =
+        invocations.iter().map(|i| (i.instance_id.as_str(), i)).collect();
+    for id in batch {
+        let probe = match by_instance.get(id.as_str()) {
+            Some(inv) if inv.status == CommandStatus::Success => report::parse_probe(&inv.stdout),
+            Some(inv) if inv.status.is_final() => Probe::Unknown(format!("the probe ended {:?}", inv.status)),
+            _ => Probe::Unknown("the probe did not answer in time".into()),
+        };
+        results.insert(id, probe);
+    }
 }
 
 /// Sends one batch; on failure splits it until the failing instances are alone, and marks

@@ -9,10 +9,11 @@
 use crate::errors;
 use async_trait::async_trait;
 use aws_sdk_ssm::Client;
-use aws_sdk_ssm::types::CommandInvocation;
+use aws_sdk_ssm::types::{Command, CommandFilter, CommandFilterKey, CommandInvocation};
 use nbfleet_core::ports::{CommandStatus, Commands, Invocation, Reach};
 use nbfleet_core::scripts::{Script, ScriptKind};
 use nbfleet_core::{Error, Result};
+use std::collections::HashSet;
 use std::time::Duration;
 
 /// How long SendCommand keeps trying an instance whose agent is not registered yet.
@@ -168,6 +169,39 @@ impl Commands for SsmCommands {
 
     async fn invocations(&self, command_id: &str) -> Result<Vec<Invocation>> {
         self.list_invocations(command_id).await
+    }
+
+    async fn still_running(&self, command_ids: &[String], since: jiff::Timestamp) -> Result<HashSet<String>> {
+        // One listing of the commands sent since `since`, 50 a page: a command's own status is
+        // final only once every instance it ran on is done.
+        let listed: Vec<Command> = self
+            .client
+            .list_commands()
+            .filters(
+                CommandFilter::builder()
+                    .key(CommandFilterKey::InvokedAfter)
+                    .value(since.to_string())
+                    .build()
+                    .map_err(Error::internal)?,
+            )
+            .max_results(50)
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<std::result::Result<_, _>>()
+            .await
+            .map_err(|e| errors::map(e, "list the commands"))?;
+        let ended: HashSet<&str> = listed
+            .iter()
+            .filter(|c| status(c.status.as_ref().map(|s| s.as_str())).is_final())
+            .filter_map(|c| c.command_id.as_deref())
+            .collect();
+        // A command not listed yet (the listing lags SendCommand) is still running.
+        Ok(command_ids
+            .iter()
+            .filter(|id| !ended.contains(id.as_str()))
+            .cloned()
+            .collect())
     }
 
     async fn invocation(&self, command_id: &str, instance_id: &str) -> Result<Invocation> {

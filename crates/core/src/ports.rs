@@ -279,6 +279,24 @@ pub trait Commands: Send + Sync {
     async fn send_batch(&self, instance_ids: &[String], script: &crate::scripts::Script) -> Result<String>;
     /// Every instance's invocation of `command_id`, with its output, all pages.
     async fn invocations(&self, command_id: &str) -> Result<Vec<Invocation>>;
+    /// Which of `command_ids` (sent at or after `since`) have not ended on every instance yet.
+    /// Here by reading each command's invocations; SSM lists the commands themselves instead,
+    /// one call per 50, however many instances each ran on.
+    async fn still_running(
+        &self,
+        command_ids: &[String],
+        since: Timestamp,
+    ) -> Result<std::collections::HashSet<String>> {
+        let _ = since;
+        let mut running = std::collections::HashSet::new();
+        for id in command_ids {
+            let invocations = self.invocations(id).await?;
+            if invocations.is_empty() || invocations.iter().any(|i| !i.status.is_final()) {
+                running.insert(id.clone());
+            }
+        }
+        Ok(running)
+    }
 }
 
 /// What people are told, through the Notifier: each says what happened and what to do next.

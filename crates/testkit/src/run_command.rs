@@ -1,12 +1,14 @@
 //! The one Run Command stand-in: the real `SsmCommands` adapter on an SSM client whose
-//! SendCommand, GetCommandInvocation and ListCommandInvocations are aws-smithy-mocks. It fills
-//! moto's gaps: moto's SendCommand never refuses an instance, its GetCommandInvocation has no
-//! output, and it has no ListCommandInvocations at all.
+//! SendCommand, GetCommandInvocation, ListCommandInvocations and ListCommands are
+//! aws-smithy-mocks. It fills moto's gaps: moto's SendCommand never refuses an instance, its
+//! GetCommandInvocation has no output, it has no ListCommandInvocations at all, and its
+//! commands never run (so never show InProgress).
 
 use aws_sdk_ssm::Client as Ssm;
 use aws_sdk_ssm::config::SharedInterceptor;
 use aws_sdk_ssm::operation::get_command_invocation::GetCommandInvocationOutput;
 use aws_sdk_ssm::operation::list_command_invocations::ListCommandInvocationsOutput;
+use aws_sdk_ssm::operation::list_commands::ListCommandsOutput;
 use aws_sdk_ssm::operation::send_command::{SendCommandError, SendCommandOutput};
 use aws_sdk_ssm::types::{Command, CommandInvocation, CommandInvocationStatus, CommandPlugin};
 use aws_smithy_mocks::{MockResponse, Rule, RuleMode, mock, mock_client};
@@ -33,6 +35,8 @@ pub struct Rules {
     pub send: Rule,
     pub get: Rule,
     pub list: Rule,
+    /// ListCommands.
+    pub commands: Rule,
 }
 
 impl RunCommand {
@@ -62,8 +66,9 @@ impl RunCommand {
         self
     }
 
-    /// ListCommandInvocations answers `polls` times InProgress (no output) for each command
-    /// before it answers how the command ended, as SSM does while a probe runs.
+    /// Each command runs until ListCommands has listed it `polls` times (InProgress there and in
+    /// ListCommandInvocations, without output), then ends as set, as SSM does while a probe
+    /// runs.
     pub fn finishing_after(mut self, polls: usize) -> Self {
         self.in_progress_polls = polls;
         self
@@ -78,7 +83,12 @@ impl RunCommand {
     /// The adapter on the mocked client, and the mocked calls.
     pub fn build(self) -> (SsmCommands, Rules) {
         let sent: Arc<Mutex<HashMap<String, Vec<String>>>> = Arc::default();
-        let (w, r) = (sent.clone(), sent);
+        let (w, r, listed) = (sent.clone(), sent.clone(), sent);
+        // How many times ListCommands has listed each command.
+        let polled: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
+        let (counted, seen) = (polled.clone(), polled);
+        let polls = self.in_progress_polls;
+        let running = move |seen: usize| polls > 0 && seen <= polls;
         let refused = self.refused.clone();
         let send = mock!(Ssm::send_command).then_compute_response(move |req| {
             let ids = req.instance_ids().to_vec();
@@ -112,15 +122,11 @@ impl RunCommand {
                 .build()
         });
         let this = self.clone();
-        let polled: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
         let list = mock!(Ssm::list_command_invocations).then_compute_output(move |req| {
             let command = req.command_id().unwrap_or_default();
             let ids = r.lock().unwrap().get(command).cloned().unwrap_or_default();
             let mut out = ListCommandInvocationsOutput::builder();
-            let mut polls = polled.lock().unwrap();
-            let seen = polls.entry(command.to_string()).or_default();
-            *seen += 1;
-            if *seen <= this.in_progress_polls {
+            if running(seen.lock().unwrap().get(command).copied().unwrap_or(0)) {
                 for id in ids {
                     out = out.command_invocations(
                         CommandInvocation::builder()
@@ -149,16 +155,39 @@ impl RunCommand {
             }
             out.build()
         });
+        let ended = aws_sdk_ssm::types::CommandStatus::from(self.status.as_str());
+        let commands = mock!(Ssm::list_commands).then_compute_output(move |_| {
+            let mut counts = counted.lock().unwrap();
+            let mut out = ListCommandsOutput::builder();
+            for command in listed.lock().unwrap().keys() {
+                let seen = counts.entry(command.clone()).or_default();
+                *seen += 1;
+                let status = match running(*seen) {
+                    true => aws_sdk_ssm::types::CommandStatus::InProgress,
+                    false => ended.clone(),
+                };
+                out = out.commands(Command::builder().command_id(command).status(status).build());
+            }
+            out.build()
+        });
         let logger = self.logger.clone();
         let ssm = mock_client!(
             aws_sdk_ssm,
             RuleMode::MatchAny,
-            [&send, &get, &list],
+            [&send, &get, &list, &commands],
             |c| match &logger {
                 Some(l) => c.interceptor(l.clone()),
                 None => c,
             }
         );
-        (SsmCommands::new(ssm), Rules { send, get, list })
+        (
+            SsmCommands::new(ssm),
+            Rules {
+                send,
+                get,
+                list,
+                commands,
+            },
+        )
     }
 }

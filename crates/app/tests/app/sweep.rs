@@ -82,7 +82,7 @@ async fn one_hundred_twenty_notebooks_take_three_send_commands() {
         "{}",
         status.reason
     );
-    assert!(f.list.num_calls() >= 3);
+    assert_eq!(f.list.num_calls(), 3, "each command's results read once");
 }
 
 #[tokio::test]
@@ -386,7 +386,8 @@ async fn a_probe_that_finishes_on_a_later_poll_is_read_not_unknown() {
     deps.commands = Arc::new(commands);
     let report = sweep(&deps, timing()).await.unwrap();
     assert!(report.unknown.is_empty(), "{report:?}");
-    assert_eq!(rules.list.num_calls(), 3, "polled until the probes finished");
+    assert_eq!(rules.commands.num_calls(), 3, "listed until the probes ended");
+    assert_eq!(rules.list.num_calls(), 1, "the results read once, when ended");
     let nb = deps.store.require("slow-0").await.unwrap();
     assert_eq!(
         nb.idle_status.unwrap().verdict,

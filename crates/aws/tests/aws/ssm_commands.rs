@@ -132,3 +132,50 @@ async fn list_invocations_reads_every_page_with_details() {
     );
     assert_eq!(all[2].stdout, r#"{"probe":"i-3"}"#);
 }
+
+#[tokio::test]
+async fn still_running_lists_the_rounds_commands_not_their_instances() {
+    use aws_sdk_ssm::operation::list_commands::ListCommandsOutput;
+    use aws_sdk_ssm::types::{CommandFilterKey, CommandStatus as Status};
+    let since: jiff::Timestamp = "2026-12-05T10:00:00Z".parse().unwrap();
+    let rule = mock!(Client::list_commands)
+        .match_requests(|r| {
+            r.filters().first().is_some_and(|f| {
+                f.key() == &CommandFilterKey::InvokedAfter && f.value() == "2026-12-05T10:00:00Z"
+            })
+        })
+        .then_output(|| {
+            ListCommandsOutput::builder()
+                .commands(
+                    Command::builder()
+                        .command_id("cmd-1")
+                        .status(Status::Success)
+                        .build(),
+                )
+                .commands(
+                    Command::builder()
+                        .command_id("cmd-2")
+                        .status(Status::InProgress)
+                        .build(),
+                )
+                .commands(
+                    Command::builder()
+                        .command_id("cmd-other")
+                        .status(Status::Failed)
+                        .build(),
+                )
+                .build()
+        });
+    let commands = SsmCommands::new(mock_client!(aws_sdk_ssm, [&rule]));
+    let asked = ["cmd-1", "cmd-2", "cmd-3"].map(String::from);
+    let mut running: Vec<String> = commands
+        .still_running(&asked, since)
+        .await
+        .unwrap()
+        .into_iter()
+        .collect();
+    running.sort();
+    // cmd-3 is not listed yet (the listing lags SendCommand): still running.
+    assert_eq!(running, ["cmd-2", "cmd-3"]);
+    assert_eq!(rule.num_calls(), 1);
+}
