@@ -64,7 +64,15 @@ fuzz: ## fuzz core's parsers with cargo-fuzz on stable (FUZZ_SECONDS per target;
 # `make bench` runs the Lambda binaries here, so it builds them for this machine's architecture.
 HOST_ARCH := $(if $(filter aarch64 arm64,$(shell uname -m)),arm64,x86_64)
 bench: ARCH = $(HOST_ARCH)
-bench: venv build ## benchmarks on moto: the sweep (N = 100, 1000, 5000), the pipeline's overhead, each Lambda's cold start, memory and zip size against Python, the monthly cost; to bench/results.md
+# The Python baseline's own venv: boto3 and nothing else, as a Lambda Python runtime has it.
+BASELINE_VENV := target/bench/baseline-venv
+$(BASELINE_VENV)/.installed:
+	python3 -m venv $(BASELINE_VENV)
+	$(BASELINE_VENV)/bin/pip install --quiet --upgrade pip
+	$(BASELINE_VENV)/bin/pip install --quiet boto3
+	touch $@
+
+bench: venv build $(BASELINE_VENV)/.installed ## benchmarks on moto: the sweep (N = 100, 1000, 5000), the pipeline's overhead, each Lambda's cold start, memory and zip size against Python, the monthly cost; to bench/results.md
 	cargo build -p nbfleet-bench --bin sweep-bench --bin pipeline-bench --bin lambda-bench
 	rm -f target/bench/*.md target/bench/*.json
 	status=0; \

@@ -15,9 +15,11 @@
 //! - peak RSS: `VmHWM` of the process once it polls for the next event, i.e. over init and one
 //!   full invocation; then the process is killed.
 //!
-//! The Python baseline (`bench/python/bootstrap.py`, run with `BENCH_PYTHON`, default
-//! `.venv/bin/python`) builds the same boto3 clients and answers one event after one DynamoDB
-//! call. Runs are interleaved (one run of every target per round, `BENCH_RUNS` rounds, default
+//! The Python baseline (`bench/python/bootstrap.py`, run with `BENCH_BASELINE_PYTHON`, default
+//! `target/bench/baseline-venv/bin/python`: a venv holding boto3 and nothing else, as a Lambda
+//! Python runtime does, never the project venv, whose SAM CLI pulls in awscrt and pyopenssl that
+//! botocore then imports) builds the same boto3 clients and answers one event after one
+//! DynamoDB call. Its `python -VV` and packages are written with the figures. Runs are interleaved (one run of every target per round, `BENCH_RUNS` rounds, default
 //! 20) so that the machine's noise spreads evenly.
 //!
 //! Writes `target/bench/lambda.json` and `target/bench/lambda.md` (`BENCH_OUT` moves both); the
@@ -74,6 +76,7 @@ const LOCAL_VALUES: &[(&str, &str)] = &[
     ("NBFLEET_VOLUME_GB_MAX", "2000"),
     ("NBFLEET_MAX_RUNTIME_MINUTES", "720"),
     ("NBFLEET_WARNING_MINUTES", "10"),
+    ("NBFLEET_ORPHAN_GRACE_MINUTES", "30"),
     ("NBFLEET_ALLOW_WORLD", "false"),
     ("NBFLEET_ADMINS", ""),
     ("NBFLEET_PRICES", ""),
@@ -110,6 +113,11 @@ struct Figures {
 fn main() {
     let lambda_dir = PathBuf::from(env_or("LAMBDA_DIR", "target/lambda"));
     let python = PathBuf::from(env_or("BENCH_PYTHON", ".venv/bin/python"));
+    let baseline = PathBuf::from(env_or(
+        "BENCH_BASELINE_PYTHON",
+        "target/bench/baseline-venv/bin/python",
+    ));
+    let baseline_versions = describe_python(&baseline);
     let out = PathBuf::from(env_or("BENCH_OUT", "target/bench"));
     let runs: usize = env_or("BENCH_RUNS", "20").parse().expect("BENCH_RUNS: a number");
     let moto = std::env::var("MOTO_ENDPOINT").unwrap_or_else(|_| {
@@ -198,7 +206,7 @@ fn main() {
             figures.len(),
             runtime_api::Target {
                 name: name.to_string(),
-                program: python.clone(),
+                program: baseline.clone(),
                 args: vec!["bench/python/bootstrap.py".into()],
                 env,
                 event: read("bench/events/sweep.json"),
@@ -287,7 +295,7 @@ fn main() {
     if pipeline.is_none() {
         eprintln!("lambda-bench: no pipeline.json (run pipeline-bench first): no pipeline rows");
     }
-    let (md, failed) = render(
+    let (mut md, failed) = render(
         &figures,
         sweep.as_ref(),
         pipeline.as_ref(),
@@ -295,6 +303,12 @@ fn main() {
         runs,
         item_bytes,
     );
+    md.push_str(&format!(
+        "\nThe Python baseline ran on `{}` ({}), with: {}.\n",
+        baseline.display(),
+        baseline_versions.0,
+        baseline_versions.1
+    ));
     let json = to_json(&figures, sweep.as_ref(), costs.as_ref(), runs, item_bytes);
     std::fs::write(out.join("lambda.md"), &md).expect("write lambda.md");
     std::fs::write(
@@ -307,6 +321,28 @@ fn main() {
         eprintln!("lambda-bench: {failed} figure(s) miss their target");
         std::process::exit(1);
     }
+}
+
+/// `python -VV` of `python`, and its installed packages (`name==version`, comma-separated);
+/// stops the bench when it cannot run.
+fn describe_python(python: &Path) -> (String, String) {
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(python)
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| fail(&format!("{}: {e} (`make bench` makes it)", python.display())));
+        if !out.status.success() {
+            fail(&format!("{} {args:?} failed", python.display()));
+        }
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let version = run(&["-VV"]).replace('\n', " ");
+    let packages = run(&["-m", "pip", "freeze", "--all"])
+        .lines()
+        .filter(|l| !l.starts_with("pip==") && !l.starts_with("setuptools=="))
+        .collect::<Vec<_>>()
+        .join(", ");
+    (version, packages)
 }
 
 fn env_or(key: &str, default: &str) -> String {
@@ -530,6 +566,18 @@ fn mb(bytes: u64) -> f64 {
     bytes as f64 / 1_000_000.0
 }
 
+/// Whether all `runs` invocations of a function ran and answered as a working function does:
+/// a response (an API function's with a 2xx status), never an error, a crash or a timeout. A
+/// figure measured on anything less does not pass.
+fn all_answered(runs: &[Run], expected: usize) -> bool {
+    runs.len() == expected
+        && runs.iter().all(|r| match r.outcome {
+            runtime_api::Outcome::Response(None) => true,
+            runtime_api::Outcome::Response(Some(status)) => (200..300).contains(&status),
+            _ => false,
+        })
+}
+
 fn mark(ok: bool) -> &'static str {
     if ok { "pass" } else { "**FAIL**" }
 }
@@ -575,7 +623,7 @@ fn render(
         let py = &figures[f.baseline.expect("baseline")];
         let (rust, python) = (median(&cold_ms(&f.runs)), median(&cold_ms(&py.runs)));
         let ratio = rust / python;
-        let ok = ratio <= COLD_START_RATIO_MAX && cold_ms(&f.runs).len() == runs;
+        let ok = ratio <= COLD_START_RATIO_MAX && all_answered(&f.runs, runs) && all_answered(&py.runs, runs);
         failed += usize::from(!ok);
         let _ = writeln!(
             s,
@@ -587,7 +635,7 @@ fn render(
     }
     for f in figures.iter().filter(|f| f.baseline.is_some()) {
         let peak = max(&rss_mb(&f.runs));
-        let ok = peak <= PEAK_RSS_MAX_MB;
+        let ok = peak <= PEAK_RSS_MAX_MB && all_answered(&f.runs, runs) && rss_mb(&f.runs).len() == runs;
         failed += usize::from(!ok);
         let _ = writeln!(
             s,
@@ -607,19 +655,37 @@ fn render(
             mark(ok)
         );
     }
-    if let Some(sweep) = sweep {
-        for (n, calls, _) in steady_rounds(sweep) {
-            let target = n / 20 + 5;
-            let ok = calls <= target;
-            failed += usize::from(!ok);
-            let _ = writeln!(
-                s,
-                "| sweep, steady round, N = {n}: AWS calls | {calls} | ≤ 0.05 × N + 5 = {target} | {} |",
-                mark(ok)
-            );
-        }
+    let steady = sweep.map(steady_rounds).unwrap_or_default();
+    if steady.is_empty() {
+        failed += 1;
+        let _ = writeln!(
+            s,
+            "| sweep, steady rounds: AWS calls | no results | ≤ 0.05 × N + 5 | {} |",
+            mark(false)
+        );
+    }
+    for (n, calls, _) in steady {
+        let target = n / 20 + 5;
+        let ok = calls <= target;
+        failed += usize::from(!ok);
+        let _ = writeln!(
+            s,
+            "| sweep, steady round, N = {n}: AWS calls | {calls} | ≤ 0.05 × N + 5 = {target} | {} |",
+            mark(ok)
+        );
     }
     // The pipeline bench's rows, as it wrote them.
+    if pipeline
+        .and_then(|p| p["summary"].as_array())
+        .is_none_or(|rows| rows.is_empty())
+    {
+        failed += 1;
+        let _ = writeln!(
+            s,
+            "| pipeline overhead | no results | as pipeline-bench states | {} |",
+            mark(false)
+        );
+    }
     for row in pipeline
         .and_then(|p| p["summary"].as_array())
         .into_iter()
@@ -654,8 +720,8 @@ fn render(
          Cold start: from exec to the first `GET /runtime/invocation/next`. Invocation: from the event \
          handed over to the response POSTed back (moto answers, so it is moto's time mostly). Peak \
          RSS: `VmHWM` after one invocation. {runs} runs each, interleaved. The Python baseline \
-         (`bench/python/bootstrap.py`) imports boto3, builds the same clients and answers one event \
-         after one DynamoDB GetItem. Outcome: what each invocation answered (HTTP status for the \
+         (`bench/python/bootstrap.py`, in a venv with boto3 only, as a Lambda Python runtime has it) \
+         imports boto3, builds the same clients and answers one event after one DynamoDB GetItem. Outcome: what each invocation answered (HTTP status for the \
          API functions).\n",
         arch = std::env::consts::ARCH
     );
