@@ -14,7 +14,7 @@ DEPLOY_TOOLS := $(VENV)/.deploy-tools
 SAM := $(VENV)/bin/sam
 CARGO_TEST := $(shell command -v cargo-nextest >/dev/null 2>&1 && echo "cargo nextest run --workspace --no-fail-fast" || echo "cargo test --workspace")
 
-.PHONY: help venv tools lint template-check test fuzz bench build deploy destroy build-local demo local local-stop
+.PHONY: help venv tools lint template-check test fuzz bench hello-lambda build deploy destroy build-local demo local local-stop
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
@@ -72,7 +72,7 @@ $(BASELINE_VENV)/.installed:
 	$(BASELINE_VENV)/bin/pip install --quiet boto3
 	touch $@
 
-bench: venv build $(BASELINE_VENV)/.installed ## benchmarks on moto: the sweep (N = 100, 1000, 5000), the pipeline's overhead, each Lambda's cold start, memory and zip size against Python, the monthly cost; to bench/results.md
+bench: venv build $(BASELINE_VENV)/.installed hello-lambda ## benchmarks on moto: the sweep (N = 100, 1000, 5000), the pipeline's overhead, each Lambda's cold start, memory and zip size against Python, the monthly cost; to bench/results.md
 	cargo build -p nbfleet-bench --bin sweep-bench --bin pipeline-bench --bin lambda-bench
 	rm -f target/bench/*.md target/bench/*.json
 	status=0; \
@@ -81,6 +81,10 @@ bench: venv build $(BASELINE_VENV)/.installed ## benchmarks on moto: the sweep (
 	scripts/with-moto.sh target/debug/lambda-bench || status=1; \
 	bench/assemble.sh; \
 	exit $$status
+
+# The hello-world Rust Lambda the cold starts are compared with, built as the functions are.
+hello-lambda: $(DEPLOY_TOOLS)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda build --release $(if $(filter arm64,$(ARCH)),--arm64,--x86-64) -p nbfleet-bench --features hello --bin hello-lambda
 
 $(DEPLOY_TOOLS): $(STAMP)
 	@echo "==> installing cargo-lambda (with its zig) and the SAM CLI into $(VENV)"

@@ -94,8 +94,13 @@ const LOCAL_VALUES: &[(&str, &str)] = &[
     ("NBFLEET_SLACK_USERS", ""),
 ];
 
+/// The hello-world Rust Lambda's name in the tables.
+const HELLO: &str = "hello-world Rust (lambda_runtime, tokio, serde_json)";
+
 /// Targets of the issue.
 const COLD_START_RATIO_MAX: f64 = 0.25;
+/// A handler's cold start, as a multiple of the hello-world Rust Lambda's.
+const HELLO_RATIO_MAX: f64 = 2.0;
 const PEAK_RSS_MAX_MB: f64 = 48.0;
 const ZIP_MAX_MB: f64 = 8.0;
 
@@ -194,6 +199,31 @@ fn main() {
             baseline: None,
         });
     }
+    // The hello-world Rust Lambda (bench/src/hello.rs): what a Rust function cannot beat.
+    let hello = figures.len();
+    let hello_bin = lambda_dir.join("hello-lambda").join("bootstrap");
+    if !hello_bin.is_file() {
+        fail(&format!("no {} (make hello-lambda)", hello_bin.display()));
+    }
+    targets.push((
+        hello,
+        runtime_api::Target {
+            name: HELLO.into(),
+            program: hello_bin.clone(),
+            args: vec![],
+            env: base_env("nbfleet-hello", 256),
+            event: read("bench/events/sweep.json"),
+            log: out.join("logs").join("hello-lambda.log"),
+        },
+    ));
+    figures.push(Figures {
+        name: HELLO.into(),
+        memory_mb: 256,
+        runs: vec![],
+        zip_bytes: None,
+        raw_bytes: std::fs::metadata(&hello_bin).ok().map(|m| m.len()),
+        baseline: None,
+    });
     let python_first = figures.len();
     for (name, lambda_client) in PYTHON {
         let mut env = base_env("nbfleet-python-baseline", 256);
@@ -222,7 +252,7 @@ fn main() {
             baseline: None,
         });
     }
-    for f in figures.iter_mut().take(python_first) {
+    for f in figures.iter_mut().take(hello) {
         f.baseline = Some(python_first + usize::from(f.name == "nbfleet-slack"));
     }
 
@@ -632,6 +662,22 @@ fn render(
             py.name,
             mark(ok)
         );
+    }
+    if let Some(hello) = figures.iter().find(|f| f.name == HELLO) {
+        let floor = median(&cold_ms(&hello.runs));
+        for f in figures.iter().filter(|f| f.baseline.is_some()) {
+            let rust = median(&cold_ms(&f.runs));
+            let ratio = rust / floor;
+            let ok =
+                ratio <= HELLO_RATIO_MAX && all_answered(&f.runs, runs) && all_answered(&hello.runs, runs);
+            failed += usize::from(!ok);
+            let _ = writeln!(
+                s,
+                "| {} cold start vs the hello-world Rust Lambda, medians of {runs} | {rust:.1} ms vs {floor:.1} ms = {ratio:.1}× | ≤ {HELLO_RATIO_MAX}× | {} |",
+                f.name,
+                mark(ok)
+            );
+        }
     }
     for f in figures.iter().filter(|f| f.baseline.is_some()) {
         let peak = max(&rss_mb(&f.runs));
