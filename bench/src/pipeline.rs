@@ -11,7 +11,7 @@
 //! `EC2 event emitted` (the watcher), `configuring` (configure, after SendCommand and the
 //! record write), `local command finished` (the runner) and `event handled` with a move to
 //! Ready (configure, after the write). Writes `target/bench/pipeline.md` and
-//! `target/bench/pipeline.json` (`BENCH_OUT` moves both). Target: each overhead ≤ 1 s.
+//! `target/bench/pipeline.json` (`BENCH_OUT` moves both). Target: each overhead ≤ 0.1 s.
 
 use nbfleet_local::harness::{Api, http_client};
 use nbfleet_local::moto;
@@ -27,7 +27,7 @@ use tracing_subscriber::filter::filter_fn;
 use tracing_subscriber::layer::SubscriberExt;
 
 const NOTEBOOKS: usize = 3;
-const TARGET_S: f64 = 1.0;
+const TARGET_S: f64 = 0.1;
 
 /// One log event of the stack, with when it happened.
 #[derive(Debug, Clone)]
