@@ -283,7 +283,7 @@ fn main() {
     }
 
     // Zipped sizes.
-    let bins: Vec<String> = figures[..python_first]
+    let bins: Vec<String> = figures[..hello]
         .iter()
         .map(|f| lambda_dir.join(&f.name).join("bootstrap").display().to_string())
         .collect();
