@@ -28,34 +28,28 @@ import zipfile
 LOCAL = {k[len("NBFLEET_LOCAL_"):]: v for k, v in os.environ.items() if k.startswith("NBFLEET_LOCAL_")}
 
 
+def template_table():
+    """The notebook table's keys and indexes from template.yaml (its CloudFormation tags ignored)."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_multi_constructor("!", lambda loader, suffix, node: None)
+    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "template.yaml")
+    with open(root) as f:
+        props = yaml.load(f, Loader=Loader)["Resources"]["NotebookTable"]["Properties"]
+    return {k: props[k] for k in ("AttributeDefinitions", "KeySchema", "GlobalSecondaryIndexes")}
+
+
 def provision():
     import boto3
 
     ddb = boto3.client("dynamodb")
     if LOCAL["TABLE"] not in ddb.list_tables()["TableNames"]:
-        s = lambda name: {"AttributeName": name, "AttributeType": "S"}  # noqa: E731
-        all_ = {"ProjectionType": "ALL"}
-        ddb.create_table(
-            TableName=LOCAL["TABLE"],
-            BillingMode="PAY_PER_REQUEST",
-            AttributeDefinitions=[s("name"), s("sk"), s("state"), s("instance_id")],
-            KeySchema=[{"AttributeName": "name", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-            GlobalSecondaryIndexes=[
-                {
-                    "IndexName": "by-state",
-                    "KeySchema": [
-                        {"AttributeName": "state", "KeyType": "HASH"},
-                        {"AttributeName": "name", "KeyType": "RANGE"},
-                    ],
-                    "Projection": all_,
-                },
-                {
-                    "IndexName": "by-instance",
-                    "KeySchema": [{"AttributeName": "instance_id", "KeyType": "HASH"}],
-                    "Projection": all_,
-                },
-            ],
-        )
+        # The table exactly as template.yaml declares it (keys and indexes), so the bench never
+        # runs on a table the stack would not have.
+        ddb.create_table(TableName=LOCAL["TABLE"], BillingMode="PAY_PER_REQUEST", **template_table())
         ddb.update_time_to_live(
             TableName=LOCAL["TABLE"], TimeToLiveSpecification={"AttributeName": "expires_at", "Enabled": True}
         )
