@@ -163,7 +163,9 @@ def facts(sam: dict) -> dict:
         }
     role = sam["Resources"]["NotebookInstanceRole"]["Properties"]
     role_statements = [resolve_deep(s, sam) for _, s in statements({"Policies": role.get("Policies", [])})]
-    return {"functions": functions, "instance_role": role_statements}
+    table = sam["Resources"]["NotebookTable"]["Properties"]
+    keys = {k: table[k] for k in ("AttributeDefinitions", "KeySchema", "GlobalSecondaryIndexes")}
+    return {"functions": functions, "instance_role": role_statements, "table": keys}
 
 
 def resolve_deep(node, sam: dict):

@@ -159,3 +159,69 @@ fn the_instance_role_reads_its_own_secret_and_no_other() {
         "the Slack signing secret"
     );
 }
+
+/// `{index or "table": [(attribute, key type)]}`, from DescribeTable's or the template's shape.
+fn key_schemas(table: &[Value], indexes: &[Value]) -> BTreeMap<String, Vec<(String, String)>> {
+    let keys = |schema: &Value| {
+        schema
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| {
+                let field = |name: &str| k[name].as_str().unwrap().to_string();
+                (field("AttributeName"), field("KeyType"))
+            })
+            .collect::<Vec<_>>()
+    };
+    let mut all = BTreeMap::from([("table".to_string(), keys(&Value::Array(table.to_vec())))]);
+    for index in indexes {
+        all.insert(
+            index["IndexName"].as_str().unwrap().to_string(),
+            keys(&index["KeySchema"]),
+        );
+    }
+    all
+}
+
+#[tokio::test]
+async fn the_table_the_tests_and_the_local_stack_make_is_the_templates() {
+    let facts = facts();
+    let declared = key_schemas(
+        facts["table"]["KeySchema"].as_array().unwrap(),
+        facts["table"]["GlobalSecondaryIndexes"].as_array().unwrap(),
+    );
+    let clients = nbfleet_local::moto::clients(
+        &nbfleet_local::moto::endpoint_from_env(),
+        &nbfleet_local::moto::fresh_account(),
+    );
+    nbfleet_aws::dynamo_store::create_table(&clients.dynamodb, "from-code")
+        .await
+        .unwrap();
+    let made = clients
+        .dynamodb
+        .describe_table()
+        .table_name("from-code")
+        .send()
+        .await
+        .unwrap()
+        .table
+        .unwrap();
+    let json = |schema: &[aws_sdk_dynamodb::types::KeySchemaElement]| {
+        Value::Array(
+            schema
+                .iter()
+                .map(|k| serde_json::json!({"AttributeName": k.attribute_name(), "KeyType": k.key_type().as_str()}))
+                .collect(),
+        )
+    };
+    let indexes: Vec<Value> = made
+        .global_secondary_indexes()
+        .iter()
+        .map(|i| serde_json::json!({"IndexName": i.index_name(), "KeySchema": json(i.key_schema())}))
+        .collect();
+    let made = key_schemas(json(made.key_schema()).as_array().unwrap(), &indexes);
+    assert_eq!(
+        made, declared,
+        "dynamo_store::create_table and template.yaml disagree"
+    );
+}
