@@ -10,7 +10,7 @@
 //! 3. collect the probes in the same run with a bounded wait (one listing of the round's
 //!    commands per poll says which have ended; each is read once): late means unknown;
 //! 4. decide with the pure idle policy (`nbfleet_core::idle::decide`), keep what
-//!    `idle::status_update` says to keep, then warn, stop and record;
+//!    `idle::status_update` says to keep, then warn, stop and record, 16 notebooks at a time;
 //! 5. start the stopped notebooks whose schedule asks to start when its window opens.
 //!
 //! A record is written only when its verdict or warning changes, so a duplicate schedule event
@@ -24,6 +24,7 @@ use nbfleet_core::idle::{self, Action, Probe, Timeline};
 use nbfleet_core::ports::{CommandStatus, Deps, Invocation, Notice, tell};
 use nbfleet_core::{Notebook, Result, State, report, scripts};
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// At most this many instances per SendCommand (SSM's limit).
@@ -116,7 +117,11 @@ pub async fn sweep(deps: &Deps, timing: Timing) -> Result<RoundReport> {
         .partition(|nb| nb.state == State::Ready);
     report.probed = ready.len();
     let probes = probe_all(deps, &ready, timing, now, &mut report.commands_sent).await?;
+    // Each notebook's decision and writes are its own: up to ACT_AT_ONCE at a time, so a first
+    // round over thousands (every verdict new, two writes each) fits its budget.
     let phase = Budget::of(timing.act_for);
+    let shared = Arc::new(deps.clone());
+    let mut acting = tokio::task::JoinSet::new();
     for nb in ready {
         let id = nb.instance_id.clone().unwrap_or_default();
         let probe = probes
@@ -126,24 +131,57 @@ pub async fn sweep(deps: &Deps, timing: Timing) -> Result<RoundReport> {
         if let Probe::Unknown(why) = &probe {
             report.unknown.push(format!("{}: {why}", nb.name));
         }
-        match phase.run(apply(deps, &nb, &probe, now)).await {
-            Ok(Some(Action::Warn { .. })) => report.warned.push(nb.name.clone()),
-            Ok(Some(Action::Stop)) => report.stopped.push(nb.name.clone()),
-            Ok(_) => {}
-            // A lost race with a user's request is fine: the next round sees the new state.
-            Err(nbfleet_core::Error::Conflict(why)) => {
-                tracing::info!(notebook = %nb.name, %why, "the record moved meanwhile");
-            }
-            // A stop that failed leaves the record Stopping: its deadline asks EC2 again.
-            Err(e) => {
-                tracing::warn!(notebook = %nb.name, error = %e, "sweep could not apply its decision");
-                report.failed.push(format!("{}: {e}", nb.name));
+        let deps = shared.clone();
+        acting.spawn(async move {
+            let done = phase.run(apply(&deps, &nb, &probe, now)).await;
+            (nb.name, done)
+        });
+        while acting.len() >= ACT_AT_ONCE {
+            if let Some(done) = acting.join_next().await {
+                record(done, &mut report);
             }
         }
     }
+    while let Some(done) = acting.join_next().await {
+        record(done, &mut report);
+    }
+    report.warned.sort();
+    report.stopped.sort();
     report.started = start_scheduled(deps, &stopped, now, phase).await;
     tracing::info!(?report, "sweep done");
     Ok(report)
+}
+
+/// How many notebooks' decisions are acted on at once.
+const ACT_AT_ONCE: usize = 16;
+
+/// Puts one notebook's outcome into the round's report.
+fn record(
+    done: std::result::Result<(String, Result<Option<Action>>), tokio::task::JoinError>,
+    report: &mut RoundReport,
+) {
+    let (name, outcome) = match done {
+        Ok(done) => done,
+        Err(e) => {
+            tracing::error!(error = %e, "a notebook's step panicked");
+            report.failed.push(format!("a notebook's step panicked: {e}"));
+            return;
+        }
+    };
+    match outcome {
+        Ok(Some(Action::Warn { .. })) => report.warned.push(name),
+        Ok(Some(Action::Stop)) => report.stopped.push(name),
+        Ok(_) => {}
+        // A lost race with a user's request is fine: the next round sees the new state.
+        Err(nbfleet_core::Error::Conflict(why)) => {
+            tracing::info!(notebook = %name, %why, "the record moved meanwhile");
+        }
+        // A stop that failed leaves the record Stopping: its deadline asks EC2 again.
+        Err(e) => {
+            tracing::warn!(notebook = %name, error = %e, "sweep could not apply its decision");
+            report.failed.push(format!("{name}: {e}"));
+        }
+    }
 }
 
 /// Starts the stopped notebooks whose schedule window opened after they stopped.

@@ -394,3 +394,27 @@ async fn a_probe_that_finishes_on_a_later_poll_is_read_not_unknown() {
         nbfleet_core::idle::Verdict::Active
     );
 }
+
+#[tokio::test]
+async fn a_first_round_over_many_notebooks_acts_on_them_at_once_within_its_budget() {
+    let f = fleet(48, None, IDLE).await;
+    let long_ago = f.env.now() - jiff::SignedDuration::from_hours(3);
+    for nb in f.deps.store.list().await.unwrap() {
+        let mut old = nb.touched(f.env.now());
+        old.running_since = Some(long_ago);
+        f.deps.store.put(&old, nb.expect()).await.unwrap();
+    }
+    // Every record write takes 50 ms (a slow DynamoDB): one notebook at a time, 48 warnings of
+    // three writes each would take 7 s.
+    f.env.store.hooks.before("put", |_| async {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        Ok(())
+    });
+    let timing = Timing {
+        act_for: Duration::from_secs(3),
+        ..timing()
+    };
+    let report = sweep(&f.deps, timing).await.unwrap();
+    assert_eq!(report.warned.len(), 48, "{report:?}");
+    assert!(report.failed.is_empty(), "{report:?}");
+}
