@@ -80,6 +80,7 @@ fn named(s: &str) -> impl FnOnce() -> Subject + '_ {
 pub struct HookedStore {
     pub inner: Arc<dyn Store>,
     pub hooks: Hooks,
+    moves: Mutex<Vec<(State, State)>>,
 }
 
 impl HookedStore {
@@ -87,7 +88,13 @@ impl HookedStore {
         Arc::new(HookedStore {
             inner,
             hooks: Hooks::default(),
+            moves: Mutex::default(),
         })
+    }
+
+    /// Every state change a `put` through this store wrote, `(from, to)`, in order.
+    pub fn moves(&self) -> Vec<(State, State)> {
+        self.moves.lock().unwrap().clone()
     }
 }
 
@@ -97,7 +104,13 @@ impl Store for HookedStore {
         self.hooks
             .enter("put", || Subject::Record(Box::new(nb.clone())))
             .await?;
-        self.inner.put(nb, expect).await
+        self.inner.put(nb, expect).await?;
+        if let Expect::Version { state, .. } = expect
+            && state != nb.state
+        {
+            self.moves.lock().unwrap().push((state, nb.state));
+        }
+        Ok(())
     }
     async fn get(&self, name: &str) -> Result<Option<Notebook>> {
         self.hooks.enter("get", named(name)).await?;

@@ -7,7 +7,7 @@
 use nbfleet_local::harness::{Api, http_client};
 use nbfleet_local::moto;
 use nbfleet_local::stack;
-use nbfleet_testkit::hooks::HookedCompute;
+use nbfleet_testkit::hooks::{HookedCompute, HookedStore};
 use nbfleet_testkit::stack::{InProcess, Options, in_process};
 use serde_json::json;
 use std::sync::Arc;
@@ -28,6 +28,9 @@ async fn twenty_concurrent_starts_and_stops_let_one_transition_through_at_a_time
     .await;
     let counting = HookedCompute::new(stack.deps.compute.clone());
     stack.deps.compute = counting.clone();
+    // The requests' writes (EC2's events go through the stack's own copy of the ports).
+    let writes = HookedStore::new(stack.deps.store.clone());
+    stack.deps.store = writes.clone();
     let runner = stack.runner.clone();
     tokio::spawn(stack::serve(stack.deps, listener));
     let api = Api::new(&base);
@@ -50,6 +53,7 @@ async fn twenty_concurrent_starts_and_stops_let_one_transition_through_at_a_time
     assert_eq!(launched.status(), 202);
     wait_for(&["Ready"]).await;
 
+    let moves_before = writes.moves().len();
     let barrier = Arc::new(tokio::sync::Barrier::new(20));
     let mut tasks = Vec::new();
     for i in 0..20 {
@@ -84,6 +88,16 @@ async fn twenty_concurrent_starts_and_stops_let_one_transition_through_at_a_time
     let accepted = |action: &str| results.iter().filter(|r| r.0 == action && r.1 == 202).count();
     assert_eq!(counting.hooks.count("stop"), accepted("stop"), "{results:?}");
     assert_eq!(counting.hooks.count("start"), accepted("start"), "{results:?}");
+    // Each 202 is exactly one move the store took, and no move was taken without one.
+    let moves = writes.moves().split_off(moves_before);
+    let moved_to = |to: &str| moves.iter().filter(|(_, t)| t.as_str() == to).count();
+    assert_eq!(moved_to("Stopping"), accepted("stop"), "{moves:?} {results:?}");
+    assert_eq!(moved_to("Starting"), accepted("start"), "{moves:?} {results:?}");
+    assert_eq!(moves.len(), accepted("stop") + accepted("start"), "{moves:?}");
+    assert!(
+        accepted("stop") >= 1,
+        "the first stop of the burst goes through: {results:?}"
+    );
 
     let nb = wait_for(&["Ready", "Stopped"]).await;
     let id = nb["instance_id"].as_str().unwrap();
