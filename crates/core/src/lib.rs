@@ -9,6 +9,7 @@ pub mod cost;
 pub mod error;
 pub mod events;
 pub mod gpu;
+pub mod identity;
 pub mod idle;
 pub mod password;
 pub mod ports;

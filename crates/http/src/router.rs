@@ -104,10 +104,14 @@ pub struct ApiRequest {
 }
 
 impl ApiRequest {
+    /// The verified caller, who owns what they launch; refused when there is none, or when its
+    /// role session name is one an SDK made up (`nbfleet_core::identity`).
     fn caller(&self) -> Result<&str> {
-        self.caller.as_deref().filter(|c| !c.is_empty()).ok_or_else(|| {
+        let caller = self.caller.as_deref().filter(|c| !c.is_empty()).ok_or_else(|| {
             Error::Unauthorized("the request carries no IAM identity; sign it with SigV4".into())
-        })
+        })?;
+        nbfleet_core::identity::check_caller(caller)?;
+        Ok(caller)
     }
 
     fn header(&self, name: &str) -> Option<String> {

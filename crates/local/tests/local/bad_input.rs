@@ -181,6 +181,24 @@ async fn every_bad_request_is_a_clear_4xx_that_makes_no_aws_call_and_loses_nothi
         "bad requests made AWS calls: {:?}",
         calls.counts()
     );
+    // A caller whose role session name the SDK made up (it changes on every run) is refused
+    // before anything is read, and told how to name the session.
+    for (method, path) in [("POST", "/notebooks/kept/stop"), ("DELETE", "/notebooks/kept")] {
+        let resp = client
+            .request(method.parse().unwrap(), format!("{base}{path}"))
+            .header(
+                "x-nbfleet-user",
+                "arn:aws:sts::123456789012:assumed-role/Team/botocore-session-1733400000",
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 401, "{method} {path}");
+        let answer: Value = resp.json().await.unwrap();
+        let message = answer["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains("role_session_name"), "{answer}");
+    }
+    assert_eq!(calls.total(), calls_before, "{:?}", calls.counts());
     // The GET above is the only read: the notebook is as it was.
     let after = get_kept().await;
     assert_eq!(after["notebook"]["version"], before["notebook"]["version"]);
