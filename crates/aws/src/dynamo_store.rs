@@ -73,6 +73,31 @@ impl DynamoStore {
         serde_dynamo::from_item(item).map_err(|e| Error::internal(format!("unreadable notebook record: {e}")))
     }
 
+    /// The query of `notebook`'s history items, oldest first.
+    fn history_query(
+        &self,
+        notebook: &str,
+    ) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
+        self.client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#n = :n AND begins_with(sk, :h)")
+            .expression_attribute_names("#n", "name")
+            .expression_attribute_values(":n", AttributeValue::S(notebook.into()))
+            .expression_attribute_values(":h", AttributeValue::S(HISTORY_PREFIX.into()))
+    }
+
+    /// The entries of history items.
+    fn entries(items: Vec<Item>) -> Result<Vec<serde_json::Value>> {
+        items
+            .into_iter()
+            .map(|mut i| {
+                let entry = i.remove("entry").unwrap_or(AttributeValue::Null(true));
+                serde_dynamo::from_attribute_value(entry).map_err(Error::internal)
+            })
+            .collect()
+    }
+
     fn from_items(items: Vec<Item>) -> Result<Vec<Notebook>> {
         items.into_iter().map(Self::from_item).collect()
     }
@@ -201,52 +226,26 @@ impl Store for DynamoStore {
 
     async fn history(&self, notebook: &str) -> Result<Vec<serde_json::Value>> {
         let items: Vec<Item> = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("#n = :n AND begins_with(sk, :h)")
-            .expression_attribute_names("#n", "name")
-            .expression_attribute_values(":n", AttributeValue::S(notebook.into()))
-            .expression_attribute_values(":h", AttributeValue::S(HISTORY_PREFIX.into()))
+            .history_query(notebook)
             .into_paginator()
             .items()
             .send()
             .collect::<std::result::Result<_, _>>()
             .await
             .map_err(|e| errors::map(e, "read the notebook's history"))?;
-        items
-            .into_iter()
-            .map(|mut i| {
-                let entry = i.remove("entry").unwrap_or(AttributeValue::Null(true));
-                serde_dynamo::from_attribute_value(entry).map_err(Error::internal)
-            })
-            .collect()
+        Self::entries(items)
     }
 
     async fn recent_history(&self, notebook: &str, limit: usize) -> Result<Vec<serde_json::Value>> {
         // Newest first, one page of `limit`: DynamoDB reads (and bills) only those.
         let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("#n = :n AND begins_with(sk, :h)")
-            .expression_attribute_names("#n", "name")
-            .expression_attribute_values(":n", AttributeValue::S(notebook.into()))
-            .expression_attribute_values(":h", AttributeValue::S(HISTORY_PREFIX.into()))
+            .history_query(notebook)
             .scan_index_forward(false)
             .limit(i32::try_from(limit).unwrap_or(i32::MAX))
             .send()
             .await
             .map_err(|e| errors::map(e, "read the notebook's history"))?;
-        let mut entries = out
-            .items
-            .unwrap_or_default()
-            .into_iter()
-            .map(|mut i| {
-                let entry = i.remove("entry").unwrap_or(AttributeValue::Null(true));
-                serde_dynamo::from_attribute_value(entry).map_err(Error::internal)
-            })
-            .collect::<Result<Vec<serde_json::Value>>>()?;
+        let mut entries = Self::entries(out.items.unwrap_or_default())?;
         entries.reverse();
         Ok(entries)
     }

@@ -493,15 +493,8 @@ impl Compute for Ec2Compute {
         let found = self.describe_all(filters, "list nbfleet's instances").await?;
         Ok(found
             .into_iter()
-            .filter_map(|i| {
-                let notebook = i
-                    .tags()
-                    .iter()
-                    .find(|t| t.key() == Some(NOTEBOOK_TAG))?
-                    .value()?
-                    .to_string();
-                Some((notebook, to_instance(i)?))
-            })
+            .filter_map(to_instance)
+            .filter_map(|i| Some((i.notebook.clone()?, i)))
             .collect())
     }
 

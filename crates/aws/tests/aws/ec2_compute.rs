@@ -26,13 +26,24 @@ fn cidr(nets: &[&str]) -> Access {
     }
 }
 
-fn jupyter_from(net: &str) -> IpPermission {
+/// TCP `port` from `net`.
+fn rule(port: i32, net: &str) -> IpPermission {
     IpPermission::builder()
         .ip_protocol("tcp")
-        .from_port(8888)
-        .to_port(8888)
+        .from_port(port)
+        .to_port(port)
         .ip_ranges(IpRange::builder().cidr_ip(net).build())
         .build()
+}
+
+/// Opens `group` to `rule`, behind nbfleet's back.
+async fn open(ec2: &aws_sdk_ec2::Client, group: &str, rule: IpPermission) {
+    ec2.authorize_security_group_ingress()
+        .group_id(group)
+        .ip_permissions(rule)
+        .send()
+        .await
+        .unwrap();
 }
 
 async fn open_to(ec2: &aws_sdk_ec2::Client, group: &str) -> Vec<String> {
@@ -63,7 +74,7 @@ async fn a_retried_launch_adds_the_rule_its_first_try_left_out() {
     // As if the first try died between creating the group and opening it.
     ec2.revoke_security_group_ingress()
         .group_id(&group)
-        .ip_permissions(jupyter_from("203.0.113.0/24"))
+        .ip_permissions(rule(8888, "203.0.113.0/24"))
         .send()
         .await
         .unwrap();
@@ -88,12 +99,7 @@ async fn a_group_under_the_notebooks_name_that_is_not_its_own_is_refused() {
         .unwrap()
         .group_id
         .unwrap();
-    ec2.authorize_security_group_ingress()
-        .group_id(&planted)
-        .ip_permissions(jupyter_from("0.0.0.0/0"))
-        .send()
-        .await
-        .unwrap();
+    open(&ec2, &planted, rule(8888, "0.0.0.0/0")).await;
     let err = compute
         .ensure_security_group("nb", 1, &Access::default(), None)
         .await
@@ -112,12 +118,7 @@ async fn a_reused_group_that_lets_in_more_than_asked_is_refused() {
         .ensure_security_group("nb", 1, &access, None)
         .await
         .unwrap();
-    ec2.authorize_security_group_ingress()
-        .group_id(&group)
-        .ip_permissions(jupyter_from("0.0.0.0/0"))
-        .send()
-        .await
-        .unwrap();
+    open(&ec2, &group, rule(8888, "0.0.0.0/0")).await;
     let err = compute
         .ensure_security_group("nb", 1, &access, None)
         .await
@@ -131,19 +132,7 @@ async fn a_reused_group_that_lets_in_more_than_asked_is_refused() {
         .ensure_security_group("quiet", 1, &Access::default(), None)
         .await
         .unwrap();
-    ec2.authorize_security_group_ingress()
-        .group_id(&ssm)
-        .ip_permissions(
-            IpPermission::builder()
-                .ip_protocol("tcp")
-                .from_port(22)
-                .to_port(22)
-                .ip_ranges(IpRange::builder().cidr_ip("198.51.100.0/24").build())
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    open(&ec2, &ssm, rule(22, "198.51.100.0/24")).await;
     let err = compute
         .ensure_security_group("quiet", 1, &Access::default(), None)
         .await
