@@ -32,6 +32,7 @@ mod cost;
 #[path = "../../crates/local/src/deployment.rs"]
 mod deployment;
 mod runtime_api;
+mod sandbox;
 
 use runtime_api::{Outcome, Run};
 use serde_json::{Value, json};
@@ -39,6 +40,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The Rust handlers, in the order each round runs them (launch first: the later events of a
@@ -104,6 +106,17 @@ const COLD_START_RATIO_MAX: f64 = 0.25;
 const HELLO_RATIO_MAX: f64 = 2.0;
 const PEAK_RSS_MAX_MB: f64 = 16.0;
 const ZIP_MAX_MB: f64 = 4.0;
+/// At its MemorySize, a function's peak RSS leaves at least half of the setting free (the
+/// sweep's and the list's memory grow with the fleet).
+const SETTING_RSS_SHARE_MAX: f64 = 0.5;
+/// The steps of a handler's start that `nbfleet_aws::lambda_setup` logs ("cold start").
+const INIT_PHASES: [&str; 5] = [
+    "logging_us",
+    "config_us",
+    "sdk_config_us",
+    "clients_us",
+    "ports_us",
+];
 
 /// One function's figures.
 struct Figures {
@@ -114,6 +127,11 @@ struct Figures {
     raw_bytes: Option<u64>,
     /// The Python baseline it is compared with.
     baseline: Option<usize>,
+    /// The runs at the template's MemorySize (memory and CPU as Lambda gives them), or why
+    /// there are none.
+    at_setting: Result<Vec<Run>, String>,
+    /// The median of each step of the start, in µs, from the handler's "cold start" log lines.
+    phases: BTreeMap<String, f64>,
 }
 
 fn main() {
@@ -189,6 +207,7 @@ fn main() {
                 env,
                 event: read(event),
                 log: out.join("logs").join(format!("{fn_name}.log")),
+                sandbox: None,
             },
         ));
         figures.push(Figures {
@@ -198,6 +217,8 @@ fn main() {
             zip_bytes: None,
             raw_bytes: std::fs::metadata(&bin).ok().map(|m| m.len()),
             baseline: None,
+            at_setting: Err("not run".into()),
+            phases: BTreeMap::new(),
         });
     }
     // The hello-world Rust Lambda (bench/src/hello.rs): what a Rust function cannot beat.
@@ -215,6 +236,7 @@ fn main() {
             env: base_env("nbfleet-hello", 256),
             event: read("bench/events/sweep.json"),
             log: out.join("logs").join("hello-lambda.log"),
+            sandbox: None,
         },
     ));
     figures.push(Figures {
@@ -224,6 +246,8 @@ fn main() {
         zip_bytes: None,
         raw_bytes: std::fs::metadata(&hello_bin).ok().map(|m| m.len()),
         baseline: None,
+        at_setting: Err("not run".into()),
+        phases: BTreeMap::new(),
     });
     let python_first = figures.len();
     for (name, lambda_client) in PYTHON {
@@ -242,6 +266,7 @@ fn main() {
                 env,
                 event: read("bench/events/sweep.json"),
                 log: out.join("logs").join("python-baseline.log"),
+                sandbox: None,
             },
         ));
         figures.push(Figures {
@@ -251,6 +276,8 @@ fn main() {
             zip_bytes: None,
             raw_bytes: None,
             baseline: None,
+            at_setting: Err("not run".into()),
+            phases: BTreeMap::new(),
         });
     }
     for f in figures.iter_mut().take(hello) {
@@ -281,6 +308,71 @@ fn main() {
         }
         eprintln!();
     }
+    for (i, target) in &targets {
+        figures[*i].phases = init_phases(&target.log);
+    }
+
+    // Each handler again at the template's MemorySize: memory capped there, and the CPU share
+    // Lambda gives that setting.
+    let setting_runs: usize = env_or("BENCH_SETTING_RUNS", "5")
+        .parse()
+        .expect("BENCH_SETTING_RUNS: a number");
+    let mut sandboxes: BTreeMap<u32, Result<Arc<sandbox::Sandbox>, String>> = BTreeMap::new();
+    let mut at_setting: Vec<(usize, runtime_api::Target)> = Vec::new();
+    for (i, target) in targets.iter().filter(|(i, _)| *i < hello) {
+        let memory_mb = figures[*i].memory_mb;
+        let sandbox = sandboxes
+            .entry(memory_mb)
+            .or_insert_with(|| sandbox::Sandbox::new(memory_mb).map(Arc::new))
+            .clone();
+        match sandbox {
+            Err(why) => figures[*i].at_setting = Err(why),
+            Ok(sandbox) => {
+                figures[*i].at_setting = Ok(vec![]);
+                // Launch at its most: with a password, which it hashes with argon2 (19 MiB).
+                let event = match target.name.as_str() {
+                    "nbfleet-launch" => read("bench/events/launch-password.json"),
+                    _ => target.event.clone(),
+                };
+                at_setting.push((
+                    *i,
+                    runtime_api::Target {
+                        sandbox: Some(sandbox),
+                        event,
+                        ..target.clone()
+                    },
+                ));
+            }
+        }
+    }
+    // Interleaved like the runs above, a round of every handler at a time, so that each round's
+    // later events find the notebook its launch made.
+    for round in runs..runs + setting_runs {
+        eprint!(
+            "lambda-bench: at the MemorySize, round {}/{setting_runs}:",
+            round + 1 - runs
+        );
+        for (i, target) in &at_setting {
+            let event = event_for(&target.event, round, &instance_id, &python, &moto);
+            let run = runtime_api::run_once(target, &event);
+            if target.name == "nbfleet-launch"
+                && let Some(id) = find_instance_id(&run)
+            {
+                instance_id = id;
+            }
+            eprint!(
+                " {} {:.0}ms",
+                short(&target.name),
+                run.cold_ms().unwrap_or(f64::NAN)
+            );
+            if let Ok(r) = &mut figures[*i].at_setting {
+                r.push(run);
+            }
+        }
+        eprintln!();
+    }
+    drop(at_setting);
+    drop(sandboxes);
 
     // Zipped sizes.
     let bins: Vec<String> = figures[..hello]
@@ -314,7 +406,9 @@ fn main() {
     let costs = sweep.as_ref().map(|s| {
         cost::monthly(&cost::Inputs {
             sweep: s,
-            sweep_invocation_s: median(&invoke_ms(&sweep_fn.runs)) / 1000.0,
+            sweep_invocation_s: median(&invoke_ms(
+                sweep_fn.at_setting.as_deref().unwrap_or(&sweep_fn.runs),
+            )) / 1000.0,
             memory_mb: sweep_fn.memory_mb,
             item_bytes: item_bytes.unwrap_or(0),
         })
@@ -332,6 +426,7 @@ fn main() {
         pipeline.as_ref(),
         costs.as_ref(),
         runs,
+        setting_runs,
         item_bytes,
     );
     md.push_str(&format!(
@@ -593,6 +688,23 @@ fn outcome_text(runs: &[Run]) -> String {
         .join(", ")
 }
 
+/// The median of each of [`INIT_PHASES`] over the "cold start" lines of a handler's log.
+fn init_phases(log: &Path) -> BTreeMap<String, f64> {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<Value> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["fields"]["message"] == "cold start")
+        .collect();
+    INIT_PHASES
+        .iter()
+        .filter_map(|k| {
+            let v: Vec<f64> = lines.iter().filter_map(|l| l["fields"][k].as_f64()).collect();
+            (!v.is_empty()).then(|| (k.to_string(), median(&v)))
+        })
+        .collect()
+}
+
 fn mb(bytes: u64) -> f64 {
     bytes as f64 / 1_000_000.0
 }
@@ -644,6 +756,7 @@ fn render(
     pipeline: Option<&Value>,
     costs: Option<&Vec<cost::Monthly>>,
     runs: usize,
+    setting_runs: usize,
     item_bytes: Option<u64>,
 ) -> (String, usize) {
     let mut failed = 0;
@@ -688,6 +801,34 @@ fn render(
             s,
             "| {} peak RSS over init + one invocation (max of {runs}) | {peak:.1} MB | ≤ {PEAK_RSS_MAX_MB} MB | {} |",
             f.name,
+            mark(ok)
+        );
+    }
+    for f in figures.iter().filter(|f| f.baseline.is_some()) {
+        let share = f64::from(f.memory_mb) / f64::from(sandbox::MB_PER_VCPU) * 100.0;
+        let (measured, ok) = match &f.at_setting {
+            Ok(r) => {
+                let peak = max(&rss_mb(r));
+                let ok = all_answered(r, setting_runs)
+                    && rss_mb(r).len() == setting_runs
+                    && peak <= f64::from(f.memory_mb) * SETTING_RSS_SHARE_MAX;
+                let m = format!(
+                    "cold {:.0} ms, invocation {:.0} ms (medians), peak RSS {peak:.1} MB; {}",
+                    median(&cold_ms(r)),
+                    median(&invoke_ms(r)),
+                    outcome_text(r)
+                );
+                (m, ok)
+            }
+            Err(why) => (format!("not measured: {why}"), false),
+        };
+        failed += usize::from(!ok);
+        let _ = writeln!(
+            s,
+            "| {} at its MemorySize, {} MB ({share:.0} % of a core), {setting_runs} runs | {measured} | every run answers, peak RSS ≤ {:.0} MB | {} |",
+            f.name,
+            f.memory_mb,
+            f64::from(f.memory_mb) * SETTING_RSS_SHARE_MAX,
             mark(ok)
         );
     }
@@ -798,6 +939,34 @@ fn render(
             outcome_text(&f.runs)
         );
     }
+    let _ = writeln!(
+        s,
+        "\nWhere a handler's cold start goes (medians of {runs}, µs), from the \"cold start\" line \
+         each one logs: the JSON log set up, nbfleet's configuration read from the environment, the \
+         SDK's configuration loaded (this is where the TLS roots are read and parsed, from one CA \
+         bundle: `nbfleet_aws::tls`), the SDK clients built, the ports made. \"Rest\" is the cold \
+         start less those: exec and the dynamic loader, the Tokio runtime, lambda_runtime's setup \
+         and its first poll; the hello-world Rust Lambda's whole cold start is that part alone.\n"
+    );
+    let _ = writeln!(
+        s,
+        "| function | cold start | logging | configuration | SDK configuration | clients | ports | rest |\n|---|---|---|---|---|---|---|---|"
+    );
+    for f in figures.iter().filter(|f| !f.phases.is_empty()) {
+        let cold = median(&cold_ms(&f.runs)) * 1000.0;
+        let phase = |k: &str| f.phases.get(k).copied().unwrap_or(f64::NAN);
+        let rest = cold - INIT_PHASES.iter().map(|k| phase(k)).sum::<f64>();
+        let _ = writeln!(
+            s,
+            "| {} | {cold:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {rest:.0} |",
+            f.name,
+            phase("logging_us"),
+            phase("config_us"),
+            phase("sdk_config_us"),
+            phase("clients_us"),
+            phase("ports_us"),
+        );
+    }
     if let (Some(costs), Some(sweep)) = (costs, sweep) {
         s.push('\n');
         s.push_str(&cost::render(costs, sweep, item_bytes));
@@ -826,6 +995,16 @@ fn to_json(
                 "outcomes": outcomes(&f.runs),
                 "baseline": f.baseline.map(|b| figures[b].name.clone()),
                 "cold_start_ratio": f.baseline.map(|b| median(&cold_ms(&f.runs)) / median(&cold_ms(&figures[b].runs))),
+                "init_phases_us": f.phases,
+                "at_memory_setting": match &f.at_setting {
+                    Ok(r) => json!({
+                        "cold_start_ms": stats(&cold_ms(r)),
+                        "invocation_ms": stats(&invoke_ms(r)),
+                        "peak_rss_mb": stats(&rss_mb(r)),
+                        "outcomes": outcomes(r),
+                    }),
+                    Err(why) => json!({ "not_measured": why }),
+                },
             })
         })
         .collect();
@@ -836,6 +1015,8 @@ fn to_json(
             "cold_start_ratio_max": COLD_START_RATIO_MAX,
             "peak_rss_max_mb": PEAK_RSS_MAX_MB,
             "zip_max_mb": ZIP_MAX_MB,
+            "hello_ratio_max": HELLO_RATIO_MAX,
+            "setting_rss_share_max": SETTING_RSS_SHARE_MAX,
         },
         "functions": fns,
         "record_item_bytes": item_bytes,

@@ -17,6 +17,7 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// A process to run as a Lambda function.
+#[derive(Clone)]
 pub struct Target {
     pub name: String,
     pub program: PathBuf,
@@ -25,6 +26,8 @@ pub struct Target {
     pub event: String,
     /// Where its stdout and stderr go (appended).
     pub log: PathBuf,
+    /// The cgroup it runs in, for the runs at a memory setting.
+    pub sandbox: Option<Arc<crate::sandbox::Sandbox>>,
 }
 
 /// How an invocation ended.
@@ -93,6 +96,9 @@ pub fn run_once(target: &Target, event: &str) -> Run {
         .stdin(Stdio::null())
         .stdout(log.try_clone().expect("log"))
         .stderr(log);
+    if let Some(sandbox) = &target.sandbox {
+        sandbox.enter(&mut cmd).unwrap_or_else(|e| panic!("{e}"));
+    }
     let started = Instant::now();
     let mut child = cmd
         .spawn()

@@ -21,9 +21,10 @@ use nbfleet_core::record::{Failure, PendingCommand, connect_for};
 use nbfleet_core::scripts::{self, ScriptKind};
 use nbfleet_core::{Notebook, Result, State, report};
 
-/// How often, and how far apart, an early "running" event looks again for its record.
-const EARLY_EVENT_WAITS: u32 = 10;
-const EARLY_EVENT_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
+/// The pauses, in milliseconds, after which an early "running" event looks again for its
+/// record: doubling from 10 ms, so that a write a moment behind is seen within a few ms of
+/// landing, and one second in all before the event fails for Lambda's retry.
+const EARLY_EVENT_PAUSES_MS: [u64; 7] = [10, 20, 40, 80, 160, 320, 370];
 
 /// What an event did, for the log and for tests.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,8 +110,8 @@ pub async fn on_instance_state(
         // EC2 can say "running" before the launch has written the instance id to the record.
         // Our tag tells: the event is early, not foreign. The write is a moment behind, so wait
         // for it here; past that, fail for a retry (Lambda's comes a minute later).
-        for _ in 0..EARLY_EVENT_WAITS {
-            tokio::time::sleep(EARLY_EVENT_PAUSE).await;
+        for pause in EARLY_EVENT_PAUSES_MS {
+            tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
             found = deps.store.by_instance(instance_id).await?;
             if found.is_some() {
                 break;

@@ -4,6 +4,19 @@
 
 use lambda_http::{Error, Request, run, service_fn};
 use nbfleet_http::{Api, lambda};
+use std::future::Future;
+
+/// Every main starts here, as `#[tokio::main]` would, with one step before it: while the
+/// process has one thread, the SDK's TLS roots are pointed at one CA bundle
+/// (`nbfleet_aws::tls::use_one_root_bundle`, which halves their cost at a cold start).
+pub fn start(main: impl Future<Output = Result<(), Error>>) -> Result<(), Error> {
+    // SAFETY: nothing has started a thread yet; the runtime is built below.
+    unsafe { nbfleet_aws::tls::use_one_root_bundle() };
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(main)
+}
 
 /// Serves API Gateway's requests through the one router until Lambda stops the process.
 pub async fn serve_api() -> Result<(), Error> {

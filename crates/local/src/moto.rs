@@ -92,11 +92,6 @@ pub fn clients_logged(endpoint: &str, account: &str, log: CallLog) -> Clients {
         ),
         dynamodb: aws_sdk_dynamodb::Client::from_conf(
             aws_sdk_dynamodb::config::Builder::from(&conf)
-                .interceptor(header.clone())
-                .build(),
-        ),
-        lambda: aws_sdk_lambda::Client::from_conf(
-            aws_sdk_lambda::config::Builder::from(&conf)
                 .interceptor(header)
                 .build(),
         ),

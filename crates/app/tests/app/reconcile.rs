@@ -157,10 +157,30 @@ async fn a_running_event_that_beats_the_launchs_record_write_is_retried_not_igno
     let mut before_write = e.record("early").await.touched(e.deps.clock.now());
     before_write.instance_id = None;
     e.deps.store.put(&before_write, nb.expect()).await.unwrap();
+    let id_for_writer = id.clone();
     let err = on_instance_state(&e.deps, &id, InstanceState::Running, EVENT, e.clock.now())
         .await
         .unwrap_err();
     assert!(err.is_retryable(), "{err}");
+
+    // The write lands while the event waits for it: the bootstrap is sent.
+    let store = e.deps.store.clone();
+    let written = before_write.clone().touched(e.deps.clock.now());
+    let expected = before_write.expect();
+    let writer = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        let mut named = written;
+        named.instance_id = Some(id_for_writer);
+        store.put(&named, expected).await.unwrap();
+    });
+    let outcome = on_instance_state(&e.deps, &id, InstanceState::Running, EVENT, e.clock.now())
+        .await
+        .unwrap();
+    writer.await.unwrap();
+    assert!(
+        matches!(outcome, nbfleet_app::instance_events::Outcome::Sent { .. }),
+        "{outcome:?}"
+    );
 
     // An instance without nbfleet's tag is someone else's: ignored.
     let foreign = nbfleet_local::setup::run_seeded(&e.aws.ec2, 1, None)

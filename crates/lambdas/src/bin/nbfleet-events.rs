@@ -7,17 +7,18 @@ use nbfleet_app::instance_events;
 use nbfleet_core::events::Event;
 use serde_json::{Value, json};
 
-#[tokio::main]
-async fn main() -> Result<(), Error> {
-    let deps = nbfleet_aws::lambda_deps().await?;
-    run(service_fn(|event: LambdaEvent<Value>| {
-        let deps = &deps;
-        async move {
-            let event = Event::parse(&event.payload).map_err(|e| nbfleet_http::diagnostic(&e))?;
-            let outcome = instance_events::handle(deps, &event).await;
-            let outcome = outcome.map_err(|e| nbfleet_http::diagnostic(&e))?;
-            Ok::<_, Diagnostic>(json!({ "outcome": format!("{outcome:?}") }))
-        }
-    }))
-    .await
+fn main() -> Result<(), Error> {
+    nbfleet_lambdas::start(async {
+        let deps = nbfleet_aws::lambda_deps().await?;
+        run(service_fn(|event: LambdaEvent<Value>| {
+            let deps = &deps;
+            async move {
+                let event = Event::parse(&event.payload).map_err(|e| nbfleet_http::diagnostic(&e))?;
+                let outcome = instance_events::handle(deps, &event).await;
+                let outcome = outcome.map_err(|e| nbfleet_http::diagnostic(&e))?;
+                Ok::<_, Diagnostic>(json!({ "outcome": format!("{outcome:?}") }))
+            }
+        }))
+        .await
+    })
 }

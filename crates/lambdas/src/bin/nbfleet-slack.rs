@@ -7,14 +7,16 @@ use nbfleet_http::{Api, lambda};
 use serde_json::Value;
 use std::sync::Arc;
 
-#[tokio::main]
-async fn main() -> Result<(), Error> {
-    let (clients, deps) = nbfleet_aws::lambda_setup().await?;
-    let jobs = LambdaJobs::new(clients.lambda.clone(), std::env::var("AWS_LAMBDA_FUNCTION_NAME")?);
-    let (api, responder) = (Api::new(deps).with_jobs(Arc::new(jobs)), ResponseUrl::default());
-    run(service_fn(|event: LambdaEvent<Value>| {
-        let (api, responder) = (&api, &responder);
-        async move { lambda::slack_event(api, responder, &event.payload).await }
-    }))
-    .await
+fn main() -> Result<(), Error> {
+    nbfleet_lambdas::start(async {
+        let (conf, deps) = nbfleet_aws::lambda_setup().await?;
+        let lambda = aws_sdk_lambda::Client::new(&conf);
+        let jobs = LambdaJobs::new(lambda, std::env::var("AWS_LAMBDA_FUNCTION_NAME")?);
+        let (api, responder) = (Api::new(deps).with_jobs(Arc::new(jobs)), ResponseUrl::default());
+        run(service_fn(|event: LambdaEvent<Value>| {
+            let (api, responder) = (&api, &responder);
+            async move { lambda::slack_event(api, responder, &event.payload).await }
+        }))
+        .await
+    })
 }

@@ -7,25 +7,26 @@ use nbfleet_aws::metrics::{Metric, emf};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
-#[tokio::main]
-async fn main() -> Result<(), Error> {
-    let deps = nbfleet_aws::lambda_deps().await?;
-    let function = std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "nbfleet-sweep".into());
-    run(service_fn(|_: LambdaEvent<Value>| {
-        let (deps, function) = (&deps, function.as_str());
-        async move {
-            let began = Instant::now();
-            let r = sweep(deps, Timing::default())
-                .await
-                .map_err(|e| nbfleet_http::diagnostic(&e))?;
-            println!("{}", emf(function, &metrics(&r, began.elapsed()), deps.clock.now()));
-            Ok::<_, Diagnostic>(json!({
-                "probed": r.probed, "warned": r.warned, "stopped": r.stopped, "started": r.started,
-                "unknown": r.unknown, "orphans": r.reconcile.orphans, "overdue": r.overdue, "failed": r.failed,
-            }))
-        }
-    }))
-    .await
+fn main() -> Result<(), Error> {
+    nbfleet_lambdas::start(async {
+        let deps = nbfleet_aws::lambda_deps().await?;
+        let function = std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "nbfleet-sweep".into());
+        run(service_fn(|_: LambdaEvent<Value>| {
+            let (deps, function) = (&deps, function.as_str());
+            async move {
+                let began = Instant::now();
+                let r = sweep(deps, Timing::default())
+                    .await
+                    .map_err(|e| nbfleet_http::diagnostic(&e))?;
+                println!("{}", emf(function, &metrics(&r, began.elapsed()), deps.clock.now()));
+                Ok::<_, Diagnostic>(json!({
+                    "probed": r.probed, "warned": r.warned, "stopped": r.stopped, "started": r.started,
+                    "unknown": r.unknown, "orphans": r.reconcile.orphans, "overdue": r.overdue, "failed": r.failed,
+                }))
+            }
+        }))
+        .await
+    })
 }
 
 /// What a round is watched by: how long it took, what it did, what it could not do.
