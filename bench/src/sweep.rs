@@ -63,7 +63,13 @@ async fn fleet(n: usize) -> (nbfleet_core::ports::Deps, CallLog) {
         let (seed, cfg) = (seed.clone(), cfg.clone());
         puts.spawn(async move {
             let spec = parse_launch(format!(r#"{{"name":"nb-{i:05}"}}"#).as_bytes(), &cfg).expect("spec");
-            let mut nb = Notebook::new(&spec, "bench", 1, idle_policy(&spec, &cfg), now);
+            let mut nb = Notebook::new(
+                &spec,
+                &nbfleet_core::identity::Principal::named("bench"),
+                1,
+                idle_policy(&spec, &cfg),
+                now,
+            );
             nb.state = State::Ready;
             nb.instance_id = Some(id);
             nb.running_since = Some(now);

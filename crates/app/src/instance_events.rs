@@ -332,7 +332,7 @@ async fn fail(
     next.failure = Some(Failure {
         reason,
         exit_code: inv.exit_code,
-        stderr_tail: Some(tail(&inv.stderr, 20, 2000)),
+        stderr_tail: Some(tail(&nbfleet_core::text::plain(&inv.stderr), 20, 2000)),
     });
     tracing::warn!(notebook = %nb.name, exit_code = ?inv.exit_code, "configuration failed; instance stopped");
     let error = match &next.failure {

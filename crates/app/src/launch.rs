@@ -9,8 +9,9 @@
 //! second one.
 
 use jiff::Timestamp;
+use nbfleet_core::identity::Principal;
 use nbfleet_core::password::{self, Secret};
-use nbfleet_core::ports::{Deps, Instance, RunRequest};
+use nbfleet_core::ports::{Deps, Instance, LaunchedWith, RunRequest};
 use nbfleet_core::record::{Failure, LaunchAttempt};
 use nbfleet_core::transitions::claim_name;
 use nbfleet_core::validate::{Credential, LaunchSpec, idle_policy};
@@ -26,7 +27,7 @@ pub struct Launched {
 
 /// Launches the notebook `spec` describes (validated by `validate::parse_launch` at the edge),
 /// owned by `owner`.
-pub async fn launch(deps: &Deps, owner: &str, spec: &LaunchSpec) -> Result<Launched> {
+pub async fn launch(deps: &Deps, owner: &Principal, spec: &LaunchSpec) -> Result<Launched> {
     let now = deps.clock.now();
     let existing = deps.store.get(&spec.name).await?;
     let (claimed, expect) = claim_name(existing.as_ref(), spec, owner, idle_policy(spec, &deps.cfg), now)?;
@@ -63,6 +64,27 @@ pub async fn launch(deps: &Deps, owner: &str, spec: &LaunchSpec) -> Result<Launc
         .next();
     let instance = match adopted {
         Some(instance) => {
+            let subnets: Vec<String> = deps
+                .cfg
+                .placements(&spec.instance_type)
+                .into_iter()
+                .map(|p| p.subnet_id)
+                .filter(|s| !s.is_empty())
+                .collect();
+            let want = LaunchedWith {
+                ami_id: &ami.id,
+                security_group_id: &sg,
+                subnets,
+                instance_profile: deps.cfg.instance_profile.as_deref(),
+            };
+            if let Err(differs) = instance.launched_as(&want) {
+                tracing::error!(notebook = %name, instance = %instance.id, %differs, "an instance tagged for this launch is not one nbfleet ran; refused");
+                return Err(Error::Conflict(format!(
+                    "instance {} is tagged as notebook {name:?}'s, but nbfleet did not launch it ({differs}); \
+                     it was left alone and nothing was handed to it: ask your operator to look at it",
+                    instance.id
+                )));
+            }
             tracing::info!(notebook = %name, instance = %instance.id, "adopting the instance of an earlier attempt");
             record.launch_attempts.push(LaunchAttempt {
                 instance_type: instance.instance_type.clone(),
@@ -74,7 +96,8 @@ pub async fn launch(deps: &Deps, owner: &str, spec: &LaunchSpec) -> Result<Launc
         None => {
             let base = RunRequest {
                 notebook: name.clone(),
-                owner: owner.to_string(),
+                owner: owner.name.clone(),
+                owner_id: owner.id.clone(),
                 generation: claimed.generation,
                 ami,
                 instance_type: String::new(),

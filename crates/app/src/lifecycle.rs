@@ -8,6 +8,7 @@
 
 use crate::instance_events::finish_termination;
 use jiff::Timestamp;
+use nbfleet_core::identity::Principal;
 use nbfleet_core::idle::snoozed;
 use nbfleet_core::ports::{Deps, SnapshotRequest};
 use nbfleet_core::record::Failure;
@@ -23,10 +24,10 @@ pub struct Changed {
 }
 
 /// Reads `name` and checks that `caller` may act on it.
-async fn owned(deps: &Deps, caller: &str, name: &str) -> Result<Notebook> {
+async fn owned(deps: &Deps, caller: &Principal, name: &str) -> Result<Notebook> {
     validate_name(name)?;
     let nb = deps.store.require(name).await?;
-    if nb.owner != caller && !deps.cfg.admins.iter().any(|a| a == caller) {
+    if !nb.may_be_changed_by(caller) {
         return Err(Error::Forbidden(format!(
             "only its owner or an admin may act on notebook {name:?}"
         )));
@@ -56,7 +57,7 @@ const CLAIM_TRIES: u32 = 3;
 /// read: nothing has touched EC2 yet. A lost race on the state itself ends as the table says.
 async fn claim(
     deps: &Deps,
-    caller: &str,
+    caller: &Principal,
     name: &str,
     op: Op,
     now: Timestamp,
@@ -86,7 +87,7 @@ async fn claim(
 }
 
 /// Starts a stopped or failed notebook (EC2's running event then configures it again).
-pub async fn start(deps: &Deps, caller: &str, name: &str) -> Result<Changed> {
+pub async fn start(deps: &Deps, caller: &Principal, name: &str) -> Result<Changed> {
     let now = deps.clock.now();
     let claimed = claim(deps, caller, name, Op::Start, now, |nb, starting| {
         if nb.instance_id.is_none() {
@@ -119,7 +120,7 @@ pub async fn start(deps: &Deps, caller: &str, name: &str) -> Result<Changed> {
 }
 
 /// Stops a notebook (EC2's stopped event then records Stopped).
-pub async fn stop(deps: &Deps, caller: &str, name: &str) -> Result<Changed> {
+pub async fn stop(deps: &Deps, caller: &Principal, name: &str) -> Result<Changed> {
     let now = deps.clock.now();
     let claimed = claim(deps, caller, name, Op::Stop, now, |_, stopping| {
         stopping.pending_command = None;
@@ -150,7 +151,7 @@ pub async fn stop(deps: &Deps, caller: &str, name: &str) -> Result<Changed> {
 /// security group and the secret go once EC2 says the instance is terminated. The record stays,
 /// as Terminated, with the snapshot id. A delete of a notebook whose snapshot is still owed
 /// (the first try failed) tries again, or, with `snapshot` false, waives it.
-pub async fn delete(deps: &Deps, caller: &str, name: &str, snapshot: bool) -> Result<Changed> {
+pub async fn delete(deps: &Deps, caller: &Principal, name: &str, snapshot: bool) -> Result<Changed> {
     let now = deps.clock.now();
     let claimed = claim(deps, caller, name, Op::Delete, now, |nb, terminating| {
         terminating.pending_command = None;
@@ -216,6 +217,7 @@ async fn take_snapshot(deps: &Deps, nb: &Notebook, instance_id: &str, now: Times
         volume_id,
         notebook: nb.name.clone(),
         owner: nb.owner.clone(),
+        owner_id: nb.owner_principal().id,
         generation: nb.generation,
         created: now,
     };
@@ -236,7 +238,7 @@ async fn take_snapshot(deps: &Deps, nb: &Notebook, instance_id: &str, now: Times
 }
 
 /// Snoozes a Ready notebook's automatic stop (idle, runtime cap, schedule) for `minutes`.
-pub async fn extend(deps: &Deps, caller: &str, name: &str, minutes: u32) -> Result<Changed> {
+pub async fn extend(deps: &Deps, caller: &Principal, name: &str, minutes: u32) -> Result<Changed> {
     let minutes = extend_minutes(minutes.into())?;
     let now = deps.clock.now();
     let nb = owned(deps, caller, name).await?;

@@ -3,6 +3,7 @@
 //! tagged for a notebook that no live record owns (each caller sees their own; admins all).
 
 use nbfleet_core::cost::Cost;
+use nbfleet_core::identity::Principal;
 use nbfleet_core::ports::Deps;
 use nbfleet_core::validate::validate_name;
 use nbfleet_core::{Notebook, Result};
@@ -61,14 +62,18 @@ pub struct Orphan {
     pub launched_at: Option<jiff::Timestamp>,
 }
 
-/// The orphans `caller` may see: those tagged with their name as owner, or all for an admin.
-pub async fn orphans(deps: &Deps, caller: &str) -> Result<Vec<Orphan>> {
+/// The orphans `caller` may see: those tagged as theirs (by owner id; by name for instances
+/// from before the id tag), or all for an admin.
+pub async fn orphans(deps: &Deps, caller: &Principal) -> Result<Vec<Orphan>> {
     let live = crate::reconcile::live(deps).await?;
     let tagged = deps.compute.list_tagged().await?;
-    let admin = deps.cfg.admins.iter().any(|a| a == caller);
+    let theirs = |i: &nbfleet_core::ports::Instance| match &i.owner_id {
+        Some(id) => *id == caller.id,
+        None => i.owner.as_deref() == Some(caller.name.as_str()),
+    };
     Ok(nbfleet_core::reconcile::orphans(&tagged, &live)
         .into_iter()
-        .filter(|i| admin || i.owner.as_deref() == Some(caller))
+        .filter(|i| caller.admin || theirs(i))
         .map(|i| Orphan {
             instance_id: i.id.clone(),
             notebook: i.notebook.clone(),

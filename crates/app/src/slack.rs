@@ -19,6 +19,7 @@
 use crate::read::View;
 use crate::{launch, lifecycle, read};
 use jiff::SignedDuration;
+use nbfleet_core::identity::Principal;
 use nbfleet_core::ports::{Deps, Jobs, Responder};
 use nbfleet_core::slack::{self, SlashCommand, SlashRequest, USAGE};
 use nbfleet_core::validate::launch_spec;
@@ -26,14 +27,15 @@ use nbfleet_core::{Error, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-/// Slow work, as handed to another invocation.
+/// Slow work, as handed to another invocation: the signed request itself, verified again
+/// when the job runs, so that nobody who may invoke the Slack function can make up a job (a
+/// command as any Slack user, an answer to any URL).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Job {
-    /// Names the request it came from, so a second delivery of the same job does nothing.
-    pub id: String,
-    pub owner: String,
-    pub command: SlashCommand,
-    pub response_url: String,
+    pub timestamp: String,
+    /// Also names the job, so that a second delivery of it does nothing.
+    pub signature: String,
+    pub body: String,
 }
 
 /// The key that marks a job's payload (an API Gateway event never has it).
@@ -75,17 +77,9 @@ pub async fn slash(deps: &Deps, jobs: &dyn Jobs, secret: &[u8], req: &Signed) ->
         tracing::warn!(reason = %why, "Slack request refused");
         return Err(Error::Unauthorized(why.to_string()));
     }
-    let form = match SlashRequest::parse(&req.body) {
-        Ok(f) => f,
-        Err(why) => return Ok(why),
-    };
-    if !form.allowed(&deps.cfg.slack.teams, &deps.cfg.slack.users) {
-        tracing::warn!(team = %form.team_id, user = %form.user_id, "Slack user not on the allow-list");
-        return Ok("You are not allowed to use /notebook here. Ask your nbfleet operator.".into());
-    }
-    let command = match SlashCommand::parse(&form.text) {
-        Ok(c) => c,
-        Err(usage) => return Ok(usage),
+    let (form, command) = match read(deps, &req.body)? {
+        Ok(read) => read,
+        Err(reply) => return Ok(reply),
     };
     // A command that changes something is carried out once per signed request: a replay within
     // the 5-minute window is refused (the signature is remembered for 10 minutes).
@@ -108,13 +102,12 @@ pub async fn slash(deps: &Deps, jobs: &dyn Jobs, secret: &[u8], req: &Signed) ->
         }
     }
     if !command.is_slow() {
-        return Ok(execute(deps, &form.owner(), &command).await);
+        return Ok(execute(deps, &form.owner(&deps.cfg.slack.owners), &command).await);
     }
     let job = Job {
-        id: req.signature.clone().unwrap_or_default(),
-        owner: form.owner(),
-        command,
-        response_url: form.response_url,
+        timestamp: req.timestamp.clone().unwrap_or_default(),
+        signature: req.signature.clone().unwrap_or_default(),
+        body: String::from_utf8_lossy(&req.body).into_owned(),
     };
     match jobs.submit(&job.payload()).await {
         Ok(()) => Ok(format!("Working on `{}`…", form.text.trim())),
@@ -123,6 +116,27 @@ pub async fn slash(deps: &Deps, jobs: &dyn Jobs, secret: &[u8], req: &Signed) ->
             Ok("nbfleet could not start that just now; try again in a minute.".into())
         }
     }
+}
+
+/// The form and command of a verified request, or the reply that ends it there. A
+/// `response_url` off Slack's hooks host is refused: answers (tokens among them) go nowhere
+/// else.
+fn read(deps: &Deps, body: &[u8]) -> Result<std::result::Result<(SlashRequest, SlashCommand), String>> {
+    let form = match SlashRequest::parse(body) {
+        Ok(f) => f,
+        Err(why) => return Ok(Err(why)),
+    };
+    if !form.allowed(&deps.cfg.slack.teams, &deps.cfg.slack.users) {
+        tracing::warn!(team = %form.team_id, user = %form.user_id, "Slack user not on the allow-list");
+        return Ok(Err(
+            "You are not allowed to use /notebook here. Ask your nbfleet operator.".into(),
+        ));
+    }
+    if let Err(why) = slack::check_response_url(&form.response_url, &deps.cfg.slack.response_hosts) {
+        tracing::warn!(team = %form.team_id, user = %form.user_id, reason = %why, "Slack request refused");
+        return Err(Error::Unauthorized(why));
+    }
+    Ok(SlashCommand::parse(&form.text).map(|command| (form, command)))
 }
 
 /// The signing secret, from the Parameter Store parameter the configuration names.
@@ -141,24 +155,40 @@ pub async fn signing_secret(deps: &Deps) -> Result<Vec<u8>> {
     Ok(secret.into_bytes())
 }
 
-/// Runs slow work and posts its outcome to Slack's `response_url`.
-/// Lambda may deliver an asynchronous invocation more than once: a job already taken is skipped.
-pub async fn run_job(deps: &Deps, responder: &dyn Responder, job: &Job) -> Result<()> {
-    let key = format!("slack-job#{}", job.id);
+/// Runs slow work and posts its outcome to Slack's `response_url`. The job's request is
+/// verified again (its signature, at any age: Lambda may deliver a job hours later), so a
+/// payload nobody signed is refused and changes nothing. Lambda may deliver an asynchronous
+/// invocation more than once: a job already taken is skipped.
+pub async fn run_job(deps: &Deps, responder: &dyn Responder, secret: &[u8], job: &Job) -> Result<()> {
+    if let Err(why) = slack::verify_signature(secret, &job.timestamp, &job.signature, job.body.as_bytes()) {
+        tracing::warn!(reason = %why, "Slack job refused");
+        return Err(Error::Unauthorized(format!(
+            "the job is not a request Slack signed: {why}"
+        )));
+    }
+    let (form, command) = match read(deps, job.body.as_bytes())? {
+        Ok(read) => read,
+        Err(reply) => {
+            // Read fine when it came in: the operator changed the allow-list since.
+            tracing::warn!(%reply, "Slack job no longer allowed; dropped");
+            return Ok(());
+        }
+    };
+    let key = format!("slack-job#{}", job.signature);
     if !deps
         .store
         .first_time(&key, deps.clock.now() + SignedDuration::from_hours(24))
         .await?
     {
-        tracing::info!(owner = %job.owner, "Slack job delivered again; skipped");
+        tracing::info!(team = %form.team_id, user = %form.user_id, "Slack job delivered again; skipped");
         return Ok(());
     }
-    let text = execute(deps, &job.owner, &job.command).await;
-    responder.respond(&job.response_url, &text).await
+    let text = execute(deps, &form.owner(&deps.cfg.slack.owners), &command).await;
+    responder.respond(&form.response_url, &text).await
 }
 
 /// Carries out a command as `owner` and says how it went.
-async fn execute(deps: &Deps, owner: &str, command: &SlashCommand) -> String {
+async fn execute(deps: &Deps, owner: &Principal, command: &SlashCommand) -> String {
     let result = match command {
         SlashCommand::Help => return USAGE.into(),
         SlashCommand::List => read::list(deps).await.map(|all| list_text(&all)),
@@ -187,7 +217,7 @@ async fn execute(deps: &Deps, owner: &str, command: &SlashCommand) -> String {
 /// A Slack launch: the same fields, and so the same validation, as `POST /notebooks`.
 async fn launch_as(
     deps: &Deps,
-    owner: &str,
+    owner: &Principal,
     name: &str,
     instance_type: Option<&str>,
     idle_timeout_minutes: Option<u32>,

@@ -191,7 +191,10 @@ async fn start_scheduled(deps: &Deps, stopped: &[Notebook], now: Timestamp, phas
         let Some(reason) = idle::start_due(&nb.idle, nb.state_since, now) else {
             continue;
         };
-        match phase.run(lifecycle::start(deps, &nb.owner, &nb.name)).await {
+        match phase
+            .run(lifecycle::start(deps, &nb.owner_principal(), &nb.name))
+            .await
+        {
             Ok(_) => {
                 let entry = serde_json::json!({"action": "start", "reason": reason});
                 if let Err(e) = deps.store.append_history(&nb.name, now, &entry).await {

@@ -24,6 +24,9 @@ use nbfleet_core::{Error, Result};
 use std::fmt::Debug;
 
 pub const OWNER_TAG: &str = "nbfleet:owner";
+/// The owner's unique id (`identity::Principal::id`, `aws:userid` in person mode): what a
+/// policy can compare with the caller's.
+pub const OWNER_ID_TAG: &str = "nbfleet:owner-id";
 /// Which nbfleet deployment made a resource (its table's name): two stacks in one account
 /// never take each other's instances for orphans, or each other's groups for leftovers.
 pub const STACK_TAG: &str = "nbfleet:stack";
@@ -201,7 +204,12 @@ fn to_instance(i: aws_sdk_ec2::types::Instance) -> Option<Instance> {
             .and_then(|t| t.value())
             .map(String::from)
     };
-    let (notebook, owner) = (tagged(NOTEBOOK_TAG), tagged(OWNER_TAG));
+    let (notebook, owner, owner_id) = (tagged(NOTEBOOK_TAG), tagged(OWNER_TAG), tagged(OWNER_ID_TAG));
+    let security_group_ids = i
+        .security_groups()
+        .iter()
+        .filter_map(|g| g.group_id.clone())
+        .collect();
     let launched_at = i
         .launch_time
         .and_then(|t| jiff::Timestamp::new(t.secs(), t.subsec_nanos() as i32).ok());
@@ -209,6 +217,7 @@ fn to_instance(i: aws_sdk_ec2::types::Instance) -> Option<Instance> {
         id: i.instance_id?,
         notebook,
         owner,
+        owner_id,
         launched_at,
         state,
         instance_type: i
@@ -220,6 +229,12 @@ fn to_instance(i: aws_sdk_ec2::types::Instance) -> Option<Instance> {
         public_ip: non_empty(i.public_ip_address),
         public_dns: non_empty(i.public_dns_name),
         root_volume_id,
+        security_group_ids,
+        image_id: non_empty(i.image_id),
+        instance_profile: i
+            .iam_instance_profile
+            .and_then(|p| p.arn)
+            .and_then(|arn| arn.rsplit('/').next().map(str::to_string)),
     })
 }
 
@@ -408,6 +423,7 @@ impl Compute for Ec2Compute {
             tag("Name", format!("nbfleet-{}", req.notebook)),
             tag(NOTEBOOK_TAG, &req.notebook),
             tag(OWNER_TAG, &req.owner),
+            tag(OWNER_ID_TAG, &req.owner_id),
             tag(GENERATION_TAG, req.generation.to_string()),
             self.stack_tag(),
         ];
@@ -554,6 +570,7 @@ impl Compute for Ec2Compute {
                 tag("Name", format!("nbfleet-{}", req.notebook)),
                 tag(NOTEBOOK_TAG, &req.notebook),
                 tag(OWNER_TAG, &req.owner),
+                tag(OWNER_ID_TAG, &req.owner_id),
                 tag(GENERATION_TAG, req.generation.to_string()),
                 tag(CREATED_TAG, req.created.to_string()),
                 self.stack_tag(),

@@ -62,6 +62,24 @@ pub struct Api {
     auth: Auth,
 }
 
+/// The API is reached over HTTPS only: the requests carry SigV4 signatures and the answers
+/// carry tokens. Plain HTTP is for the local stack (`--local`), on this machine.
+pub fn check_api_url(base: &str) -> Result<(), CliError> {
+    let local = ["http://127.0.0.1:", "http://localhost:", "http://[::1]:"]
+        .iter()
+        .any(|p| base.starts_with(p));
+    if base.starts_with("https://") || local {
+        Ok(())
+    } else {
+        Err(CliError::new(
+            Exit::BadInput,
+            format!(
+                "the API URL {base:?} is not https://: nbfleet's API is reached over HTTPS only (plain HTTP only to the local stack on this machine)"
+            ),
+        ))
+    }
+}
+
 impl Api {
     /// The local stack at `base` (`http://127.0.0.1:9000`), acting as `user`.
     pub fn local(base: &str, user: &str) -> Api {
@@ -75,6 +93,7 @@ impl Api {
     /// A deployed API, with credentials from the standard AWS chain (environment, profile, SSO,
     /// instance role).
     pub async fn deployed(base: &str) -> Result<Api, CliError> {
+        check_api_url(base)?;
         let conf = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
         let credentials = conf.credentials_provider().ok_or_else(|| {
             CliError::new(

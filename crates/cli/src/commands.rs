@@ -3,6 +3,7 @@
 use crate::api::{Api, CliError, Exit};
 use crate::{Command, Out, open, show};
 use indicatif::{ProgressBar, ProgressStyle};
+use nbfleet_core::text::plain;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
@@ -52,7 +53,7 @@ pub async fn run(api: &Api, out: Out, command: Command) -> Result<(), CliError> 
             if out.json {
                 println!("{}", json!({ "notebook": nb, "token": token }));
             } else {
-                println!("{}", show::ready(&nb, token.as_deref()));
+                println!("{}", plain(&show::ready(&nb, token.as_deref())));
             }
             if nb["state"] == "Failed" {
                 return Err(CliError::new(Exit::Failed, format!("{name} failed")));
@@ -64,7 +65,7 @@ pub async fn run(api: &Api, out: Out, command: Command) -> Result<(), CliError> 
             if out.json {
                 println!("{all}");
             } else {
-                print!("{}", show::table(&all));
+                print!("{}", plain(&show::table(&all)));
             }
             Ok(())
         }
@@ -73,7 +74,7 @@ pub async fn run(api: &Api, out: Out, command: Command) -> Result<(), CliError> 
             if out.json {
                 println!("{one}");
             } else {
-                print!("{}", show::status(&one));
+                print!("{}", plain(&show::status(&one)));
             }
             Ok(())
         }
@@ -228,7 +229,11 @@ fn minutes(s: &str) -> Result<u32, CliError> {
         Some(n) => (n, 60),
         None => (s.strip_suffix('m').unwrap_or(s), 1),
     };
-    n.trim().parse::<u32>().map(|n| n * unit).map_err(|_| bad())
+    n.trim()
+        .parse::<u32>()
+        .ok()
+        .and_then(|n| n.checked_mul(unit))
+        .ok_or_else(bad)
 }
 
 #[cfg(test)]
@@ -239,5 +244,8 @@ mod tests {
         assert_eq!(super::minutes("2h").unwrap(), 120);
         assert_eq!(super::minutes("45").unwrap(), 45);
         assert!(super::minutes("soon").is_err());
+        // Too many hours to count in minutes is an error, not a wrapped-around small number.
+        assert!(super::minutes("4294967295h").is_err());
+        assert!(super::minutes("71582789h").is_err());
     }
 }

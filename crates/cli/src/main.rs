@@ -164,7 +164,7 @@ async fn main() -> ExitCode {
                     serde_json::json!({"error": {"exit": f.exit as u8, "message": f.message}})
                 );
             }
-            eprintln!("nbfleet: {}", f.message);
+            eprintln!("nbfleet: {}", nbfleet_core::text::plain(&f.message));
             f.exit.into()
         }
     }

@@ -154,6 +154,22 @@ async fn exit_codes_say_what_went_wrong() {
         .output()
         .unwrap();
     assert_eq!(no_api.status.code(), Some(2), "{}", text(&no_api));
+    // Signed requests and tokens never travel over plain HTTP to anything but this machine.
+    let plain_http = std::process::Command::new(NBFLEET)
+        .args([
+            "--api-url",
+            "http://abc123.execute-api.us-east-1.amazonaws.com",
+            "ls",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(plain_http.status.code(), Some(2), "{}", text(&plain_http));
+    assert!(text(&plain_http).contains("HTTPS only"), "{}", text(&plain_http));
+    assert_eq!(
+        code(c.run(&["up", "cli-c", "--idle", "71582789h", "--no-wait"])),
+        Some(2),
+        "an --idle too large to count in minutes"
+    );
 }
 
 #[tokio::test]

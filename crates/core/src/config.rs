@@ -59,8 +59,11 @@ pub struct Config {
     pub secret_prefix: String,
     pub idle_timeout_minutes: Bounded,
     pub volume_gb: Bounded,
-    /// Hard cap on one run, in minutes (0 turns it off).
+    /// The runtime cap of one run, in minutes (0 turns it off); `extend` can put it off.
     pub max_runtime_minutes: u32,
+    /// The most one run may last whatever `extend` asks (`NBFLEET_RUNTIME_CEILING_MINUTES`,
+    /// default 24 h; 0 turns it off); at least `max_runtime_minutes`.
+    pub runtime_ceiling_minutes: u32,
     /// How long before an automatic stop the warning goes out.
     pub warning_minutes: u32,
     /// How long an orphan (an instance tagged for a notebook that no live record owns) may run
@@ -69,8 +72,11 @@ pub struct Config {
     pub orphan_grace_minutes: u32,
     /// Whether `cidr` access may include the whole internet (0.0.0.0/0, ::/0).
     pub allow_world: bool,
-    /// Principals who may act on any notebook.
-    pub admins: Vec<String>,
+    /// Principals who may act on any notebook (`NBFLEET_ADMINS`: roles, role sessions, users),
+    /// each checked when the configuration loads.
+    pub admins: Vec<crate::identity::Admin>,
+    /// Whom a notebook belongs to (`NBFLEET_OWNER_MODE`: `person`, the default, or `role`).
+    pub owner_mode: crate::identity::OwnerMode,
     /// The region notebooks run in (`AWS_REGION`, which Lambda sets).
     pub region: String,
     /// The account and partition notebooks run in (`NBFLEET_ACCOUNT_ID`, `NBFLEET_PARTITION`,
@@ -94,6 +100,14 @@ pub struct Slack {
     pub teams: Vec<String>,
     /// `NBFLEET_SLACK_USERS`: the users allowed; none means every user of an allowed team.
     pub users: Vec<String>,
+    /// `NBFLEET_SLACK_OWNERS` (`USER=OWNER,…`): the owner a Slack user acts as, given as the
+    /// owner id nbfleet shows (`aws sts get-caller-identity`'s UserId in person mode, the
+    /// role's unique id in role mode), so that a notebook launched from the CLI can be stopped
+    /// from Slack by the same person. A user not in it owns only what they launch from Slack.
+    pub owners: std::collections::BTreeMap<String, String>,
+    /// `NBFLEET_SLACK_RESPONSE_HOSTS`: hosts besides `hooks.slack.com` that a `response_url`
+    /// may name (a Slack of one's own, GovSlack).
+    pub response_hosts: Vec<String>,
 }
 
 /// Reads a configuration from a set of variables (`std::env::vars()` in a Lambda `main`).
@@ -174,6 +188,7 @@ fn build(env: &Env) -> Result<Config, ConfigError> {
             },
         )?,
         max_runtime_minutes: env.parsed("NBFLEET_MAX_RUNTIME_MINUTES", 720)?,
+        runtime_ceiling_minutes: runtime_ceiling(env)?,
         warning_minutes: env.parsed("NBFLEET_WARNING_MINUTES", 10)?,
         orphan_grace_minutes: match env.parsed("NBFLEET_ORPHAN_GRACE_MINUTES", 30)? {
             m if (10..=1440).contains(&m) => m,
@@ -185,7 +200,12 @@ fn build(env: &Env) -> Result<Config, ConfigError> {
             }
         },
         allow_world: env.parsed("NBFLEET_ALLOW_WORLD", false)?,
-        admins: env.list("NBFLEET_ADMINS", ""),
+        admins: env
+            .list("NBFLEET_ADMINS", "")
+            .iter()
+            .map(|a| a.parse().map_err(|m| ConfigError::new("NBFLEET_ADMINS", m)))
+            .collect::<Result<_, _>>()?,
+        owner_mode: env.parsed("NBFLEET_OWNER_MODE", crate::identity::OwnerMode::Person)?,
         region: env.optional("AWS_REGION").unwrap_or_else(|| "us-east-1".into()),
         account_id: env.optional("NBFLEET_ACCOUNT_ID"),
         partition: env.optional("NBFLEET_PARTITION").unwrap_or_else(|| "aws".into()),
@@ -195,8 +215,44 @@ fn build(env: &Env) -> Result<Config, ConfigError> {
             webhook_parameter: env.optional("NBFLEET_SLACK_WEBHOOK_PARAMETER"),
             teams: env.list("NBFLEET_SLACK_TEAMS", ""),
             users: env.list("NBFLEET_SLACK_USERS", ""),
+            owners: slack_owners(env)?,
+            response_hosts: env.list("NBFLEET_SLACK_RESPONSE_HOSTS", ""),
         },
     })
+}
+
+fn runtime_ceiling(env: &Env) -> Result<u32, ConfigError> {
+    let var = "NBFLEET_RUNTIME_CEILING_MINUTES";
+    let ceiling: u32 = env.parsed(var, 24 * 60)?;
+    let cap: u32 = env.parsed("NBFLEET_MAX_RUNTIME_MINUTES", 720)?;
+    if ceiling > 0 && ceiling < cap {
+        return Err(ConfigError::new(
+            var,
+            format!("{ceiling} is below NBFLEET_MAX_RUNTIME_MINUTES ({cap}): the ceiling bounds the cap"),
+        ));
+    }
+    Ok(ceiling)
+}
+
+fn slack_owners(env: &Env) -> Result<std::collections::BTreeMap<String, String>, ConfigError> {
+    let var = "NBFLEET_SLACK_OWNERS";
+    env.list(var, "")
+        .iter()
+        .map(|pair| match pair.split_once('=') {
+            Some((user, owner))
+                if !user.is_empty()
+                    && user.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+                    && !owner.is_empty()
+                    && !owner.contains(char::is_whitespace) =>
+            {
+                Ok((user.to_string(), owner.to_string()))
+            }
+            _ => Err(ConfigError::new(
+                var,
+                format!("{pair:?} is not SLACKUSER=OWNERID (U0123ABCD=AROAEXAMPLE:alice)"),
+            )),
+        })
+        .collect()
 }
 
 fn prices(env: &Env) -> Result<crate::cost::PriceTable, ConfigError> {
@@ -393,6 +449,37 @@ pub(crate) mod tests {
         .unwrap_err();
         assert_eq!(err.var, "NBFLEET_WARNING_MINUTES");
         assert!(err.message.contains("\"ten\""), "{err}");
+    }
+
+    #[test]
+    fn admins_owner_mode_and_slack_owners_are_checked_when_the_configuration_loads() {
+        let ok = from_vars(vars(&[
+            ("NBFLEET_TABLE", "t"),
+            (
+                "NBFLEET_ADMINS",
+                "arn:aws:iam::123456789012:role/Platform, arn:aws:iam::123456789012:user/dave",
+            ),
+            ("NBFLEET_OWNER_MODE", "role"),
+            (
+                "NBFLEET_SLACK_OWNERS",
+                "U0ALICE=AROAEXAMPLE:alice,U0BOB=AIDAEXAMPLEBOB",
+            ),
+        ]))
+        .unwrap();
+        assert_eq!(ok.admins.len(), 2);
+        assert_eq!(ok.owner_mode, crate::identity::OwnerMode::Role);
+        assert_eq!(ok.slack.owners["U0ALICE"], "AROAEXAMPLE:alice");
+        for (var, value) in [
+            ("NBFLEET_ADMINS", "alice"),
+            ("NBFLEET_ADMINS", "arn:aws:iam::123456789012:group/admins"),
+            ("NBFLEET_OWNER_MODE", "team"),
+            ("NBFLEET_SLACK_OWNERS", "U0ALICE"),
+            ("NBFLEET_SLACK_OWNERS", "alice=AROAEXAMPLE:alice"),
+            ("NBFLEET_SLACK_OWNERS", "U0ALICE=AROA EXAMPLE"),
+        ] {
+            let err = from_vars(vars(&[("NBFLEET_TABLE", "t"), (var, value)])).unwrap_err();
+            assert_eq!(err.var, var, "{value}: {err}");
+        }
     }
 
     #[test]

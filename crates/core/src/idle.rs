@@ -129,13 +129,15 @@ pub fn decide(policy: &IdlePolicy, probe: &Probe, ctx: &Timeline) -> Decision {
     let lead = mins(policy.warning_minutes);
     let snooze = |t: Timestamp| ctx.snoozed_until.map_or(t, |s| t.max(s));
 
-    // The runtime cap holds whatever the probe says.
-    let cap = (policy.max_runtime_minutes > 0)
-        .then(|| {
-            ctx.running_since
-                .map(|s| snooze(s + mins(policy.max_runtime_minutes)))
-        })
-        .flatten();
+    // The runtime cap holds whatever the probe says; extend puts it off, never past the ceiling.
+    let cap = ctx.running_since.and_then(|s| {
+        let soft = (policy.max_runtime_minutes > 0).then(|| snooze(s + mins(policy.max_runtime_minutes)));
+        let hard = (policy.runtime_ceiling_minutes > 0).then(|| s + mins(policy.runtime_ceiling_minutes));
+        match (soft, hard) {
+            (Some(soft), Some(hard)) => Some(soft.min(hard)),
+            (soft, hard) => soft.or(hard),
+        }
+    });
 
     let (verdict, idle_stop, why) = match probe {
         Probe::Unknown(cause) => (
@@ -190,10 +192,17 @@ pub fn decide(policy: &IdlePolicy, probe: &Probe, ctx: &Timeline) -> Decision {
     .map_or((None, Cause::Idle), |(t, c)| (Some(t), c));
     let cap_note = |r: String| match cause {
         Cause::Idle => r,
-        Cause::Cap => format!(
-            "{r}; it reaches the runtime cap of {} h",
-            policy.max_runtime_minutes / 60
-        ),
+        Cause::Cap => {
+            let ran = match (ctx.running_since, planned) {
+                (Some(since), Some(stop)) => stop.duration_since(since).as_mins(),
+                _ => i64::from(policy.max_runtime_minutes),
+            };
+            format!(
+                "{r}; it reaches the runtime cap ({} h {:02} min of running)",
+                ran / 60,
+                ran % 60
+            )
+        }
         Cause::Schedule => {
             let sch = policy.schedule.as_ref().map(|s| s.describe()).unwrap_or_default();
             if policy
@@ -323,10 +332,24 @@ pub fn snoozed(nb: &Notebook, minutes: u32, now: Timestamp) -> Notebook {
     let until = now + mins(minutes);
     let mut next = nb.touched(now);
     next.snoozed_until = Some(next.snoozed_until.map_or(until, |s| s.max(until)));
+    let ceiling = (nb.idle.runtime_ceiling_minutes > 0)
+        .then(|| {
+            nb.running_since
+                .map(|s| s + mins(nb.idle.runtime_ceiling_minutes))
+        })
+        .flatten()
+        .filter(|c| Some(*c) < next.snoozed_until);
     if let Some(status) = &mut next.idle_status {
         status.warned_stop_at = None;
-        status.planned_stop = next.snoozed_until;
-        status.reason = format!("extended by {minutes} minutes");
+        status.planned_stop = ceiling.or(next.snoozed_until);
+        status.reason = match ceiling {
+            Some(c) => format!(
+                "extended by {minutes} minutes, but the runtime ceiling ({} h a run) stops it at {}",
+                nb.idle.runtime_ceiling_minutes / 60,
+                hhmm(c)
+            ),
+            None => format!("extended by {minutes} minutes"),
+        };
     }
     next
 }
@@ -359,6 +382,7 @@ mod tests {
             count_connections: false,
             gpu_threshold_pct: 10,
             max_runtime_minutes: 720,
+            runtime_ceiling_minutes: 1440,
             warning_minutes: 10,
             schedule: None,
             instance_fallback_minutes: 0,
@@ -464,6 +488,7 @@ mod tests {
         c.warned_stop_at = Some(at(200));
         let mut no_cap = policy();
         no_cap.max_runtime_minutes = 0;
+        no_cap.runtime_ceiling_minutes = 0;
         let d = decide(&no_cap, &Probe::Unknown("late".into()), &c);
         assert_eq!((d.action, d.planned_stop), (Action::None, None));
     }
@@ -543,12 +568,46 @@ mod tests {
         };
         let d = decide(&policy(), &Probe::Seen(busy.clone()), &ctx(711));
         assert_eq!(d.action, Action::Warn { stop_at: at(721) });
-        assert!(d.reason.contains("runtime cap of 12 h"), "{}", d.reason);
+        assert!(
+            d.reason.contains("runtime cap (12 h 00 min of running)"),
+            "{}",
+            d.reason
+        );
         let mut c = ctx(721);
         c.warned_stop_at = Some(at(721));
         assert_eq!(decide(&policy(), &Probe::Seen(busy), &c).action, Action::Stop);
         let d = decide(&policy(), &Probe::Unknown("late".into()), &c);
         assert_eq!(d.action, Action::Stop, "the cap does not need a probe");
+    }
+
+    #[test]
+    fn extend_cannot_put_the_runtime_cap_past_the_ceiling_and_failing_probes_cannot_either() {
+        // Extended again and again: the snooze reaches far past the 24 h ceiling.
+        let mut c = ctx(1430);
+        c.snoozed_until = Some(at(5000));
+        let busy = Observation {
+            busy_kernels: 1,
+            kernels: 1,
+            ..Default::default()
+        };
+        let d = decide(&policy(), &Probe::Seen(busy), &c);
+        assert_eq!(d.action, Action::Warn { stop_at: at(1440) }, "{}", d.reason);
+        assert!(
+            d.reason.contains("runtime cap (24 h 00 min of running)"),
+            "{}",
+            d.reason
+        );
+        c.now = at(1440);
+        c.warned_stop_at = Some(at(1440));
+        let d = decide(&policy(), &Probe::Unknown("agent offline".into()), &c);
+        assert_eq!(d.action, Action::Stop, "{}", d.reason);
+        // With the cap turned off, the ceiling still holds.
+        let mut no_cap = policy();
+        no_cap.max_runtime_minutes = 0;
+        assert_eq!(
+            decide(&no_cap, &Probe::Unknown("late".into()), &c).action,
+            Action::Stop
+        );
     }
 
     fn decided(verdict: Verdict, action: Action, planned: Option<i64>) -> Decision {
@@ -658,6 +717,7 @@ mod schedule_tests {
             count_connections: false,
             gpu_threshold_pct: 10,
             max_runtime_minutes: 0,
+            runtime_ceiling_minutes: 0,
             warning_minutes: 10,
             schedule: Some(
                 Schedule::parse(&serde_json::json!({"tz": "Europe/Paris",

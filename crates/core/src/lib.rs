@@ -20,6 +20,7 @@ pub mod schedule;
 pub mod scripts;
 pub mod slack;
 pub mod state;
+pub mod text;
 pub mod transitions;
 pub mod validate;
 

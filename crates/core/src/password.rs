@@ -77,10 +77,44 @@ static ARGON2_HASH: LazyLock<regex_lite::Regex> = LazyLock::new(|| {
 /// A malformed argon2 hash lets Jupyter start but makes every login answer 500, so a
 /// user-supplied hash is checked here, including that its PHC string parses.
 pub fn is_valid_hash(hash: &str) -> bool {
+    check_hash(hash).is_ok()
+}
+
+/// The argon2 parameters a supplied hash may have: at most 256 MiB, 10 passes and 8 lanes (so
+/// that a login cannot exhaust the instance), and no weaker than OWASP's minimum (19 MiB with
+/// 2 passes, or a trade of memory for passes down to 7 MiB with 5: memory × passes at least
+/// 35,840 KiB).
+const ARGON2_MAX_M_KIB: u32 = 256 * 1024;
+const ARGON2_MAX_T: u32 = 10;
+const ARGON2_MAX_P: u32 = 8;
+const ARGON2_MIN_M_KIB: u32 = 7 * 1024;
+const ARGON2_MIN_M_TIMES_T: u32 = 35_840;
+
+/// [`is_valid_hash`], with why not.
+pub fn check_hash(hash: &str) -> std::result::Result<(), String> {
     if SHA1_HASH.is_match(hash) {
-        return true;
+        return Ok(());
     }
-    ARGON2_HASH.is_match(hash) && PasswordHash::new(&hash["argon2:".len()..]).is_ok()
+    let shape = || "must be a Jupyter hash: argon2:$argon2id$… or sha1:<12 hex salt>:<40 hex>".to_string();
+    if !ARGON2_HASH.is_match(hash) {
+        return Err(shape());
+    }
+    let phc = PasswordHash::new(&hash["argon2:".len()..]).map_err(|_| shape())?;
+    let param = |name: &str| phc.params.get_decimal(name).unwrap_or(0);
+    let (m, t, p) = (param("m"), param("t"), param("p"));
+    if m > ARGON2_MAX_M_KIB || t > ARGON2_MAX_T || p > ARGON2_MAX_P || p == 0 {
+        return Err(format!(
+            "asks argon2 for m={m},t={t},p={p}: at most m={ARGON2_MAX_M_KIB} (256 MiB), \
+             t={ARGON2_MAX_T}, p={ARGON2_MAX_P}, so that a login cannot exhaust the instance"
+        ));
+    }
+    if m < ARGON2_MIN_M_KIB || m.saturating_mul(t) < ARGON2_MIN_M_TIMES_T {
+        return Err(format!(
+            "asks argon2 for m={m},t={t}, weaker than OWASP's minimum \
+             (m=19456,t=2, or memory × passes at least {ARGON2_MIN_M_TIMES_T} with m at least {ARGON2_MIN_M_KIB})"
+        ));
+    }
+    Ok(())
 }
 
 /// Whether `password` matches `hash` (either format), as Jupyter would check it.
@@ -169,6 +203,34 @@ mod tests {
             "plain:password",
         ] {
             assert!(!is_valid_hash(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn supplied_argon2_hashes_are_bounded_both_ways() {
+        let with = |params: &str| {
+            format!(
+                "argon2:$argon2id$v=19${params}$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+            )
+        };
+        for ok in [
+            "m=19456,t=2,p=1",
+            "m=47104,t=1,p=1",
+            "m=7168,t=5,p=1",
+            "m=262144,t=10,p=8",
+        ] {
+            assert_eq!(check_hash(&with(ok)), Ok(()), "{ok}");
+        }
+        for (too_much, says) in [
+            ("m=4194304,t=2,p=1", "at most"),
+            ("m=19456,t=100,p=1", "at most"),
+            ("m=19456,t=2,p=64", "at most"),
+            ("m=8,t=1,p=1", "OWASP"),
+            ("m=19456,t=1,p=1", "OWASP"),
+            ("m=4096,t=10,p=1", "OWASP"),
+        ] {
+            let err = check_hash(&with(too_much)).unwrap_err();
+            assert!(err.contains(says), "{too_much}: {err}");
         }
     }
 

@@ -121,6 +121,9 @@ pub struct Instance {
     pub notebook: Option<String>,
     /// The owner its `nbfleet:owner` tag names, if it has one.
     pub owner: Option<String>,
+    /// The owner's unique id, from its `nbfleet:owner-id` tag (instances launched before the
+    /// tag existed have none).
+    pub owner_id: Option<String>,
     /// When EC2 last launched or started it.
     pub launched_at: Option<Timestamp>,
     pub state: InstanceState,
@@ -130,6 +133,60 @@ pub struct Instance {
     pub public_ip: Option<String>,
     pub public_dns: Option<String>,
     pub root_volume_id: Option<String>,
+    /// What it was launched with, for telling nbfleet's own instance from one only tagged like
+    /// it ([`Instance::launched_as`]).
+    pub image_id: Option<String>,
+    pub security_group_ids: Vec<String>,
+    /// The instance profile's name (the last part of its ARN).
+    pub instance_profile: Option<String>,
+}
+
+/// What a launch would have run an instance with: a retried launch adopts only an instance
+/// launched so.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LaunchedWith<'a> {
+    pub ami_id: &'a str,
+    pub security_group_id: &'a str,
+    /// The subnets the launch may use; none: the default VPC's, any of them.
+    pub subnets: Vec<String>,
+    pub instance_profile: Option<&'a str>,
+}
+
+impl Instance {
+    /// Whether this instance is one nbfleet's launch ran, not merely one tagged like it: anyone
+    /// who may tag instances could otherwise plant one (another AMI, another role, a group that
+    /// lets the world in) for a retried launch to adopt and hand the notebook's secret to.
+    /// `Err` says what differs.
+    pub fn launched_as(&self, want: &LaunchedWith) -> std::result::Result<(), String> {
+        let mut differs = Vec::new();
+        if self.image_id.as_deref() != Some(want.ami_id) {
+            differs.push(format!(
+                "its AMI is {:?}, not {}",
+                self.image_id.as_deref().unwrap_or("unknown"),
+                want.ami_id
+            ));
+        }
+        if self.security_group_ids != [want.security_group_id] {
+            differs.push(format!(
+                "its security groups are {:?}, not just {}",
+                self.security_group_ids, want.security_group_id
+            ));
+        }
+        let subnet = self.subnet_id.as_deref().unwrap_or_default();
+        if !want.subnets.is_empty() && !want.subnets.iter().any(|s| s == subnet) {
+            differs.push(format!("its subnet {subnet:?} is not one the launch uses"));
+        }
+        if self.instance_profile.as_deref() != want.instance_profile {
+            differs.push(format!(
+                "its instance profile is {:?}, not {:?}",
+                self.instance_profile, want.instance_profile
+            ));
+        }
+        match differs.is_empty() {
+            true => Ok(()),
+            false => Err(differs.join("; ")),
+        }
+    }
 }
 
 /// An AMI to launch from.
@@ -145,6 +202,7 @@ pub struct Ami {
 pub struct RunRequest {
     pub notebook: String,
     pub owner: String,
+    pub owner_id: String,
     pub generation: u32,
     pub ami: Ami,
     pub instance_type: String,
@@ -158,13 +216,14 @@ pub struct RunRequest {
 }
 
 /// A snapshot of one notebook's root volume, tagged with whose it is (`nbfleet:notebook`,
-/// `nbfleet:owner`, `nbfleet:generation`, `nbfleet:created`), so it can be found, listed and
+/// `nbfleet:owner`, `nbfleet:owner-id`, `nbfleet:generation`, `nbfleet:created`), so it can be found, listed and
 /// restored long after the record moved on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SnapshotRequest {
     pub volume_id: String,
     pub notebook: String,
     pub owner: String,
+    pub owner_id: String,
     pub generation: u32,
     pub created: Timestamp,
 }

@@ -5,6 +5,7 @@
 //! conditional write on the previous state and version, so a lost race is a 409.
 
 use crate::error::{Error, Result};
+use crate::identity::Principal;
 use crate::state::State;
 use crate::validate::{Access, LaunchSpec};
 use jiff::Timestamp;
@@ -22,8 +23,13 @@ pub struct IdlePolicy {
     pub count_connections: bool,
     /// GPU utilisation at or above this percentage is activity.
     pub gpu_threshold_pct: u32,
-    /// Hard cap on one run, in minutes; 0 means none.
+    /// The runtime cap of one run, in minutes; 0 means none. `extend` can put it off, never
+    /// past `runtime_ceiling_minutes`.
     pub max_runtime_minutes: u32,
+    /// The most one run may last, whatever `extend` asks and whatever the probes say; 0 means
+    /// none. Records from before it existed get the default, 24 h.
+    #[serde(default = "default_runtime_ceiling")]
+    pub runtime_ceiling_minutes: u32,
     pub warning_minutes: u32,
     /// Weekly windows outside which the notebook is stopped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -32,6 +38,10 @@ pub struct IdlePolicy {
     /// activity even if nbfleet's control plane is down; 0 is off. See docs/idle.md for its limits.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub instance_fallback_minutes: u32,
+}
+
+fn default_runtime_ceiling() -> u32 {
+    24 * 60
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -129,7 +139,12 @@ pub struct Notebook {
     /// Bumped when a Terminated name is launched again; tags the instance so a retried launch
     /// adopts its own instance and never another generation's.
     pub generation: u32,
+    /// Who owns it, for people: an ARN, or `slack:TEAM:USER` (`identity::Principal::name`).
     pub owner: String,
+    /// What ownership compares (`identity::Principal::id`): IAM's unique id. Records written
+    /// before it existed have none, and are compared by `owner`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner_id: Option<String>,
     pub state: State,
     /// Bumped on every write; conditional writes check it.
     pub version: u64,
@@ -190,12 +205,42 @@ pub struct Notebook {
 }
 
 impl Notebook {
+    /// Whether `p` owns it: the same unique id (or, for a record from before ids, the same
+    /// name).
+    pub fn is_owned_by(&self, p: &Principal) -> bool {
+        match &self.owner_id {
+            Some(id) => *id == p.id,
+            None => self.owner == p.name,
+        }
+    }
+
+    /// Its owner, for what nbfleet does on their behalf (a scheduled start).
+    pub fn owner_principal(&self) -> Principal {
+        Principal {
+            id: self.owner_id.clone().unwrap_or_else(|| self.owner.clone()),
+            name: self.owner.clone(),
+            admin: false,
+        }
+    }
+
+    /// Whether `p` may act on it: its owner, or an admin.
+    pub fn may_be_changed_by(&self, p: &Principal) -> bool {
+        p.admin || self.is_owned_by(p)
+    }
+
     /// A fresh Pending record for a validated launch.
-    pub fn new(spec: &LaunchSpec, owner: &str, generation: u32, idle: IdlePolicy, now: Timestamp) -> Self {
+    pub fn new(
+        spec: &LaunchSpec,
+        owner: &Principal,
+        generation: u32,
+        idle: IdlePolicy,
+        now: Timestamp,
+    ) -> Self {
         Notebook {
             name: spec.name.clone(),
             generation,
-            owner: owner.to_string(),
+            owner: owner.name.clone(),
+            owner_id: Some(owner.id.clone()),
             state: State::Pending,
             version: 1,
             instance_type: spec.instance_type.clone(),
@@ -284,7 +329,13 @@ pub(crate) mod tests {
     pub(crate) fn sample(now: Timestamp) -> Notebook {
         let cfg = test_config();
         let spec = parse_launch(br#"{"name":"nb-1"}"#, &cfg).unwrap();
-        Notebook::new(&spec, "alice", 1, crate::validate::idle_policy(&spec, &cfg), now)
+        Notebook::new(
+            &spec,
+            &Principal::named("alice"),
+            1,
+            crate::validate::idle_policy(&spec, &cfg),
+            now,
+        )
     }
 
     #[test]

@@ -52,7 +52,7 @@ pub fn parse_bootstrap(stdout: &str) -> Result<BootstrapReport> {
     let gpus = parse_query_csv(&raw.gpu_csv)?;
     let gpu = match gpus.first() {
         Some(first) => GpuInfo {
-            name: first.name.clone(),
+            name: crate::text::plain(&first.name),
             memory_mib: first.memory_total_mib,
             count: gpus.len() as u32,
             torch_cuda: raw.torch_cuda == "True",
@@ -67,8 +67,8 @@ pub fn parse_bootstrap(stdout: &str) -> Result<BootstrapReport> {
     Ok(BootstrapReport {
         fingerprint: raw.fingerprint,
         gpu,
-        jupyter_server: raw.jupyter_server,
-        jupyterlab: raw.jupyterlab,
+        jupyter_server: crate::text::plain(&raw.jupyter_server),
+        jupyterlab: crate::text::plain(&raw.jupyterlab),
         port: raw.port,
     })
 }
@@ -93,6 +93,7 @@ pub fn parse_probe(stdout: &str) -> crate::idle::Probe {
         return Probe::Unknown("the probe printed no report".into());
     };
     if let Some(err) = v["err"].as_str() {
+        let err = crate::text::plain(err);
         return Probe::Unknown(format!("the probe could not read Jupyter: {err}"));
     }
     let count = |key: &str| v[key].as_u64().and_then(|n| u32::try_from(n).ok());
@@ -243,6 +244,13 @@ mod tests {
         use crate::idle::Probe;
         let err = r#"{"nbfleet":"probe","err":"URLError: refused","g":[]}"#;
         assert!(matches!(parse_probe(err), Probe::Unknown(r) if r.contains("refused")));
+        // An error with terminal escapes is kept as plain text.
+        let hostile = r#"{"nbfleet":"probe","err":"\u001b[2J\u001b]0;pwned\u0007refused","g":[]}"#;
+        assert!(
+            matches!(parse_probe(hostile), Probe::Unknown(r) if r.ends_with("Jupyter: refused")),
+            "{:?}",
+            parse_probe(hostile)
+        );
         assert!(matches!(
             parse_probe("Traceback (most recent call last)"),
             Probe::Unknown(_)

@@ -6,10 +6,12 @@
 //! Nothing from the text reaches a shell: a command is parsed into typed fields, each checked
 //! against the same strict patterns as the HTTP API (names by [`validate_name`]).
 
+use crate::identity::Principal;
 use crate::validate::validate_name;
 use hmac::{Hmac, KeyInit, Mac};
 use jiff::Timestamp;
 use sha2::Sha256;
+use std::collections::BTreeMap;
 
 /// How far a request's timestamp may be from now, either way.
 pub const WINDOW_SECONDS: i64 = 5 * 60;
@@ -41,6 +43,18 @@ pub fn verify(
     if (now.as_second() - ts).abs() > WINDOW_SECONDS {
         return Err(Rejected::OutsideWindow);
     }
+    verify_signature(secret, timestamp, signature, body)
+}
+
+/// Checks only the signature, at any age: for a slow command's job, which carries the request
+/// it came from and may be delivered again hours later (its freshness was checked when the
+/// request came in).
+pub fn verify_signature(
+    secret: &[u8],
+    timestamp: &str,
+    signature: &str,
+    body: &[u8],
+) -> Result<(), Rejected> {
     let given = signature
         .strip_prefix("v0=")
         .and_then(|h| hex::decode(h).ok())
@@ -62,6 +76,27 @@ pub fn sign(secret: &[u8], timestamp: &str, body: &[u8]) -> String {
     format!("v0={}", hex::encode(mac.finalize().into_bytes()))
 }
 
+/// The host Slack's `response_url`s are on.
+pub const RESPONSE_HOST: &str = "hooks.slack.com";
+
+/// Checks that `url` is an `https://` URL on Slack's hooks host (or one of `extra_hosts`, which
+/// the operator adds for a Slack of their own), with no user, password or port: nbfleet posts
+/// answers (tokens among them) there, and must never post them anywhere else.
+pub fn check_response_url(url: &str, extra_hosts: &[String]) -> Result<(), String> {
+    let host = url
+        .strip_prefix("https://")
+        .map(|rest| rest.split(['/', '?', '#']).next().unwrap_or_default())
+        .unwrap_or_default();
+    let ok = !host.is_empty()
+        && !host.contains(['@', ':'])
+        && (host == RESPONSE_HOST || extra_hosts.iter().any(|h| h == host));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("response_url {url:?} is not on {RESPONSE_HOST}"))
+    }
+}
+
 /// The fields of a slash-command request nbfleet uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SlashRequest {
@@ -69,6 +104,19 @@ pub struct SlashRequest {
     pub user_id: String,
     pub text: String,
     pub response_url: String,
+}
+
+/// Whom a Slack user acts as: the owner the operator mapped them to (`NBFLEET_SLACK_OWNERS`),
+/// so that they own what they launched from the CLI too; otherwise their Slack identity
+/// (`slack:TEAM:USER`), which owns only what they launch from Slack. Never an admin: admins
+/// are IAM principals.
+pub fn owner(team_id: &str, user_id: &str, owners: &BTreeMap<String, String>) -> Principal {
+    let name = format!("slack:{team_id}:{user_id}");
+    Principal {
+        id: owners.get(user_id).cloned().unwrap_or_else(|| name.clone()),
+        name,
+        admin: false,
+    }
 }
 
 impl SlashRequest {
@@ -100,8 +148,9 @@ impl SlashRequest {
     }
 
     /// The owner nbfleet records for notebooks launched from Slack.
-    pub fn owner(&self) -> String {
-        format!("slack:{}:{}", self.team_id, self.user_id)
+    /// Whom this user acts as (see [`owner`]).
+    pub fn owner(&self, owners: &BTreeMap<String, String>) -> Principal {
+        owner(&self.team_id, &self.user_id, owners)
     }
 
     /// Whether this team and user may use `/notebook`: the team must be listed; an empty user
@@ -114,7 +163,12 @@ impl SlashRequest {
 /// A reply only the caller sees (`response_type: ephemeral`), as Slack takes it in a
 /// slash command's answer and on its `response_url`.
 pub fn ephemeral(text: &str) -> serde_json::Value {
-    serde_json::json!({"response_type": "ephemeral", "text": text})
+    serde_json::json!({"response_type": "ephemeral", "text": crate::text::slack_escape(text)})
+}
+
+/// A message for the incoming webhook (notifications), its text shown literally.
+pub fn message(text: &str) -> serde_json::Value {
+    serde_json::json!({"text": crate::text::slack_escape(text)})
 }
 
 /// One `/notebook` command.
@@ -319,6 +373,28 @@ mod tests {
     }
 
     #[test]
+    fn answers_go_to_slacks_hooks_host_only() {
+        let extra = vec!["hooks.slack-gov.com".to_string()];
+        for ok in [
+            "https://hooks.slack.com/commands/T1/1/abc",
+            "https://hooks.slack-gov.com/commands/T1/1/abc",
+        ] {
+            assert_eq!(check_response_url(ok, &extra), Ok(()), "{ok}");
+        }
+        for bad in [
+            "http://hooks.slack.com/commands/T1/1/abc",
+            "https://hooks.slack.com.evil.example/x",
+            "https://evil.example/hooks.slack.com",
+            "https://user@hooks.slack.com/x",
+            "https://hooks.slack.com:8443/x",
+            "https://169.254.169.254/latest/meta-data",
+            "",
+        ] {
+            assert!(check_response_url(bad, &extra).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn the_form_is_read_and_the_allow_list_applies() {
         let req = SlashRequest::parse(BODY).unwrap();
         assert_eq!(
@@ -326,7 +402,15 @@ mod tests {
             ("T1DC2JH3J", "U2CERLKJA")
         );
         assert!(req.response_url.starts_with("https://hooks.slack.com/commands/"));
-        assert_eq!(req.owner(), "slack:T1DC2JH3J:U2CERLKJA");
+        let unmapped = req.owner(&BTreeMap::new());
+        assert_eq!(
+            (unmapped.id.as_str(), unmapped.name.as_str()),
+            ("slack:T1DC2JH3J:U2CERLKJA", "slack:T1DC2JH3J:U2CERLKJA")
+        );
+        // Mapped by the operator: the Slack user acts as the IAM owner they launch as from the CLI.
+        let owners = BTreeMap::from([("U2CERLKJA".to_string(), "AROAEXAMPLE:alice".to_string())]);
+        let mapped = req.owner(&owners);
+        assert_eq!((mapped.id.as_str(), mapped.admin), ("AROAEXAMPLE:alice", false));
         let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
         assert!(req.allowed(&s(&["T1DC2JH3J"]), &[]));
         assert!(req.allowed(&s(&["T1DC2JH3J"]), &s(&["U2CERLKJA"])));

@@ -3,6 +3,7 @@
 //! [`claim_name`]; the HTTP edge maps an [`Effect`] to a status. Nobody reimplements the table.
 
 use crate::error::Error;
+use crate::identity::Principal;
 use crate::record::{Expect, IdlePolicy, Notebook};
 use crate::state::State;
 use crate::validate::LaunchSpec;
@@ -108,7 +109,7 @@ fn refusal_reason(name: &str, state: State, op: Op) -> String {
 pub fn claim_name(
     existing: Option<&Notebook>,
     spec: &LaunchSpec,
-    owner: &str,
+    owner: &Principal,
     idle: IdlePolicy,
     now: Timestamp,
 ) -> Result<(Notebook, Expect), Error> {
@@ -119,15 +120,19 @@ pub fn claim_name(
             let mut next = fresh(old.generation + 1);
             next.version = old.version + 1;
             next.created_at = old.created_at;
-            next.earlier_snapshots = old.earlier_snapshots.clone();
-            next.earlier_snapshots
-                .extend(old.snapshot_id.iter().map(|id| crate::record::KeptSnapshot {
-                    snapshot_id: id.clone(),
-                    generation: old.generation,
-                }));
+            // The disks of earlier generations stay with their owner: a name deleted and taken
+            // by someone else starts with none (the snapshots keep their owner's tags).
+            if old.is_owned_by(owner) {
+                next.earlier_snapshots = old.earlier_snapshots.clone();
+                next.earlier_snapshots
+                    .extend(old.snapshot_id.iter().map(|id| crate::record::KeptSnapshot {
+                        snapshot_id: id.clone(),
+                        generation: old.generation,
+                    }));
+            }
             Ok((next, old.expect()))
         }
-        Some(old) if old.state == Pending && old.owner == owner => {
+        Some(old) if old.state == Pending && old.is_owned_by(owner) => {
             let mut resumed = fresh(old.generation);
             resumed.version = old.version + 1;
             resumed.created_at = old.created_at;
@@ -234,13 +239,13 @@ mod tests {
     #[test]
     fn a_launch_claims_a_new_name_at_generation_one_and_a_deleted_one_at_the_next() {
         let t0 = Timestamp::UNIX_EPOCH;
-        let (nb, expect) = claim_name(None, &spec("nb-1"), "alice", policy(), t0).unwrap();
+        let (nb, expect) = claim_name(None, &spec("nb-1"), &alice(), policy(), t0).unwrap();
         assert_eq!((nb.generation, nb.state, expect), (1, Pending, Expect::Absent));
         let mut gone = nb.clone();
         gone.state = Terminated;
         gone.version = 7;
         let t1 = Timestamp::from_second(60).unwrap();
-        let (next, expect) = claim_name(Some(&gone), &spec("nb-1"), "bob", policy(), t1).unwrap();
+        let (next, expect) = claim_name(Some(&gone), &spec("nb-1"), &bob(), policy(), t1).unwrap();
         assert_eq!(
             (next.generation, next.version, next.owner.as_str()),
             (2, 8, "bob")
@@ -248,22 +253,42 @@ mod tests {
         assert_eq!((next.created_at, expect), (t0, gone.expect()));
     }
 
+    fn alice() -> Principal {
+        Principal::named("alice")
+    }
+
+    fn bob() -> Principal {
+        Principal::named("bob")
+    }
+
+    #[test]
+    fn a_deleted_name_taken_by_someone_else_does_not_carry_the_earlier_owners_disks() {
+        let t0 = Timestamp::UNIX_EPOCH;
+        let (mut gone, _) = claim_name(None, &spec("nb-1"), &alice(), policy(), t0).unwrap();
+        gone.state = Terminated;
+        gone.snapshot_id = Some("snap-0alice".into());
+        let (hers, _) = claim_name(Some(&gone), &spec("nb-1"), &alice(), policy(), t0).unwrap();
+        assert_eq!(hers.earlier_snapshots.len(), 1);
+        let (his, _) = claim_name(Some(&gone), &spec("nb-1"), &bob(), policy(), t0).unwrap();
+        assert!(his.earlier_snapshots.is_empty(), "{:?}", his.earlier_snapshots);
+    }
+
     #[test]
     fn a_retried_launch_of_its_own_pending_name_resumes_and_anything_else_conflicts() {
         let t0 = Timestamp::UNIX_EPOCH;
-        let (mut pending, _) = claim_name(None, &spec("nb-1"), "alice", policy(), t0).unwrap();
+        let (mut pending, _) = claim_name(None, &spec("nb-1"), &alice(), policy(), t0).unwrap();
         pending.launch_attempts.push(crate::record::LaunchAttempt {
             instance_type: "g5.xlarge".into(),
             subnet_id: String::new(),
             outcome: "InsufficientCapacity".into(),
         });
-        let (resumed, _) = claim_name(Some(&pending), &spec("nb-1"), "alice", policy(), t0).unwrap();
+        let (resumed, _) = claim_name(Some(&pending), &spec("nb-1"), &alice(), policy(), t0).unwrap();
         assert_eq!((resumed.generation, resumed.launch_attempts.len()), (1, 1));
-        let other = claim_name(Some(&pending), &spec("nb-1"), "bob", policy(), t0).unwrap_err();
+        let other = claim_name(Some(&pending), &spec("nb-1"), &bob(), policy(), t0).unwrap_err();
         assert!(matches!(other, Error::Conflict(_)), "{other:?}");
         let mut ready = pending.clone();
         ready.state = Ready;
-        let taken = claim_name(Some(&ready), &spec("nb-1"), "alice", policy(), t0).unwrap_err();
+        let taken = claim_name(Some(&ready), &spec("nb-1"), &alice(), policy(), t0).unwrap_err();
         assert!(taken.to_string().contains("already exists (Ready)"), "{taken}");
     }
 }

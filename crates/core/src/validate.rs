@@ -79,6 +79,7 @@ pub fn idle_policy(spec: &LaunchSpec, cfg: &Config) -> IdlePolicy {
         count_connections: spec.count_connections,
         gpu_threshold_pct: 10,
         max_runtime_minutes: cfg.max_runtime_minutes,
+        runtime_ceiling_minutes: cfg.runtime_ceiling_minutes,
         warning_minutes: cfg.warning_minutes,
         schedule: spec.schedule.clone(),
         instance_fallback_minutes: spec.instance_fallback_minutes,
@@ -212,12 +213,7 @@ pub fn launch_spec(fields: &Map<String, Value>, cfg: &Config) -> Result<LaunchSp
             Credential::Password(Secret::new(pw))
         }
         (None, Some(h)) => {
-            if !password::is_valid_hash(&h) {
-                return Err(Error::bad_request(
-                    "password_hash",
-                    "must be a Jupyter hash: argon2:$argon2id$… or sha1:<12 hex salt>:<40 hex>",
-                ));
-            }
+            password::check_hash(&h).map_err(|why| Error::bad_request("password_hash", why))?;
             Credential::PasswordHash(Secret::new(h))
         }
         (None, None) => Credential::Token,
@@ -348,7 +344,40 @@ fn parse_access(value: Option<&Value>, allow_world: bool) -> Result<Access> {
         .iter()
         .map(|c| parse_cidr(c, allow_world))
         .collect::<Result<Vec<_>>>()?;
+    if !allow_world {
+        refuse_too_wide(&cidrs)?;
+    }
     Ok(Access { mode, cidrs })
+}
+
+/// The most of the internet a list may open without the operator allowing the world: one /8
+/// of IPv4 and one /32 of IPv6, counted over the union (so `0.0.0.0/1` plus `128.0.0.0/1`, or
+/// `2000::/3`, is the world in pieces and refused).
+const WIDEST_V4_PREFIX: u8 = 8;
+const WIDEST_V6_PREFIX: u8 = 32;
+
+fn refuse_too_wide(cidrs: &[IpNet]) -> Result<()> {
+    // Addresses covered, per family, after merging overlaps (in units of the limit's block:
+    // a /8 counts 1, a /7 counts 2, anything narrower less than 1).
+    let (mut v4, mut v6) = (0f64, 0f64);
+    for net in IpNet::aggregate(&cidrs.to_vec()) {
+        match net {
+            IpNet::V4(n) => v4 += 2f64.powi(i32::from(WIDEST_V4_PREFIX) - i32::from(n.prefix_len())),
+            IpNet::V6(n) => v6 += 2f64.powi(i32::from(WIDEST_V6_PREFIX) - i32::from(n.prefix_len())),
+        }
+    }
+    let wide = match (v4 > 1.0, v6 > 1.0) {
+        (true, _) => format!("more than a /{WIDEST_V4_PREFIX} of IPv4"),
+        (_, true) => format!("more than a /{WIDEST_V6_PREFIX} of IPv6"),
+        _ => return Ok(()),
+    };
+    Err(Error::bad_request(
+        "access.cidrs",
+        format!(
+            "these networks together open Jupyter to {wide}, too much of the internet; the \
+             operator does not allow it (list narrower networks, or use ssm mode)"
+        ),
+    ))
 }
 
 fn mode_error() -> Error {
@@ -503,6 +532,38 @@ mod tests {
             let mut cfg = test_config();
             cfg.allow_world = true;
             assert!(parse_launch(body.to_string().as_bytes(), &cfg).is_ok());
+        }
+    }
+
+    #[test]
+    fn the_world_in_pieces_or_too_wide_a_network_is_refused_unless_allowed() {
+        for cidrs in [
+            vec!["0.0.0.0/1", "128.0.0.0/1"],
+            vec!["2000::/3"],
+            vec!["10.0.0.0/7"],
+            vec!["10.0.0.0/8", "11.0.0.0/9"],
+            vec!["2001:db8::/31"],
+        ] {
+            let body = json!({"name": "nb", "access": {"mode": "cidr", "cidrs": cidrs}});
+            assert_eq!(refused_field(body.clone()), "access.cidrs", "{cidrs:?}");
+            let mut cfg = test_config();
+            cfg.allow_world = true;
+            assert!(
+                parse_launch(body.to_string().as_bytes(), &cfg).is_ok(),
+                "{cidrs:?}"
+            );
+        }
+        // Up to a /8 and a /32, overlaps counted once, pass.
+        for cidrs in [
+            vec!["10.0.0.0/8"],
+            vec!["10.0.0.0/8", "10.1.0.0/16", "2001:db8::/32"],
+            vec!["203.0.113.0/24", "198.51.100.7"],
+        ] {
+            let body = json!({"name": "nb", "access": {"mode": "cidr", "cidrs": cidrs}});
+            assert!(
+                parse_launch(body.to_string().as_bytes(), &test_config()).is_ok(),
+                "{cidrs:?}"
+            );
         }
     }
 

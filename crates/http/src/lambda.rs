@@ -4,7 +4,7 @@
 //! without one is refused by the router.
 
 use crate::answer::{Answer, diagnostic};
-use crate::router::{Api, ApiRequest, dispatch};
+use crate::router::{Api, ApiRequest, Caller, dispatch};
 use base64::Engine as _;
 use lambda_http::http::{HeaderMap, HeaderName, HeaderValue, Method};
 use lambda_http::lambda_runtime::Diagnostic;
@@ -15,14 +15,17 @@ use nbfleet_core::ports::Responder;
 use nbfleet_core::{Error, Result};
 use serde_json::{Value, json};
 
-/// The caller's IAM principal ARN, from the SigV4-authorised HTTP API request context.
-pub fn iam_principal(req: &Request) -> Option<String> {
+/// The caller's IAM principal (ARN and unique id), from the SigV4-authorised HTTP API request
+/// context.
+pub fn iam_principal(req: &Request) -> Option<Caller> {
     match req.request_context_ref() {
-        Some(RequestContext::ApiGatewayV2(ctx)) => ctx
-            .authorizer
-            .as_ref()
-            .and_then(|a| a.iam.as_ref())
-            .and_then(|iam| iam.user_arn.clone()),
+        Some(RequestContext::ApiGatewayV2(ctx)) => {
+            let iam = ctx.authorizer.as_ref()?.iam.as_ref()?;
+            Some(Caller {
+                arn: iam.user_arn.clone()?,
+                user_id: iam.user_id.clone().unwrap_or_default(),
+            })
+        }
         _ => None,
     }
 }
@@ -88,9 +91,13 @@ pub fn request_from_event(event: &Value) -> Result<ApiRequest> {
             .map(str::to_string),
         headers,
         body,
-        caller: event["requestContext"]["authorizer"]["iam"]["userArn"]
-            .as_str()
-            .map(str::to_string),
+        caller: {
+            let iam = &event["requestContext"]["authorizer"]["iam"];
+            iam["userArn"].as_str().map(|arn| Caller {
+                arn: arn.to_string(),
+                user_id: iam["userId"].as_str().unwrap_or_default().to_string(),
+            })
+        },
     })
 }
 
@@ -110,7 +117,7 @@ pub fn response_event(answer: &Answer) -> Value {
 /// shows in its metrics and alarms; Lambda's retry of it does nothing, since a job is taken once.
 pub async fn slack_event(api: &Api, responder: &dyn Responder, payload: &Value) -> Result<Value, Diagnostic> {
     if let Some(job) = Job::from_payload(payload) {
-        let done = async { run_job(&api.deps, responder, &job?).await }.await;
+        let done = async { run_job(&api.deps, responder, api.slack_secret().await?, &job?).await }.await;
         return done.map(|()| json!({ "done": true })).map_err(|e| diagnostic(&e));
     }
     let answer = match request_from_event(payload) {

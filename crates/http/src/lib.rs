@@ -12,4 +12,4 @@ pub mod lambda;
 pub mod router;
 
 pub use answer::{Answer, diagnostic};
-pub use router::{Api, ApiRequest, Route, dispatch};
+pub use router::{Api, ApiRequest, Caller, Route, dispatch};

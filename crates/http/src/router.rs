@@ -9,6 +9,7 @@ use crate::answer::Answer;
 use lambda_http::http::{HeaderMap, Method};
 use nbfleet_app::slack::Signed;
 use nbfleet_app::{Deps, launch, lifecycle, read, slack};
+use nbfleet_core::identity::{self, Principal};
 use nbfleet_core::ports::Jobs;
 use nbfleet_core::validate::{parse_extend, parse_launch};
 use nbfleet_core::{Error, Result};
@@ -84,6 +85,14 @@ impl Api {
         }
     }
 
+    /// Slack's signing secret, read once.
+    pub async fn slack_secret(&self) -> Result<&[u8]> {
+        self.slack_secret
+            .get_or_try_init(|| slack::signing_secret(&self.deps))
+            .await
+            .map(Vec::as_slice)
+    }
+
     /// Serves `POST /slack/commands` too, handing slow commands to `jobs`.
     pub fn with_jobs(mut self, jobs: Arc<dyn Jobs>) -> Self {
         self.jobs = Some(jobs);
@@ -100,18 +109,27 @@ pub struct ApiRequest {
     pub headers: HeaderMap,
     pub body: Vec<u8>,
     /// Who is calling, as the edge established it; `None`: nobody verified.
-    pub caller: Option<String>,
+    pub caller: Option<Caller>,
+}
+
+/// A caller as the edge established them: in AWS, what API Gateway verified from the SigV4
+/// signature (`userArn`, and `userId`, IAM's unique id, `aws:userid`); locally, a user name as
+/// both.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub arn: String,
+    pub user_id: String,
 }
 
 impl ApiRequest {
-    /// The verified caller, who owns what they launch; refused when there is none, or when its
-    /// role session name is one an SDK made up (`nbfleet_core::identity`).
-    fn caller(&self) -> Result<&str> {
-        let caller = self.caller.as_deref().filter(|c| !c.is_empty()).ok_or_else(|| {
-            Error::Unauthorized("the request carries no IAM identity; sign it with SigV4".into())
-        })?;
-        nbfleet_core::identity::check_caller(caller)?;
-        Ok(caller)
+    /// The principal the verified caller acts as (`nbfleet_core::identity::principal`: refused
+    /// when there is none, and in person mode when its role session name is one an SDK made up).
+    fn principal(&self, cfg: &nbfleet_core::Config) -> Result<Principal> {
+        let (arn, user_id) = self
+            .caller
+            .as_ref()
+            .map_or(("", ""), |c| (c.arn.as_str(), c.user_id.as_str()));
+        identity::principal(arn, user_id, cfg.owner_mode, &cfg.admins)
     }
 
     fn header(&self, name: &str) -> Option<String> {
@@ -142,10 +160,11 @@ pub async fn dispatch(api: &Api, req: &ApiRequest) -> Answer {
         return slash(api, req).await;
     }
     // Every API route is for a verified caller; Slack's requests are verified by signature.
-    let caller = match req.caller() {
+    let caller = match req.principal(&api.deps.cfg) {
         Ok(c) => c,
         Err(e) => return Answer::error(&e),
     };
+    let caller = &caller;
     let (deps, name) = (&api.deps, name.as_str());
     match route {
         Route::Launch => match parse_launch(&req.body, &deps.cfg) {
@@ -178,11 +197,7 @@ async fn slash(api: &Api, req: &ApiRequest) -> Answer {
     let Some(jobs) = &api.jobs else {
         return Answer::error(&Error::internal("this function does not serve Slack"));
     };
-    let secret = match api
-        .slack_secret
-        .get_or_try_init(|| slack::signing_secret(&api.deps))
-        .await
-    {
+    let secret = match api.slack_secret().await {
         Ok(s) => s,
         Err(e) => return Answer::error(&e),
     };

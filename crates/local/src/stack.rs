@@ -17,7 +17,7 @@ use nbfleet_core::events::Event;
 use nbfleet_core::ports::Deps;
 use nbfleet_core::validate::MAX_BODY_BYTES;
 use nbfleet_core::{Error, Result};
-use nbfleet_http::{Answer, Api, ApiRequest, dispatch};
+use nbfleet_http::{Answer, Api, ApiRequest, Caller, dispatch};
 use serde_json::Value;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -194,15 +194,21 @@ pub async fn serve(deps: Deps, listener: TcpListener) {
     }
 }
 
-/// The caller: `x-nbfleet-user`, or `local`. (In AWS it is the SigV4-verified IAM principal;
-/// the Lambdas never read this header.)
-fn caller(req: &Request<Incoming>) -> String {
-    req.headers()
-        .get("x-nbfleet-user")
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty())
-        .unwrap_or("local")
-        .to_string()
+/// The caller: `x-nbfleet-user` (or `local`) as the ARN, and `x-nbfleet-user-id` as IAM's
+/// unique id; without one, the id IAM would give (`identity::local_unique_id`). (In AWS both are what SigV4 verified; the Lambdas never
+/// read these headers.)
+fn caller(req: &Request<Incoming>) -> Caller {
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty())
+            .map(str::to_string)
+    };
+    let arn = header("x-nbfleet-user").unwrap_or_else(|| "local".into());
+    let user_id =
+        header("x-nbfleet-user-id").unwrap_or_else(|| nbfleet_core::identity::local_unique_id(&arn));
+    Caller { arn, user_id }
 }
 
 async fn route(api: &Api, req: Request<Incoming>) -> Response<Full<Bytes>> {
@@ -242,7 +248,11 @@ impl nbfleet_core::ports::Jobs for SpawnedJobs {
         let deps = self.0.clone();
         tokio::spawn(async move {
             let responder = nbfleet_aws::slack_webhook::ResponseUrl::default();
-            if let Err(e) = run_job(&deps, &responder, &job).await {
+            let done = match nbfleet_app::slack::signing_secret(&deps).await {
+                Ok(secret) => run_job(&deps, &responder, &secret, &job).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = done {
                 tracing::warn!(error = %e, "Slack job: could not answer on response_url");
             }
         });

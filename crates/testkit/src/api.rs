@@ -9,6 +9,7 @@ use nbfleet_app::slack::Signed;
 use nbfleet_app::{Deps, launch, lifecycle, read, slack};
 use nbfleet_core::Result;
 use nbfleet_core::events::Event;
+use nbfleet_core::identity::{self, Principal};
 use nbfleet_core::ports::Jobs;
 use nbfleet_core::validate::{parse_extend, parse_launch};
 use nbfleet_http::{Answer, Api, lambda};
@@ -18,10 +19,20 @@ fn pair(a: Answer) -> (u16, Value) {
     (a.status, a.body)
 }
 
+/// The principal `caller` (an ARN or a name) acts as, as the edge makes it: its unique id is
+/// the one IAM would give (`identity::local_unique_id`), under the configured owner mode and
+/// admins.
+pub fn principal(deps: &Deps, caller: &str) -> Result<Principal> {
+    let id = identity::local_unique_id(caller);
+    identity::principal(caller, &id, deps.cfg.owner_mode, &deps.cfg.admins)
+}
+
 /// `POST /notebooks` with `body`, by `owner`.
 pub async fn launch(deps: &Deps, owner: &str, body: &[u8]) -> Result<(u16, Value)> {
     let spec = parse_launch(body, &deps.cfg)?;
-    Ok(pair(Answer::launched(launch::launch(deps, owner, &spec).await?)))
+    Ok(pair(Answer::launched(
+        launch::launch(deps, &principal(deps, owner)?, &spec).await?,
+    )))
 }
 
 /// `GET /notebooks/{name}`.
@@ -36,23 +47,29 @@ pub async fn list(deps: &Deps) -> Result<(u16, Value)> {
 
 /// `GET /orphans`.
 pub async fn orphans(deps: &Deps, caller: &str) -> Result<(u16, Value)> {
-    Ok(pair(Answer::orphans(read::orphans(deps, caller).await?)))
+    Ok(pair(Answer::orphans(
+        read::orphans(deps, &principal(deps, caller)?).await?,
+    )))
 }
 
 /// `POST /notebooks/{name}/start`.
 pub async fn start(deps: &Deps, caller: &str, name: &str) -> Result<(u16, Value)> {
-    Ok(pair(Answer::changed(lifecycle::start(deps, caller, name).await?)))
+    Ok(pair(Answer::changed(
+        lifecycle::start(deps, &principal(deps, caller)?, name).await?,
+    )))
 }
 
 /// `POST /notebooks/{name}/stop`.
 pub async fn stop(deps: &Deps, caller: &str, name: &str) -> Result<(u16, Value)> {
-    Ok(pair(Answer::changed(lifecycle::stop(deps, caller, name).await?)))
+    Ok(pair(Answer::changed(
+        lifecycle::stop(deps, &principal(deps, caller)?, name).await?,
+    )))
 }
 
 /// `DELETE /notebooks/{name}` (`?snapshot=false` when `snapshot` is false).
 pub async fn delete(deps: &Deps, caller: &str, name: &str, snapshot: bool) -> Result<(u16, Value)> {
     Ok(pair(Answer::changed(
-        lifecycle::delete(deps, caller, name, snapshot).await?,
+        lifecycle::delete(deps, &principal(deps, caller)?, name, snapshot).await?,
     )))
 }
 
@@ -60,8 +77,41 @@ pub async fn delete(deps: &Deps, caller: &str, name: &str, snapshot: bool) -> Re
 pub async fn extend(deps: &Deps, caller: &str, name: &str, body: &[u8]) -> Result<(u16, Value)> {
     let minutes = parse_extend(body)?;
     Ok(pair(Answer::changed(
-        lifecycle::extend(deps, caller, name, minutes).await?,
+        lifecycle::extend(deps, &principal(deps, caller)?, name, minutes).await?,
     )))
+}
+
+/// A slash command from `team`/`user` with `text`, as Slack signs it with `secret` at `ts`
+/// (Unix seconds), answering on Slack's hooks host.
+pub fn slack_request(secret: &str, ts: i64, team: &str, user: &str, text: &str) -> Signed {
+    let body = form_urlencoded::Serializer::new(String::new())
+        .append_pair("team_id", team)
+        .append_pair("user_id", user)
+        .append_pair("command", "/notebook")
+        .append_pair("text", text)
+        .append_pair("response_url", SLACK_RESPONSE_URL)
+        .finish();
+    Signed {
+        timestamp: Some(ts.to_string()),
+        signature: Some(nbfleet_core::slack::sign(
+            secret.as_bytes(),
+            &ts.to_string(),
+            body.as_bytes(),
+        )),
+        body: body.into_bytes(),
+    }
+}
+
+/// Where [`slack_request`]s ask for their answer.
+pub const SLACK_RESPONSE_URL: &str = "https://hooks.slack.com/commands/TLOCAL/1/abc";
+
+/// The job a slow command becomes: the signed request itself.
+pub fn slack_job(req: &Signed) -> slack::Job {
+    slack::Job {
+        timestamp: req.timestamp.clone().unwrap_or_default(),
+        signature: req.signature.clone().unwrap_or_default(),
+        body: String::from_utf8_lossy(&req.body).into_owned(),
+    }
 }
 
 /// `POST /slack/commands` once verified: `(status, body)` as the router answers.

@@ -29,7 +29,13 @@ pub fn notebook(name: &str) -> Notebook {
     let cfg = nbfleet_core::config::from_vars([("NBFLEET_TABLE".to_string(), TABLE.to_string())])
         .expect("a minimal configuration");
     let spec = parse_launch(format!(r#"{{"name":"{name}"}}"#).as_bytes(), &cfg).expect("a valid name");
-    Notebook::new(&spec, "alice", 1, idle_policy(&spec, &cfg), at(0))
+    Notebook::new(
+        &spec,
+        &nbfleet_core::identity::Principal::named("alice"),
+        1,
+        idle_policy(&spec, &cfg),
+        at(0),
+    )
 }
 
 fn names(records: &[Notebook]) -> Vec<&str> {

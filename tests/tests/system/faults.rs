@@ -328,7 +328,9 @@ async fn an_agent_that_never_comes_online_ends_failed_with_its_instance_stopped_
     );
 }
 
-const STDERR: &str = "Collecting jupyterlab\nERROR: Could not find a version that satisfies the requirement jupyterlab\nnbfleet-bootstrap: installing JupyterLab: pip install jupyterlab failed";
+/// With terminal escapes, as a hostile or colourful instance prints them: they are stored as
+/// plain text.
+const STDERR: &str = "Collecting jupyterlab\n\u{1b}[2J\u{1b}]0;pwned\u{7}ERROR: Could not find a version that satisfies the requirement jupyterlab\nnbfleet-bootstrap: installing JupyterLab: \u{1b}[31mpip install jupyterlab failed\u{1b}[0m";
 
 #[tokio::test]
 async fn a_bootstrap_that_fails_times_out_or_is_cancelled_ends_failed_and_stopped_with_its_stderr_tail() {
@@ -369,13 +371,12 @@ async fn a_bootstrap_that_fails_times_out_or_is_cancelled_ends_failed_and_stoppe
         assert_eq!(nb.state, State::Failed, "{status:?}");
         let failure = nb.failure.unwrap();
         assert_eq!(failure.reason, says);
+        let tail = failure.stderr_tail.unwrap();
         assert!(
-            failure
-                .stderr_tail
-                .unwrap()
-                .ends_with("pip install jupyterlab failed"),
-            "{status:?}"
+            tail.ends_with("pip install jupyterlab failed"),
+            "{status:?}: {tail:?}"
         );
+        assert!(!tail.contains('\u{1b}') && !tail.contains('\u{7}'), "{tail:?}");
         let secret = w
             .aws
             .ssm

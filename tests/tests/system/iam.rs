@@ -232,29 +232,20 @@ async fn each_functions_iam_actions_are_the_operations_its_code_calls() {
     // and the self-invocation itself.
     let (deps, log) = w.deps("nbfleet-slack");
     nbfleet_app::slack::signing_secret(&deps).await.unwrap();
-    use nbfleet_core::slack::SlashCommand as Command;
-    let run = |id: &str, command: Command| {
-        let job = nbfleet_app::slack::Job {
-            id: id.into(),
-            owner: "slack:TLOCAL:U1".into(),
-            command,
-            response_url: "https://hooks.slack.com/commands/x".into(),
-        };
+    let secret = nbfleet_local::setup::SLACK_SIGNING_SECRET;
+    let run = |ts: i64, text: &str| {
+        let req = nbfleet_testkit::api::slack_request(secret, ts, "TLOCAL", "U1", text);
+        let job = nbfleet_testkit::api::slack_job(&req);
         let deps = deps.clone();
-        async move { nbfleet_app::slack::run_job(&deps, &Ignore, &job).await }
+        async move { nbfleet_app::slack::run_job(&deps, &Ignore, secret.as_bytes(), &job).await }
     };
-    run("j1", Command::List).await.unwrap();
-    let launch = Command::Launch {
-        name: "sl-a".into(),
-        instance_type: None,
-        idle_timeout_minutes: None,
-    };
-    let _ = run("j2", launch).await;
+    run(1, "list").await.unwrap();
+    let _ = run(2, "launch sl-a").await;
     w.set("sl-a", |nb| nb.state = State::Ready).await;
-    run("j3", Command::Stop("sl-a".into())).await.unwrap();
-    run("j4", Command::Status("sl-a".into())).await.unwrap();
+    run(3, "stop sl-a").await.unwrap();
+    run(4, "status sl-a").await.unwrap();
     w.set("sl-a", |nb| nb.state = State::Stopped).await;
-    run("j5", Command::Start("sl-a".into())).await.unwrap();
+    run(5, "start sl-a").await.unwrap();
     let invoke = mock!(aws_sdk_lambda::Client::invoke).then_output(|| {
         aws_sdk_lambda::operation::invoke::InvokeOutput::builder()
             .status_code(202)

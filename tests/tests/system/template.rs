@@ -42,7 +42,7 @@ fn environment(function: &Value) -> BTreeMap<String, String> {
 /// Read by every function with a default that holds where the template leaves them out: bounds
 /// the template keeps at the code's, and Slack settings only the functions that use Slack get
 /// (absent: no Slack there).
-const OPTIONAL_KNOBS: [&str; 7] = [
+const OPTIONAL_KNOBS: [&str; 9] = [
     "NBFLEET_IDLE_TIMEOUT_MINUTES_MIN",
     "NBFLEET_IDLE_TIMEOUT_MINUTES_MAX",
     "NBFLEET_VOLUME_GB_MIN",
@@ -50,6 +50,8 @@ const OPTIONAL_KNOBS: [&str; 7] = [
     "NBFLEET_SLACK_WEBHOOK_PARAMETER",
     "NBFLEET_SLACK_TEAMS",
     "NBFLEET_SLACK_USERS",
+    "NBFLEET_SLACK_OWNERS",
+    "NBFLEET_SLACK_RESPONSE_HOSTS",
 ];
 
 #[test]

@@ -34,7 +34,14 @@ async fn a_snapshot_that_fails_keeps_the_instance_and_a_retried_delete_takes_it(
     let e = Env::in_memory().await;
     let id = ready(&e, "precious").await;
     snapshots_fail(&e);
-    let err = delete(&e.deps, OWNER, "precious", true).await.unwrap_err();
+    let err = delete(
+        &e.deps,
+        &nbfleet_testkit::api::principal(&e.deps, OWNER).unwrap(),
+        "precious",
+        true,
+    )
+    .await
+    .unwrap_err();
     assert!(err.is_retryable(), "{err}");
     assert!(err.to_string().contains("nothing was deleted"), "{err}");
     assert_eq!(
@@ -47,7 +54,14 @@ async fn a_snapshot_that_fails_keeps_the_instance_and_a_retried_delete_takes_it(
     assert_eq!(e.compute.hooks.count("terminate"), 0);
 
     snapshots_work(&e);
-    let done = delete(&e.deps, OWNER, "precious", true).await.unwrap();
+    let done = delete(
+        &e.deps,
+        &nbfleet_testkit::api::principal(&e.deps, OWNER).unwrap(),
+        "precious",
+        true,
+    )
+    .await
+    .unwrap();
     let snapshot = done
         .notebook
         .snapshot_id
@@ -90,7 +104,14 @@ async fn the_deadline_pass_never_terminates_while_a_promised_snapshot_is_missing
     let e = Env::in_memory().await;
     let id = ready(&e, "held").await;
     snapshots_fail(&e);
-    delete(&e.deps, OWNER, "held", true).await.unwrap_err();
+    delete(
+        &e.deps,
+        &nbfleet_testkit::api::principal(&e.deps, OWNER).unwrap(),
+        "held",
+        true,
+    )
+    .await
+    .unwrap_err();
     let pass = |e: &Env| {
         let deps = e.deps.clone();
         let now = e.now();
@@ -138,8 +159,22 @@ async fn a_delete_without_a_snapshot_waives_the_one_still_owed() {
     let e = Env::in_memory().await;
     let id = ready(&e, "waived").await;
     snapshots_fail(&e);
-    delete(&e.deps, OWNER, "waived", true).await.unwrap_err();
-    let done = delete(&e.deps, OWNER, "waived", false).await.unwrap();
+    delete(
+        &e.deps,
+        &nbfleet_testkit::api::principal(&e.deps, OWNER).unwrap(),
+        "waived",
+        true,
+    )
+    .await
+    .unwrap_err();
+    let done = delete(
+        &e.deps,
+        &nbfleet_testkit::api::principal(&e.deps, OWNER).unwrap(),
+        "waived",
+        false,
+    )
+    .await
+    .unwrap();
     assert_eq!(
         (done.notebook.snapshot_owed, done.notebook.snapshot_id),
         (false, None)
@@ -154,7 +189,14 @@ async fn a_delete_without_a_snapshot_waives_the_one_still_owed() {
 async fn relaunching_a_name_keeps_the_old_generations_snapshot_in_its_history() {
     let e = Env::in_memory().await;
     let id = ready(&e, "reborn").await;
-    let first = delete(&e.deps, OWNER, "reborn", true).await.unwrap();
+    let first = delete(
+        &e.deps,
+        &nbfleet_testkit::api::principal(&e.deps, OWNER).unwrap(),
+        "reborn",
+        true,
+    )
+    .await
+    .unwrap();
     let snapshot = first.notebook.snapshot_id.unwrap();
     e.terminate_in_ec2(&id).await;
     let event = e.ec2_event(&id, "terminated");

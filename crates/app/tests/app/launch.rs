@@ -314,6 +314,62 @@ async fn a_crash_after_run_instances_is_adopted_on_retry_with_exactly_one_instan
 }
 
 #[tokio::test]
+async fn an_instance_only_tagged_like_the_launch_is_refused_and_handed_nothing() {
+    use aws_sdk_ec2::types::{InstanceType, ResourceType, Tag, TagSpecification};
+    let env = env().await;
+    // Someone who may tag instances plants one for the launch to adopt: the right tags and
+    // AMI, but the default security group and no instance profile.
+    let tag = |k: &str, v: &str| Tag::builder().key(k).value(v).build();
+    let planted = env
+        .aws
+        .ec2
+        .run_instances()
+        .image_id(setup::SEEDED_AMI)
+        .instance_type(InstanceType::G5Xlarge)
+        .min_count(1)
+        .max_count(1)
+        .tag_specifications(
+            TagSpecification::builder()
+                .resource_type(ResourceType::Instance)
+                .tags(tag("nbfleet:notebook", "planted"))
+                .tags(tag("nbfleet:generation", "1"))
+                .tags(tag(
+                    nbfleet_aws::ec2_compute::STACK_TAG,
+                    nbfleet_local::deployment::TABLE,
+                ))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .instances()[0]
+        .instance_id()
+        .unwrap()
+        .to_string();
+    let err = launch(&env, json!({"name": "planted"})).await.unwrap_err();
+    assert_eq!(err.status(), 409, "{err}");
+    assert!(err.to_string().contains("nbfleet did not launch it"), "{err}");
+    assert!(err.to_string().contains("security groups"), "{err}");
+    let nb = env.deps.store.require("planted").await.unwrap();
+    assert_eq!((nb.state, nb.instance_id.as_deref()), (State::Pending, None));
+    // Its secret was never granted to the planted instance.
+    let tags = env
+        .aws
+        .ssm
+        .list_tags_for_resource()
+        .resource_type(aws_sdk_ssm::types::ResourceTypeForTagging::Parameter)
+        .resource_id("/nbfleet/notebooks/planted/secret")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        !tags.tag_list().iter().any(|t| t.value().contains(&planted)),
+        "{:?}",
+        tags.tag_list()
+    );
+}
+
+#[tokio::test]
 async fn another_owner_cannot_resume_a_pending_launch() {
     let env = env().await;
     crash_after_run_instances(&env);

@@ -88,6 +88,7 @@ async fn every_cell_of_the_table_through_the_handlers() {
 
 #[tokio::test]
 async fn only_the_owner_or_an_admin_may_act_and_unknown_names_are_404() {
+    const ROOT_ADMIN: &str = "arn:aws:iam::123456789012:role/Platform";
     let mut e = Env::in_memory().await;
     e.launch("guarded").await;
     e.force_state("guarded", State::Ready).await;
@@ -96,10 +97,15 @@ async fn only_the_owner_or_an_admin_may_act_and_unknown_names_are_404() {
         .unwrap_err();
     assert_eq!(err.status(), 403);
     assert_eq!(e.compute.instance_changes(), 0);
-    e.deps.cfg.admins = vec!["root-admin".into()];
-    let (status, _) = nbfleet_testkit::api::stop(&e.deps, "root-admin", "guarded")
-        .await
-        .unwrap();
+    e.deps.cfg.admins = vec![ROOT_ADMIN.parse().unwrap()];
+    // Any session of an admin role.
+    let (status, _) = nbfleet_testkit::api::stop(
+        &e.deps,
+        "arn:aws:sts::123456789012:assumed-role/Platform/oncall",
+        "guarded",
+    )
+    .await
+    .unwrap();
     assert_eq!(status, 202);
     let err = nbfleet_testkit::api::start(&e.deps, OWNER, "no-such")
         .await

@@ -2,6 +2,7 @@
 //! the SDK): a module per use case.
 
 mod delete;
+mod identity;
 mod launch;
 mod launch_faults;
 mod lifecycle;

@@ -429,7 +429,9 @@ async fn an_orphan_past_its_grace_is_stopped_never_terminated_and_people_are_tol
 #[tokio::test]
 async fn each_caller_sees_their_own_orphans_and_an_admin_sees_all() {
     use nbfleet_app::read::orphans;
-    let e = Env::with_vars([("NBFLEET_ADMINS", "the-admin")]).await;
+    const ADMIN: &str = "arn:aws:iam::123456789012:user/the-admin";
+    let e = Env::with_vars([("NBFLEET_ADMINS", ADMIN)]).await;
+    let who = |caller: &str| nbfleet_testkit::api::principal(&e.deps, caller).unwrap();
     let mine = e.launch("left-behind").await.instance_id.unwrap();
     // The record deleted by hand, the instance still there: alice's orphan.
     e.force_state("left-behind", State::Terminated).await;
@@ -442,14 +444,14 @@ async fn each_caller_sees_their_own_orphans_and_an_admin_sees_all() {
         ids.sort();
         ids
     };
-    let alice = orphans(&e.deps, nbfleet_testkit::OWNER).await.unwrap();
+    let alice = orphans(&e.deps, &who(nbfleet_testkit::OWNER)).await.unwrap();
     assert_eq!(alice[0].notebook.as_deref(), Some("left-behind"));
     assert_eq!(alice[0].state, "running");
     assert_eq!(ids(alice), std::slice::from_ref(&mine));
-    assert!(orphans(&e.deps, "bob").await.unwrap().is_empty());
+    assert!(orphans(&e.deps, &who("bob")).await.unwrap().is_empty());
     let mut all = vec![mine, untagged_owner];
     all.sort();
-    assert_eq!(ids(orphans(&e.deps, "the-admin").await.unwrap()), all);
+    assert_eq!(ids(orphans(&e.deps, &who(ADMIN)).await.unwrap()), all);
 }
 
 #[tokio::test]

@@ -59,22 +59,11 @@ async fn env() -> Slack {
     }
 }
 
-const RESPONSE_URL: &str = "https://hooks.slack.com/commands/TLOCAL/1/abc";
+const RESPONSE_URL: &str = nbfleet_testkit::api::SLACK_RESPONSE_URL;
 
 /// A request from `team`/`user` with `text`, signed with `secret` at `ts`.
 fn request(secret: &str, ts: i64, team: &str, user: &str, text: &str) -> SlackHttp {
-    let body = form_urlencoded::Serializer::new(String::new())
-        .append_pair("team_id", team)
-        .append_pair("user_id", user)
-        .append_pair("command", "/notebook")
-        .append_pair("text", text)
-        .append_pair("response_url", RESPONSE_URL)
-        .finish();
-    SlackHttp {
-        timestamp: Some(ts.to_string()),
-        signature: Some(sign(secret.as_bytes(), &ts.to_string(), body.as_bytes())),
-        body: body.into_bytes(),
-    }
+    nbfleet_testkit::api::slack_request(secret, ts, team, user, text)
 }
 
 impl Slack {
@@ -93,7 +82,9 @@ impl Slack {
         let jobs: Vec<Value> = self.seen.jobs.lock().unwrap().drain(..).collect();
         for job in jobs {
             let job: Job = serde_json::from_value(job[JOB_KEY].clone()).unwrap();
-            run_job(&self.deps, &self.seen, &job).await.unwrap();
+            run_job(&self.deps, &self.seen, SECRET.as_bytes(), &job)
+                .await
+                .unwrap();
         }
     }
 
@@ -188,6 +179,32 @@ async fn another_slack_user_cannot_stop_my_notebook() {
     assert_eq!(
         e.deps.store.require("exp-3").await.unwrap().state,
         State::Launching
+    );
+}
+
+#[tokio::test]
+async fn a_slack_user_mapped_to_an_owner_stops_their_cli_notebook_and_an_unmapped_one_cannot() {
+    let mut e = env().await;
+    const ALICE: &str = "arn:aws:sts::123456789012:assumed-role/DataScientist/alice";
+    let alice = nbfleet_testkit::api::principal(&e.deps, ALICE).unwrap();
+    e.env.deps.cfg.slack.owners.insert("U1".into(), alice.id.clone());
+    nbfleet_testkit::api::launch(&e.deps, ALICE, br#"{"name":"from-cli"}"#)
+        .await
+        .unwrap();
+    e.force_state("from-cli", State::Ready).await;
+    e.say("U2", "stop from-cli").await;
+    e.run_jobs().await;
+    assert!(
+        text(&e.last_answer()).starts_with("Refused:"),
+        "{}",
+        e.last_answer()
+    );
+    e.say("U1", "stop from-cli").await;
+    e.run_jobs().await;
+    assert!(text(&e.last_answer()).contains("stopping"), "{}", e.last_answer());
+    assert_eq!(
+        e.deps.store.require("from-cli").await.unwrap().state,
+        State::Stopping
     );
 }
 
@@ -323,6 +340,73 @@ async fn a_replayed_request_that_changes_something_is_refused() {
     }
 }
 
+#[tokio::test]
+async fn a_job_nobody_signed_is_refused_and_changes_nothing() {
+    let e = env().await;
+    let signed = request(SECRET, e.ts(), setup::SLACK_TEAM, "U1", "launch exp-mine");
+    // Someone who may invoke the Slack function edits a real job: another command, as
+    // another user, answered elsewhere.
+    let mut forged = nbfleet_testkit::api::slack_job(&signed);
+    forged.body = forged.body.replace("exp-mine", "exp-theirs").replace("U1", "U2");
+    let err = run_job(&e.deps, &e.seen, SECRET.as_bytes(), &forged)
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), 401, "{err}");
+    // Or makes one up with a signature of their own.
+    let made_up = nbfleet_testkit::api::slack_job(&request(
+        "not-the-secret",
+        e.ts(),
+        setup::SLACK_TEAM,
+        "U1",
+        "launch exp-x",
+    ));
+    assert_eq!(
+        run_job(&e.deps, &e.seen, SECRET.as_bytes(), &made_up)
+            .await
+            .unwrap_err()
+            .status(),
+        401
+    );
+    assert!(e.deps.store.get("exp-theirs").await.unwrap().is_none());
+    assert!(e.deps.store.get("exp-x").await.unwrap().is_none());
+    assert_eq!(e.calls.counts().get("ec2:RunInstances"), None);
+    assert!(e.seen.answers.lock().unwrap().is_empty());
+    // The real job, even delivered long after the 5-minute window, runs.
+    run_job(
+        &e.deps,
+        &e.seen,
+        SECRET.as_bytes(),
+        &nbfleet_testkit::api::slack_job(&signed),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        e.deps.store.require("exp-mine").await.unwrap().state,
+        State::Launching
+    );
+}
+
+#[tokio::test]
+async fn a_response_url_off_slacks_hooks_host_is_refused_before_anything_runs() {
+    let e = env().await;
+    let body = form_urlencoded::Serializer::new(String::new())
+        .append_pair("team_id", setup::SLACK_TEAM)
+        .append_pair("user_id", "U1")
+        .append_pair("text", "launch exp-ssrf")
+        .append_pair("response_url", "https://169.254.169.254/latest/meta-data/")
+        .finish();
+    let ts = e.ts().to_string();
+    let req = SlackHttp {
+        signature: Some(sign(SECRET.as_bytes(), &ts, body.as_bytes())),
+        timestamp: Some(ts),
+        body: body.into_bytes(),
+    };
+    let (status, _) = slash(&e.deps, &e.seen, SECRET.as_bytes(), &req).await;
+    assert_eq!(status, 401);
+    assert!(e.seen.jobs.lock().unwrap().is_empty());
+    assert_eq!(e.calls.total(), 0, "{:?}", e.calls.counts());
+}
+
 /// Slack's `response_url` is down: the answer is lost, the work is not.
 struct DeadResponseUrl;
 
@@ -338,17 +422,11 @@ impl Responder for DeadResponseUrl {
 #[tokio::test]
 async fn a_failing_response_url_loses_the_answer_not_the_launch() {
     let e = env().await;
-    let job = Job {
-        id: "v0=dead".into(),
-        owner: "slack:TLOCAL:U1".into(),
-        command: nbfleet_core::slack::SlashCommand::Launch {
-            name: "exp-7".into(),
-            instance_type: None,
-            idle_timeout_minutes: None,
-        },
-        response_url: RESPONSE_URL.into(),
-    };
-    let err = run_job(&e.deps, &DeadResponseUrl, &job).await.unwrap_err();
+    let job =
+        nbfleet_testkit::api::slack_job(&request(SECRET, e.ts(), setup::SLACK_TEAM, "U1", "launch exp-7"));
+    let err = run_job(&e.deps, &DeadResponseUrl, SECRET.as_bytes(), &job)
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("500"), "{err}");
     assert_eq!(
         e.deps.store.require("exp-7").await.unwrap().state,

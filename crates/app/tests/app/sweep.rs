@@ -34,7 +34,13 @@ async fn fleet(n: usize, bad: Option<usize>, output: &'static str) -> Fleet {
     let now = env.now();
     for (i, id) in ids.iter().enumerate() {
         let spec = parse_launch(format!(r#"{{"name":"nb-{i:03}"}}"#).as_bytes(), &cfg).unwrap();
-        let mut nb = Notebook::new(&spec, "alice", 1, idle_policy(&spec, &cfg), now);
+        let mut nb = Notebook::new(
+            &spec,
+            &nbfleet_core::identity::Principal::named("alice"),
+            1,
+            idle_policy(&spec, &cfg),
+            now,
+        );
         nb.state = State::Ready;
         nb.instance_id = Some(id.clone());
         nb.running_since = Some(now);
@@ -374,7 +380,13 @@ async fn a_probe_that_finishes_on_a_later_poll_is_read_not_unknown() {
     let now = env.now();
     for (i, id) in ids.iter().enumerate() {
         let spec = parse_launch(format!(r#"{{"name":"slow-{i}"}}"#).as_bytes(), &cfg).unwrap();
-        let mut nb = Notebook::new(&spec, "alice", 1, idle_policy(&spec, &cfg), now);
+        let mut nb = Notebook::new(
+            &spec,
+            &nbfleet_core::identity::Principal::named("alice"),
+            1,
+            idle_policy(&spec, &cfg),
+            now,
+        );
         (nb.state, nb.instance_id, nb.running_since) = (State::Ready, Some(id.clone()), Some(now));
         env.deps.store.put(&nb, Expect::Absent).await.unwrap();
     }

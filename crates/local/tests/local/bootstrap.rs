@@ -40,7 +40,13 @@ async fn instance(body: &str, secret: Option<&str>) -> Instance {
     let account = moto::fresh_account();
     let cfg = nbfleet_core::config::from_vars([("NBFLEET_TABLE".to_string(), "t".to_string())]).unwrap();
     let spec = parse_launch(body.as_bytes(), &cfg).unwrap();
-    let nb = Notebook::new(&spec, "alice", 1, idle_policy(&spec, &cfg), Timestamp::now());
+    let nb = Notebook::new(
+        &spec,
+        &nbfleet_core::identity::Principal::named("alice"),
+        1,
+        idle_policy(&spec, &cfg),
+        Timestamp::now(),
+    );
     let secrets = ParameterSecrets::new(moto::clients(&endpoint, &account).ssm);
     if let Some(value) = secret {
         secrets

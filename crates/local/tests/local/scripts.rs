@@ -15,7 +15,13 @@ fn rendered() -> Vec<(String, String)> {
         r#"{"name":"cidr-pw","password":"correct horse","access":{"mode":"cidr","cidrs":["203.0.113.0/24"]}}"#,
     ] {
         let spec = parse_launch(body.as_bytes(), &cfg).unwrap();
-        let nb = Notebook::new(&spec, "alice", 1, idle_policy(&spec, &cfg), Timestamp::UNIX_EPOCH);
+        let nb = Notebook::new(
+            &spec,
+            &nbfleet_core::identity::Principal::named("alice"),
+            1,
+            idle_policy(&spec, &cfg),
+            Timestamp::UNIX_EPOCH,
+        );
         out.push((
             format!("bootstrap {body}"),
             scripts::bootstrap(&nb, &cfg, "us-east-1").unwrap().text,
