@@ -129,6 +129,12 @@ def resolve(value, sam: dict):
         sep, items = value["Fn::Join"]
         items = resolve(items, sam)
         return sep.join(str(resolve(i, sam)) for i in (items if isinstance(items, list) else [items]))
+    if isinstance(value, dict) and "Fn::GetAtt" in value:
+        target = value["Fn::GetAtt"]
+        name, attr = target if isinstance(target, list) else target.split(".", 1)
+        if attr == "Arn" and name.endswith("Role"):
+            return f"arn:aws:iam::{PSEUDO['AWS::AccountId']}:role/{name}"
+        return f"{name.lower()}-{attr.lower()}"
     if isinstance(value, dict) and "Fn::Sub" in value:
         text = value["Fn::Sub"]
         import re
@@ -165,13 +171,19 @@ def facts(sam: dict) -> dict:
     role_statements = [resolve_deep(s, sam) for _, s in statements({"Policies": role.get("Policies", [])})]
     table = sam["Resources"]["NotebookTable"]["Properties"]
     keys = {k: table[k] for k in ("AttributeDefinitions", "KeySchema", "GlobalSecondaryIndexes")}
-    return {"functions": functions, "instance_role": role_statements, "table": keys}
+    key_policy = sam["Resources"]["NotebookSecretsKey"]["Properties"]["KeyPolicy"]["Statement"]
+    return {
+        "functions": functions,
+        "instance_role": role_statements,
+        "secrets_key_policy": [resolve_deep(s, sam) for s in key_policy],
+        "table": keys,
+    }
 
 
 def resolve_deep(node, sam: dict):
     """`resolve` applied through lists and maps; policy variables like ${ec2:SourceInstanceARN}
     in plain strings stay as they are."""
-    if isinstance(node, dict) and len(node) == 1 and next(iter(node)) in ("Ref", "Fn::Sub", "Fn::Join"):
+    if isinstance(node, dict) and len(node) == 1 and next(iter(node)) in ("Ref", "Fn::Sub", "Fn::Join", "Fn::GetAtt"):
         return resolve(node, sam)
     if isinstance(node, dict):
         return {k: resolve_deep(v, sam) for k, v in node.items()}

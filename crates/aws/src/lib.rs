@@ -48,7 +48,8 @@ impl Clients {
     pub fn deps(&self, cfg: nbfleet_core::Config) -> nbfleet_core::ports::Deps {
         use nbfleet_core::ports::{LogNotifier, Notifier, Secrets};
         use std::sync::Arc;
-        let secrets: Arc<dyn Secrets> = Arc::new(ParameterSecrets::new(self.ssm.clone()));
+        let secrets: Arc<dyn Secrets> =
+            Arc::new(ParameterSecrets::new(self.ssm.clone()).with_key(cfg.secrets_key.clone()));
         let notifier: Arc<dyn Notifier> = match &cfg.slack.webhook_parameter {
             Some(p) => Arc::new(slack_webhook::SlackWebhook::new(secrets.clone(), p)),
             None => Arc::new(LogNotifier),

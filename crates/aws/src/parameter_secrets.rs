@@ -15,11 +15,20 @@ pub const NOTEBOOK_TAG: &str = "nbfleet:notebook";
 #[derive(Debug, Clone)]
 pub struct ParameterSecrets {
     client: Client,
+    /// The KMS key notebook secrets are encrypted with (`NBFLEET_SECRETS_KEY`, the stack's
+    /// own key, which only a notebook's instance may decrypt, through SSM); none: `aws/ssm`.
+    key: Option<String>,
 }
 
 impl ParameterSecrets {
     pub fn new(client: Client) -> Self {
-        ParameterSecrets { client }
+        ParameterSecrets { client, key: None }
+    }
+
+    /// Notebook secrets encrypted with `key` (a key id, ARN or alias).
+    pub fn with_key(mut self, key: Option<String>) -> Self {
+        self.key = key;
+        self
     }
 }
 
@@ -49,6 +58,7 @@ impl Secrets for ParameterSecrets {
             .name(name)
             .value(value)
             .r#type(ParameterType::SecureString)
+            .set_key_id(self.key.clone())
             .tags(notebook_tag(notebook))
             .send()
             .await;
@@ -60,6 +70,7 @@ impl Secrets for ParameterSecrets {
                     .name(name)
                     .value(value)
                     .r#type(ParameterType::SecureString)
+                    .set_key_id(self.key.clone())
                     .overwrite(true)
                     .send()
                     .await

@@ -57,6 +57,9 @@ pub struct Config {
     pub ami_parameter: String,
     /// Prefix of the notebooks' SecureString parameters (`/nbfleet`).
     pub secret_prefix: String,
+    /// The KMS key they are encrypted with (`NBFLEET_SECRETS_KEY`: the stack's own, whose
+    /// policy lets only notebook instances decrypt, through SSM); none: the account's `aws/ssm`.
+    pub secrets_key: Option<String>,
     pub idle_timeout_minutes: Bounded,
     pub volume_gb: Bounded,
     /// The runtime cap of one run, in minutes (0 turns it off); `extend` can put it off.
@@ -171,6 +174,7 @@ fn build(env: &Env) -> Result<Config, ConfigError> {
             .unwrap_or_else(|| "/nbfleet".into())
             .trim_end_matches('/')
             .to_string(),
+        secrets_key: env.optional("NBFLEET_SECRETS_KEY"),
         idle_timeout_minutes: env.bounded(
             "NBFLEET_IDLE_TIMEOUT_MINUTES",
             Bounded {

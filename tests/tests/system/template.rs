@@ -162,6 +162,190 @@ fn the_instance_role_reads_its_own_secret_and_no_other() {
     );
 }
 
+/// One request to the notebook-secrets key, as KMS sees it.
+struct KmsRequest<'a> {
+    /// The caller's role (an assumed-role session of it).
+    role: &'a str,
+    action: &'a str,
+    /// `kms:ViaService`: set when SSM calls KMS for the caller.
+    via: Option<&'a str>,
+    /// `kms:EncryptionContext:PARAMETER_ARN`, which SSM sets to the parameter's ARN.
+    parameter: Option<&'a str>,
+}
+
+const ACCOUNT_ROOT: &str = "arn:aws:iam::123456789012:root";
+const VIA_SSM: Option<&str> = Some("ssm.us-east-1.amazonaws.com");
+
+/// KMS's answer from the key policy alone, taking the worst case for a grant to the account
+/// root: it delegates to IAM, and some IAM policy in the account allows everything, so such a
+/// statement counts for every principal of the account.
+fn key_allows(policy: &[Value], req: &KmsRequest) -> bool {
+    let list = |v: &Value| -> Vec<String> {
+        match v {
+            Value::Array(a) => a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect(),
+            Value::String(s) => vec![s.clone()],
+            _ => vec![],
+        }
+    };
+    let glob = |pattern: &str, s: &str| {
+        let re = format!("^{}$", regex_lite::escape(pattern).replace("\\*", ".*"));
+        regex_lite::Regex::new(&re).unwrap().is_match(s)
+    };
+    let ctx = |key: &str| match key {
+        "kms:ViaService" => req.via,
+        "kms:EncryptionContext:PARAMETER_ARN" => req.parameter,
+        other => panic!("the evaluator does not know the condition key {other}"),
+    };
+    let matches = |s: &Value| {
+        let principals = list(&s["Principal"]["AWS"]);
+        let principal_ok = principals.iter().any(|p| p == req.role || p == ACCOUNT_ROOT);
+        let action_ok = list(&s["Action"]).iter().any(|a| a == req.action);
+        let conditions_ok = s["Condition"].as_object().is_none_or(|conds| {
+            conds.iter().all(|(op, kv)| {
+                kv.as_object().unwrap().iter().all(|(key, want)| {
+                    let have = ctx(key);
+                    match op.as_str() {
+                        "StringEquals" => have.is_some_and(|h| list(want).iter().any(|w| w == h)),
+                        "StringLike" => have.is_some_and(|h| list(want).iter().any(|w| glob(w, h))),
+                        other => panic!("the evaluator does not know {other}"),
+                    }
+                })
+            })
+        });
+        principal_ok && action_ok && conditions_ok
+    };
+    let denied = policy.iter().any(|s| s["Effect"] == "Deny" && matches(s));
+    let allowed = policy.iter().any(|s| s["Effect"] == "Allow" && matches(s));
+    allowed && !denied
+}
+
+/// What the key policy must say, checked on `policy`: the failures, empty when it holds.
+fn key_policy_failures(policy: &[Value]) -> Vec<&'static str> {
+    let role = |name: &str| format!("arn:aws:iam::123456789012:role/{name}");
+    let (instance, launch, slack, events, stranger) = (
+        role("NotebookInstanceRole"),
+        role("LaunchFunctionRole"),
+        role("SlackFunctionRole"),
+        role("EventsFunctionRole"),
+        role("ReadOnlyEverything"),
+    );
+    let notebook = "arn:aws:ssm:us-east-1:123456789012:parameter/nbfleet/notebooks/alpha/secret";
+    let slack_secret = "arn:aws:ssm:us-east-1:123456789012:parameter/nbfleet/slack/signing-secret";
+    let ask = |role: &str, action: &str, via: Option<&str>, parameter: Option<&str>| {
+        key_allows(
+            policy,
+            &KmsRequest {
+                role,
+                action,
+                via,
+                parameter,
+            },
+        )
+    };
+    let mut failures = Vec::new();
+    let mut expect = |ok: bool, what: &'static str| {
+        if !ok {
+            failures.push(what);
+        }
+    };
+    expect(
+        ask(&instance, "kms:Decrypt", VIA_SSM, Some(notebook)),
+        "an instance decrypts a notebook secret through SSM",
+    );
+    expect(
+        !ask(&instance, "kms:Decrypt", None, Some(notebook)),
+        "an instance cannot decrypt outside SSM",
+    );
+    expect(
+        !ask(&instance, "kms:Decrypt", VIA_SSM, Some(slack_secret)),
+        "an instance cannot decrypt another parameter",
+    );
+    expect(
+        !ask(&stranger, "kms:Decrypt", VIA_SSM, Some(notebook)),
+        "nobody else decrypts, whatever their IAM policy",
+    );
+    expect(
+        !ask(&launch, "kms:Decrypt", VIA_SSM, Some(notebook)),
+        "launch cannot decrypt",
+    );
+    for writer in [&launch, &slack] {
+        expect(
+            ask(writer, "kms:Encrypt", VIA_SSM, Some(notebook)),
+            "launch and slack encrypt through SSM",
+        );
+        expect(
+            !ask(writer, "kms:Encrypt", None, Some(notebook)),
+            "launch and slack encrypt only through SSM",
+        );
+    }
+    expect(
+        !ask(&events, "kms:Encrypt", VIA_SSM, Some(notebook)),
+        "no other function encrypts",
+    );
+    for action in [
+        "kms:Decrypt",
+        "kms:Encrypt",
+        "kms:GenerateDataKey",
+        "kms:ReEncryptFrom",
+        "kms:CreateGrant",
+    ] {
+        expect(
+            !ask(&stranger, action, VIA_SSM, Some(notebook)),
+            "the account root is given no use of the key",
+        );
+    }
+    failures
+}
+
+#[test]
+fn the_secrets_key_lets_only_a_notebooks_instance_decrypt_through_ssm_and_a_loosened_policy_fails() {
+    let facts = facts();
+    let policy = facts["secrets_key_policy"].as_array().unwrap();
+    assert_eq!(key_policy_failures(policy), Vec::<&str>::new());
+    // Each loosening a careless edit could make is caught.
+    let loosened = |edit: &dyn Fn(&mut Vec<Value>)| {
+        let mut p = policy.clone();
+        edit(&mut p);
+        key_policy_failures(&p)
+    };
+    let by_sid = |p: &mut Vec<Value>, sid: &str| -> usize { p.iter().position(|s| s["Sid"] == sid).unwrap() };
+    assert!(
+        !loosened(&|p| {
+            let i = by_sid(p, "AccountAdministersButDoesNotUse");
+            p[i]["Action"].as_array_mut().unwrap().push("kms:Decrypt".into());
+        })
+        .is_empty()
+    );
+    assert!(
+        !loosened(&|p| {
+            let i = by_sid(p, "InstancesDecryptThroughSsm");
+            p[i]["Condition"].as_object_mut().unwrap().remove("StringEquals");
+        })
+        .is_empty()
+    );
+    assert!(
+        !loosened(&|p| {
+            let i = by_sid(p, "InstancesDecryptThroughSsm");
+            p[i]["Principal"]["AWS"] = ACCOUNT_ROOT.into();
+        })
+        .is_empty()
+    );
+    assert!(
+        !loosened(&|p| {
+            let i = by_sid(p, "WritersEncryptThroughSsm");
+            p[i]["Action"].as_array_mut().unwrap().push("kms:Decrypt".into());
+        })
+        .is_empty()
+    );
+    // Every function that writes secrets is configured with the key.
+    for (name, f) in functions(&facts) {
+        assert_eq!(
+            f["env"]["NBFLEET_SECRETS_KEY"], "notebooksecretskey-arn",
+            "{name}"
+        );
+    }
+}
+
 /// `{index or "table": [(attribute, key type)]}`, from DescribeTable's or the template's shape.
 fn key_schemas(table: &[Value], indexes: &[Value]) -> BTreeMap<String, Vec<(String, String)>> {
     let keys = |schema: &Value| {

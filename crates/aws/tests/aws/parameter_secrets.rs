@@ -54,3 +54,54 @@ async fn a_missing_secret_reads_as_none_and_deletes_quietly() {
     secrets.delete("/nbfleet/notebooks/x/secret").await.unwrap();
     assert_eq!(secrets.get("/nbfleet/notebooks/x/secret").await.unwrap(), None);
 }
+
+#[tokio::test]
+async fn a_secret_is_encrypted_with_the_stacks_key_when_one_is_configured() {
+    let (plain, ssm) = secrets();
+    let key = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+    let keyed = plain.clone().with_key(Some(key.into()));
+    let key_of = |name: &'static str| {
+        let ssm = ssm.clone();
+        async move {
+            let found = ssm
+                .describe_parameters()
+                .parameter_filters(
+                    aws_sdk_ssm::types::ParameterStringFilter::builder()
+                        .key("Name")
+                        .values(name)
+                        .build()
+                        .unwrap(),
+                )
+                .send()
+                .await
+                .unwrap();
+            found.parameters()[0].key_id.clone()
+        }
+    };
+    keyed
+        .put("/nbfleet/notebooks/kept/secret", "first", "kept")
+        .await
+        .unwrap();
+    assert_eq!(
+        key_of("/nbfleet/notebooks/kept/secret").await.as_deref(),
+        Some(key)
+    );
+    // Replaced (the overwrite path), it stays under the key.
+    keyed
+        .put("/nbfleet/notebooks/kept/secret", "second", "kept")
+        .await
+        .unwrap();
+    assert_eq!(
+        key_of("/nbfleet/notebooks/kept/secret").await.as_deref(),
+        Some(key)
+    );
+    // Without a key: the account's aws/ssm, as before.
+    plain
+        .put("/nbfleet/notebooks/plain/secret", "x", "plain")
+        .await
+        .unwrap();
+    assert_eq!(
+        key_of("/nbfleet/notebooks/plain/secret").await.as_deref(),
+        Some("alias/aws/ssm")
+    );
+}
