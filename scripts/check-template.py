@@ -176,15 +176,33 @@ def facts(sam: dict) -> dict:
         "functions": functions,
         "instance_role": role_statements,
         "secrets_key_policy": [resolve_deep(s, sam) for s in key_policy],
+        "user_policy": policy_statements("NotebookUserPolicy", sam),
+        "admin_policy": policy_statements("NotebookAdminPolicy", sam),
+        "tunnel_document": sam["Resources"]["JupyterTunnelDocument"]["Properties"]["Content"],
         "table": keys,
     }
 
 
+def policy_statements(resource: str, sam: dict) -> list:
+    """A managed policy's statements as deployed at the parameters' defaults."""
+    statements = sam["Resources"][resource]["Properties"]["PolicyDocument"]["Statement"]
+    return [resolve_deep(s, sam) for s in statements]
+
+
+def condition(name: str, sam: dict) -> bool:
+    """A template condition at the parameters' defaults (Fn::Equals of values and Refs)."""
+    a, b = sam["Conditions"][name]["Fn::Equals"]
+    return str(resolve(a, sam)) == str(resolve(b, sam))
+
+
 def resolve_deep(node, sam: dict):
-    """`resolve` applied through lists and maps; policy variables like ${ec2:SourceInstanceARN}
-    in plain strings stay as they are."""
+    """`resolve` applied through lists and maps, Fn::If chosen at the parameters' defaults;
+    policy variables like ${ec2:SourceInstanceARN} in plain strings stay as they are."""
     if isinstance(node, dict) and len(node) == 1 and next(iter(node)) in ("Ref", "Fn::Sub", "Fn::Join", "Fn::GetAtt"):
         return resolve(node, sam)
+    if isinstance(node, dict) and len(node) == 1 and "Fn::If" in node:
+        name, then, otherwise = node["Fn::If"]
+        return resolve_deep(then if condition(name, sam) else otherwise, sam)
     if isinstance(node, dict):
         return {k: resolve_deep(v, sam) for k, v in node.items()}
     if isinstance(node, list):

@@ -298,6 +298,7 @@ async fn ready(
         address.as_deref(),
         port,
         &deps.cfg.region,
+        &deps.cfg.tunnel_document,
     ));
     next.pending_command = None;
     next.failure = None;

@@ -134,9 +134,14 @@ async fn tunnel(nb: &Value, remote: u16, local: u16) -> Result<Child, CliError> 
     let instance = nb["instance_id"]
         .as_str()
         .ok_or_else(|| CliError::new(Exit::Failed, "the notebook has no instance"))?;
+    // The stack's own document, which forwards to Jupyter's port only (records from before it
+    // name none).
+    let document = nb["connect"]["document"]
+        .as_str()
+        .unwrap_or("AWS-StartPortForwardingSession");
     let mut child = Command::new("aws")
         .args(["ssm", "start-session", "--target", instance])
-        .args(["--document-name", "AWS-StartPortForwardingSession"])
+        .args(["--document-name", document])
         .arg("--parameters")
         .arg(format!("portNumber={remote},localPortNumber={local}"))
         .stdout(std::process::Stdio::null())

@@ -60,6 +60,9 @@ pub struct Config {
     /// The KMS key they are encrypted with (`NBFLEET_SECRETS_KEY`: the stack's own, whose
     /// policy lets only notebook instances decrypt, through SSM); none: the account's `aws/ssm`.
     pub secrets_key: Option<String>,
+    /// The session document port-forwards use (`NBFLEET_TUNNEL_DOCUMENT`: the stack's own, to
+    /// Jupyter's port only; default AWS's `AWS-StartPortForwardingSession`, for the local stack).
+    pub tunnel_document: String,
     pub idle_timeout_minutes: Bounded,
     pub volume_gb: Bounded,
     /// The runtime cap of one run, in minutes (0 turns it off); `extend` can put it off.
@@ -175,6 +178,9 @@ fn build(env: &Env) -> Result<Config, ConfigError> {
             .trim_end_matches('/')
             .to_string(),
         secrets_key: env.optional("NBFLEET_SECRETS_KEY"),
+        tunnel_document: env
+            .optional("NBFLEET_TUNNEL_DOCUMENT")
+            .unwrap_or_else(|| "AWS-StartPortForwardingSession".into()),
         idle_timeout_minutes: env.bounded(
             "NBFLEET_IDLE_TIMEOUT_MINUTES",
             Bounded {

@@ -519,7 +519,14 @@ mod notice_tests {
     fn ready_says_how_to_connect_and_which_certificate_to_expect() {
         let n = Notice::Ready {
             name: "exp-1".into(),
-            connect: Some(connect_for(AccessMode::Ssm, "i-0abc", None, 8888, "eu-west-1")),
+            connect: Some(connect_for(
+                AccessMode::Ssm,
+                "i-0abc",
+                None,
+                8888,
+                "eu-west-1",
+                "AWS-StartPortForwardingSession",
+            )),
             fingerprint: Some("ab12".into()),
         };
         let t = n.text();
@@ -536,6 +543,7 @@ mod notice_tests {
                 Some("203.0.113.9"),
                 8888,
                 "eu-west-1",
+                "AWS-StartPortForwardingSession",
             )),
             fingerprint: None,
         };

@@ -113,6 +113,10 @@ pub struct Connect {
     /// In ssm mode, the port-forward to run first (`nbfleet open` runs it for you).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tunnel: Option<String>,
+    /// In ssm mode, the session document the port-forward uses: the stack's own, which forwards
+    /// to Jupyter's port and no other (`NBFLEET_TUNNEL_DOCUMENT`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub document: Option<String>,
 }
 
 /// A Run Command the record waits on.
@@ -387,19 +391,22 @@ pub fn connect_for(
     address: Option<&str>,
     port: u16,
     region: &str,
+    document: &str,
 ) -> Connect {
     match mode {
         crate::validate::AccessMode::Ssm => Connect {
             url: format!("https://localhost:{port}"),
             tunnel: Some(format!(
                 "aws ssm start-session --region {region} --target {instance_id} \
-                 --document-name AWS-StartPortForwardingSession \
+                 --document-name {document} \
                  --parameters '{{\"portNumber\":[\"{port}\"],\"localPortNumber\":[\"{port}\"]}}'"
             )),
+            document: Some(document.to_string()),
         },
         crate::validate::AccessMode::Cidr => Connect {
             url: format!("https://{}:{port}", address.unwrap_or("<no address yet>")),
             tunnel: None,
+            document: None,
         },
     }
 }
@@ -412,10 +419,20 @@ mod connect_tests {
 
     #[test]
     fn ssm_mode_connects_through_a_port_forward() {
-        let c = connect_for(AccessMode::Ssm, "i-0abc", Some("203.0.113.9"), 8888, "eu-west-1");
+        let c = connect_for(
+            AccessMode::Ssm,
+            "i-0abc",
+            Some("203.0.113.9"),
+            8888,
+            "eu-west-1",
+            "nbfleet-JupyterTunnel-x",
+        );
         assert_eq!(c.url, "https://localhost:8888");
+        assert_eq!(c.document.as_deref(), Some("nbfleet-JupyterTunnel-x"));
         let tunnel = c.tunnel.unwrap();
-        assert!(tunnel.contains("--target i-0abc") && tunnel.contains("AWS-StartPortForwardingSession"));
+        assert!(
+            tunnel.contains("--target i-0abc") && tunnel.contains("--document-name nbfleet-JupyterTunnel-x")
+        );
         assert!(
             tunnel.contains(r#"{"portNumber":["8888"],"localPortNumber":["8888"]}"#),
             "{tunnel}"
@@ -431,6 +448,7 @@ mod connect_tests {
             Some("ec2-203-0-113-9.compute-1.amazonaws.com"),
             8888,
             "us-east-1",
+            "nbfleet-JupyterTunnel-x",
         );
         assert_eq!(c.url, "https://ec2-203-0-113-9.compute-1.amazonaws.com:8888");
         assert_eq!(c.tunnel, None);

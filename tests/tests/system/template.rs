@@ -346,6 +346,187 @@ fn the_secrets_key_lets_only_a_notebooks_instance_decrypt_through_ssm_and_a_loos
     }
 }
 
+/// One `ssm:StartSession` as IAM sees it: the caller's unique id, the instance's tags and the
+/// session document.
+struct SessionRequest<'a> {
+    caller_id: &'a str,
+    instance_tags: &'a [(&'a str, &'a str)],
+    document: &'a str,
+}
+
+/// IAM's answer for a StartSession from a managed policy's statements: the instance and the
+/// document are each a resource of the request, and each must be allowed (with
+/// `ssm:SessionDocumentAccessCheck`, as the CLI sends it).
+fn session_allowed(policy: &[Value], req: &SessionRequest) -> bool {
+    let list = |v: &Value| -> Vec<String> {
+        match v {
+            Value::Array(a) => a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect(),
+            Value::String(s) => vec![s.clone()],
+            _ => vec![],
+        }
+    };
+    let glob = |pattern: &str, s: &str| {
+        let re = format!("^{}$", regex_lite::escape(pattern).replace("\\*", ".*"));
+        regex_lite::Regex::new(&re).unwrap().is_match(s)
+    };
+    let instance = "arn:aws:ec2:us-east-1:123456789012:instance/i-0aaaaaaaaaaaaaaaa";
+    // AWS's own documents have no account in their ARN.
+    let owner = match req.document.starts_with("AWS-") || req.document.starts_with("SSM-") {
+        true => "",
+        false => "123456789012",
+    };
+    let document = format!("arn:aws:ssm:us-east-1:{owner}:document/{}", req.document);
+    let allows = |resource: &str, on_instance: bool| {
+        let ctx = |key: &str| -> Option<String> {
+            if key == "ssm:SessionDocumentAccessCheck" {
+                return Some("true".into());
+            }
+            let tag = key.strip_prefix("ssm:resourceTag/")?;
+            on_instance
+                .then(|| {
+                    req.instance_tags
+                        .iter()
+                        .find(|(k, _)| *k == tag)
+                        .map(|(_, v)| v.to_string())
+                })
+                .flatten()
+        };
+        policy.iter().any(|st| {
+            st["Effect"] == "Allow"
+                && list(&st["Action"]).iter().any(|a| a == "ssm:StartSession")
+                && list(&st["Resource"]).iter().any(|r| glob(r, resource))
+                && st["Condition"].as_object().is_none_or(|conds| {
+                    conds.iter().all(|(op, kv)| {
+                        kv.as_object().unwrap().iter().all(|(key, want)| {
+                            let have = ctx(key);
+                            let wants: Vec<String> = list(want)
+                                .iter()
+                                .map(|w| w.replace("${aws:userid}", req.caller_id))
+                                .collect();
+                            match op.as_str() {
+                                "StringEquals" => have.is_some_and(|h| wants.contains(&h)),
+                                "StringLike" => have.is_some_and(|h| wants.iter().any(|w| glob(w, &h))),
+                                "BoolIfExists" => have.is_none_or(|h| wants.contains(&h)),
+                                other => panic!("the evaluator does not know {other}"),
+                            }
+                        })
+                    })
+                })
+        })
+    };
+    allows(instance, true) && allows(&document, false)
+}
+
+const ALICE_ID: &str = "AROAEXAMPLEROLEID:alice";
+const TUNNEL: &str = "jupytertunneldocument-name";
+
+/// What the user policy must say about tunnels, checked on `policy`: the failures.
+fn user_policy_failures(policy: &[Value]) -> Vec<&'static str> {
+    let hers: &[(&str, &str)] = &[("nbfleet:notebook", "nb-a"), ("nbfleet:owner-id", ALICE_ID)];
+    let his: &[(&str, &str)] = &[
+        ("nbfleet:notebook", "nb-b"),
+        ("nbfleet:owner-id", "AROAEXAMPLEROLEID:bob"),
+    ];
+    let someone_elses: &[(&str, &str)] = &[("Name", "training-box"), ("nbfleet:owner-id", ALICE_ID)];
+    let ask = |instance_tags, document| {
+        session_allowed(
+            policy,
+            &SessionRequest {
+                caller_id: ALICE_ID,
+                instance_tags,
+                document,
+            },
+        )
+    };
+    let mut failures = Vec::new();
+    let mut expect = |ok: bool, what: &'static str| {
+        if !ok {
+            failures.push(what);
+        }
+    };
+    expect(ask(hers, TUNNEL), "a tunnel to her own notebook's Jupyter");
+    expect(!ask(his, TUNNEL), "no tunnel to a colleague's notebook");
+    expect(
+        !ask(someone_elses, TUNNEL),
+        "no tunnel to an instance that is not nbfleet's",
+    );
+    for other in [
+        "AWS-StartPortForwardingSession",
+        "AWS-StartPortForwardingSessionToRemoteHost",
+        "AWS-StartInteractiveCommand",
+        "SSM-SessionManagerRunShell",
+    ] {
+        expect(
+            !ask(hers, other),
+            "no other session document (another port, a shell)",
+        );
+    }
+    failures
+}
+
+#[test]
+fn a_tunnel_goes_only_to_your_own_notebooks_jupyter_and_a_loosened_policy_fails() {
+    let facts = facts();
+    let policy = facts["user_policy"].as_array().unwrap();
+    assert_eq!(user_policy_failures(policy), Vec::<&str>::new());
+    let loosened = |edit: &dyn Fn(&mut Vec<Value>)| {
+        let mut p = policy.clone();
+        edit(&mut p);
+        user_policy_failures(&p)
+    };
+    let by_sid = |p: &mut Vec<Value>, sid: &str| -> usize { p.iter().position(|s| s["Sid"] == sid).unwrap() };
+    assert!(
+        !loosened(&|p| {
+            let i = by_sid(p, "PortForwardToOwnNotebooks");
+            p[i]["Condition"].as_object_mut().unwrap().remove("StringEquals");
+        })
+        .is_empty()
+    );
+    assert!(
+        !loosened(&|p| {
+            let i = by_sid(p, "WithTheJupyterTunnelDocumentOnly");
+            p[i]["Resource"] = serde_json::json!([
+                "arn:aws:ssm:us-east-1::document/AWS-StartPortForwardingSession",
+                format!("arn:aws:ssm:us-east-1:123456789012:document/{TUNNEL}"),
+            ]);
+        })
+        .is_empty()
+    );
+    // Admins (their own policy) reach any nbfleet notebook, still through the document only.
+    let admin = facts["admin_policy"].as_array().unwrap();
+    let his: &[(&str, &str)] = &[
+        ("nbfleet:notebook", "nb-b"),
+        ("nbfleet:owner-id", "AROAEXAMPLEROLEID:bob"),
+    ];
+    let as_admin = |document| {
+        session_allowed(
+            admin,
+            &SessionRequest {
+                caller_id: ALICE_ID,
+                instance_tags: his,
+                document,
+            },
+        )
+    };
+    assert!(as_admin(TUNNEL));
+    assert!(!as_admin("AWS-StartPortForwardingSession"));
+    // The document forwards to Jupyter's port and no other.
+    let port = &facts["tunnel_document"]["parameters"]["portNumber"];
+    assert_eq!(
+        port["allowedValues"],
+        serde_json::json!([nbfleet_aws::ec2_compute::JUPYTER_PORT.to_string()])
+    );
+    assert_eq!(facts["tunnel_document"]["sessionType"], "Port");
+    assert_eq!(
+        facts["tunnel_document"]["properties"]["type"],
+        "LocalPortForwarding"
+    );
+    // Every function tells the CLI which document to use.
+    for (name, f) in functions(&facts) {
+        assert_eq!(f["env"]["NBFLEET_TUNNEL_DOCUMENT"], TUNNEL, "{name}");
+    }
+}
+
 /// `{index or "table": [(attribute, key type)]}`, from DescribeTable's or the template's shape.
 fn key_schemas(table: &[Value], indexes: &[Value]) -> BTreeMap<String, Vec<(String, String)>> {
     let keys = |schema: &Value| {
