@@ -41,6 +41,7 @@ pub async fn launch(deps: &Deps, owner: &Principal, spec: &LaunchSpec) -> Result
             let token = password::token(&rand::random());
             (token.clone(), Some(token))
         }
+        Credential::MadeToken(token) => (token.clone(), None),
     };
     deps.secrets
         .put(&deps.cfg.secret_parameter(name), secret_value.expose(), name)

@@ -20,9 +20,10 @@ use crate::read::View;
 use crate::{launch, lifecycle, read};
 use jiff::SignedDuration;
 use nbfleet_core::identity::Principal;
+use nbfleet_core::password::Secret;
 use nbfleet_core::ports::{Deps, Jobs, Responder};
 use nbfleet_core::slack::{self, SlashCommand, SlashRequest, USAGE};
-use nbfleet_core::validate::launch_spec;
+use nbfleet_core::validate::{Credential, launch_spec};
 use nbfleet_core::{Error, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -102,15 +103,24 @@ pub async fn slash(deps: &Deps, jobs: &dyn Jobs, secret: &[u8], req: &Signed) ->
         }
     }
     if !command.is_slow() {
-        return Ok(execute(deps, &form.owner(&deps.cfg.slack.owners), &command).await);
+        return Ok(execute(deps, &form.owner(&deps.cfg.slack.owners), &command, None).await);
     }
     let job = Job {
         timestamp: req.timestamp.clone().unwrap_or_default(),
         signature: req.signature.clone().unwrap_or_default(),
         body: String::from_utf8_lossy(&req.body).into_owned(),
     };
+    // A launch's token is shown now, in the reply only this user sees, so it is never lost
+    // with a late answer; the job launches with the same one (`slack::launch_token`).
+    let token = match &command {
+        SlashCommand::Launch { .. } => format!(
+            "\nIts Jupyter token (shown once, only to you): `{}`",
+            slack::launch_token(secret, &job.signature).expose()
+        ),
+        _ => String::new(),
+    };
     match jobs.submit(&job.payload()).await {
-        Ok(()) => Ok(format!("Working on `{}`…", form.text.trim())),
+        Ok(()) => Ok(format!("Working on `{}`…{token}", form.text.trim())),
         Err(e) => {
             tracing::error!(error = %e, "cannot hand the Slack job over");
             Ok("nbfleet could not start that just now; try again in a minute.".into())
@@ -183,12 +193,14 @@ pub async fn run_job(deps: &Deps, responder: &dyn Responder, secret: &[u8], job:
         tracing::info!(team = %form.team_id, user = %form.user_id, "Slack job delivered again; skipped");
         return Ok(());
     }
-    let text = execute(deps, &form.owner(&deps.cfg.slack.owners), &command).await;
+    let token = slack::launch_token(secret, &job.signature);
+    let text = execute(deps, &form.owner(&deps.cfg.slack.owners), &command, Some(token)).await;
     responder.respond(&form.response_url, &text).await
 }
 
 /// Carries out a command as `owner` and says how it went.
-async fn execute(deps: &Deps, owner: &Principal, command: &SlashCommand) -> String {
+/// A launch uses `token`, made and shown when the request came in.
+async fn execute(deps: &Deps, owner: &Principal, command: &SlashCommand, token: Option<Secret>) -> String {
     let result = match command {
         SlashCommand::Help => return USAGE.into(),
         SlashCommand::List => read::list(deps).await.map(|all| list_text(&all)),
@@ -209,7 +221,17 @@ async fn execute(deps: &Deps, owner: &Principal, command: &SlashCommand) -> Stri
             name,
             instance_type,
             idle_timeout_minutes,
-        } => launch_as(deps, owner, name, instance_type.as_deref(), *idle_timeout_minutes).await,
+        } => {
+            launch_as(
+                deps,
+                owner,
+                name,
+                instance_type.as_deref(),
+                *idle_timeout_minutes,
+                token,
+            )
+            .await
+        }
     };
     result.unwrap_or_else(|e| format!("Refused: {e}"))
 }
@@ -221,6 +243,7 @@ async fn launch_as(
     name: &str,
     instance_type: Option<&str>,
     idle_timeout_minutes: Option<u32>,
+    token: Option<Secret>,
 ) -> Result<String> {
     let mut fields = serde_json::Map::new();
     fields.insert("name".into(), json!(name));
@@ -230,16 +253,14 @@ async fn launch_as(
     if let Some(m) = idle_timeout_minutes {
         fields.insert("idle_timeout_minutes".into(), json!(m));
     }
-    let spec = launch_spec(&fields, &deps.cfg)?;
-    let launched = launch::launch(deps, owner, &spec).await?;
-    let mut t = format!("*{name}* is launching; you will hear when it is ready.");
-    if let Some(token) = &launched.token {
-        t.push_str(&format!(
-            "\nIts Jupyter token (shown once, only to you): `{}`",
-            token.expose()
-        ));
+    let mut spec = launch_spec(&fields, &deps.cfg)?;
+    if let Some(token) = token {
+        spec.credential = Credential::MadeToken(token);
     }
-    Ok(t)
+    launch::launch(deps, owner, &spec).await?;
+    Ok(format!(
+        "*{name}* is launching (its token was in the first reply); you will hear when it is ready."
+    ))
 }
 
 fn status_text(view: &View) -> String {

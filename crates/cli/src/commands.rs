@@ -45,15 +45,28 @@ pub async fn run(api: &Api, out: Out, command: Command) -> Result<(), CliError> 
             }
             let launched = api.call("POST", "/notebooks", Some(&body)).await?;
             let token = launched["token"].as_str().map(str::to_string);
+            // The token is shown as soon as the launch is accepted, so that a wait cut short
+            // (Ctrl-C, a lost connection, a failed launch) never loses it.
+            if let (Some(t), false) = (&token, out.json) {
+                println!("{name}: launch accepted; its Jupyter token (shown once; keep it): {t}");
+            }
             let nb = if no_wait {
                 launched["notebook"].clone()
             } else {
-                wait(api, out, &name, &["Ready", "Failed"]).await?
+                match wait(api, out, &name, &["Ready", "Failed"]).await {
+                    Ok(nb) => nb,
+                    Err(e) => {
+                        if out.json {
+                            println!("{}", json!({ "notebook": launched["notebook"], "token": token }));
+                        }
+                        return Err(e);
+                    }
+                }
             };
             if out.json {
                 println!("{}", json!({ "notebook": nb, "token": token }));
             } else {
-                println!("{}", plain(&show::ready(&nb, token.as_deref())));
+                println!("{}", plain(&show::ready(&nb)));
             }
             if nb["state"] == "Failed" {
                 return Err(CliError::new(Exit::Failed, format!("{name} failed")));
@@ -82,7 +95,20 @@ pub async fn run(api: &Api, out: Out, command: Command) -> Result<(), CliError> 
             name,
             no_browser,
             port,
-        } => open::open(api, out, &name, no_browser, port).await,
+            direct,
+        } => {
+            open::open(
+                api,
+                out,
+                &name,
+                open::How {
+                    no_browser,
+                    port,
+                    direct,
+                },
+            )
+            .await
+        }
         Command::Start { name, wait: w } => {
             act(api, out, &name, ("start", "starting"), w, &["Ready", "Failed"]).await
         }

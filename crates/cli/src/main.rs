@@ -72,9 +72,13 @@ enum Command {
         /// Print the URL without opening a browser.
         #[arg(long)]
         no_browser: bool,
-        /// Local port for the port-forward (default: the notebook's port).
+        /// Local port the browser connects to (default: the notebook's port; 0 picks a free one).
         #[arg(long)]
         port: Option<u16>,
+        /// Check the certificate, print Jupyter's own https URL and exit, instead of serving
+        /// the pinned proxy (for scripts; a browser would warn about the self-signed certificate).
+        #[arg(long)]
+        direct: bool,
     },
     /// Start a stopped notebook.
     Start {

@@ -18,8 +18,9 @@ fn cost(view: &Value) -> String {
         .map_or_else(|| "?".into(), |c| format!("${c:.2}"))
 }
 
-/// After `up`: how to connect, the certificate to expect, and the token once.
-pub fn ready(nb: &Value, token: Option<&str>) -> String {
+/// After `up`: how to connect and the certificate to expect (the token was shown when the launch
+/// was accepted).
+pub fn ready(nb: &Value) -> String {
     let name = s(nb, "name");
     let mut t = format!("{name} is {}", s(nb, "state"));
     if nb["state"] == "Failed" {
@@ -30,9 +31,6 @@ pub fn ready(nb: &Value, token: Option<&str>) -> String {
     }
     if let Some(fp) = nb["cert_fingerprint"].as_str() {
         t.push_str(&format!("\n  certificate: sha256 {fp}"));
-    }
-    if let Some(token) = token {
-        t.push_str(&format!("\n  token:       {token}   (shown once; keep it)"));
     }
     if nb["state"] == "Ready" {
         t.push_str(&format!("\n  open it:     nbfleet open {name}"));

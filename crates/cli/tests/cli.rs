@@ -72,6 +72,17 @@ async fn every_command_works_against_the_local_stack() {
     assert_eq!(up["notebook"]["idle"]["idle_timeout_minutes"], 30);
     assert!(up["token"].as_str().is_some_and(|t| t.len() >= 32), "{up}");
 
+    // In a terminal, the token comes first, as soon as the launch is accepted, before the wait.
+    let human = c.run(&["up", "cli-t"]);
+    let said = String::from_utf8_lossy(&human.stdout).to_string();
+    let token_at = said
+        .find("its Jupyter token (shown once; keep it): ")
+        .expect(&said);
+    let ready_at = said.find("cli-t is Ready").expect(&said);
+    assert!(token_at < ready_at, "{said}");
+    assert_eq!(said.matches("shown once").count(), 1, "{said}");
+    c.json(0, &["rm", "cli-t", "--wait"]);
+
     let ls = c.json(0, &["ls"]);
     assert_eq!(ls["notebooks"][0]["notebook"]["name"], "cli-a");
     let plain = String::from_utf8(c.run(&["ls"]).stdout).unwrap();
@@ -85,7 +96,7 @@ async fn every_command_works_against_the_local_stack() {
     let extended = c.json(0, &["extend", "cli-a", "45"]);
     assert!(extended["notebook"]["snoozed_until"].is_string(), "{extended}");
 
-    let open = c.json(0, &["open", "cli-a", "--no-browser"]);
+    let open = c.json(0, &["open", "cli-a", "--no-browser", "--direct"]);
     assert_eq!(open["verified"], true);
     assert_eq!(open["fingerprint"], up["notebook"]["cert_fingerprint"]);
 
@@ -189,6 +200,121 @@ async fn open_refuses_a_jupyter_whose_certificate_is_not_the_recorded_one() {
         String::from_utf8_lossy(&out.stderr).contains("refusing"),
         "{}",
         text(&out)
+    );
+}
+
+#[tokio::test]
+async fn open_serves_jupyter_through_a_pinned_loopback_proxy_websockets_included() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest};
+    let c = cli().await;
+    let up = c.json(0, &["up", "cli-p"]);
+    let token = up["token"].as_str().unwrap().to_string();
+    // `nbfleet open` serves until Ctrl-C: run it, read the URL it prints.
+    let mut open = tokio::process::Command::new(NBFLEET)
+        .args([
+            "--local",
+            "--json",
+            "open",
+            "cli-p",
+            "--no-browser",
+            "--port",
+            "0",
+        ])
+        .env("NBFLEET_LOCAL_PORT", &c.port)
+        .env("USER", "alice")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(open.stdout.take().unwrap());
+    let mut first = String::new();
+    tokio::io::AsyncBufReadExt::read_line(&mut lines, &mut first)
+        .await
+        .unwrap();
+    let shown: Value = serde_json::from_str(&first).unwrap();
+    let base = shown["url"].as_str().unwrap().trim_end_matches('/').to_string();
+    assert!(base.starts_with("http://127.0.0.1:"), "{shown}");
+    assert_eq!(shown["verified"], true);
+
+    // Plain HTTP to the loopback, TLS to Jupyter behind it: a real answer, with the token.
+    let http = nbfleet_jupyter::web::web_client(std::time::Duration::from_secs(30));
+    let auth = format!("token {token}");
+    let status = http
+        .get(format!("{base}/api/status"))
+        .header("authorization", &auth)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status.status(), 200);
+    // A kernel, and a round trip on its WebSocket: 6 * 7 computed and answered.
+    let kernel: Value = http
+        .post(format!("{base}/api/kernels"))
+        .header("authorization", &auth)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ws_url = format!(
+        "{}/api/kernels/{}/channels",
+        base.replacen("http://", "ws://", 1),
+        kernel["id"].as_str().unwrap()
+    );
+    let mut request = ws_url.into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("authorization", auth.parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let msg_id = "nbfleet-proxy-test";
+    let execute = serde_json::json!({
+        "header": {"msg_id": msg_id, "msg_type": "execute_request", "username": "t", "session": "s", "version": "5.3", "date": "2026-01-01T00:00:00Z"},
+        "parent_header": {}, "metadata": {}, "channel": "shell",
+        "content": {"code": "6 * 7", "silent": false, "store_history": false, "user_expressions": {}, "allow_stdin": false, "stop_on_error": true},
+        "buffers": []
+    });
+    ws.send(Message::text(execute.to_string())).await.unwrap();
+    let answer = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+        while let Some(Ok(m)) = ws.next().await {
+            let Ok(v) = serde_json::from_str::<Value>(m.to_text().unwrap_or_default()) else {
+                continue;
+            };
+            if v["msg_type"] == "execute_result" && v["parent_header"]["msg_id"] == msg_id {
+                return v["content"]["data"]["text/plain"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+            }
+        }
+        String::new()
+    })
+    .await
+    .expect("the kernel answered within a minute");
+    assert_eq!(answer, "42");
+    open.kill().await.unwrap();
+
+    // The proxy with a pin the real Jupyter does not match refuses, and says why.
+    let jupyter = up["notebook"]["connect"]["url"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("https://")
+        .trim_end_matches('/')
+        .to_string();
+    let wrong =
+        nbfleet_jupyter::proxy::PinnedProxy::start(([127, 0, 0, 1], 0).into(), jupyter, &"ab".repeat(32))
+            .await
+            .unwrap();
+    let refused = http
+        .get(format!("http://{}/api/status", wrong.local))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 502);
+    let why = refused.text().await.unwrap();
+    assert!(
+        why.contains("refused Jupyter") && why.contains("not the recorded"),
+        "{why}"
     );
 }
 

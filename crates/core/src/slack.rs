@@ -68,6 +68,19 @@ pub fn verify_signature(
     mac.verify_slice(&given).map_err(|_| Rejected::BadSignature)
 }
 
+/// The Jupyter token of a notebook launched by the signed request whose signature is
+/// `signature`: 48 hex characters of HMAC-SHA256 under the signing secret. The acknowledgement
+/// shows it to the user at once and the job (which may run twice, or hours later) launches with
+/// the same one, without the token ever travelling in the job's payload. Unguessable without the
+/// signing secret, and one per request.
+pub fn launch_token(secret: &[u8], signature: &str) -> crate::password::Secret {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
+    mac.update(b"nbfleet-launch-token:");
+    mac.update(signature.as_bytes());
+    let bytes = mac.finalize().into_bytes();
+    crate::password::Secret::new(hex::encode(&bytes[..24]))
+}
+
 /// The signature Slack would send for `body` at `timestamp`: for tests and local tools.
 pub fn sign(secret: &[u8], timestamp: &str, body: &[u8]) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
@@ -370,6 +383,16 @@ mod tests {
                 assert_eq!(got, Err(Rejected::OutsideWindow));
             }
         }
+    }
+
+    #[test]
+    fn a_slack_launch_token_is_one_per_request_and_needs_the_secret() {
+        let a = launch_token(SECRET, "v0=aaaa");
+        assert_eq!(a.expose().len(), 48);
+        assert!(a.expose().bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_eq!(a, launch_token(SECRET, "v0=aaaa"), "the job makes the same one");
+        assert_ne!(a, launch_token(SECRET, "v0=bbbb"));
+        assert_ne!(a, launch_token(b"another secret", "v0=aaaa"));
     }
 
     #[test]

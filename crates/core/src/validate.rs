@@ -46,6 +46,9 @@ pub enum Credential {
     PasswordHash(Secret),
     /// Nothing given: a random token is made and shown once.
     Token,
+    /// A token made before the launch, already shown to its owner (a Slack launch shows it in
+    /// the immediate reply; `slack::launch_token`). Never from a request body.
+    MadeToken(Secret),
 }
 
 /// A validated launch request.
@@ -66,7 +69,7 @@ pub struct LaunchSpec {
 impl LaunchSpec {
     pub fn secret_kind(&self) -> SecretKind {
         match self.credential {
-            Credential::Token => SecretKind::Token,
+            Credential::Token | Credential::MadeToken(_) => SecretKind::Token,
             _ => SecretKind::Password,
         }
     }

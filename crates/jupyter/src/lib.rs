@@ -4,6 +4,7 @@
 //!
 //! Used by the CLI (`nbfleet open`), `make demo` and the end-to-end tests.
 
+pub mod proxy;
 pub mod web;
 
 use reqwest::redirect::Policy;
@@ -49,6 +50,15 @@ impl Jupyter {
             base,
             Some(expected_fingerprint.to_ascii_lowercase().replace(':', "")),
         )
+    }
+
+    /// A client for `nbfleet open`'s pinned proxy (`http://127.0.0.1:PORT`): plain HTTP to the
+    /// loopback, the proxy pins the certificate behind it.
+    pub fn via_proxy(base: &str) -> Result<Self> {
+        if !base.starts_with("http://127.0.0.1:") {
+            return Err(Error::Unexpected(format!("{base} is not a loopback proxy")));
+        }
+        Self::build(base, None)
     }
 
     /// Connects once and returns the fingerprint of the certificate the server presents,
@@ -170,6 +180,11 @@ struct Pin {
     expected: Option<String>,
     seen: Mutex<Option<String>>,
     provider: Arc<CryptoProvider>,
+}
+
+/// Whether a TLS error is the pin refusing a certificate.
+fn refused_by_pin(e: &std::io::Error) -> bool {
+    e.to_string().contains("is not the recorded")
 }
 
 impl ServerCertVerifier for Pin {

@@ -89,21 +89,29 @@ async fn run() -> Result<(), String> {
 
     step(
         3,
-        &format!("checking the certificate by a real TLS handshake: nbfleet open {NAME} --no-browser"),
+        &format!(
+            "checking the certificate by a real TLS handshake: nbfleet open {NAME} --no-browser --direct"
+        ),
     );
-    cli.run(&["open", NAME, "--no-browser"], None)?;
+    cli.run(&["open", NAME, "--no-browser", "--direct"], None)?;
 
     step(
         4,
-        "logging in to Jupyter over HTTPS with the password (XSRF form flow)",
+        &format!(
+            "opening it as a browser would, through nbfleet's pinned proxy (no certificate warning): nbfleet open {NAME} --no-browser --port 0"
+        ),
     );
-    let jupyter = Jupyter::pinned(&url, &recorded).map_err(|e| e.to_string())?;
+    let (proxy_url, mut proxy) = cli.serve_open(NAME).await?;
+    println!("      the browser's address: {proxy_url}; logging in with the password (XSRF form flow)");
+    let jupyter = Jupyter::via_proxy(&proxy_url).map_err(|e| e.to_string())?;
     jupyter.login(&password).await.map_err(|e| e.to_string())?;
     let (status, body) = jupyter.status(None).await.map_err(|e| e.to_string())?;
     if status != 200 {
         return Err(format!("GET /api/status after login answered {status}"));
     }
-    println!("      logged in; /api/status: {body}");
+    println!("      logged in through the proxy; /api/status: {body}");
+    let _ = proxy.kill().await;
+    let jupyter = Jupyter::pinned(&url, &recorded).map_err(|e| e.to_string())?;
 
     step(5, &format!("stopping it: nbfleet stop {NAME} --wait"));
     cli.run(&["stop", NAME, "--wait"], None)?;
@@ -131,9 +139,9 @@ async fn run() -> Result<(), String> {
     println!("      logged in again over HTTPS");
 
     step(7, "how to open it");
-    println!("      open {new_url} in a browser and log in with the password {password}");
-    println!("      (the browser will warn about the self-signed certificate: check that its SHA-256");
-    println!("       fingerprint is the one above before you accept it)");
+    println!("      nbfleet --local open {NAME}: your browser opens http://127.0.0.1:8888 with no");
+    println!("      certificate warning (nbfleet's proxy checks Jupyter's certificate, {recorded}),");
+    println!("      and you log in with the password {password}");
 
     if !keep {
         step(
@@ -210,6 +218,35 @@ impl Cli<'_> {
     }
 
     /// Runs it with `--json` and parses what it prints.
+    /// Starts `nbfleet open NAME` (which serves until it is killed) and returns the address it
+    /// serves the notebook on.
+    async fn serve_open(&self, name: &str) -> Result<(String, tokio::process::Child), String> {
+        use tokio::io::AsyncBufReadExt;
+        println!("      $ nbfleet open {name} --no-browser --port 0");
+        let mut child = tokio::process::Command::from(self.command(&[
+            "--json",
+            "open",
+            name,
+            "--no-browser",
+            "--port",
+            "0",
+        ]))
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("run nbfleet: {e}"))?;
+        let mut line = String::new();
+        let stdout = child.stdout.take().ok_or("no stdout")?;
+        tokio::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .await
+            .map_err(|e| e.to_string())?;
+        let shown: Value =
+            serde_json::from_str(&line).map_err(|e| format!("nbfleet open printed {line:?}: {e}"))?;
+        let url = shown["url"].as_str().ok_or("nbfleet open printed no URL")?;
+        Ok((url.trim_end_matches('/').to_string(), child))
+    }
+
     fn json(&self, args: &[&str]) -> Result<Value, String> {
         let out = self
             .command(&[&["--json"], args].concat())
