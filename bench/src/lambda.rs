@@ -73,6 +73,7 @@ const LOCAL_VALUES: &[(&str, &str)] = &[
     ("NBFLEET_INSTANCE_PROFILE", deployment::INSTANCE_PROFILE),
     ("NBFLEET_AMI_PARAMETER", deployment::AMI_PARAMETER),
     ("NBFLEET_SECRET_PREFIX", "/nbfleet"),
+    ("NBFLEET_TUNNEL_DOCUMENT", "AWS-StartPortForwardingSession"),
     // moto keeps the key id a SecureString names without asking KMS.
     ("NBFLEET_SECRETS_KEY", "alias/nbfleet-bench"),
     ("NBFLEET_IDLE_TIMEOUT_MINUTES", "60"),
