@@ -337,13 +337,18 @@ async fn up_shows_each_state_as_it_passes_in_a_terminal() {
         "✓ Configuring",
         "✓ Ready",
         "cli-d is Ready",
-        "token:",
+        "its Jupyter token (shown once; keep it):",
     ] {
         assert!(
             seen.contains(line),
             "no {line:?} in what the terminal showed:\n{seen}"
         );
     }
+    // The token first, before any progress: a wait cut short never loses it.
+    assert!(
+        seen.find("its Jupyter token").unwrap() < seen.find("✓ Launching").unwrap(),
+        "{seen}"
+    );
     assert!(
         seen.contains("cli-d: Configuring ("),
         "no live progress line:\n{seen}"

@@ -57,8 +57,13 @@ done
 [ -n "$PY" ] || die "no python3 found"
 
 STAGE="installing JupyterLab"
-if ! "$PY" -c 'import jupyter_server, jupyterlab' >/dev/null 2>&1; then
-  "$PY" -m pip install --quiet jupyterlab >/dev/null 2>&1 || die "pip install jupyterlab failed"
+# nbfleet writes jupyter_server 2's configuration keys; an older server ignores them and would
+# run without TLS or a password. An AMI whose Jupyter is missing or older gets a current one.
+JUPYTER_OK='import sys, jupyter_server, jupyterlab; sys.exit(int(jupyter_server.__version__.split(".")[0]) < 2)'
+if ! "$PY" -c "$JUPYTER_OK" >/dev/null 2>&1; then
+  "$PY" -m pip install --quiet --upgrade 'jupyter_server>=2' jupyterlab >/dev/null 2>&1 \
+    || die "pip install jupyter_server>=2 jupyterlab failed"
+  "$PY" -c "$JUPYTER_OK" >/dev/null 2>&1 || die "jupyter_server 2 or newer is still not importable"
 fi
 
 STAGE="fetching the secret"

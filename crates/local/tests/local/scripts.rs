@@ -71,3 +71,41 @@ fn rendered_scripts_pass_shellcheck() {
         );
     }
 }
+
+#[test]
+fn the_bootstrap_takes_jupyter_server_2_or_newer_and_an_older_one_is_replaced() {
+    // The bootstrap's own version check, run against this machine's jupyter_server (2.x) and
+    // against a jupyter_server 1.x placed in front of it.
+    let (_, bootstrap) = &rendered()[0];
+    let check = bootstrap
+        .lines()
+        .find_map(|l| l.strip_prefix("JUPYTER_OK='"))
+        .and_then(|l| l.strip_suffix('\''))
+        .expect("the bootstrap's jupyter_server check");
+    let python = concat!(env!("CARGO_MANIFEST_DIR"), "/../../.venv/bin/python3");
+    let passes = |pythonpath: Option<&std::path::Path>| {
+        let mut c = Command::new(python);
+        c.args(["-c", check]);
+        if let Some(p) = pythonpath {
+            c.env("PYTHONPATH", p);
+        }
+        c.status().unwrap().success()
+    };
+    assert!(passes(None), "this machine's jupyter_server 2 passes");
+    let old = std::env::temp_dir().join(format!("nbfleet-old-jupyter-{}", std::process::id()));
+    std::fs::create_dir_all(old.join("jupyter_server")).unwrap();
+    std::fs::write(
+        old.join("jupyter_server/__init__.py"),
+        "__version__ = \"1.24.0\"\n",
+    )
+    .unwrap();
+    assert!(
+        !passes(Some(&old)),
+        "jupyter_server 1.24 is refused, so the bootstrap installs a current one"
+    );
+    std::fs::remove_dir_all(&old).unwrap();
+    assert!(
+        bootstrap.contains("pip install --quiet --upgrade 'jupyter_server>=2' jupyterlab"),
+        "and what it installs is 2 or newer"
+    );
+}
