@@ -79,60 +79,98 @@ fn each_function_loads_its_configuration_from_exactly_what_the_template_sets() {
     }
 }
 
-/// IAM's answer for one GetParameter by an instance, from the role's statements: allowed only
-/// where an Allow matches and no Deny does. Handles the condition operators the role uses.
+/// One request as IAM or KMS sees it, for [`policy_allows`].
+struct Request<'a> {
+    action: &'a str,
+    resource: &'a str,
+    /// The caller's role, checked against a key policy's `Principal`; identity policies have
+    /// none.
+    principal: Option<&'a str>,
+    /// The request's condition keys.
+    context: &'a dyn Fn(&str) -> Option<String>,
+    /// Policy variables and their values (`("${aws:userid}", "AROA…:alice")`).
+    variables: &'a [(&'a str, &'a str)],
+}
+
+const ACCOUNT_ROOT: &str = "arn:aws:iam::123456789012:root";
+
+fn list(v: &Value) -> Vec<String> {
+    match v {
+        Value::Array(a) => a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect(),
+        Value::String(s) => vec![s.clone()],
+        _ => vec![],
+    }
+}
+
+fn glob(pattern: &str, s: &str) -> bool {
+    let re = format!("^{}$", regex_lite::escape(pattern).replace("\\*", ".*"));
+    regex_lite::Regex::new(&re).unwrap().is_match(s)
+}
+
+/// The answer of one policy's statements: allowed where an Allow matches and no Deny does. A
+/// key policy's grant to the account root is taken at its worst (it delegates to IAM, and some
+/// IAM policy allows everything), so it matches every principal of the account. Knows the
+/// condition operators nbfleet's policies use, and refuses to guess at others.
+fn policy_allows(statements: &[Value], req: &Request) -> bool {
+    let matches = |st: &Value| {
+        let principal_ok = match (st.get("Principal"), req.principal) {
+            (None, _) => true,
+            (Some(p), Some(caller)) => list(&p["AWS"]).iter().any(|p| p == caller || p == ACCOUNT_ROOT),
+            (Some(_), None) => false,
+        };
+        let conditions_ok = st["Condition"].as_object().is_none_or(|conds| {
+            conds.iter().all(|(op, kv)| {
+                kv.as_object().unwrap().iter().all(|(key, want)| {
+                    let have = (req.context)(key);
+                    let wants: Vec<String> = list(want)
+                        .iter()
+                        .map(|w| {
+                            req.variables
+                                .iter()
+                                .fold(w.clone(), |w, (var, value)| w.replace(var, value))
+                        })
+                        .collect();
+                    match op.as_str() {
+                        "StringEquals" => have.is_some_and(|h| wants.contains(&h)),
+                        "StringNotEquals" => have.is_none_or(|h| !wants.contains(&h)),
+                        "StringLike" => have.is_some_and(|h| wants.iter().any(|w| glob(w, &h))),
+                        "BoolIfExists" => have.is_none_or(|h| wants.contains(&h)),
+                        "Null" => have.is_none() == (wants[0] == "true"),
+                        other => panic!("the evaluator does not know {other}"),
+                    }
+                })
+            })
+        });
+        principal_ok
+            && list(&st["Action"]).iter().any(|a| a == req.action)
+            && list(&st["Resource"]).iter().any(|r| glob(r, req.resource))
+            && conditions_ok
+    };
+    let denied = statements.iter().any(|st| st["Effect"] == "Deny" && matches(st));
+    let allowed = statements.iter().any(|st| st["Effect"] == "Allow" && matches(st));
+    allowed && !denied
+}
+
+/// IAM's answer for one GetParameter by an instance, from the role's statements.
 fn instance_may_read(
     role: &Value,
     parameter_arn: &str,
     instance_arn: &str,
     tagged_for: Option<&str>,
 ) -> bool {
-    let ctx = |key: &str| -> Option<String> {
-        match key {
-            "ec2:SourceInstanceARN" => Some(instance_arn.to_string()),
-            "ssm:resourceTag/nbfleet:instance" => tagged_for.map(str::to_string),
-            _ => None,
-        }
+    let context = |key: &str| match key {
+        "ec2:SourceInstanceARN" => Some(instance_arn.to_string()),
+        "ssm:resourceTag/nbfleet:instance" => tagged_for.map(str::to_string),
+        _ => None,
     };
-    let subst = |v: &str| v.replace("${ec2:SourceInstanceARN}", instance_arn);
-    let glob = |pattern: &str, s: &str| {
-        let re = format!("^{}$", regex_lite::escape(pattern).replace("\\*", ".*"));
-        regex_lite::Regex::new(&re).unwrap().is_match(s)
+    let req = Request {
+        action: "ssm:GetParameter",
+        resource: parameter_arn,
+        principal: None,
+        context: &context,
+        variables: &[("${ec2:SourceInstanceARN}", instance_arn)],
     };
-    let list = |v: &Value| -> Vec<String> {
-        match v {
-            Value::Array(a) => a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect(),
-            Value::String(s) => vec![s.clone()],
-            _ => vec![],
-        }
-    };
-    let matches = |s: &Value| -> bool {
-        let acts = list(&s["Action"]);
-        let res = list(&s["Resource"]);
-        if !acts.iter().any(|a| a == "ssm:GetParameter") || !res.iter().any(|r| glob(r, parameter_arn)) {
-            return false;
-        }
-        let Some(conds) = s["Condition"].as_object() else {
-            return true;
-        };
-        conds.iter().all(|(op, kv)| {
-            kv.as_object().unwrap().iter().all(|(key, want)| {
-                let have = ctx(key);
-                let wants: Vec<String> = list(want).iter().map(|w| subst(w)).collect();
-                match op.as_str() {
-                    "StringEquals" => have.is_some_and(|h| wants.contains(&h)),
-                    "StringNotEquals" => have.is_none_or(|h| !wants.contains(&h)),
-                    "StringLike" => have.is_some_and(|h| wants.iter().any(|w| glob(w, &h))),
-                    "Null" => (have.is_none()) == (wants[0] == "true"),
-                    other => panic!("the evaluator does not know {other}"),
-                }
-            })
-        })
-    };
-    let statements = role.as_array().unwrap();
-    let denied = statements.iter().any(|s| s["Effect"] == "Deny" && matches(s));
-    let allowed = statements.iter().any(|s| s["Effect"] == "Allow" && matches(s));
-    allowed && !denied
+    policy_allows(role.as_array().unwrap(), &req)
 }
 
 #[test]
@@ -173,50 +211,24 @@ struct KmsRequest<'a> {
     parameter: Option<&'a str>,
 }
 
-const ACCOUNT_ROOT: &str = "arn:aws:iam::123456789012:root";
 const VIA_SSM: Option<&str> = Some("ssm.us-east-1.amazonaws.com");
 
-/// KMS's answer from the key policy alone, taking the worst case for a grant to the account
-/// root: it delegates to IAM, and some IAM policy in the account allows everything, so such a
-/// statement counts for every principal of the account.
+/// KMS's answer from the key policy alone.
 fn key_allows(policy: &[Value], req: &KmsRequest) -> bool {
-    let list = |v: &Value| -> Vec<String> {
-        match v {
-            Value::Array(a) => a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect(),
-            Value::String(s) => vec![s.clone()],
-            _ => vec![],
-        }
-    };
-    let glob = |pattern: &str, s: &str| {
-        let re = format!("^{}$", regex_lite::escape(pattern).replace("\\*", ".*"));
-        regex_lite::Regex::new(&re).unwrap().is_match(s)
-    };
-    let ctx = |key: &str| match key {
-        "kms:ViaService" => req.via,
-        "kms:EncryptionContext:PARAMETER_ARN" => req.parameter,
+    let context = |key: &str| match key {
+        "kms:ViaService" => req.via.map(str::to_string),
+        "kms:EncryptionContext:PARAMETER_ARN" => req.parameter.map(str::to_string),
         other => panic!("the evaluator does not know the condition key {other}"),
     };
-    let matches = |s: &Value| {
-        let principals = list(&s["Principal"]["AWS"]);
-        let principal_ok = principals.iter().any(|p| p == req.role || p == ACCOUNT_ROOT);
-        let action_ok = list(&s["Action"]).iter().any(|a| a == req.action);
-        let conditions_ok = s["Condition"].as_object().is_none_or(|conds| {
-            conds.iter().all(|(op, kv)| {
-                kv.as_object().unwrap().iter().all(|(key, want)| {
-                    let have = ctx(key);
-                    match op.as_str() {
-                        "StringEquals" => have.is_some_and(|h| list(want).iter().any(|w| w == h)),
-                        "StringLike" => have.is_some_and(|h| list(want).iter().any(|w| glob(w, h))),
-                        other => panic!("the evaluator does not know {other}"),
-                    }
-                })
-            })
-        });
-        principal_ok && action_ok && conditions_ok
+    let key = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+    let req = Request {
+        action: req.action,
+        resource: key,
+        principal: Some(req.role),
+        context: &context,
+        variables: &[],
     };
-    let denied = policy.iter().any(|s| s["Effect"] == "Deny" && matches(s));
-    let allowed = policy.iter().any(|s| s["Effect"] == "Allow" && matches(s));
-    allowed && !denied
+    policy_allows(policy, &req)
 }
 
 /// What the key policy must say, checked on `policy`: the failures, empty when it holds.
@@ -358,17 +370,6 @@ struct SessionRequest<'a> {
 /// document are each a resource of the request, and each must be allowed (with
 /// `ssm:SessionDocumentAccessCheck`, as the CLI sends it).
 fn session_allowed(policy: &[Value], req: &SessionRequest) -> bool {
-    let list = |v: &Value| -> Vec<String> {
-        match v {
-            Value::Array(a) => a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect(),
-            Value::String(s) => vec![s.clone()],
-            _ => vec![],
-        }
-    };
-    let glob = |pattern: &str, s: &str| {
-        let re = format!("^{}$", regex_lite::escape(pattern).replace("\\*", ".*"));
-        regex_lite::Regex::new(&re).unwrap().is_match(s)
-    };
     let instance = "arn:aws:ec2:us-east-1:123456789012:instance/i-0aaaaaaaaaaaaaaaa";
     // AWS's own documents have no account in their ARN.
     let owner = match req.document.starts_with("AWS-") || req.document.starts_with("SSM-") {
@@ -377,7 +378,7 @@ fn session_allowed(policy: &[Value], req: &SessionRequest) -> bool {
     };
     let document = format!("arn:aws:ssm:us-east-1:{owner}:document/{}", req.document);
     let allows = |resource: &str, on_instance: bool| {
-        let ctx = |key: &str| -> Option<String> {
+        let context = |key: &str| -> Option<String> {
             if key == "ssm:SessionDocumentAccessCheck" {
                 return Some("true".into());
             }
@@ -391,28 +392,14 @@ fn session_allowed(policy: &[Value], req: &SessionRequest) -> bool {
                 })
                 .flatten()
         };
-        policy.iter().any(|st| {
-            st["Effect"] == "Allow"
-                && list(&st["Action"]).iter().any(|a| a == "ssm:StartSession")
-                && list(&st["Resource"]).iter().any(|r| glob(r, resource))
-                && st["Condition"].as_object().is_none_or(|conds| {
-                    conds.iter().all(|(op, kv)| {
-                        kv.as_object().unwrap().iter().all(|(key, want)| {
-                            let have = ctx(key);
-                            let wants: Vec<String> = list(want)
-                                .iter()
-                                .map(|w| w.replace("${aws:userid}", req.caller_id))
-                                .collect();
-                            match op.as_str() {
-                                "StringEquals" => have.is_some_and(|h| wants.contains(&h)),
-                                "StringLike" => have.is_some_and(|h| wants.iter().any(|w| glob(w, &h))),
-                                "BoolIfExists" => have.is_none_or(|h| wants.contains(&h)),
-                                other => panic!("the evaluator does not know {other}"),
-                            }
-                        })
-                    })
-                })
-        })
+        let request = Request {
+            action: "ssm:StartSession",
+            resource,
+            principal: None,
+            context: &context,
+            variables: &[("${aws:userid}", req.caller_id)],
+        };
+        policy_allows(policy, &request)
     };
     allows(instance, true) && allows(&document, false)
 }
