@@ -296,18 +296,7 @@ fn main() {
     for round in 0..runs {
         eprint!("lambda-bench: round {}/{runs}:", round + 1);
         for (i, target) in &targets {
-            let event = event_for(&target.event, round, &instance_id, &python, &moto);
-            let run = runtime_api::run_once(target, &event);
-            if target.name == "nbfleet-launch"
-                && let Some(id) = find_instance_id(&run)
-            {
-                instance_id = id;
-            }
-            eprint!(
-                " {} {:.0}ms",
-                short(&target.name),
-                run.cold_ms().unwrap_or(f64::NAN)
-            );
+            let run = run_in_round(target, round, &mut instance_id, &python, &moto);
             if round == 0 {
                 log_first(&out, target, &run);
             }
@@ -360,18 +349,7 @@ fn main() {
             round + 1 - runs
         );
         for (i, target) in &at_setting {
-            let event = event_for(&target.event, round, &instance_id, &python, &moto);
-            let run = runtime_api::run_once(target, &event);
-            if target.name == "nbfleet-launch"
-                && let Some(id) = find_instance_id(&run)
-            {
-                instance_id = id;
-            }
-            eprint!(
-                " {} {:.0}ms",
-                short(&target.name),
-                run.cold_ms().unwrap_or(f64::NAN)
-            );
+            let run = run_in_round(target, round, &mut instance_id, &python, &moto);
             if let Ok(r) = &mut figures[*i].at_setting {
                 r.push(run);
             }
@@ -454,6 +432,30 @@ fn main() {
         eprintln!("lambda-bench: {failed} figure(s) miss their target");
         std::process::exit(1);
     }
+}
+
+/// Runs `target` once on its event for `round`; a launch's run names the instance the round's
+/// later events are about.
+fn run_in_round(
+    target: &runtime_api::Target,
+    round: usize,
+    instance_id: &mut String,
+    python: &Path,
+    moto: &str,
+) -> Run {
+    let event = event_for(&target.event, round, instance_id, python, moto);
+    let run = runtime_api::run_once(target, &event);
+    if target.name == "nbfleet-launch"
+        && let Some(id) = find_instance_id(&run)
+    {
+        *instance_id = id;
+    }
+    eprint!(
+        " {} {:.0}ms",
+        short(&target.name),
+        run.cold_ms().unwrap_or(f64::NAN)
+    );
+    run
 }
 
 /// `python -VV` of `python`, and its installed packages (`name==version`, comma-separated);
