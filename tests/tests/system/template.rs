@@ -309,43 +309,49 @@ fn key_policy_failures(policy: &[Value]) -> Vec<&'static str> {
     failures
 }
 
+/// What `check` finds wrong with `policy` once `edit` has changed its statement `sid`: a
+/// loosening the policy test must catch.
+fn failures_when_loosened(
+    policy: &[Value],
+    check: fn(&[Value]) -> Vec<&'static str>,
+    sid: &str,
+    edit: impl Fn(&mut Value),
+) -> Vec<&'static str> {
+    let mut p = policy.to_vec();
+    let i = p.iter().position(|s| s["Sid"] == sid).unwrap();
+    edit(&mut p[i]);
+    check(&p)
+}
+
 #[test]
 fn the_secrets_key_lets_only_a_notebooks_instance_decrypt_through_ssm_and_a_loosened_policy_fails() {
     let facts = facts();
     let policy = facts["secrets_key_policy"].as_array().unwrap();
     assert_eq!(key_policy_failures(policy), Vec::<&str>::new());
     // Each loosening a careless edit could make is caught.
-    let loosened = |edit: &dyn Fn(&mut Vec<Value>)| {
-        let mut p = policy.clone();
-        edit(&mut p);
-        key_policy_failures(&p)
-    };
-    let by_sid = |p: &mut Vec<Value>, sid: &str| -> usize { p.iter().position(|s| s["Sid"] == sid).unwrap() };
+    let loosened =
+        |sid: &str, edit: &dyn Fn(&mut Value)| failures_when_loosened(policy, key_policy_failures, sid, edit);
     assert!(
-        !loosened(&|p| {
-            let i = by_sid(p, "AccountAdministersButDoesNotUse");
-            p[i]["Action"].as_array_mut().unwrap().push("kms:Decrypt".into());
+        !loosened("AccountAdministersButDoesNotUse", &|st| {
+            st["Action"].as_array_mut().unwrap().push("kms:Decrypt".into());
         })
         .is_empty()
     );
     assert!(
-        !loosened(&|p| {
-            let i = by_sid(p, "InstancesDecryptThroughSsm");
-            p[i]["Condition"].as_object_mut().unwrap().remove("StringEquals");
+        !loosened("InstancesDecryptThroughSsm", &|st| {
+            st["Condition"].as_object_mut().unwrap().remove("StringEquals");
         })
         .is_empty()
     );
     assert!(
-        !loosened(&|p| {
-            let i = by_sid(p, "InstancesDecryptThroughSsm");
-            p[i]["Principal"]["AWS"] = ACCOUNT_ROOT.into();
+        !loosened("InstancesDecryptThroughSsm", &|st| {
+            st["Principal"]["AWS"] = ACCOUNT_ROOT.into();
         })
         .is_empty()
     );
     assert!(
-        !loosened(&|p| {
-            let i = by_sid(p, "WritersEncryptThroughSsm");
-            p[i]["Action"].as_array_mut().unwrap().push("kms:Decrypt".into());
+        !loosened("WritersEncryptThroughSsm", &|st| {
+            st["Action"].as_array_mut().unwrap().push("kms:Decrypt".into());
         })
         .is_empty()
     );
@@ -456,23 +462,18 @@ fn a_tunnel_goes_only_to_your_own_notebooks_jupyter_and_a_loosened_policy_fails(
     let facts = facts();
     let policy = facts["user_policy"].as_array().unwrap();
     assert_eq!(user_policy_failures(policy), Vec::<&str>::new());
-    let loosened = |edit: &dyn Fn(&mut Vec<Value>)| {
-        let mut p = policy.clone();
-        edit(&mut p);
-        user_policy_failures(&p)
+    let loosened = |sid: &str, edit: &dyn Fn(&mut Value)| {
+        failures_when_loosened(policy, user_policy_failures, sid, edit)
     };
-    let by_sid = |p: &mut Vec<Value>, sid: &str| -> usize { p.iter().position(|s| s["Sid"] == sid).unwrap() };
     assert!(
-        !loosened(&|p| {
-            let i = by_sid(p, "PortForwardToOwnNotebooks");
-            p[i]["Condition"].as_object_mut().unwrap().remove("StringEquals");
+        !loosened("PortForwardToOwnNotebooks", &|st| {
+            st["Condition"].as_object_mut().unwrap().remove("StringEquals");
         })
         .is_empty()
     );
     assert!(
-        !loosened(&|p| {
-            let i = by_sid(p, "WithTheJupyterTunnelDocumentOnly");
-            p[i]["Resource"] = serde_json::json!([
+        !loosened("WithTheJupyterTunnelDocumentOnly", &|st| {
+            st["Resource"] = serde_json::json!([
                 "arn:aws:ssm:us-east-1::document/AWS-StartPortForwardingSession",
                 format!("arn:aws:ssm:us-east-1:123456789012:document/{TUNNEL}"),
             ]);
