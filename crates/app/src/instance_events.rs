@@ -161,7 +161,7 @@ pub async fn on_instance_state(
 async fn configure(deps: &Deps, nb: Notebook, reach: Reach, now: Timestamp) -> Result<Outcome> {
     let instance_id = nb.instance_id.clone().unwrap_or_default();
     let script = if nb.cert_fingerprint.is_some() {
-        scripts::health_check(&nb)?
+        scripts::health_check(&nb, &deps.cfg, &deps.cfg.region)?
     } else {
         scripts::bootstrap(&nb, &deps.cfg, &deps.cfg.region)?
     };

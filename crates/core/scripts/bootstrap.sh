@@ -67,21 +67,9 @@ if ! "$PY" -c "$JUPYTER_OK" >/dev/null 2>&1; then
 fi
 
 STAGE="fetching the secret"
-# The value goes straight into a file; it is never printed, logged or passed on a command line.
 mkdir -p "$JUPYTER_DIR" "$STATE_DIR"
-if ! aws ssm get-parameter --region "$AWS_REGION_NAME" --name "$SECRET_PARAM" --with-decryption \
-    --query Parameter.Value --output text >"$STATE_DIR/secret.tmp" 2>"$STATE_DIR/aws.err"; then
-  err=$(grep -v '^[[:space:]]*$' "$STATE_DIR/aws.err" | tail -n 1 | tr -d '\r' || true)
-  rm -f "$STATE_DIR/secret.tmp" "$STATE_DIR/aws.err"
-  die "cannot read parameter $SECRET_PARAM: ${err:-aws exited non-zero}"
-fi
-secret=$(cat "$STATE_DIR/secret.tmp")
-rm -f "$STATE_DIR/secret.tmp" "$STATE_DIR/aws.err"
-if [ -z "$secret" ] || [ "$secret" = None ]; then
-  die "parameter $SECRET_PARAM is empty"
-fi
-printf '%s' "$secret" >"$STATE_DIR/secret"
-unset secret
+# @@NBFLEET_FETCH_SECRET@@
+fetch_secret
 
 # The idle probe reads Jupyter's API as root on the instance. In password mode it needs a token
 # of its own: random, made once, never leaving the instance.
@@ -109,13 +97,60 @@ PY
 cat >"$JUPYTER_DIR/jupyter_server_config.py" <<'CONFIG'
 # Written by nbfleet. Modern jupyter_server keys; the tutorial's NotebookApp.* keys are ignored
 # by jupyter_server 2.x and would leave the server without TLS or password.
-import json, os
+import hashlib, json, os
+
+from jupyter_server.auth.identity import PasswordIdentityProvider
 
 _state = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".nbfleet")
 with open(os.path.join(_state, "server.json")) as _f:
     _s = json.load(_f)
 with open(os.path.join(_state, "secret")) as _f:
     _secret = _f.read().strip()
+
+
+class NbfleetIdentityProvider(PasswordIdentityProvider):
+    """Jupyter's own login, with the credential in nbfleet's secret file re-read when nbfleet
+    replaces it (`nbfleet credential`): the running server takes the new token or password at
+    its next request, without a restart, and kernels keep running. The login cookie's name
+    carries a digest of the credential, so a browser logged in with the old one logs in again.
+    Each (re)load leaves the digest in secret-loaded, for the health check to compare."""
+
+    _loaded = None
+    _digest = ""
+
+    def _refresh(self):
+        path = os.path.join(_state, "secret")
+        st = os.stat(path)
+        key = (st.st_ino, st.st_mtime_ns, st.st_size)
+        if key == self._loaded:
+            return
+        with open(path) as f:
+            secret = f.read().strip()
+        if _s["secret_kind"] == "password":
+            self.hashed_password = secret
+        else:
+            self.token = secret
+        self._digest = hashlib.sha256(secret.encode()).hexdigest()[:16]
+        self._loaded = key
+        marker = os.path.join(_state, "secret-loaded")
+        with open(marker + ".tmp", "w") as f:
+            f.write(self._digest)
+        os.replace(marker + ".tmp", marker)
+
+    def get_user(self, handler):
+        self._refresh()
+        return super().get_user(handler)
+
+    def process_login_form(self, handler):
+        self._refresh()
+        return super().process_login_form(handler)
+
+    def get_cookie_name(self, handler):
+        self._refresh()
+        return f"{super().get_cookie_name(handler)}-{self._digest[:8]}"
+
+
+c.ServerApp.identity_provider_class = NbfleetIdentityProvider
 
 c.ServerApp.ip = _s["ip"]
 # NBFLEET_PORT is set only by the local runner, which moves the port the way a restart moves the IP.

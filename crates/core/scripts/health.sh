@@ -2,16 +2,20 @@
 # SSM's AWS-RunShellScript runs the commands with sh (dash on Ubuntu) and ignores the shebang:
 # re-run this file under bash before any bash-only line is read.
 if [ -z "${BASH_VERSION:-}" ]; then exec /bin/bash "$0" "$@"; fi
-# nbfleet health check, run over SSM Run Command after an instance restarts: makes sure the
-# Jupyter service is up and answers over HTTPS, and prints the certificate fingerprint it serves.
-# Exits non-zero with a one-line reason otherwise.
+# nbfleet health check, run over SSM Run Command after an instance restarts and after the owner
+# replaced the credential (`nbfleet credential`): takes the secret from Parameter Store again,
+# makes sure the Jupyter service is up, answers over HTTPS and has taken that secret, and prints
+# the certificate fingerprint it serves. Exits non-zero with a one-line reason otherwise.
 # @@NBFLEET_VALUES@@
 set -euo pipefail
+umask 077
 
 NB_HOME="${NBFLEET_HOME:-/home/ubuntu}"
+NB_USER="${NBFLEET_USER:-ubuntu}"
 NB_PORT="${NBFLEET_PORT:-8888}"
 UNIT=nbfleet-jupyter
-CERT="$NB_HOME/.nbfleet/cert.pem"
+STATE_DIR="$NB_HOME/.nbfleet"
+CERT="$STATE_DIR/cert.pem"
 
 die() {
   echo "nbfleet-health ($NB_NAME): $*" >&2
@@ -19,6 +23,14 @@ die() {
 }
 
 [ -f "$CERT" ] || die "no certificate at $CERT; the bootstrap has not run on this instance"
+# @@NBFLEET_FETCH_SECRET@@
+RELOADS=0
+grep -qs NbfleetIdentityProvider "$NB_HOME/.jupyter/jupyter_server_config.py" && RELOADS=1
+fetch_secret
+if [ "$SECRET_REPLACED" = 1 ] && [ "$RELOADS" = 0 ]; then
+  # Configured by an nbfleet from before credentials changed in place: it reads one at start.
+  systemctl restart "$UNIT" || die "systemctl restart $UNIT failed"
+fi
 # Starts on boot, but a unit that gave up (or a sandbox without systemd) needs a nudge.
 systemctl start "$UNIT" || die "systemctl start $UNIT failed"
 
@@ -30,12 +42,32 @@ for _ in $(seq 1 90); do
 done
 case "$code" in 200 | 401 | 403) ;; *) die "Jupyter did not answer over HTTPS on port $NB_PORT within 90 s" ;; esac
 
-python3 - "$NB_PORT" "$CERT" <<'PY'
-import hashlib, json, ssl, sys
-port, cert = int(sys.argv[1]), sys.argv[2]
+python3 - "$NB_PORT" "$STATE_DIR" "$RELOADS" <<'PY'
+import hashlib, json, os, ssl, sys, time, urllib.request
+port, state, reloads = int(sys.argv[1]), sys.argv[2], sys.argv[3] == "1"
+cert = os.path.join(state, "cert.pem")
 fp = lambda pem: hashlib.sha256(ssl.PEM_cert_to_DER_cert(pem)).hexdigest()
 served = ssl.get_server_certificate(("127.0.0.1", port))
 if fp(served) != fp(open(cert).read()):
     sys.exit("nbfleet-health: Jupyter serves a different certificate than " + cert)
+# Any request makes nbfleet's identity provider look at the secret file; it then leaves the
+# digest of what it serves with in secret-loaded. Jupyter must serve with the secret just fetched.
+want = hashlib.sha256(open(os.path.join(state, "secret")).read().strip().encode()).hexdigest()[:16]
+ctx = ssl.create_default_context(cafile=cert)
+loaded = ""
+for _ in range(10 if reloads else 0):
+    try:
+        urllib.request.urlopen(f"https://127.0.0.1:{port}/api/status", context=ctx, timeout=5).close()
+    except Exception:  # noqa: BLE001 - a 403 is expected: only the side effect matters
+        pass
+    try:
+        loaded = open(os.path.join(state, "secret-loaded")).read().strip()
+    except OSError:
+        loaded = ""
+    if loaded == want:
+        break
+    time.sleep(0.5)
+if reloads and loaded != want:
+    sys.exit("nbfleet-health: Jupyter has not taken the notebook's current credential")
 print(json.dumps({"nbfleet": "health", "fingerprint": fp(served), "port": port}, separators=(",", ":")))
 PY

@@ -14,7 +14,10 @@ use sha2::{Digest, Sha256};
 const BOOTSTRAP: &str = include_str!("../scripts/bootstrap.sh");
 const HEALTH: &str = include_str!("../scripts/health.sh");
 const PROBE: &str = include_str!("../scripts/probe.sh");
+/// `fetch_secret`, shared by the bootstrap and the health check: pasted at their second marker.
+const FETCH_SECRET: &str = include_str!("../scripts/fetch-secret.sh");
 const MARKER: &str = "# @@NBFLEET_VALUES@@";
+const FETCH_SECRET_MARKER: &str = "# @@NBFLEET_FETCH_SECRET@@";
 
 /// Which script a command runs, as recorded for the SSM status-change event to read back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -52,7 +55,7 @@ pub fn bootstrap(nb: &Notebook, cfg: &Config, region: &str) -> Result<Script> {
     let secret = cfg.secret_parameter(&nb.name);
     let fallback_seconds = (u64::from(nb.idle.instance_fallback_minutes) * 60).to_string();
     let text = render(
-        BOOTSTRAP,
+        &with_fetch_secret(BOOTSTRAP)?,
         &[
             ("NB_NAME", &nb.name),
             ("SECRET_PARAM", &secret),
@@ -68,9 +71,17 @@ pub fn bootstrap(nb: &Notebook, cfg: &Config, region: &str) -> Result<Script> {
     })
 }
 
-/// The after-restart script for `nb`: Jupyter is up over HTTPS; prints the served fingerprint.
-pub fn health_check(nb: &Notebook) -> Result<Script> {
-    let text = render(HEALTH, &[("NB_NAME", &nb.name)])?;
+/// The after-restart (and after-credential-change) script for `nb`: takes the secret from
+/// Parameter Store again, Jupyter is up over HTTPS with it; prints the served fingerprint.
+pub fn health_check(nb: &Notebook, cfg: &Config, region: &str) -> Result<Script> {
+    let text = render(
+        &with_fetch_secret(HEALTH)?,
+        &[
+            ("NB_NAME", &nb.name),
+            ("SECRET_PARAM", &cfg.secret_parameter(&nb.name)),
+            ("AWS_REGION_NAME", region),
+        ],
+    )?;
     Ok(Script {
         kind: ScriptKind::Health,
         text,
@@ -85,6 +96,15 @@ pub fn probe() -> Result<Script> {
         kind: ScriptKind::Probe,
         text,
     })
+}
+
+fn with_fetch_secret(template: &str) -> Result<String> {
+    if template.matches(FETCH_SECRET_MARKER).count() != 1 {
+        return Err(Error::internal(
+            "script template must hold exactly one fetch_secret marker",
+        ));
+    }
+    Ok(template.replacen(FETCH_SECRET_MARKER, FETCH_SECRET.trim_end(), 1))
 }
 
 fn render(template: &str, values: &[(&str, &str)]) -> Result<String> {
@@ -143,7 +163,8 @@ mod tests {
     fn the_production_rendering_never_allows_root() {
         let s = bootstrap(&nb(), &test_config(), "us-east-1").unwrap();
         assert!(!s.text.contains("allow_root"));
-        assert!(!health_check(&nb()).unwrap().text.contains("allow_root"));
+        let health = health_check(&nb(), &test_config(), "us-east-1").unwrap();
+        assert!(!health.text.contains("allow_root"));
     }
 
     #[test]
@@ -171,10 +192,30 @@ mod tests {
 
     #[test]
     fn the_health_check_is_rendered_and_hashable() {
-        let s = health_check(&nb()).unwrap();
+        let s = health_check(&nb(), &test_config(), "eu-west-1").unwrap();
         assert_eq!(s.kind, ScriptKind::Health);
-        assert!(s.text.contains("NB_NAME='nb-1'"));
+        for line in [
+            "NB_NAME='nb-1'",
+            "SECRET_PARAM='/nbfleet/notebooks/nb-1/secret'",
+            "AWS_REGION_NAME='eu-west-1'",
+        ] {
+            assert!(s.text.lines().any(|l| l == line), "missing {line}");
+        }
         assert_eq!(s.sha256().len(), 64);
-        assert_eq!(s.sha256(), health_check(&nb()).unwrap().sha256());
+        assert_eq!(
+            s.sha256(),
+            health_check(&nb(), &test_config(), "eu-west-1").unwrap().sha256()
+        );
+    }
+
+    #[test]
+    fn the_bootstrap_and_the_health_check_fetch_the_secret_with_the_same_function() {
+        let boot = bootstrap(&nb(), &test_config(), "eu-west-1").unwrap();
+        let health = health_check(&nb(), &test_config(), "eu-west-1").unwrap();
+        for s in [&boot, &health] {
+            assert!(s.text.contains("fetch_secret() {"));
+            assert!(s.text.lines().any(|l| l == "fetch_secret"));
+            assert!(!s.text.contains(FETCH_SECRET_MARKER));
+        }
     }
 }

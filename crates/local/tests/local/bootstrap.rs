@@ -221,7 +221,9 @@ async fn the_health_check_brings_jupyter_back_after_a_restart_with_the_same_cert
     assert!(!inst.sandbox.jupyter_running());
     inst.sandbox.new_port().unwrap();
 
-    let out = inst.run(&scripts::health_check(&inst.nb).unwrap()).await;
+    let out = inst
+        .run(&scripts::health_check(&inst.nb, &inst.cfg, moto::REGION).unwrap())
+        .await;
     assert_eq!(out.exit_code, Some(0), "{}", out.stderr);
     let health = report::parse_health(&out.stdout).unwrap();
     assert_eq!(health.fingerprint, report.fingerprint);
@@ -230,10 +232,119 @@ async fn the_health_check_brings_jupyter_back_after_a_restart_with_the_same_cert
     assert_eq!(jupyter.status(Some(token.expose())).await.unwrap().0, 200);
 }
 
+/// Jupyter's REST API as a script would call it with `token`: the HTTP status and the body.
+fn api(inst: &Instance, token: &str, method: &str, path: &str) -> (u16, String) {
+    let helper = r#"
+import os, ssl, sys, urllib.error, urllib.request
+port, home, token, method, path = sys.argv[1:]
+ctx = ssl.create_default_context(cafile=os.path.join(home, ".nbfleet", "cert.pem"))
+req = urllib.request.Request(f"https://127.0.0.1:{port}{path}", method=method,
+                             data=b"{}" if method == "POST" else None,
+                             headers={"Authorization": f"token {token}", "Content-Type": "application/json"})
+try:
+    with urllib.request.urlopen(req, context=ctx, timeout=10) as r:
+        print(r.status, r.read().decode())
+except urllib.error.HTTPError as e:
+    print(e.code, "")
+"#;
+    let out = std::process::Command::new(repo_root().join(".venv/bin/python3"))
+        .args(["-c", helper, &inst.sandbox.port().unwrap().to_string()])
+        .arg(inst.sandbox.home())
+        .args([token, method, path])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let (code, body) = text.split_once(' ').unwrap_or((&text, ""));
+    (code.parse().unwrap(), body.to_string())
+}
+
+#[tokio::test]
+async fn a_new_token_is_taken_by_the_running_jupyter_without_a_restart_and_signs_out_the_old_sessions() {
+    let old = password::token(&[1; 24]);
+    let inst = instance(r#"{"name":"rotated"}"#, Some(old.expose())).await;
+    let report = inst.bootstrap().await;
+    let (status, kernel) = api(&inst, old.expose(), "POST", "/api/kernels");
+    assert_eq!(status, 201, "{kernel}");
+    let kernel: serde_json::Value = serde_json::from_str(&kernel).unwrap();
+    // A browser session: the token once, the login cookie after.
+    let browser = Jupyter::pinned(&inst.url(), &report.fingerprint).unwrap();
+    assert_eq!(browser.status(Some(old.expose())).await.unwrap().0, 200);
+    assert_eq!(browser.status(None).await.unwrap().0, 200);
+
+    let new = password::token(&[2; 24]);
+    inst.secrets
+        .put(&inst.cfg.secret_parameter("rotated"), new.expose(), "rotated")
+        .await
+        .unwrap();
+    let out = inst
+        .run(&scripts::health_check(&inst.nb, &inst.cfg, moto::REGION).unwrap())
+        .await;
+    assert_eq!(out.exit_code, Some(0), "{}", out.stderr);
+    assert_eq!(
+        report::parse_health(&out.stdout).unwrap().fingerprint,
+        report.fingerprint
+    );
+
+    assert_eq!(
+        api(&inst, old.expose(), "GET", "/api/status").0,
+        403,
+        "the old token still works"
+    );
+    assert_eq!(
+        browser.status(None).await.unwrap().0,
+        403,
+        "the old session still works"
+    );
+    let (status, kernels) = api(&inst, new.expose(), "GET", "/api/kernels");
+    assert_eq!(status, 200);
+    assert!(
+        kernels.contains(kernel["id"].as_str().unwrap()),
+        "the kernel started before the change is gone: Jupyter restarted ({kernels})"
+    );
+}
+
+#[tokio::test]
+async fn a_new_password_is_taken_by_the_running_jupyter_and_the_old_one_is_refused() {
+    let inst = instance(
+        r#"{"name":"new-password","password":"unused-here"}"#,
+        Some(password::hash_argon2(PASSWORD, &[3; 16]).expose()),
+    )
+    .await;
+    let report = inst.bootstrap().await;
+    let jupyter = || Jupyter::pinned(&inst.url(), &report.fingerprint).unwrap();
+    jupyter().login(PASSWORD).await.unwrap();
+
+    let newer = "a much better passphrase";
+    inst.secrets
+        .put(
+            &inst.cfg.secret_parameter("new-password"),
+            password::hash_argon2(newer, &[4; 16]).expose(),
+            "new-password",
+        )
+        .await
+        .unwrap();
+    let out = inst
+        .run(&scripts::health_check(&inst.nb, &inst.cfg, moto::REGION).unwrap())
+        .await;
+    assert_eq!(out.exit_code, Some(0), "{}", out.stderr);
+    let err = jupyter().login(PASSWORD).await.unwrap_err();
+    assert!(matches!(err, JupyterError::LoginRefused(_)), "{err}");
+    jupyter().login(newer).await.unwrap();
+    // Run again with nothing new: nothing changes.
+    let again = inst
+        .run(&scripts::health_check(&inst.nb, &inst.cfg, moto::REGION).unwrap())
+        .await;
+    assert_eq!(again.exit_code, Some(0), "{}", again.stderr);
+    jupyter().login(newer).await.unwrap();
+}
+
 #[tokio::test]
 async fn the_health_check_fails_clearly_where_the_bootstrap_never_ran() {
     let inst = instance(r#"{"name":"never-booted"}"#, None).await;
-    let out = inst.run(&scripts::health_check(&inst.nb).unwrap()).await;
+    let out = inst
+        .run(&scripts::health_check(&inst.nb, &inst.cfg, moto::REGION).unwrap())
+        .await;
     assert_ne!(out.exit_code, Some(0));
     assert!(out.stderr.contains("the bootstrap has not run"), "{}", out.stderr);
 }

@@ -26,7 +26,10 @@ fn rendered() -> Vec<(String, String)> {
             format!("bootstrap {body}"),
             scripts::bootstrap(&nb, &cfg, "us-east-1").unwrap().text,
         ));
-        out.push((format!("health {body}"), scripts::health_check(&nb).unwrap().text));
+        out.push((
+            format!("health {body}"),
+            scripts::health_check(&nb, &cfg, "us-east-1").unwrap().text,
+        ));
     }
     out.push((
         "systemctl shim".into(),
