@@ -8,7 +8,9 @@
 //! - **SSM command invocation status-change.** When the command the record waits on finishes,
 //!   its output decides: success moves the record to Ready with how to connect, the
 //!   certificate fingerprint, the GPU and the Jupyter version; failure stops the instance
-//!   and moves the record to Failed with the exit code and the stderr tail.
+//!   and moves the record to Failed with the exit code and the stderr tail. When it is the
+//!   health check of a credential change ([`crate::credential`]), the change is settled,
+//!   applied or failed, and the notebook stays as it is.
 //!
 //! Events for instances that are not ours are ignored. Every move is a conditional write, so
 //! a duplicate event finds the record already moved and changes nothing.
@@ -17,7 +19,7 @@ use jiff::Timestamp;
 use nbfleet_core::events::Event;
 use nbfleet_core::ports::{CommandStatus, Deps, InstanceState, Invocation, Notice, Reach, tell};
 use nbfleet_core::reconcile::{Ec2Step, on_ec2_state, terminated};
-use nbfleet_core::record::{Failure, PendingCommand, connect_for};
+use nbfleet_core::record::{CredentialChange, CredentialStatus, Failure, PendingCommand, connect_for};
 use nbfleet_core::scripts::{self, ScriptKind};
 use nbfleet_core::{Notebook, Result, State, report};
 
@@ -41,6 +43,11 @@ pub enum Outcome {
     },
     /// Moved the record.
     Moved { notebook: String, to: State },
+    /// Settled a credential change.
+    Credential {
+        notebook: String,
+        status: CredentialStatus,
+    },
 }
 
 /// Handles one event (parsed from EventBridge's JSON by `Event::parse` at the edge).
@@ -207,6 +214,13 @@ async fn on_command(
             "{instance_id} is not an nbfleet instance"
         )));
     };
+    if let Some(change) = nb
+        .credential_change
+        .as_ref()
+        .filter(|c| c.status == CredentialStatus::Applying && c.command_id.as_deref() == Some(command_id))
+    {
+        return credential_settled(deps, &nb, change, command_id, instance_id, status, now).await;
+    }
     if nb.state == State::Configuring && nb.pending_command.is_none() {
         // Claimed and sent, but the command id is not written yet: come back.
         return Err(nbfleet_core::Error::Unavailable(format!(
@@ -256,6 +270,59 @@ async fn on_command(
     }
 }
 
+/// Settles a credential change by its health check's result: applied, or failed with the
+/// reason (the owner is told; the next start takes the new credential).
+async fn credential_settled(
+    deps: &Deps,
+    nb: &Notebook,
+    change: &CredentialChange,
+    command_id: &str,
+    instance_id: &str,
+    status: CommandStatus,
+    now: Timestamp,
+) -> Result<Outcome> {
+    if !status.is_final() {
+        return Ok(Outcome::NoOp(format!(
+            "{}: credential command {command_id} is {status:?}",
+            nb.name
+        )));
+    }
+    let inv = deps.commands.invocation(command_id, instance_id).await?;
+    let result = match (inv.status, inv.exit_code.unwrap_or(0)) {
+        (CommandStatus::Success, 0) => match report::parse_health(&inv.stdout) {
+            Ok(r) if nb.cert_fingerprint.as_deref() == Some(r.fingerprint.as_str()) => Ok(()),
+            Ok(_) => Err("Jupyter serves a different certificate than the one recorded".to_string()),
+            Err(_) => Err("the health check printed no readable report".to_string()),
+        },
+        (CommandStatus::TimedOut, _) => Err("the health check timed out".to_string()),
+        _ => {
+            let stderr = nbfleet_core::text::plain(&inv.stderr);
+            let last = stderr
+                .trim_end()
+                .lines()
+                .last()
+                .unwrap_or("no output")
+                .to_string();
+            Err(format!("the health check failed: {}", tail(&last, 1, 300)))
+        }
+    };
+    let mut next = nb.touched(now);
+    next.credential_change = Some(change.settled(result.clone(), now));
+    deps.store.put(&next, nb.expect()).await?;
+    crate::credential::history(deps, &next, now).await;
+    if let Err(error) = result {
+        tracing::warn!(notebook = %nb.name, %error, "credential not applied");
+        let name = nb.name.clone();
+        tell(deps, Notice::CredentialNotApplied { name, error }).await;
+    }
+    Ok(Outcome::Credential {
+        notebook: next.name,
+        status: next
+            .credential_change
+            .map_or(CredentialStatus::Failed, |c| c.status),
+    })
+}
+
 /// The Ready record from a successful run's report, or why the report is not good enough.
 async fn ready(
     deps: &Deps,
@@ -302,6 +369,13 @@ async fn ready(
     ));
     next.pending_command = None;
     next.failure = None;
+    // Both scripts fetch the secret and check that Jupyter serves with it: a change stored
+    // while the notebook was down, or whose command failed, is now taken.
+    if let Some(change) = &nb.credential_change
+        && change.status != CredentialStatus::Applied
+    {
+        next.credential_change = Some(change.settled(Ok(()), now));
+    }
     Ok(next)
 }
 

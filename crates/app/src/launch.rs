@@ -34,15 +34,7 @@ pub async fn launch(deps: &Deps, owner: &Principal, spec: &LaunchSpec) -> Result
     deps.store.put(&claimed, expect).await?;
     let name = &spec.name;
 
-    let (secret_value, token) = match &spec.credential {
-        Credential::Password(pw) => (password::hash_argon2(pw.expose(), &rand::random()), None),
-        Credential::PasswordHash(hash) => (hash.clone(), None),
-        Credential::Token => {
-            let token = password::token(&rand::random());
-            (token.clone(), Some(token))
-        }
-        Credential::MadeToken(token) => (token.clone(), None),
-    };
+    let (secret_value, token) = stored_secret(&spec.credential);
     deps.secrets
         .put(&deps.cfg.secret_parameter(name), secret_value.expose(), name)
         .await?;
@@ -141,6 +133,20 @@ pub async fn launch(deps: &Deps, owner: &Principal, spec: &LaunchSpec) -> Result
         notebook: launching,
         token,
     })
+}
+
+/// What Parameter Store keeps for `credential` (a password only hashed, with a fresh salt), and
+/// the token to show its owner once, when nbfleet made it here.
+pub(crate) fn stored_secret(credential: &Credential) -> (Secret, Option<Secret>) {
+    match credential {
+        Credential::Password(pw) => (password::hash_argon2(pw.expose(), &rand::random()), None),
+        Credential::PasswordHash(hash) => (hash.clone(), None),
+        Credential::Token => {
+            let token = password::token(&rand::random());
+            (token.clone(), Some(token))
+        }
+        Credential::MadeToken(token) => (token.clone(), None),
+    }
 }
 
 /// Tries each (type, subnet) pair in order until one launches. Capacity errors move on to the

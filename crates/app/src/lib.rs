@@ -7,6 +7,7 @@
 //!
 //! - [`launch`]: `POST /notebooks`
 //! - [`lifecycle`]: start, stop, delete, extend
+//! - [`credential`]: a new token or password, taken by the running Jupyter
 //! - [`read`]: one notebook or all, with cost and history
 //! - [`instance_events`]: EC2 state changes and SSM command results
 //! - [`sweep`]: the scheduled round: [`reconcile`], [`deadlines`], probe, warn, stop, start,
@@ -14,6 +15,7 @@
 //! - [`slack`]: `/notebook` commands and the jobs they hand over
 
 pub mod budget;
+pub mod credential;
 pub mod deadlines;
 pub mod instance_events;
 pub mod launch;

@@ -24,7 +24,7 @@ pub struct Changed {
 }
 
 /// Reads `name` and checks that `caller` may act on it.
-async fn owned(deps: &Deps, caller: &Principal, name: &str) -> Result<Notebook> {
+pub(crate) async fn owned(deps: &Deps, caller: &Principal, name: &str) -> Result<Notebook> {
     validate_name(name)?;
     let nb = deps.store.require(name).await?;
     if !nb.may_be_changed_by(caller) {

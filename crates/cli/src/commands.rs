@@ -28,20 +28,8 @@ pub async fn run(api: &Api, out: Out, command: Command) -> Result<(), CliError> 
             if !cidr.is_empty() {
                 body["access"] = json!({"mode": "cidr", "cidrs": cidr});
             }
-            if password_prompt {
-                let pw = rpassword::prompt_password("Jupyter password: ")
-                    .map_err(|e| CliError::new(Exit::BadInput, format!("cannot read a password: {e}")))?;
+            if let Some(pw) = password(password_prompt, password_stdin)? {
                 body["password"] = json!(pw);
-            }
-            if password_stdin {
-                let mut line = String::new();
-                std::io::stdin().read_line(&mut line).map_err(|e| {
-                    CliError::new(
-                        Exit::BadInput,
-                        format!("cannot read the password from stdin: {e}"),
-                    )
-                })?;
-                body["password"] = json!(line.trim_end_matches(['\r', '\n']));
             }
             let launched = api.call("POST", "/notebooks", Some(&body)).await?;
             let token = launched["token"].as_str().map(str::to_string);
@@ -126,6 +114,41 @@ pub async fn run(api: &Api, out: Out, command: Command) -> Result<(), CliError> 
             );
             let answer = api.call("DELETE", &path, None).await?;
             finish(api, out, &name, answer, "deleting", w, &["Terminated"]).await
+        }
+        Command::Credential {
+            name,
+            password_prompt,
+            password_stdin,
+            no_wait,
+        } => {
+            let body = match password(password_prompt, password_stdin)? {
+                Some(pw) => json!({ "password": pw }),
+                None => json!({}),
+            };
+            let answer = api
+                .call("POST", &format!("/notebooks/{name}/credential"), Some(&body))
+                .await?;
+            let token = answer["token"].as_str().map(str::to_string);
+            if let (Some(t), false) = (&token, out.json) {
+                println!("{name}: new Jupyter token (shown once; keep it): {t}");
+            }
+            let nb = match no_wait {
+                true => answer["notebook"].clone(),
+                false => credential_settled(api, &name).await?,
+            };
+            let change = &nb["credential_change"];
+            if out.json {
+                println!("{}", json!({ "notebook": nb, "token": token }));
+            } else {
+                println!("{name}: {}", plain(change["detail"].as_str().unwrap_or("?")));
+            }
+            if change["status"] == "failed" {
+                return Err(CliError::new(
+                    Exit::Failed,
+                    format!("{name}: the running Jupyter did not take the new credential"),
+                ));
+            }
+            Ok(())
         }
         Command::Extend { name, minutes } => {
             let body = json!({ "minutes": minutes });
@@ -240,6 +263,41 @@ pub async fn wait(api: &Api, out: Out, name: &str, until: &[&str]) -> Result<Val
             since.elapsed().as_secs_f64()
         ));
         tokio::time::sleep(Duration::from_millis(every)).await;
+    }
+}
+
+/// The password to send, if asked for: typed at a prompt (no echo) or read from stdin's first
+/// line.
+fn password(prompt: bool, stdin: bool) -> Result<Option<String>, CliError> {
+    if prompt {
+        let pw = rpassword::prompt_password("Jupyter password: ")
+            .map_err(|e| CliError::new(Exit::BadInput, format!("cannot read a password: {e}")))?;
+        return Ok(Some(pw));
+    }
+    if stdin {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line).map_err(|e| {
+            CliError::new(
+                Exit::BadInput,
+                format!("cannot read the password from stdin: {e}"),
+            )
+        })?;
+        return Ok(Some(line.trim_end_matches(['\r', '\n']).to_string()));
+    }
+    Ok(None)
+}
+
+/// Polls until the running Jupyter has taken (or failed to take) the new credential; a
+/// notebook that is not running settles at once (its next start takes it).
+async fn credential_settled(api: &Api, name: &str) -> Result<Value, CliError> {
+    let every = Duration::from_millis(if api.is_local() { 500 } else { 2000 });
+    let give_up = Instant::now() + Duration::from_secs(180);
+    loop {
+        let nb = api.call("GET", &format!("/notebooks/{name}"), None).await?["notebook"].clone();
+        if nb["credential_change"]["status"] != "applying" || Instant::now() > give_up {
+            return Ok(nb);
+        }
+        tokio::time::sleep(every).await;
     }
 }
 

@@ -80,6 +80,20 @@ enum Command {
         #[arg(long)]
         direct: bool,
     },
+    /// Replace a notebook's token (or, for a password notebook, its password): the running
+    /// Jupyter takes it without a restart, and signs out browsers that used the old one.
+    Credential {
+        name: String,
+        /// Ask for the new password (no echo); for a password notebook.
+        #[arg(long, conflicts_with = "password_stdin")]
+        password_prompt: bool,
+        /// Read the new password from the first line of stdin (for scripts).
+        #[arg(long)]
+        password_stdin: bool,
+        /// Return once the change is accepted, without waiting for Jupyter to take it.
+        #[arg(long)]
+        no_wait: bool,
+    },
     /// Start a stopped notebook.
     Start {
         name: String,

@@ -100,6 +100,29 @@ async fn every_command_works_against_the_local_stack() {
     assert_eq!(open["verified"], true);
     assert_eq!(open["fingerprint"], up["notebook"]["cert_fingerprint"]);
 
+    // A new token: the running Jupyter takes it and refuses the old one, without a restart.
+    let changed = c.json(0, &["credential", "cli-a"]);
+    assert_eq!(
+        changed["notebook"]["credential_change"]["status"], "applied",
+        "{changed}"
+    );
+    let (old, new) = (up["token"].as_str().unwrap(), changed["token"].as_str().unwrap());
+    assert_ne!(old, new);
+    let jupyter = nbfleet_jupyter::Jupyter::pinned(
+        up["notebook"]["connect"]["url"].as_str().unwrap(),
+        up["notebook"]["cert_fingerprint"].as_str().unwrap(),
+    )
+    .unwrap();
+    assert_eq!(jupyter.status(Some(old)).await.unwrap().0, 403);
+    assert_eq!(jupyter.status(Some(new)).await.unwrap().0, 200);
+    let refused = c.run(&["credential", "cli-a", "--password-stdin"]);
+    assert_eq!(
+        refused.status.code(),
+        Some(2),
+        "a token notebook takes no password\n{}",
+        text(&refused)
+    );
+
     assert_eq!(
         c.json(0, &["stop", "cli-a", "--wait"])["notebook"]["state"],
         "Stopped"

@@ -385,6 +385,8 @@ pub enum Notice {
     /// A delete is held: the snapshot it promised cannot be taken, so the instance (and its
     /// disk) is kept, and costs, until it can.
     DeleteHeld { name: String, error: String },
+    /// A new credential was stored but the running Jupyter did not take it.
+    CredentialNotApplied { name: String, error: String },
 }
 
 impl Notice {
@@ -396,6 +398,7 @@ impl Notice {
             | Notice::Started { name, .. }
             | Notice::Failed { name, .. }
             | Notice::DeleteHeld { name, .. }
+            | Notice::CredentialNotApplied { name, .. }
             | Notice::Orphan { name, .. } => name,
         }
     }
@@ -451,6 +454,11 @@ impl Notice {
                 "*{name}* is not deleted yet: the snapshot of its disk could not be taken ({error}). \
                  Its instance is kept, and costs, until it can be; nbfleet keeps trying. \
                  To delete it without a snapshot: `nbfleet rm {name} --no-snapshot`."
+            ),
+            Notice::CredentialNotApplied { name, error } => format!(
+                "*{name}*: the new credential is stored, but the running Jupyter did not take it ({error}). \
+                 The old one works until the notebook's next start, which takes the new one; \
+                 or try again: `nbfleet credential {name}`."
             ),
         }
     }

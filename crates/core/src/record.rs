@@ -126,6 +126,69 @@ pub struct PendingCommand {
     pub kind: crate::scripts::ScriptKind,
 }
 
+/// Where a change of credential (`POST /notebooks/{name}/credential`) stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CredentialStatus {
+    /// Stored; the health check taking it to the running Jupyter is on its way.
+    Applying,
+    /// Stored; the notebook is not running, and the next start takes it.
+    AtNextStart,
+    /// The running Jupyter takes the new credential, and no longer the old one.
+    Applied,
+    /// Stored, but the running Jupyter did not take it (see `detail`): the old one still works
+    /// until the next start, which takes the new one.
+    Failed,
+}
+
+/// The last change of credential: when it was asked for and where it stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CredentialChange {
+    pub requested_at: Timestamp,
+    pub status: CredentialStatus,
+    /// One sentence for people: what happened, or what happens next.
+    pub detail: String,
+    /// The health check that carries it to the running Jupyter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settled_at: Option<Timestamp>,
+}
+
+impl CredentialChange {
+    /// Whether a change asked for at `requested_at` may still be on its way at `now`: a second
+    /// change meanwhile could leave Parameter Store holding the first one's secret while the
+    /// second's caller holds theirs. Past five minutes the first is taken as dead (a request
+    /// lasts 30 s at most).
+    pub fn in_flight(&self, now: Timestamp) -> bool {
+        self.status == CredentialStatus::Applying
+            && now.duration_since(self.requested_at) < jiff::SignedDuration::from_mins(5)
+    }
+
+    /// Settled at `now`: `applied`, or `failed` because of `why`.
+    pub fn settled(&self, result: std::result::Result<(), String>, now: Timestamp) -> CredentialChange {
+        let (status, detail) = match result {
+            Ok(()) => (
+                CredentialStatus::Applied,
+                "Jupyter takes the new credential; the old one no longer works".to_string(),
+            ),
+            Err(why) => (
+                CredentialStatus::Failed,
+                format!(
+                    "the running Jupyter did not take the new credential ({why}); the old one works until \
+                     the next start, which takes the new one"
+                ),
+            ),
+        };
+        CredentialChange {
+            status,
+            detail,
+            settled_at: Some(now),
+            ..self.clone()
+        }
+    }
+}
+
 /// Why a notebook is Failed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Failure {
@@ -175,6 +238,9 @@ pub struct Notebook {
     pub pending_command: Option<PendingCommand>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cert_fingerprint: Option<String>,
+    /// The last change of credential, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential_change: Option<CredentialChange>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gpu: Option<GpuInfo>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -260,6 +326,7 @@ impl Notebook {
             connect: None,
             pending_command: None,
             cert_fingerprint: None,
+            credential_change: None,
             gpu: None,
             jupyter_version: None,
             failure: None,

@@ -1,5 +1,5 @@
-//! The request table (docs/states.md), as data: what `start`, `stop`, `delete` and `extend`
-//! do in each state, and how a launch claims a name. Use cases ask [`decide`] and
+//! The request table (docs/states.md), as data: what `start`, `stop`, `delete`, `extend` and
+//! `credential` do in each state, and how a launch claims a name. Use cases ask [`decide`] and
 //! [`claim_name`]; the HTTP edge maps an [`Effect`] to a status. Nobody reimplements the table.
 
 use crate::error::Error;
@@ -18,10 +18,12 @@ pub enum Op {
     Stop,
     Delete,
     Extend,
+    /// Replace the token or password (`POST /notebooks/{name}/credential`).
+    Credential,
 }
 
 impl Op {
-    pub const ALL: [Op; 4] = [Op::Start, Op::Stop, Op::Delete, Op::Extend];
+    pub const ALL: [Op; 5] = [Op::Start, Op::Stop, Op::Delete, Op::Extend, Op::Credential];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -29,6 +31,7 @@ impl Op {
             Op::Stop => "stop",
             Op::Delete => "delete",
             Op::Extend => "extend",
+            Op::Credential => "change the credential of",
         }
     }
 }
@@ -38,7 +41,8 @@ impl Op {
 pub enum Effect {
     /// Accepted: move to this state and act (HTTP 202).
     Move(State),
-    /// Accepted and done in place, without a state change (`extend` on Ready): 200.
+    /// Accepted and done in place, without a state change (`extend` on Ready, a new
+    /// credential): 200, or 202 where the in-place change goes on after the answer.
     Apply,
     /// Already there or already under way: 200, nothing changes.
     NoOp,
@@ -50,18 +54,21 @@ use Effect::*;
 use State::*;
 
 /// One row per state, one column per operation, in the order of [`Op::ALL`]:
-/// start, stop, delete, extend. This is docs/states.md's table, cell for cell.
-pub const TABLE: [(State, [Effect; 4]); 10] = [
-    (Pending, [Refuse, Refuse, Move(Terminating), Refuse]),
-    (Launching, [Refuse, Refuse, Move(Terminating), Refuse]),
-    (Configuring, [NoOp, Move(Stopping), Move(Terminating), Refuse]),
-    (Ready, [NoOp, Move(Stopping), Move(Terminating), Apply]),
-    (Starting, [NoOp, Refuse, Move(Terminating), Refuse]),
-    (Stopping, [Refuse, NoOp, Move(Terminating), Refuse]),
-    (Stopped, [Move(Starting), NoOp, Move(Terminating), Refuse]),
-    (Failed, [Move(Starting), NoOp, Move(Terminating), Refuse]),
-    (Terminating, [Refuse, Refuse, NoOp, Refuse]),
-    (Terminated, [Refuse, Refuse, NoOp, Refuse]),
+/// start, stop, delete, extend, credential. This is docs/states.md's table, cell for cell.
+pub const TABLE: [(State, [Effect; 5]); 10] = [
+    (Pending, [Refuse, Refuse, Move(Terminating), Refuse, Refuse]),
+    (Launching, [Refuse, Refuse, Move(Terminating), Refuse, Refuse]),
+    (
+        Configuring,
+        [NoOp, Move(Stopping), Move(Terminating), Refuse, Refuse],
+    ),
+    (Ready, [NoOp, Move(Stopping), Move(Terminating), Apply, Apply]),
+    (Starting, [NoOp, Refuse, Move(Terminating), Refuse, Refuse]),
+    (Stopping, [Refuse, NoOp, Move(Terminating), Refuse, Apply]),
+    (Stopped, [Move(Starting), NoOp, Move(Terminating), Refuse, Apply]),
+    (Failed, [Move(Starting), NoOp, Move(Terminating), Refuse, Apply]),
+    (Terminating, [Refuse, Refuse, NoOp, Refuse, Refuse]),
+    (Terminated, [Refuse, Refuse, NoOp, Refuse, Refuse]),
 ];
 
 /// What `op` does to a notebook in `state`.
@@ -93,6 +100,9 @@ fn refusal_reason(name: &str, state: State, op: Op) -> String {
         (Stopping, Op::Start) => "; retry when it is Stopped",
         (Starting, Op::Stop) => "; retry when it is Ready",
         (_, Op::Extend) => "; only a Ready notebook has an idle stop to snooze",
+        (Pending | Launching | Configuring | Starting, Op::Credential) => {
+            "; retry when it is Ready (or Stopped)"
+        }
         (Terminating | Terminated, _) => "; it is deleted",
         _ => "",
     };
@@ -153,16 +163,16 @@ mod tests {
     /// The table of docs/states.md, written out as text so a reader can compare it by eye.
     /// `202>X` moves to X, `200` is a no-op or in-place apply, `409` refuses.
     const DESIGN_TABLE: &str = "
-        Pending      409      409      202>Terminating 409
-        Launching    409      409      202>Terminating 409
-        Configuring  200      202>Stopping 202>Terminating 409
-        Ready        200      202>Stopping 202>Terminating 200
-        Starting     200      409      202>Terminating 409
-        Stopping     409      200      202>Terminating 409
-        Stopped      202>Starting 200  202>Terminating 409
-        Failed       202>Starting 200  202>Terminating 409
-        Terminating  409      409      200             409
-        Terminated   409      409      200             409
+        Pending      409      409      202>Terminating 409 409
+        Launching    409      409      202>Terminating 409 409
+        Configuring  200      202>Stopping 202>Terminating 409 409
+        Ready        200      202>Stopping 202>Terminating 200 200
+        Starting     200      409      202>Terminating 409 409
+        Stopping     409      200      202>Terminating 409 200
+        Stopped      202>Starting 200  202>Terminating 409 200
+        Failed       202>Starting 200  202>Terminating 409 200
+        Terminating  409      409      200             409 409
+        Terminated   409      409      200             409 409
     ";
 
     #[test]
@@ -194,16 +204,17 @@ mod tests {
                 cells += 1;
             }
         }
-        assert_eq!(cells, 40);
+        assert_eq!(cells, 50);
     }
 
     #[test]
-    fn only_extend_on_ready_applies_in_place() {
+    fn only_extend_on_ready_and_a_credential_with_the_disk_settled_apply_in_place() {
         for (state, row) in TABLE {
             for (request, verdict) in Op::ALL.into_iter().zip(row) {
+                let settled = matches!(state, Ready | Stopping | Stopped | Failed);
                 assert_eq!(
                     verdict == Apply,
-                    state == Ready && request == Op::Extend,
+                    (state == Ready && request == Op::Extend) || (settled && request == Op::Credential),
                     "{state} {request:?}"
                 );
             }

@@ -130,6 +130,84 @@ pub fn parse_extend(body: &[u8]) -> Result<u32> {
     extend_minutes(minutes)
 }
 
+/// The credential `fields` ask for: `password`, `password_hash`, or neither (a token).
+fn credential(fields: &Map<String, Value>) -> Result<Credential> {
+    let password: Option<String> = field(fields, "password")?;
+    let hash: Option<String> = field(fields, "password_hash")?;
+    Ok(match (password, hash) {
+        (Some(_), Some(_)) => {
+            return Err(Error::bad_request(
+                "password_hash",
+                "give password or password_hash, not both",
+            ));
+        }
+        (Some(pw), None) => {
+            let chars = pw.chars().count();
+            if !(PASSWORD_MIN_CHARS..=PASSWORD_MAX_CHARS).contains(&chars) {
+                return Err(Error::bad_request(
+                    "password",
+                    format!("must be {PASSWORD_MIN_CHARS} to {PASSWORD_MAX_CHARS} characters"),
+                ));
+            }
+            if pw.chars().any(char::is_control) {
+                return Err(Error::bad_request(
+                    "password",
+                    "must not contain control characters",
+                ));
+            }
+            Credential::Password(Secret::new(pw))
+        }
+        (None, Some(h)) => {
+            password::check_hash(&h).map_err(|why| Error::bad_request("password_hash", why))?;
+            Credential::PasswordHash(Secret::new(h))
+        }
+        (None, None) => Credential::Token,
+    })
+}
+
+/// Parses a `POST /notebooks/{name}/credential` body for a notebook guarded by `kind`: `{}` (or
+/// no body) for a new token, `{"password": …}` or `{"password_hash": …}` for a new password.
+/// The kind stays the one the launch chose: the probe and the login depend on it.
+pub fn parse_credential(body: &[u8], kind: SecretKind) -> Result<Credential> {
+    if body.len() > MAX_BODY_BYTES {
+        return Err(Error::PayloadTooLarge {
+            limit: MAX_BODY_BYTES,
+        });
+    }
+    let fields = if body.iter().all(u8::is_ascii_whitespace) {
+        Map::new()
+    } else {
+        match serde_json::from_slice::<Value>(body) {
+            Ok(Value::Object(fields)) => fields,
+            Ok(_) => return Err(Error::bad_request("body", "must be a JSON object")),
+            Err(e) => return Err(Error::bad_request("body", format!("not valid JSON: {e}"))),
+        }
+    };
+    if let Some(key) = fields
+        .keys()
+        .find(|k| !matches!(k.as_str(), "password" | "password_hash"))
+    {
+        return Err(Error::bad_request(
+            key,
+            "unknown field (give password, password_hash or nothing)",
+        ));
+    }
+    let credential = credential(&fields)?;
+    match (kind, &credential) {
+        (SecretKind::Token, Credential::Password(_) | Credential::PasswordHash(_)) => {
+            Err(Error::bad_request(
+                "password",
+                "this notebook uses a token: send {} for a new one (the kind is chosen at launch)",
+            ))
+        }
+        (SecretKind::Password, Credential::Token) => Err(Error::bad_request(
+            "password",
+            "is required: this notebook uses a password (the kind is chosen at launch)",
+        )),
+        _ => Ok(credential),
+    }
+}
+
 /// Parses and validates a `POST /notebooks` body.
 pub fn parse_launch(body: &[u8], cfg: &Config) -> Result<LaunchSpec> {
     if body.len() > MAX_BODY_BYTES {
@@ -190,37 +268,7 @@ pub fn launch_spec(fields: &Map<String, Value>, cfg: &Config) -> Result<LaunchSp
     let count_connections = field(fields, "count_connections")?.unwrap_or(false);
     let access = parse_access(fields.get("access"), cfg.allow_world)?;
 
-    let password: Option<String> = field(fields, "password")?;
-    let hash: Option<String> = field(fields, "password_hash")?;
-    let credential = match (password, hash) {
-        (Some(_), Some(_)) => {
-            return Err(Error::bad_request(
-                "password_hash",
-                "give password or password_hash, not both",
-            ));
-        }
-        (Some(pw), None) => {
-            let chars = pw.chars().count();
-            if !(PASSWORD_MIN_CHARS..=PASSWORD_MAX_CHARS).contains(&chars) {
-                return Err(Error::bad_request(
-                    "password",
-                    format!("must be {PASSWORD_MIN_CHARS} to {PASSWORD_MAX_CHARS} characters"),
-                ));
-            }
-            if pw.chars().any(char::is_control) {
-                return Err(Error::bad_request(
-                    "password",
-                    "must not contain control characters",
-                ));
-            }
-            Credential::Password(Secret::new(pw))
-        }
-        (None, Some(h)) => {
-            password::check_hash(&h).map_err(|why| Error::bad_request("password_hash", why))?;
-            Credential::PasswordHash(Secret::new(h))
-        }
-        (None, None) => Credential::Token,
-    };
+    let credential = credential(fields)?;
 
     let schedule = match fields.get("schedule") {
         None | Some(Value::Null) => None,
@@ -711,5 +759,55 @@ mod tests {
     fn a_body_over_the_limit_is_413() {
         let body = vec![b' '; MAX_BODY_BYTES + 1];
         assert_eq!(parse_launch(&body, &test_config()).unwrap_err().status(), 413);
+    }
+
+    #[test]
+    fn a_new_credential_keeps_the_kind_the_launch_chose() {
+        assert_eq!(
+            parse_credential(b"", SecretKind::Token).unwrap(),
+            Credential::Token
+        );
+        assert_eq!(
+            parse_credential(b"{}", SecretKind::Token).unwrap(),
+            Credential::Token
+        );
+        assert_eq!(
+            parse_credential(br#"{"password":"correct horse"}"#, SecretKind::Password).unwrap(),
+            Credential::Password(Secret::new("correct horse"))
+        );
+        let hash = crate::password::hash_sha1("pw", &[1; 6]);
+        let body = json!({ "password_hash": hash.expose() }).to_string();
+        assert_eq!(
+            parse_credential(body.as_bytes(), SecretKind::Password).unwrap(),
+            Credential::PasswordHash(hash)
+        );
+        let to_password =
+            parse_credential(br#"{"password":"correct horse"}"#, SecretKind::Token).unwrap_err();
+        assert!(to_password.to_string().contains("uses a token"), "{to_password}");
+        let to_token = parse_credential(b"{}", SecretKind::Password).unwrap_err();
+        assert!(to_token.to_string().contains("uses a password"), "{to_token}");
+    }
+
+    #[test]
+    fn a_bad_new_credential_is_refused_by_name() {
+        let field = |body: &[u8]| match parse_credential(body, SecretKind::Password) {
+            Err(Error::BadRequest { field, .. }) => field,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(field(br#"{"password":"short"}"#), "password");
+        assert_eq!(field(br#"{"password":"new\nline password"}"#), "password");
+        assert_eq!(field(br#"{"password_hash":"md5:abc"}"#), "password_hash");
+        assert_eq!(
+            field(br#"{"password":"correct horse","password_hash":"x"}"#),
+            "password_hash"
+        );
+        assert_eq!(field(br#"{"token":"mine"}"#), "token");
+        assert_eq!(field(b"[1]"), "body");
+        assert_eq!(field(b"{nope"), "body");
+        let big = vec![b' '; MAX_BODY_BYTES + 1];
+        assert_eq!(
+            parse_credential(&big, SecretKind::Token).unwrap_err().status(),
+            413
+        );
     }
 }

@@ -2,10 +2,12 @@
 //! one error mapping, and the Lambda diagnostic for asynchronous functions.
 
 use lambda_http::lambda_runtime::Diagnostic;
+use nbfleet_app::credential;
 use nbfleet_app::launch::Launched;
 use nbfleet_app::lifecycle::Changed;
 use nbfleet_app::read::View;
 use nbfleet_core::Error;
+use nbfleet_core::record::CredentialStatus;
 use nbfleet_core::transitions::Effect;
 use serde_json::{Value, json};
 
@@ -42,13 +44,22 @@ impl Answer {
 
     /// 202 with the Launching record and, once, the token.
     pub fn launched(l: Launched) -> Self {
-        let mut body = json!({ "notebook": l.notebook });
-        if let Some(token) = &l.token {
-            body["token"] = json!(token.expose());
-            body["token_note"] =
-                json!("shown once: nbfleet keeps only the encrypted copy on the instance's secret");
-        }
-        Answer::new(202, body)
+        Answer::new(
+            202,
+            with_token(json!({ "notebook": l.notebook }), l.token.as_ref()),
+        )
+    }
+
+    /// A credential change: 202 while the running Jupyter is yet to take it, 200 once stored for
+    /// the next start (or settled already); with the new token, once.
+    pub fn credential(c: credential::Changed) -> Self {
+        let applying = c
+            .notebook
+            .credential_change
+            .as_ref()
+            .is_some_and(|ch| ch.status == CredentialStatus::Applying);
+        let body = with_token(json!({ "notebook": c.notebook }), c.token.as_ref());
+        Answer::new(if applying { 202 } else { 200 }, body)
     }
 
     /// The request table's status for what was done, with the record as it now stands.
@@ -75,6 +86,16 @@ impl Answer {
             Answer::new(200, nbfleet_core::slack::ephemeral(&text))
         })
     }
+}
+
+/// `body` with `token`, if there is one, and the note that it is shown only this once.
+fn with_token(mut body: Value, token: Option<&nbfleet_core::password::Secret>) -> Value {
+    if let Some(token) = token {
+        body["token"] = json!(token.expose());
+        body["token_note"] =
+            json!("shown once: nbfleet keeps only the encrypted copy on the instance's secret");
+    }
+    body
 }
 
 /// The status of a request table cell: 202 for a move under way, 200 for done or nothing to do,

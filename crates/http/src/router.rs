@@ -8,7 +8,7 @@
 use crate::answer::Answer;
 use lambda_http::http::{HeaderMap, Method};
 use nbfleet_app::slack::Signed;
-use nbfleet_app::{Deps, launch, lifecycle, read, slack};
+use nbfleet_app::{Deps, credential, launch, lifecycle, read, slack};
 use nbfleet_core::identity::{self, Principal};
 use nbfleet_core::ports::Jobs;
 use nbfleet_core::validate::{parse_extend, parse_launch};
@@ -25,19 +25,21 @@ pub enum Route {
     Start,
     Stop,
     Extend,
+    Credential,
     Delete,
     Orphans,
     Slack,
 }
 
 /// Every route: method, path template, what it does.
-pub const ROUTES: [(Method, &str, Route); 9] = [
+pub const ROUTES: [(Method, &str, Route); 10] = [
     (Method::POST, "/notebooks", Route::Launch),
     (Method::GET, "/notebooks", Route::List),
     (Method::GET, "/notebooks/{name}", Route::Get),
     (Method::POST, "/notebooks/{name}/start", Route::Start),
     (Method::POST, "/notebooks/{name}/stop", Route::Stop),
     (Method::POST, "/notebooks/{name}/extend", Route::Extend),
+    (Method::POST, "/notebooks/{name}/credential", Route::Credential),
     (Method::DELETE, "/notebooks/{name}", Route::Delete),
     (Method::GET, "/orphans", Route::Orphans),
     (Method::POST, "/slack/commands", Route::Slack),
@@ -182,6 +184,10 @@ pub async fn dispatch(api: &Api, req: &ApiRequest) -> Answer {
             ),
             Err(e) => Answer::error(&e),
         },
+        Route::Credential => Answer::from(
+            credential::change(deps, caller, name, &req.body).await,
+            Answer::credential,
+        ),
         Route::Delete => Answer::from(
             lifecycle::delete(deps, caller, name, req.snapshot()).await,
             Answer::changed,

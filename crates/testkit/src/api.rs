@@ -81,6 +81,13 @@ pub async fn extend(deps: &Deps, caller: &str, name: &str, body: &[u8]) -> Resul
     )))
 }
 
+/// `POST /notebooks/{name}/credential` with `body`.
+pub async fn credential(deps: &Deps, caller: &str, name: &str, body: &[u8]) -> Result<(u16, Value)> {
+    Ok(pair(Answer::credential(
+        nbfleet_app::credential::change(deps, &principal(deps, caller)?, name, body).await?,
+    )))
+}
+
 /// A slash command from `team`/`user` with `text`, as Slack signs it with `secret` at `ts`
 /// (Unix seconds), answering on Slack's hooks host.
 pub fn slack_request(secret: &str, ts: i64, team: &str, user: &str, text: &str) -> Signed {

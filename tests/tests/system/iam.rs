@@ -99,6 +99,15 @@ async fn each_functions_iam_actions_are_the_operations_its_code_calls() {
     nbfleet_testkit::api::extend(&deps, OWNER, "lc-a", extend.as_bytes())
         .await
         .unwrap();
+    // A new token while Ready (the secret replaced, the health check sent), then again once
+    // the first is settled (the parameter exists: overwritten, then tagged).
+    nbfleet_testkit::api::credential(&deps, OWNER, "lc-a", b"{}")
+        .await
+        .unwrap();
+    w.set("lc-a", |nb| nb.credential_change = None).await;
+    nbfleet_testkit::api::credential(&deps, OWNER, "lc-a", b"{}")
+        .await
+        .unwrap();
     nbfleet_testkit::api::stop(&deps, OWNER, "lc-a").await.unwrap();
     w.set("lc-a", |nb| nb.state = State::Stopped).await;
     nbfleet_testkit::api::start(&deps, OWNER, "lc-a").await.unwrap();

@@ -234,9 +234,10 @@ fn key_allows(policy: &[Value], req: &KmsRequest) -> bool {
 /// What the key policy must say, checked on `policy`: the failures, empty when it holds.
 fn key_policy_failures(policy: &[Value]) -> Vec<&'static str> {
     let role = |name: &str| format!("arn:aws:iam::123456789012:role/{name}");
-    let (instance, launch, slack, events, stranger) = (
+    let (instance, launch, lifecycle, slack, events, stranger) = (
         role("NotebookInstanceRole"),
         role("LaunchFunctionRole"),
+        role("LifecycleFunctionRole"),
         role("SlackFunctionRole"),
         role("EventsFunctionRole"),
         role("ReadOnlyEverything"),
@@ -280,14 +281,14 @@ fn key_policy_failures(policy: &[Value]) -> Vec<&'static str> {
         !ask(&launch, "kms:Decrypt", VIA_SSM, Some(notebook)),
         "launch cannot decrypt",
     );
-    for writer in [&launch, &slack] {
+    for writer in [&launch, &lifecycle, &slack] {
         expect(
             ask(writer, "kms:Encrypt", VIA_SSM, Some(notebook)),
-            "launch and slack encrypt through SSM",
+            "launch, lifecycle (a new credential) and slack encrypt through SSM",
         );
         expect(
             !ask(writer, "kms:Encrypt", None, Some(notebook)),
-            "launch and slack encrypt only through SSM",
+            "launch, lifecycle and slack encrypt only through SSM",
         );
     }
     expect(
