@@ -21,7 +21,7 @@ use crate::budget::Budget;
 use crate::{deadlines, lifecycle, reconcile};
 use jiff::Timestamp;
 use nbfleet_core::idle::{self, Action, Probe, Timeline};
-use nbfleet_core::ports::{CommandStatus, Deps, Invocation, Notice, tell};
+use nbfleet_core::ports::{CommandStatus, Deps, Invocation, Notice, Reach, tell};
 use nbfleet_core::{Notebook, Result, State, report, scripts};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -325,10 +325,42 @@ async fn send_bisecting(
     }
 }
 
+/// Sends the health check, which starts (or, hung, restarts) the Jupyter service, to a notebook
+/// whose Jupyter did not answer the probe; keeps it in the history and tells the owner. The
+/// event of its command changes nothing: the next probe sees whether Jupyter answers.
+async fn restart_jupyter(deps: &Deps, nb: &Notebook, why: &str, now: Timestamp) {
+    let id = nb.instance_id.as_deref().unwrap_or_default();
+    let sent = match scripts::health_check(nb, &deps.cfg, &deps.cfg.region) {
+        Ok(script) => deps.commands.send(id, &script, Reach::Once).await,
+        Err(e) => Err(e),
+    };
+    let entry = match &sent {
+        Ok(command) => serde_json::json!({"action": "restart_jupyter", "reason": why, "command_id": command}),
+        Err(e) => serde_json::json!({"action": "restart_jupyter", "reason": why, "error": e.to_string()}),
+    };
+    if let Err(e) = deps.store.append_history(&nb.name, now, &entry).await {
+        tracing::warn!(notebook = %nb.name, error = %e, "the restart is not in the history");
+    }
+    match sent {
+        Ok(_) => {
+            tracing::info!(notebook = %nb.name, %why, "Jupyter did not answer; restarting it");
+            let (name, why) = (nb.name.clone(), why.to_string());
+            tell(deps, Notice::JupyterRestarted { name, why }).await;
+        }
+        Err(e) => tracing::warn!(notebook = %nb.name, error = %e, "could not send the restart"),
+    }
+}
+
 /// Decides and acts for one notebook; returns the action taken, if the record changed.
 async fn apply(deps: &Deps, nb: &Notebook, probe: &Probe, now: Timestamp) -> Result<Option<Action>> {
     let decision = idle::decide(&nb.idle, probe, &Timeline::of(nb, now));
-    let update = idle::status_update(nb.idle_status.as_ref(), &decision, probe);
+    let mut update = idle::status_update(nb.idle_status.as_ref(), &decision, probe, now);
+    let restart = idle::jupyter_restart_due(nb.idle_status.as_ref(), probe, now)
+        .filter(|_| decision.action != Action::Stop);
+    if restart.is_some() {
+        update.status.jupyter_restarted_at = Some(now);
+        update.changed = true;
+    }
     let write = idle::write_due(&update, nb.updated_at, now);
     if write || decision.action == Action::Stop {
         let entry = serde_json::json!({
@@ -355,6 +387,10 @@ async fn apply(deps: &Deps, nb: &Notebook, probe: &Probe, now: Timestamp) -> Res
                 current = nb.touched(now);
                 current.idle_status = Some(update.status);
                 deps.store.put(&current, nb.expect()).await?;
+            }
+            // Written first: a restart is sent at most once per JUPYTER_RESTART_EVERY.
+            if let Some(why) = restart {
+                restart_jupyter(deps, nb, why, now).await;
             }
             // Told after the write, and marked told after telling: a round stopped in between
             // leaves the warning untold, and the next round tells it, once.

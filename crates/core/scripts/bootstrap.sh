@@ -68,7 +68,7 @@ fi
 
 STAGE="fetching the secret"
 mkdir -p "$JUPYTER_DIR" "$STATE_DIR"
-# @@NBFLEET_FETCH_SECRET@@
+# @@NBFLEET_INCLUDE fetch-secret.sh@@
 fetch_secret
 
 # The idle probe reads Jupyter's API as root on the instance. In password mode it needs a token
@@ -186,6 +186,15 @@ if _fallback > 0:
     c.ServerApp.shutdown_no_activity_timeout = _fallback
 CONFIG
 chown -R "$NB_USER:" "$JUPYTER_DIR" "$STATE_DIR"
+
+STAGE="installing nbfleet-busy"
+# The explicit hold the idle probe reads (docs/idle.md): on every user's PATH.
+BIN_DIR="${NBFLEET_BIN_DIR:-/usr/local/bin}"
+cat >"$BIN_DIR/nbfleet-busy.new" <<'BUSY'
+# @@NBFLEET_INCLUDE nbfleet-busy@@
+BUSY
+chmod 755 "$BIN_DIR/nbfleet-busy.new"
+mv -f "$BIN_DIR/nbfleet-busy.new" "$BIN_DIR/nbfleet-busy"
 
 STAGE="installing the service"
 # Jupyter runs under a small wrapper that tells an idle exit (Jupyter stopped by itself, exit 0)

@@ -23,7 +23,7 @@ die() {
 }
 
 [ -f "$CERT" ] || die "no certificate at $CERT; the bootstrap has not run on this instance"
-# @@NBFLEET_FETCH_SECRET@@
+# @@NBFLEET_INCLUDE fetch-secret.sh@@
 RELOADS=0
 grep -qs NbfleetIdentityProvider "$NB_HOME/.jupyter/jupyter_server_config.py" && RELOADS=1
 fetch_secret

@@ -25,6 +25,21 @@ pub struct Placement {
 }
 
 /// An inclusive range with a default inside it.
+/// GPU utilisation that counts as activity, unless a launch sets `gpu_threshold_pct`.
+pub const GPU_THRESHOLD_PCT: Bounded = Bounded {
+    default: 10,
+    min: 1,
+    max: 100,
+};
+/// CPU outside Jupyter (percent of one core) that counts as activity, unless a launch sets
+/// `cpu_threshold_pct` (0 turns the signal off).
+pub const CPU_THRESHOLD_PCT: Bounded = Bounded {
+    default: DEFAULT_CPU_THRESHOLD_PCT,
+    min: 0,
+    max: 6400,
+};
+pub const DEFAULT_CPU_THRESHOLD_PCT: u32 = 20;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Bounded {
     pub default: u32,

@@ -387,6 +387,8 @@ pub enum Notice {
     DeleteHeld { name: String, error: String },
     /// A new credential was stored but the running Jupyter did not take it.
     CredentialNotApplied { name: String, error: String },
+    /// Jupyter did not answer the probe, and nbfleet restarted it.
+    JupyterRestarted { name: String, why: String },
 }
 
 impl Notice {
@@ -399,6 +401,7 @@ impl Notice {
             | Notice::Failed { name, .. }
             | Notice::DeleteHeld { name, .. }
             | Notice::CredentialNotApplied { name, .. }
+            | Notice::JupyterRestarted { name, .. }
             | Notice::Orphan { name, .. } => name,
         }
     }
@@ -459,6 +462,10 @@ impl Notice {
                 "*{name}*: the new credential is stored, but the running Jupyter did not take it ({error}). \
                  The old one works until the notebook's next start, which takes the new one; \
                  or try again: `nbfleet credential {name}`."
+            ),
+            Notice::JupyterRestarted { name, why } => format!(
+                "*{name}*: Jupyter did not answer ({why}), so nbfleet restarted it. Files are kept; \
+                 kernels that were running are gone. Other work on the machine still counts as activity."
             ),
         }
     }

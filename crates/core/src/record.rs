@@ -23,6 +23,10 @@ pub struct IdlePolicy {
     pub count_connections: bool,
     /// GPU utilisation at or above this percentage is activity.
     pub gpu_threshold_pct: u32,
+    /// CPU used outside the Jupyter server at or above this percentage of one core is
+    /// activity; 0 turns the signal off. Records from before it existed get the default, 20.
+    #[serde(default = "default_cpu_threshold")]
+    pub cpu_threshold_pct: u32,
     /// The runtime cap of one run, in minutes; 0 means none. `extend` can put it off, never
     /// past `runtime_ceiling_minutes`.
     pub max_runtime_minutes: u32,
@@ -38,6 +42,10 @@ pub struct IdlePolicy {
     /// activity even if nbfleet's control plane is down; 0 is off. See docs/idle.md for its limits.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub instance_fallback_minutes: u32,
+}
+
+fn default_cpu_threshold() -> u32 {
+    crate::config::DEFAULT_CPU_THRESHOLD_PCT
 }
 
 fn default_runtime_ceiling() -> u32 {
@@ -77,7 +85,7 @@ pub struct GpuInfo {
 }
 
 /// The idle policy's last verdict on a running notebook, as the sweep recorded it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct IdleStatus {
     pub verdict: crate::idle::Verdict,
     /// One sentence: why it keeps running, or why and when it stops.
@@ -96,6 +104,20 @@ pub struct IdleStatus {
     /// next round tells, once.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub warning_untold: bool,
+    /// The round that wrote this status. The sweep writes at most once per 30 minutes while
+    /// the verdict holds, so the reason is at most that old (`idle::REFRESH_EVERY`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checked_at: Option<Timestamp>,
+    /// The last time a round saw the notebook active (as of `checked_at`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_active_at: Option<Timestamp>,
+    /// Something was happening right now at `checked_at` (a busy kernel, GPU, CPU, a hold).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub active_now: bool,
+    /// When the sweep last sent the health check to a Jupyter that did not answer (at most
+    /// once per 15 minutes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jupyter_restarted_at: Option<Timestamp>,
 }
 
 /// A snapshot a deleted generation left.

@@ -78,61 +78,87 @@ pub fn parse_bootstrap(stdout: &str) -> Result<BootstrapReport> {
 pub const MAX_PROBE_LINE: usize = 2000;
 
 /// What an idle probe printed, as the policy reads it. Anything short of a clean report is
-/// unknown, with the reason: unknown is never idle. Every field must be there with its type
-/// (times may be null): a report that is too long, partial or out of range is unknown too.
+/// unknown, with the reason: unknown is never idle. Jupyter's fields must be there with their
+/// types (times may be null), unless the report says Jupyter did not answer (`jd`): then the
+/// other signals are still seen. A report that is too long, partial or out of range is unknown.
 pub fn parse_probe(stdout: &str) -> crate::idle::Probe {
-    use crate::idle::{Observation, Probe};
-    let unknown = |why: &str| Probe::Unknown(format!("the probe report {why}"));
+    use crate::idle::Probe;
     if let Some(long) = stdout.lines().find(|l| l.len() > MAX_PROBE_LINE) {
-        return unknown(&format!(
-            "has a {}-byte line, longer than the probe ever prints",
+        return Probe::Unknown(format!(
+            "the probe report has a {}-byte line, longer than the probe ever prints",
             long.len()
         ));
     }
     let Ok(v) = report_line(stdout, "probe") else {
         return Probe::Unknown("the probe printed no report".into());
     };
-    if let Some(err) = v["err"].as_str() {
-        let err = crate::text::plain(err);
-        return Probe::Unknown(format!("the probe could not read Jupyter: {err}"));
+    match observation(&v) {
+        Some(obs) => Probe::Seen(obs),
+        None => Probe::Unknown("the probe report is incomplete or out of range".into()),
     }
+}
+
+/// The observation a probe line reports, or `None` when any field is missing (where required),
+/// of the wrong type or out of range.
+fn observation(v: &serde_json::Value) -> Option<crate::idle::Observation> {
+    use crate::idle::{Hold, Observation};
+    use serde_json::Value;
+    let text = |key: &str| v[key].as_str().map(crate::text::plain);
     let count = |key: &str| v[key].as_u64().and_then(|n| u32::try_from(n).ok());
-    let time = |key: &str| -> Result<Option<jiff::Timestamp>, ()> {
+    // Absent or null: none; a string: a time; anything else: unreadable.
+    let time = |key: &str| -> Option<Option<jiff::Timestamp>> {
         match &v[key] {
-            serde_json::Value::Null if v.get(key).is_some() => Ok(None),
-            serde_json::Value::String(s) => s.parse().map(Some).map_err(|_| ()),
-            _ => Err(()),
+            Value::Null => Some(None),
+            Value::String(s) => s.parse().ok().map(Some),
+            _ => None,
         }
     };
-    let gpus: Option<Vec<u32>> = v["g"].as_array().and_then(|g| {
-        g.iter()
-            .map(|x| x.as_u64().filter(|n| *n <= 100).map(|n| n as u32))
-            .collect()
-    });
-    match (
-        count("k"),
-        count("kb"),
-        count("c"),
-        time("ka"),
-        time("ta"),
-        time("sa"),
-        gpus,
-    ) {
-        (Some(kernels), Some(busy), Some(connections), Ok(ka), Ok(ta), Ok(sa), Some(gpu))
-            if busy <= kernels =>
-        {
-            Probe::Seen(Observation {
-                kernels,
-                busy_kernels: busy,
-                kernel_activity: ka,
-                terminal_activity: ta,
-                connections,
-                server_activity: sa,
-                gpu_utilization: gpu,
-            })
+    let mut obs = Observation::default();
+    // The probe ran but Jupyter did not answer: the other signals still count.
+    if let Some(why) = text("jd") {
+        obs.jupyter_down = Some(why);
+    } else {
+        obs.kernels = count("k")?;
+        obs.busy_kernels = count("kb").filter(|b| *b <= obs.kernels)?;
+        obs.connections = count("c")?;
+        for key in ["ka", "ta", "sa"] {
+            v.get(key)?;
         }
-        _ => unknown("is incomplete or out of range"),
+        obs.kernel_activity = time("ka")?;
+        obs.terminal_activity = time("ta")?;
+        obs.server_activity = time("sa")?;
     }
+    obs.last_edit = time("e")?;
+    obs.last_edit_path = text("ep");
+    obs.edit_scan_cut = count("ec").unwrap_or(0) > 0;
+    obs.cpu_outside_pct = match &v["cpu"] {
+        Value::Null => None,
+        n => Some(n.as_u64().and_then(|n| u32::try_from(n).ok())?),
+    };
+    if let Some(what) = text("hw") {
+        obs.hold = Some(Hold {
+            until: time("h")?,
+            what,
+        });
+    }
+    obs.hold_ended = time("hx")?;
+    obs.gpu_utilization = match &v["g"] {
+        Value::Array(g) => g
+            .iter()
+            .map(|x| match x {
+                Value::Null => Some(None),
+                x => x.as_u64().filter(|n| *n <= 100).map(|n| Some(n as u32)),
+            })
+            .collect::<Option<_>>()?,
+        Value::Null => Vec::new(),
+        _ => return None,
+    };
+    obs.gpu_processes = match &v["gp"] {
+        Value::Null => 0,
+        _ => count("gp")?,
+    };
+    obs.gpu_error = text("ge");
+    Some(obs)
 }
 
 pub fn parse_health(stdout: &str) -> Result<HealthReport> {
@@ -220,8 +246,8 @@ mod tests {
 
     #[test]
     fn a_probe_line_becomes_an_observation() {
-        use crate::idle::{Observation, Probe};
-        let line = r#"{"nbfleet":"probe","k":3,"kb":1,"ka":"2026-11-26T10:00:00.123456Z","ta":null,"c":2,"sa":"2026-11-26T10:05:00Z","g":[0,100]}"#;
+        use crate::idle::{Hold, Observation, Probe};
+        let line = r#"{"nbfleet":"probe","k":3,"kb":1,"ka":"2026-11-26T10:00:00.123456Z","ta":null,"c":2,"sa":"2026-11-26T10:05:00Z","e":"2026-11-26T10:06:00Z","ep":"exp/train.ipynb","en":812,"ec":0,"cpu":180,"h":"2026-11-26T15:00:00Z","hw":"held for 3h","hx":"2026-11-26T09:00:00Z","g":[0,100]}"#;
         let Probe::Seen(obs) = parse_probe(line) else {
             panic!("unknown")
         };
@@ -234,29 +260,64 @@ mod tests {
                 terminal_activity: None,
                 connections: 2,
                 server_activity: Some("2026-11-26T10:05:00Z".parse().unwrap()),
-                gpu_utilization: vec![0, 100],
+                last_edit: Some("2026-11-26T10:06:00Z".parse().unwrap()),
+                last_edit_path: Some("exp/train.ipynb".into()),
+                cpu_outside_pct: Some(180),
+                hold: Some(Hold {
+                    until: Some("2026-11-26T15:00:00Z".parse().unwrap()),
+                    what: "held for 3h".into()
+                }),
+                hold_ended: Some("2026-11-26T09:00:00Z".parse().unwrap()),
+                gpu_utilization: vec![Some(0), Some(100)],
+                ..Observation::default()
             }
         );
     }
 
     #[test]
+    fn a_mig_gpu_without_utilisation_is_read_by_its_compute_processes() {
+        use crate::idle::Probe;
+        let line = r#"{"nbfleet":"probe","k":0,"kb":0,"ka":null,"ta":null,"c":0,"sa":null,"cpu":null,"g":[null,null],"gp":2}"#;
+        let Probe::Seen(obs) = parse_probe(line) else {
+            panic!("unknown")
+        };
+        assert_eq!((obs.gpu_utilization, obs.gpu_processes), (vec![None, None], 2));
+        let failed = r#"{"nbfleet":"probe","k":0,"kb":0,"ka":null,"ta":null,"c":0,"sa":null,"ge":"RuntimeError: NVIDIA-SMI has failed"}"#;
+        let Probe::Seen(obs) = parse_probe(failed) else {
+            panic!("a GPU read that fails is unknown for the GPU signal only")
+        };
+        assert!(obs.gpu_error.unwrap().contains("NVIDIA-SMI has failed"));
+    }
+
+    #[test]
+    fn a_jupyter_that_does_not_answer_still_gives_the_other_signals() {
+        use crate::idle::Probe;
+        let line = r#"{"nbfleet":"probe","jd":"URLError: \u001b[2Jrefused","e":"2026-11-26T10:06:00Z","ep":"a.ipynb","cpu":3,"g":[]}"#;
+        let Probe::Seen(obs) = parse_probe(line) else {
+            panic!("unknown: {:?}", parse_probe(line))
+        };
+        assert_eq!(
+            obs.jupyter_down.as_deref(),
+            Some("URLError: refused"),
+            "terminal escapes dropped"
+        );
+        assert_eq!(obs.cpu_outside_pct, Some(3));
+        assert!(obs.last_edit.is_some());
+    }
+
+    #[test]
     fn a_failed_or_garbled_probe_is_unknown() {
         use crate::idle::Probe;
-        let err = r#"{"nbfleet":"probe","err":"URLError: refused","g":[]}"#;
-        assert!(matches!(parse_probe(err), Probe::Unknown(r) if r.contains("refused")));
-        // An error with terminal escapes is kept as plain text.
-        let hostile = r#"{"nbfleet":"probe","err":"\u001b[2J\u001b]0;pwned\u0007refused","g":[]}"#;
-        assert!(
-            matches!(parse_probe(hostile), Probe::Unknown(r) if r.ends_with("Jupyter: refused")),
-            "{:?}",
-            parse_probe(hostile)
-        );
         assert!(matches!(
             parse_probe("Traceback (most recent call last)"),
             Probe::Unknown(_)
         ));
         assert!(matches!(
             parse_probe(r#"{"nbfleet":"probe","k":"three"}"#),
+            Probe::Unknown(_)
+        ));
+        assert!(matches!(
+            parse_probe(r#"{"nbfleet":"probe","err":"refused","g":[]}"#),
             Probe::Unknown(_)
         ));
     }
@@ -282,6 +343,10 @@ mod tests {
             r#"{"nbfleet":"probe","k":0,"kb":0,"ka":null,"ta":null,"c":"many","sa":null,"g":[]}"#,
             r#"{"nbfleet":"probe","k":0,"kb":0,"ka":null,"ta":null,"c":0,"sa":null,"g":[101]}"#,
             r#"{"nbfleet":"probe","k":0,"kb":0,"ka":null,"ta":null,"c":0,"sa":null,"g":[-5]}"#,
+            r#"{"nbfleet":"probe","k":0,"kb":0,"ka":null,"ta":null,"c":0,"sa":null,"cpu":-1}"#,
+            r#"{"nbfleet":"probe","k":0,"kb":0,"ka":null,"ta":null,"c":0,"sa":null,"e":"soon"}"#,
+            r#"{"nbfleet":"probe","k":0,"kb":0,"ka":null,"ta":null,"c":0,"sa":null,"hw":"x","h":7}"#,
+            r#"{"nbfleet":"probe","k":0,"kb":0,"ka":null,"ta":null,"c":0,"sa":null,"gp":"two"}"#,
         ] {
             assert!(unknown(bad), "{bad}");
         }

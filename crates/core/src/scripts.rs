@@ -14,10 +14,14 @@ use sha2::{Digest, Sha256};
 const BOOTSTRAP: &str = include_str!("../scripts/bootstrap.sh");
 const HEALTH: &str = include_str!("../scripts/health.sh");
 const PROBE: &str = include_str!("../scripts/probe.sh");
-/// `fetch_secret`, shared by the bootstrap and the health check: pasted at their second marker.
-const FETCH_SECRET: &str = include_str!("../scripts/fetch-secret.sh");
+/// The files a template pastes in with a `# @@NBFLEET_INCLUDE <file>@@` line: `fetch_secret`,
+/// shared by the bootstrap and the health check, and the `nbfleet-busy` command the bootstrap
+/// installs.
+const INCLUDES: [(&str, &str); 2] = [
+    ("fetch-secret.sh", include_str!("../scripts/fetch-secret.sh")),
+    ("nbfleet-busy", include_str!("../scripts/nbfleet-busy")),
+];
 const MARKER: &str = "# @@NBFLEET_VALUES@@";
-const FETCH_SECRET_MARKER: &str = "# @@NBFLEET_FETCH_SECRET@@";
 
 /// Which script a command runs, as recorded for the SSM status-change event to read back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -55,7 +59,7 @@ pub fn bootstrap(nb: &Notebook, cfg: &Config, region: &str) -> Result<Script> {
     let secret = cfg.secret_parameter(&nb.name);
     let fallback_seconds = (u64::from(nb.idle.instance_fallback_minutes) * 60).to_string();
     let text = render(
-        &with_fetch_secret(BOOTSTRAP)?,
+        &with_includes(BOOTSTRAP)?,
         &[
             ("NB_NAME", &nb.name),
             ("SECRET_PARAM", &secret),
@@ -75,7 +79,7 @@ pub fn bootstrap(nb: &Notebook, cfg: &Config, region: &str) -> Result<Script> {
 /// Parameter Store again, Jupyter is up over HTTPS with it; prints the served fingerprint.
 pub fn health_check(nb: &Notebook, cfg: &Config, region: &str) -> Result<Script> {
     let text = render(
-        &with_fetch_secret(HEALTH)?,
+        &with_includes(HEALTH)?,
         &[
             ("NB_NAME", &nb.name),
             ("SECRET_PARAM", &cfg.secret_parameter(&nb.name)),
@@ -98,13 +102,16 @@ pub fn probe() -> Result<Script> {
     })
 }
 
-fn with_fetch_secret(template: &str) -> Result<String> {
-    if template.matches(FETCH_SECRET_MARKER).count() != 1 {
-        return Err(Error::internal(
-            "script template must hold exactly one fetch_secret marker",
-        ));
+/// `template` with each include line replaced by its file.
+fn with_includes(template: &str) -> Result<String> {
+    let mut text = template.to_string();
+    for (file, content) in INCLUDES {
+        text = text.replace(&format!("# @@NBFLEET_INCLUDE {file}@@"), content.trim_end());
     }
-    Ok(template.replacen(FETCH_SECRET_MARKER, FETCH_SECRET.trim_end(), 1))
+    if text.contains("# @@NBFLEET_INCLUDE") {
+        return Err(Error::internal("script template includes an unknown file"));
+    }
+    Ok(text)
 }
 
 fn render(template: &str, values: &[(&str, &str)]) -> Result<String> {
@@ -178,6 +185,13 @@ mod tests {
     }
 
     #[test]
+    fn the_bootstrap_installs_nbfleet_busy_whole() {
+        let s = bootstrap(&nb(), &test_config(), "eu-west-1").unwrap();
+        assert!(s.text.contains(INCLUDES[1].1.trim_end()));
+        assert!(with_includes("# @@NBFLEET_INCLUDE nope.sh@@").is_err());
+    }
+
+    #[test]
     fn hostile_values_are_refused_not_rendered() {
         for bad in ["a'b", "$(id)", "`id`", "a b", "a\nb", "a;b", "", "a\"b", "a\\b"] {
             let err = render("x\n# @@NBFLEET_VALUES@@\n", &[("V", bad)]).unwrap_err();
@@ -215,7 +229,7 @@ mod tests {
         for s in [&boot, &health] {
             assert!(s.text.contains("fetch_secret() {"));
             assert!(s.text.lines().any(|l| l == "fetch_secret"));
-            assert!(!s.text.contains(FETCH_SECRET_MARKER));
+            assert!(!s.text.contains("@@NBFLEET_INCLUDE"));
         }
     }
 }

@@ -61,6 +61,10 @@ pub struct LaunchSpec {
     pub credential: Credential,
     pub volume_gb: u32,
     pub count_connections: bool,
+    /// GPU utilisation (percent) that counts as activity.
+    pub gpu_threshold_pct: u32,
+    /// CPU outside Jupyter (percent of one core) that counts as activity; 0 is off.
+    pub cpu_threshold_pct: u32,
     pub schedule: Option<crate::schedule::Schedule>,
     /// The on-instance idle fallback, in minutes; 0 is off (the default).
     pub instance_fallback_minutes: u32,
@@ -80,7 +84,8 @@ pub fn idle_policy(spec: &LaunchSpec, cfg: &Config) -> IdlePolicy {
     IdlePolicy {
         idle_timeout_minutes: spec.idle_timeout_minutes,
         count_connections: spec.count_connections,
-        gpu_threshold_pct: 10,
+        gpu_threshold_pct: spec.gpu_threshold_pct,
+        cpu_threshold_pct: spec.cpu_threshold_pct,
         max_runtime_minutes: cfg.max_runtime_minutes,
         runtime_ceiling_minutes: cfg.runtime_ceiling_minutes,
         warning_minutes: cfg.warning_minutes,
@@ -236,6 +241,8 @@ pub fn launch_spec(fields: &Map<String, Value>, cfg: &Config) -> Result<LaunchSp
             | "password_hash"
             | "volume_gb"
             | "count_connections"
+            | "gpu_threshold_pct"
+            | "cpu_threshold_pct"
             | "schedule"
             | "instance_fallback_minutes" => {}
             "ami" | "ami_id" | "image_id" | "image" => {
@@ -266,6 +273,8 @@ pub fn launch_spec(fields: &Map<String, Value>, cfg: &Config) -> Result<LaunchSp
     let idle_timeout_minutes = bounded(fields, "idle_timeout_minutes", cfg.idle_timeout_minutes)?;
     let volume_gb = bounded(fields, "volume_gb", cfg.volume_gb)?;
     let count_connections = field(fields, "count_connections")?.unwrap_or(false);
+    let gpu_threshold_pct = bounded(fields, "gpu_threshold_pct", crate::config::GPU_THRESHOLD_PCT)?;
+    let cpu_threshold_pct = bounded(fields, "cpu_threshold_pct", crate::config::CPU_THRESHOLD_PCT)?;
     let access = parse_access(fields.get("access"), cfg.allow_world)?;
 
     let credential = credential(fields)?;
@@ -285,6 +294,8 @@ pub fn launch_spec(fields: &Map<String, Value>, cfg: &Config) -> Result<LaunchSp
         credential,
         volume_gb,
         count_connections,
+        gpu_threshold_pct,
+        cpu_threshold_pct,
         schedule,
         instance_fallback_minutes,
     })

@@ -65,6 +65,20 @@ impl LocalCommands {
             .insert(key(&inv.command_id, &inv.instance_id), inv);
     }
 
+    /// SSM refuses a SendCommand naming an instance whose agent is offline (`InvalidInstanceId`,
+    /// the whole call): moto never does, so the sandbox says (`Sandbox::set_agent_offline`).
+    fn refuse_offline(&self, instance_ids: &[String]) -> Result<()> {
+        match instance_ids
+            .iter()
+            .find(|id| self.runner.sandbox(id).is_ok_and(|sb| sb.agent_offline()))
+        {
+            Some(id) => Err(nbfleet_core::Error::Unavailable(format!(
+                "InvalidInstanceId: the SSM agent of {id} is not online"
+            ))),
+            None => Ok(()),
+        }
+    }
+
     /// Marks the command in progress on `instance_id` and runs it there in the background.
     fn start(&self, command_id: &str, instance_id: &str, script: &Script) {
         self.record(Invocation {
@@ -134,12 +148,14 @@ impl LocalCommands {
 #[async_trait]
 impl Commands for LocalCommands {
     async fn send(&self, instance_id: &str, script: &Script, reach: Reach) -> Result<String> {
+        self.refuse_offline(&[instance_id.to_string()])?;
         let command_id = self.ssm.send(instance_id, script, reach).await?;
         self.start(&command_id, instance_id, script);
         Ok(command_id)
     }
 
     async fn send_batch(&self, instance_ids: &[String], script: &Script) -> Result<String> {
+        self.refuse_offline(instance_ids)?;
         let command_id = self.ssm.send_batch(instance_ids, script).await?;
         for id in instance_ids {
             self.start(&command_id, id, script);

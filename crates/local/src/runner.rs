@@ -134,6 +134,7 @@ impl Runner {
             .env("NBFLEET_UNIT_DIR", sb.units())
             .env("NBFLEET_RUN_DIR", sb.run())
             .env("NBFLEET_PYTHON", self.venv.join("bin/python3"))
+            .env("NBFLEET_BIN_DIR", sb.shims())
             .env("JUPYTER_CONFIG_PATH", sb.overlay())
             .env("AWS_ENDPOINT_URL", &self.endpoint)
             .env("AWS_DEFAULT_REGION", &self.region)
@@ -244,6 +245,24 @@ impl Sandbox {
                 .status();
             let _ = std::fs::remove_file(self.run().join(format!("{UNIT}.pid")));
         }
+    }
+
+    /// Takes the instance's SSM agent offline (or back online): SendCommand then refuses it,
+    /// as SSM refuses an instance whose agent is not registered.
+    pub fn set_agent_offline(&self, offline: bool) -> io::Result<()> {
+        let marker = self.dir.join("agent-offline");
+        match offline {
+            true => std::fs::write(marker, b""),
+            false => std::fs::remove_file(marker).or_else(|e| match e.kind() {
+                io::ErrorKind::NotFound => Ok(()),
+                _ => Err(e),
+            }),
+        }
+    }
+
+    /// Whether the instance's SSM agent is offline ([`Sandbox::set_agent_offline`]).
+    pub fn agent_offline(&self) -> bool {
+        self.dir.join("agent-offline").exists()
     }
 
     /// Whether the machine asked to power off (`systemctl poweroff`) since the last call.

@@ -293,26 +293,54 @@ async fn another_user_may_read_but_not_stop_someone_elses_notebook() {
 }
 
 #[tokio::test]
-async fn an_idle_notebook_is_warned_then_stopped_and_one_whose_probe_fails_is_not() {
+async fn an_idle_notebook_is_warned_then_stopped_a_dead_jupyter_is_restarted_then_idle_and_one_without_an_agent_is_not()
+ {
     // Demo-length timeouts (1 minute idle, 1 minute warning), a sweep every 2 seconds.
     let t = stack_with(250, 2, true).await;
-    t.launch(json!({"name": "e2e-idle", "idle_timeout_minutes": 1}))
-        .await;
-    t.launch(json!({"name": "e2e-blind", "idle_timeout_minutes": 1}))
-        .await;
+    for name in ["e2e-idle", "e2e-blind", "e2e-dead"] {
+        t.launch(json!({"name": name, "idle_timeout_minutes": 1})).await;
+    }
     t.wait("e2e-idle", &["Ready"]).await;
     let blind = t.wait("e2e-blind", &["Ready"]).await;
-    // The blind notebook's Jupyter dies while its instance runs: its probes fail from now on.
-    let sandbox = t
-        .stack
-        .dir
-        .join("instances")
-        .join(blind["instance_id"].as_str().unwrap());
-    let pid = std::fs::read_to_string(sandbox.join("run/nbfleet-jupyter.pid")).unwrap();
-    std::process::Command::new("kill")
-        .args(["-KILL", "--", &format!("-{}", pid.trim())])
-        .status()
-        .unwrap();
+    let dead = t.wait("e2e-dead", &["Ready"]).await;
+    // The blind notebook's SSM agent goes offline: its probes are not even sent from now on.
+    let sandbox = |nb: &Value| {
+        let runner = nbfleet_local::runner::Runner::new(t.stack.dir.join("instances"), "", "", "");
+        runner.sandbox(nb["instance_id"].as_str().unwrap()).unwrap()
+    };
+    sandbox(&blind).set_agent_offline(true).unwrap();
+    // The dead notebook's Jupyter dies while its instance runs: the sweep restarts it, once.
+    let dead_box = sandbox(&dead);
+    dead_box.stop_jupyter();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, body) = t
+            .api
+            .call(Method::GET, "/notebooks/e2e-dead", None)
+            .await
+            .unwrap();
+        let restarted = body["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h["action"] == "restart_jupyter");
+        if restarted && dead_box.jupyter_running() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no restart: {body}\n{}",
+            t.stack.log()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(
+        t.stack.log().contains("Jupyter did not answer"),
+        "the owner is told"
+    );
+    // It dies again: no second restart within 15 minutes, and with nothing else active it is
+    // idle like any other.
+    dead_box.stop_jupyter();
 
     let stopped = t.wait("e2e-idle", &["Stopped"]).await;
     let reason = stopped["idle_status"]["reason"].as_str().unwrap();
@@ -334,10 +362,15 @@ async fn an_idle_notebook_is_warned_then_stopped_and_one_whose_probe_fails_is_no
     );
     assert!(actions.last().unwrap().contains("Stop"), "{actions:?}");
 
+    let stopped = t.wait("e2e-dead", &["Stopped"]).await;
+    let reason = stopped["idle_status"]["reason"].as_str().unwrap();
+    assert!(reason.starts_with("stopped: Jupyter does not answer"), "{reason}");
+    assert!(!dead_box.jupyter_running(), "restarted a second time");
+
     let blind = t.api.notebook("e2e-blind").await.unwrap();
     assert_eq!(
         blind["state"], "Ready",
-        "a notebook whose probe fails is never stopped for idleness"
+        "a notebook whose probe cannot run is never stopped for idleness"
     );
     assert_eq!(blind["idle_status"]["verdict"], "Unknown", "{blind}");
     // The streak is written when it begins; while it only grows, at most once an hour.

@@ -120,8 +120,7 @@ async fn a_probe_that_hangs_prints_garbage_ten_megabytes_or_absurd_values_is_unk
                 reason: "idle".into(),
                 planned_stop: Some(due),
                 warned_stop_at: Some(due),
-                unknowns: 0,
-                warning_untold: false,
+                ..Default::default()
             });
         })
         .await;

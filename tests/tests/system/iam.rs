@@ -201,8 +201,7 @@ async fn each_functions_iam_actions_are_the_operations_its_code_calls() {
             // Warned earlier for this very stop: idle since it started, 60 minutes' timeout.
             planned_stop: Some(long_ago + SignedDuration::from_mins(60)),
             warned_stop_at: Some(long_ago + SignedDuration::from_mins(60)),
-            unknowns: 0,
-            warning_untold: false,
+            ..Default::default()
         });
     })
     .await;

@@ -258,8 +258,7 @@ async fn one_stuck_launch_and_one_unstoppable_instance_never_stop_idle_enforceme
                 reason: "idle".into(),
                 planned_stop: None,
                 warned_stop_at: Some(now - jiff::SignedDuration::from_mins(1)),
-                unknowns: 0,
-                warning_untold: false,
+                ..Default::default()
             });
         }
         f.deps.store.put(&next, nb.expect()).await.unwrap();
@@ -331,8 +330,8 @@ async fn a_warning_written_but_never_told_is_told_by_the_next_round_once() {
         reason: "idle for 170 minutes".into(),
         planned_stop: Some(stop_at),
         warned_stop_at: Some(stop_at),
-        unknowns: 0,
         warning_untold: true,
+        ..Default::default()
     });
     f.deps.store.put(&warned, nb.expect()).await.unwrap();
     let told = || {

@@ -447,7 +447,7 @@ time.sleep(2)
 }
 
 #[tokio::test]
-async fn the_probe_sees_a_silent_busy_cell_as_activity_and_a_dead_jupyter_as_unknown() {
+async fn the_probe_sees_a_silent_busy_cell_as_activity_and_a_dead_jupyter_as_down_not_unknown() {
     use nbfleet_core::idle::{self, Probe, Timeline, Verdict};
     let token = password::token(&[4; 24]);
     let inst = instance(r#"{"name":"probed"}"#, Some(token.expose())).await;
@@ -472,6 +472,7 @@ async fn the_probe_sees_a_silent_busy_cell_as_activity_and_a_dead_jupyter_as_unk
         running_since: Some(jiff::Timestamp::now()),
         snoozed_until: None,
         warned_stop_at: None,
+        last_active_at: None,
     };
     let d = idle::decide(&inst.nb.idle, &probe, &later);
     assert_eq!(d.verdict, Verdict::Active, "{}", d.reason);
@@ -488,15 +489,14 @@ async fn the_probe_sees_a_silent_busy_cell_as_activity_and_a_dead_jupyter_as_unk
 
     inst.sandbox.stop_jupyter();
     let dead = report::parse_probe(&inst.run(&scripts::probe().unwrap()).await.stdout);
-    assert!(
-        matches!(&dead, Probe::Unknown(why) if why.contains("could not read Jupyter")),
-        "{dead:?}"
-    );
-    assert_eq!(
-        idle::decide(&inst.nb.idle, &dead, &later).verdict,
-        Verdict::Unknown,
-        "unknown is never idle"
-    );
+    let Probe::Seen(down) = &dead else {
+        panic!("a probe that ran is not unknown: {dead:?}")
+    };
+    assert!(down.jupyter_down.is_some(), "{down:?}");
+    // With Jupyter down and nothing else active for hours, it is idle like any other.
+    let d = idle::decide(&inst.nb.idle, &dead, &later);
+    assert_eq!(d.verdict, Verdict::Idle, "{}", d.reason);
+    assert!(d.reason.starts_with("Jupyter does not answer"), "{}", d.reason);
 }
 
 /// The on-instance idle fallback for real: Jupyter checks for inactivity every 60 s, so this
