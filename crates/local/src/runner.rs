@@ -247,6 +247,12 @@ impl Sandbox {
         }
     }
 
+    /// Puts an executable `name` first on the PATH of this instance's scripts (a fake
+    /// `nvidia-smi`, say), as a real machine would have it installed.
+    pub fn install_command(&self, name: &str, script: &str) -> io::Result<()> {
+        put_file(&self.shims().join(name), script, 0o755)
+    }
+
     /// Takes the instance's SSM agent offline (or back online): SendCommand then refuses it,
     /// as SSM refuses an instance whose agent is not registered.
     pub fn set_agent_offline(&self, offline: bool) -> io::Result<()> {

@@ -4,4 +4,6 @@
 mod bad_input;
 mod bootstrap;
 mod concurrency;
+mod instance;
+mod probe;
 mod scripts;

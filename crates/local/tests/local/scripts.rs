@@ -1,5 +1,6 @@
 //! The rendered instance scripts pass `bash -n` and shellcheck (Debian's package; `make test`
-//! installs it), in both access modes and both credential kinds.
+//! installs it), in both access modes and both credential kinds, and so do the probe and the
+//! `nbfleet-busy` command the bootstrap installs.
 
 use jiff::Timestamp;
 use nbfleet_core::validate::{idle_policy, parse_launch};
@@ -31,6 +32,11 @@ fn rendered() -> Vec<(String, String)> {
             scripts::health_check(&nb, &cfg, "us-east-1").unwrap().text,
         ));
     }
+    out.push(("probe".into(), scripts::probe().unwrap().text));
+    out.push((
+        "nbfleet-busy".into(),
+        include_str!("../../../core/scripts/nbfleet-busy").into(),
+    ));
     out.push((
         "systemctl shim".into(),
         include_str!("../../shims/systemctl").into(),
