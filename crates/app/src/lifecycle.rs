@@ -9,7 +9,7 @@
 use crate::instance_events::finish_termination;
 use jiff::Timestamp;
 use nbfleet_core::identity::Principal;
-use nbfleet_core::idle::snoozed;
+use nbfleet_core::idle::{self, snoozed};
 use nbfleet_core::ports::{Deps, SnapshotRequest};
 use nbfleet_core::record::Failure;
 use nbfleet_core::transitions::{self, Effect, Op};
@@ -122,8 +122,10 @@ pub async fn start(deps: &Deps, caller: &Principal, name: &str) -> Result<Change
 /// Stops a notebook (EC2's stopped event then records Stopped).
 pub async fn stop(deps: &Deps, caller: &Principal, name: &str) -> Result<Changed> {
     let now = deps.clock.now();
-    let claimed = claim(deps, caller, name, Op::Stop, now, |_, stopping| {
+    let claimed = claim(deps, caller, name, Op::Stop, now, |nb, stopping| {
         stopping.pending_command = None;
+        let why = format!("stopped by hand by {}", caller.name);
+        stopping.idle_status = Some(idle::stopped_by(nb.idle_status.as_ref(), why, now));
         Ok(())
     })
     .await?;

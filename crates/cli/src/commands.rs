@@ -66,7 +66,7 @@ pub async fn run(api: &Api, out: Out, command: Command) -> Result<(), CliError> 
             if out.json {
                 println!("{all}");
             } else {
-                print!("{}", plain(&show::table(&all)));
+                print!("{}", plain(&show::table(&all, &show::Clock::local())));
             }
             Ok(())
         }
@@ -75,7 +75,7 @@ pub async fn run(api: &Api, out: Out, command: Command) -> Result<(), CliError> 
             if out.json {
                 println!("{one}");
             } else {
-                print!("{}", plain(&show::status(&one)));
+                print!("{}", plain(&show::status(&one, &show::Clock::local())));
             }
             Ok(())
         }

@@ -1,15 +1,84 @@
-//! How notebooks read in a terminal.
+//! How notebooks read in a terminal: times in the reader's own zone, with how long ago (or
+//! how soon) they are, and history as sentences, never raw JSON.
 
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
 use serde_json::Value;
 
 fn s<'a>(v: &'a Value, key: &str) -> &'a str {
     v[key].as_str().unwrap_or("")
 }
 
-fn hhmm(t: &str) -> String {
-    t.parse::<jiff::Timestamp>()
-        .map(|t| t.strftime("%H:%M UTC").to_string())
-        .unwrap_or_default()
+/// The clock and zone times are shown against.
+#[derive(Clone)]
+pub struct Clock {
+    pub now: Timestamp,
+    pub tz: TimeZone,
+}
+
+impl Clock {
+    /// Now, in the user's own zone (`TZ`, else the system's).
+    pub fn local() -> Self {
+        Clock {
+            now: Timestamp::now(),
+            tz: TimeZone::system(),
+        }
+    }
+
+    /// `18:19 (2 min ago)`, `19:05 (in 45 min)`; a time on another day carries its date.
+    pub fn when(&self, t: &str) -> String {
+        let Ok(t) = t.parse::<Timestamp>() else {
+            return String::new();
+        };
+        let local = t.to_zoned_datetime(self.tz.clone());
+        let today = self.now.to_zoned_datetime(self.tz.clone()).date() == local.date();
+        let clock = local.strftime(if today { "%H:%M" } else { "%b %-d %H:%M" });
+        let secs = self.now.duration_since(t).as_secs();
+        let span = |n: i64| {
+            let n = n.abs();
+            match n {
+                0..60 => "less than a minute".to_string(),
+                60..7200 => format!("{} min", n / 60),
+                7200..172_800 => format!("{} h", n / 3600),
+                _ => format!("{} days", n / 86_400),
+            }
+        };
+        match secs {
+            s if s >= 0 => format!("{clock} ({} ago)", span(s)),
+            s => format!("{clock} (in {})", span(s)),
+        }
+    }
+
+    /// Only the wall clock, in the zone: `18:19`.
+    fn hhmm(&self, t: &str) -> String {
+        t.parse::<Timestamp>()
+            .map(|t| t.to_zoned_datetime(self.tz.clone()).strftime("%H:%M").to_string())
+            .unwrap_or_default()
+    }
+}
+
+/// One history entry as a sentence: what happened, and why.
+fn happened(h: &Value) -> String {
+    let reason = s(h, "reason");
+    let with = |what: &str| match reason {
+        "" => what.to_string(),
+        r => format!("{what}: {r}"),
+    };
+    match (&h["action"], &h["verdict"]) {
+        (Value::Object(a), _) if a.contains_key("Warn") => with("warned"),
+        (Value::String(a), Value::String(verdict)) => match a.as_str() {
+            "Stop" => with("stopped"),
+            _ => with(&verdict.to_lowercase()),
+        },
+        (Value::String(a), _) => match a.as_str() {
+            "snapshot" => format!("snapshot {} kept", s(h, "snapshot_id")),
+            "credential" => with(&format!("credential {}", s(h, "status").replace('_', " "))),
+            "restart_jupyter" => with("Jupyter restarted"),
+            "start" => with("started"),
+            other => with(other),
+        },
+        _ => with("noted"),
+    }
 }
 
 fn cost(view: &Value) -> String {
@@ -55,7 +124,7 @@ pub fn failure(nb: &Value) -> String {
 }
 
 /// `ls`: one line per notebook.
-pub fn table(all: &Value) -> String {
+pub fn table(all: &Value, clock: &Clock) -> String {
     let rows: Vec<[String; 6]> = all["notebooks"]
         .as_array()
         .map(|a| {
@@ -68,7 +137,10 @@ pub fn table(all: &Value) -> String {
                         s(nb, "state").to_string(),
                         s(nb, "instance_type").to_string(),
                         cost(v),
-                        idle["planned_stop"].as_str().map(hhmm).unwrap_or_default(),
+                        idle["planned_stop"]
+                            .as_str()
+                            .map(|t| clock.hhmm(t))
+                            .unwrap_or_default(),
                         s(idle, "reason").to_string(),
                     ]
                 })
@@ -97,13 +169,13 @@ pub fn table(all: &Value) -> String {
 }
 
 /// `status`: everything about one notebook.
-pub fn status(view: &Value) -> String {
+pub fn status(view: &Value, clock: &Clock) -> String {
     let nb = &view["notebook"];
     let mut t = format!(
         "{}: {} since {}\n  type:        {}\n  owner:       {}\n",
         s(nb, "name"),
         s(nb, "state"),
-        s(nb, "state_since"),
+        clock.when(s(nb, "state_since")),
         s(nb, "instance_type"),
         s(nb, "owner")
     );
@@ -135,20 +207,84 @@ pub fn status(view: &Value) -> String {
             "idle:",
             &format!("{}: {}", s(idle, "verdict"), s(idle, "reason")),
         );
-        line(
-            &mut t,
-            "stops at:",
-            &idle["planned_stop"].as_str().map(hhmm).unwrap_or_default(),
-        );
+        line(&mut t, "stops at:", &clock.when(s(idle, "planned_stop")));
+        line(&mut t, "checked:", &clock.when(s(idle, "checked_at")));
+        line(&mut t, "last active:", &clock.when(s(idle, "last_active_at")));
+    }
+    if let Some(change) = nb["credential_change"].as_object() {
+        let detail = change.get("detail").and_then(Value::as_str).unwrap_or("");
+        line(&mut t, "credential:", detail);
     }
     if nb["failure"].is_object() {
         t.push_str(&format!("  {}\n", failure(nb).replace('\n', "\n  ")));
     }
     if let Some(history) = view["history"].as_array().filter(|h| !h.is_empty()) {
-        t.push_str("  history:\n");
-        for h in history.iter().rev().take(5) {
-            t.push_str(&format!("    {}\n", h));
+        t.push_str("  history (newest first):\n");
+        for h in history.iter().rev().take(8) {
+            t.push_str(&format!("    {}  {}\n", clock.when(s(h, "at")), happened(h)));
         }
     }
     t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn paris_at(now: &str) -> Clock {
+        Clock {
+            now: now.parse().unwrap(),
+            tz: TimeZone::get("Europe/Paris").unwrap(),
+        }
+    }
+
+    #[test]
+    fn times_read_in_the_users_zone_with_how_long_ago_or_how_soon() {
+        let c = paris_at("2026-12-05T17:21:00Z");
+        assert_eq!(c.when("2026-12-05T17:19:00Z"), "18:19 (2 min ago)");
+        assert_eq!(c.when("2026-12-05T18:06:00Z"), "19:06 (in 45 min)");
+        assert_eq!(
+            c.when("2026-12-05T17:20:59.999999999Z"),
+            "18:20 (less than a minute ago)"
+        );
+        assert_eq!(c.when("2026-12-02T09:00:00Z"), "Dec 2 10:00 (3 days ago)");
+        assert_eq!(c.when("not a time"), "");
+    }
+
+    #[test]
+    fn status_shows_history_as_sentences_never_json() {
+        let view = json!({
+            "notebook": {"name": "exp", "state": "Ready", "state_since": "2026-12-05T16:00:00Z",
+                "idle_status": {"verdict": "Active", "reason": "CPU 180 % outside Jupyter (threshold 20 %)",
+                    "checked_at": "2026-12-05T17:19:00Z", "last_active_at": "2026-12-05T17:19:00Z"}},
+            "cost": {"cost_usd": 1.0, "running_hours": 1.3},
+            "history": [
+                {"at": "2026-12-05T16:05:00Z", "verdict": "Active", "action": "None", "reason": "kernel activity at 16:04 UTC"},
+                {"at": "2026-12-05T16:40:00Z", "verdict": "Idle", "action": {"Warn": {"stop_at": "2026-12-05T16:50:00Z"}}, "reason": "idle since 15:40 UTC"},
+                {"at": "2026-12-05T16:45:00Z", "action": "restart_jupyter", "reason": "URLError: refused"},
+                {"at": "2026-12-05T16:46:00Z", "action": "credential", "status": "applied", "reason": "Jupyter takes the new credential"},
+            ]
+        });
+        let shown = status(&view, &paris_at("2026-12-05T17:21:00Z"));
+        assert!(shown.contains("exp: Ready since 17:00 (81 min ago)"), "{shown}");
+        assert!(shown.contains("checked:     18:19 (2 min ago)"), "{shown}");
+        assert!(
+            shown.contains("17:46 (35 min ago)  credential applied: Jupyter takes the new credential"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("17:45 (36 min ago)  Jupyter restarted: URLError: refused"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("17:40 (41 min ago)  warned: idle since 15:40 UTC"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("17:05 (76 min ago)  active: kernel activity"),
+            "{shown}"
+        );
+        assert!(!shown.contains('{'), "no JSON: {shown}");
+    }
 }

@@ -485,6 +485,18 @@ pub fn status_update(
     }
 }
 
+/// The status of a notebook stopped by something other than the idle policy (`why`: by hand,
+/// from the console): the policy's last reason no longer says why it is down.
+pub fn stopped_by(previous: Option<&IdleStatus>, why: String, now: Timestamp) -> IdleStatus {
+    IdleStatus {
+        verdict: previous.map_or(Verdict::Unknown, |p| p.verdict),
+        reason: why,
+        checked_at: Some(now),
+        last_active_at: previous.and_then(|p| p.last_active_at),
+        ..IdleStatus::default()
+    }
+}
+
 /// How often the sweep restarts a Jupyter that does not answer.
 pub const JUPYTER_RESTART_EVERY: SignedDuration = SignedDuration::from_mins(15);
 

@@ -36,6 +36,12 @@ pub fn on_ec2_state(
     let moved = |to: State| -> Result<Ec2Step> {
         let mut next = nb.moved_to(to, now)?;
         next.pending_command = None;
+        if matches!(nb.state, State::Configuring | State::Ready) {
+            // Not a stop nbfleet asked for (that one is Stopping already): say so.
+            let why = "stopped outside nbfleet: from the EC2 console or API, or by the machine itself \
+                       (a shutdown, or the on-instance idle fallback)";
+            next.idle_status = Some(crate::idle::stopped_by(nb.idle_status.as_ref(), why.into(), now));
+        }
         if to == State::Stopped {
             next.stopped_running(now);
             next.connect = None;

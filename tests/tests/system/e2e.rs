@@ -181,6 +181,8 @@ async fn an_instance_stopped_in_ec2_becomes_stopped_and_its_jupyter_goes_away() 
         .unwrap();
     let nb = t.wait("e2e-stop", &["Stopped"]).await;
     assert!(nb["connect"].is_null(), "a stopped notebook has no way in: {nb}");
+    let why = nb["idle_status"]["reason"].as_str().unwrap_or_default();
+    assert!(why.starts_with("stopped outside nbfleet"), "{nb}");
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(
         std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
@@ -203,7 +205,9 @@ async fn stop_then_start_gives_a_new_address_with_the_same_certificate_and_delet
         .await
         .unwrap();
     assert_eq!(status, 202);
-    t.wait("e2e-cycle", &["Stopped"]).await;
+    let stopped = t.wait("e2e-cycle", &["Stopped"]).await;
+    let why = stopped["idle_status"]["reason"].as_str().unwrap_or_default();
+    assert!(why.starts_with("stopped by hand by"), "{stopped}");
     assert!(
         Jupyter::pinned(&first_url, &fingerprint)
             .unwrap()
