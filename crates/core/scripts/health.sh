@@ -31,16 +31,30 @@ if [ "$SECRET_REPLACED" = 1 ] && [ "$RELOADS" = 0 ]; then
   # Configured by an nbfleet from before credentials changed in place: it reads one at start.
   systemctl restart "$UNIT" || die "systemctl restart $UNIT failed"
 fi
-# Starts on boot, but a unit that gave up (or a sandbox without systemd) needs a nudge.
-systemctl start "$UNIT" || die "systemctl start $UNIT failed"
 
-code=000
-for _ in $(seq 1 90); do
+answers() {
+  local code
   code=$(curl -sk --max-time 3 -o /dev/null -w '%{http_code}' "https://127.0.0.1:$NB_PORT/api/status" || true)
-  case "$code" in 200 | 401 | 403) break ;; esac
-  sleep 1
-done
-case "$code" in 200 | 401 | 403) ;; *) die "Jupyter did not answer over HTTPS on port $NB_PORT within 90 s" ;; esac
+  case "$code" in 200 | 401 | 403) return 0 ;; *) return 1 ;; esac
+}
+# Waits up to $1 seconds (of the clock: a hung server makes each try last 3 s) for Jupyter to
+# answer over HTTPS.
+answers_within() {
+  local until=$((SECONDS + $1))
+  while [ "$SECONDS" -lt "$until" ]; do
+    answers && return 0
+    sleep 1
+  done
+  return 1
+}
+
+# Starts on boot, but a unit that gave up (or a sandbox without systemd) needs a nudge; a
+# Jupyter that runs but does not answer (hung) gets one restart.
+systemctl start "$UNIT" || die "systemctl start $UNIT failed"
+if ! answers_within 60; then
+  systemctl restart "$UNIT" || die "systemctl restart $UNIT failed"
+  answers_within 90 || die "Jupyter did not answer over HTTPS on port $NB_PORT, even after a restart"
+fi
 
 python3 - "$NB_PORT" "$STATE_DIR" "$RELOADS" <<'PY'
 import hashlib, json, os, ssl, sys, time, urllib.request

@@ -821,4 +821,29 @@ mod tests {
             413
         );
     }
+
+    #[test]
+    fn the_idle_thresholds_are_set_at_launch_within_their_bounds() {
+        let cfg = test_config();
+        let spec = parse_launch(
+            br#"{"name":"nb","gpu_threshold_pct":50,"cpu_threshold_pct":0}"#,
+            &cfg,
+        )
+        .unwrap();
+        let policy = idle_policy(&spec, &cfg);
+        assert_eq!((policy.gpu_threshold_pct, policy.cpu_threshold_pct), (50, 0));
+        let defaults = idle_policy(&parse_launch(br#"{"name":"nb"}"#, &cfg).unwrap(), &cfg);
+        assert_eq!((defaults.gpu_threshold_pct, defaults.cpu_threshold_pct), (10, 20));
+        for (field, value) in [
+            ("gpu_threshold_pct", json!(0)),
+            ("gpu_threshold_pct", json!(101)),
+            ("cpu_threshold_pct", json!(6401)),
+            ("cpu_threshold_pct", json!(-1)),
+            ("cpu_threshold_pct", json!("high")),
+        ] {
+            let mut body = json!({"name": "nb"});
+            body[field] = value;
+            assert_eq!(refused_field(body), field);
+        }
+    }
 }

@@ -228,7 +228,8 @@ impl Sandbox {
             .is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists())
     }
 
-    fn jupyter_pid(&self) -> Option<u32> {
+    /// The pid of the process group the shim runs Jupyter in, if it runs.
+    pub fn jupyter_pid(&self) -> Option<u32> {
         std::fs::read_to_string(self.run().join(format!("{UNIT}.pid")))
             .ok()?
             .trim()

@@ -6,6 +6,7 @@ use nbfleet_core::ports::Secrets;
 use nbfleet_core::{password, report, scripts};
 use nbfleet_jupyter::{Error as JupyterError, Jupyter};
 use nbfleet_local::moto;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 const PASSWORD: &str = "correct horse battery";
@@ -233,6 +234,31 @@ async fn a_new_password_is_taken_by_the_running_jupyter_and_the_old_one_is_refus
         .await;
     assert_eq!(again.exit_code, Some(0), "{}", again.stderr);
     jupyter().login(newer).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_hung_jupyter_is_restarted_by_the_health_check() {
+    let token = password::token(&[7; 24]);
+    let inst = instance(r#"{"name":"hung"}"#, Some(token.expose())).await;
+    let report = inst.bootstrap().await;
+    // The server stops answering but stays alive (SIGSTOP to its process group): `systemctl
+    // start` alone would leave it so.
+    let server = inst.sandbox.jupyter_pid().expect("Jupyter runs");
+    let group = format!("-{server}");
+    assert!(
+        Command::new("kill")
+            .args(["-STOP", "--", &group])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = inst
+        .run(&scripts::health_check(&inst.nb, &inst.cfg, moto::REGION).unwrap())
+        .await;
+    assert_eq!(out.exit_code, Some(0), "{}", out.stderr);
+    let jupyter = Jupyter::pinned(&inst.url(), &report.fingerprint).unwrap();
+    assert_eq!(jupyter.status(Some(token.expose())).await.unwrap().0, 200);
+    assert_ne!(inst.sandbox.jupyter_pid(), Some(server), "a new server");
 }
 
 #[tokio::test]
