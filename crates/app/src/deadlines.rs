@@ -75,6 +75,9 @@ async fn enforce_one(deps: &Deps, nb: &Notebook, now: Timestamp) -> Result<bool>
             finish_termination(deps, nb, now).await?;
         }
         (OverdueStep::StopAgain, id) => deps.compute.stop(id.unwrap_or_default()).await?,
+        (OverdueStep::StopWithoutHook, _) => {
+            crate::hooks::pre_stop_overdue(deps, nb, now).await?;
+        }
         (OverdueStep::Fail(mut failed), id) => {
             let ids: Vec<String> = match id {
                 Some(id) => vec![id.to_string()],

@@ -19,7 +19,9 @@ use jiff::Timestamp;
 use nbfleet_core::events::Event;
 use nbfleet_core::ports::{CommandStatus, Deps, InstanceState, Invocation, Notice, Reach, tell};
 use nbfleet_core::reconcile::{Ec2Step, on_ec2_state, terminated};
-use nbfleet_core::record::{CredentialChange, CredentialStatus, Failure, PendingCommand, connect_for};
+use nbfleet_core::record::{
+    CredentialChange, CredentialStatus, Failure, HookStatus, PendingCommand, connect_for,
+};
 use nbfleet_core::scripts::{self, ScriptKind};
 use nbfleet_core::{Notebook, Result, State, report};
 
@@ -43,6 +45,8 @@ pub enum Outcome {
     },
     /// Moved the record.
     Moved { notebook: String, to: State },
+    /// Kept the result of a hook (and, for the pre-stop hook, stopped the instance).
+    Hook { notebook: String, hook: ScriptKind },
     /// Settled a credential change.
     Credential {
         notebook: String,
@@ -192,6 +196,7 @@ async fn configure(deps: &Deps, nb: Notebook, reach: Reach, now: Timestamp) -> R
     sent.pending_command = Some(PendingCommand {
         command_id: command_id.clone(),
         kind: script.kind,
+        tell: None,
     });
     deps.store.put(&sent, claimed.expect()).await?;
     tracing::info!(notebook = %nb.name, instance = %instance_id, command = %command_id, kind = ?script.kind, "configuring");
@@ -214,6 +219,34 @@ async fn on_command(
             "{instance_id} is not an nbfleet instance"
         )));
     };
+    if let Some(pending) = nb.pending_command.clone().filter(|p| {
+        p.command_id == command_id && p.kind == ScriptKind::PreStop && nb.state == State::Stopping
+    }) {
+        if !status.is_final() {
+            return Ok(Outcome::NoOp(format!("{}: pre-stop hook is {status:?}", nb.name)));
+        }
+        let inv = deps.commands.invocation(command_id, instance_id).await?;
+        let next = crate::hooks::pre_stop_ended(deps, &nb, &pending, &inv, now).await?;
+        return Ok(Outcome::Hook {
+            notebook: next.name,
+            hook: ScriptKind::PreStop,
+        });
+    }
+    if nb
+        .on_start_hook
+        .as_ref()
+        .is_some_and(|h| h.status == HookStatus::Running && h.command_id.as_deref() == Some(command_id))
+    {
+        if !status.is_final() {
+            return Ok(Outcome::NoOp(format!("{}: on-start hook is {status:?}", nb.name)));
+        }
+        let inv = deps.commands.invocation(command_id, instance_id).await?;
+        let next = crate::hooks::on_start_ended(deps, &nb, &inv, now).await?;
+        return Ok(Outcome::Hook {
+            notebook: next.name,
+            hook: ScriptKind::OnStart,
+        });
+    }
     if let Some(change) = nb
         .credential_change
         .as_ref()
@@ -249,8 +282,11 @@ async fn on_command(
                     connect: next.connect.clone(),
                     fingerprint: next.cert_fingerprint.clone(),
                 };
-                let outcome = save(deps, &nb, next).await?;
+                let outcome = save(deps, &nb, next.clone()).await?;
                 tell(deps, notice).await;
+                if let Err(e) = crate::hooks::on_start(deps, &next, now).await {
+                    tracing::warn!(notebook = %next.name, error = %e, "the on-start hook could not be recorded");
+                }
                 Ok(outcome)
             }
             Err(reason) => fail(deps, &nb, reason, &inv, now).await,
@@ -260,6 +296,7 @@ async fn on_command(
             ScriptKind::Bootstrap => "the bootstrap",
             ScriptKind::Health => "the health check",
             ScriptKind::Probe => "the probe",
+            ScriptKind::PreStop | ScriptKind::OnStart => "a hook",
         };
         let reason = match inv.status {
             CommandStatus::TimedOut => format!("{what} timed out"),
@@ -344,7 +381,9 @@ async fn ready(
             ));
             r.port
         }
-        ScriptKind::Probe => return Err("a probe cannot configure a notebook".into()),
+        ScriptKind::Probe | ScriptKind::PreStop | ScriptKind::OnStart => {
+            return Err("only the bootstrap or the health check configures a notebook".into());
+        }
         ScriptKind::Health => {
             let r = report::parse_health(&inv.stdout)
                 .map_err(|_| "the health check printed no readable report")?;

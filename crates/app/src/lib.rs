@@ -8,6 +8,7 @@
 //! - [`launch`]: `POST /notebooks`
 //! - [`lifecycle`]: start, stop, delete, extend
 //! - [`credential`]: a new token or password, taken by the running Jupyter
+//! - [`hooks`]: the owner's pre-stop and on-start hooks
 //! - [`read`]: one notebook or all, with cost and history
 //! - [`instance_events`]: EC2 state changes and SSM command results
 //! - [`sweep`]: the scheduled round: [`reconcile`], [`deadlines`], probe, warn, stop, start,
@@ -17,6 +18,7 @@
 pub mod budget;
 pub mod credential;
 pub mod deadlines;
+pub mod hooks;
 pub mod instance_events;
 pub mod launch;
 pub mod lifecycle;

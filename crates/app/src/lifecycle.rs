@@ -119,8 +119,9 @@ pub async fn start(deps: &Deps, caller: &Principal, name: &str) -> Result<Change
     })
 }
 
-/// Stops a notebook (EC2's stopped event then records Stopped).
-pub async fn stop(deps: &Deps, caller: &Principal, name: &str) -> Result<Changed> {
+/// Stops a notebook (EC2's stopped event then records Stopped), after its pre-stop hook
+/// unless `use_hook` is false.
+pub async fn stop(deps: &Deps, caller: &Principal, name: &str, use_hook: bool) -> Result<Changed> {
     let now = deps.clock.now();
     let claimed = claim(deps, caller, name, Op::Stop, now, |nb, stopping| {
         stopping.pending_command = None;
@@ -133,19 +134,22 @@ pub async fn stop(deps: &Deps, caller: &Principal, name: &str) -> Result<Changed
         Claimed::Answered(a) => return Ok(*a),
         Claimed::Moved(m) => (m.before, m.after, m.effect),
     };
-    if let Some(id) = &nb.instance_id
-        && let Err(err) = deps.compute.stop(id).await
-    {
-        // Nothing stopped: hand the record back, so that asking again stops it.
-        deps.store
-            .put(&nb.handed_back(&stopping, now), stopping.expect())
-            .await?;
-        return Err(err);
+    if nb.instance_id.is_none() {
+        return Ok(Changed {
+            notebook: stopping,
+            effect,
+        });
     }
-    Ok(Changed {
-        notebook: stopping,
-        effect,
-    })
+    match crate::hooks::stop(deps, stopping.clone(), use_hook, None, now).await {
+        Ok(notebook) => Ok(Changed { notebook, effect }),
+        Err(err) => {
+            // Nothing stopped: hand the record back, so that asking again stops it.
+            deps.store
+                .put(&nb.handed_back(&stopping, now), stopping.expect())
+                .await?;
+            Err(err)
+        }
+    }
 }
 
 /// Deletes a notebook: the record moves to Terminating, owing a snapshot of the root volume

@@ -214,7 +214,7 @@ async fn execute(deps: &Deps, owner: &Principal, command: &SlashCommand, token: 
                 c.notebook.state
             )
         }),
-        SlashCommand::Stop(name) => lifecycle::stop(deps, owner, name)
+        SlashCommand::Stop(name) => lifecycle::stop(deps, owner, name, true)
             .await
             .map(|c| format!("*{name}* is {} (stopping).", c.notebook.state)),
         SlashCommand::Launch {

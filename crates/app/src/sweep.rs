@@ -371,14 +371,12 @@ async fn apply(deps: &Deps, nb: &Notebook, probe: &Probe, now: Timestamp) -> Res
     }
     match decision.action {
         Action::Stop => {
-            let id = nb.instance_id.as_deref().unwrap_or_default();
             let mut stopping = nb.moved_to(State::Stopping, now)?;
             stopping.idle_status = Some(update.status);
             stopping.pending_command = None;
             deps.store.put(&stopping, nb.expect()).await?;
-            deps.compute.stop(id).await?;
-            let (name, reason) = (nb.name.clone(), decision.reason);
-            tell(deps, Notice::Stopped { name, reason }).await;
+            // The pre-stop hook first, if there is one: its end (or deadline) stops the instance.
+            crate::hooks::stop(deps, stopping, true, Some(decision.reason), now).await?;
             Ok(Some(Action::Stop))
         }
         action => {

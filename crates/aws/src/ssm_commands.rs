@@ -105,6 +105,8 @@ impl Commands for SsmCommands {
             ScriptKind::Bootstrap => "nbfleet bootstrap",
             ScriptKind::Health => "nbfleet health check",
             ScriptKind::Probe => "nbfleet idle probe",
+            ScriptKind::PreStop => "nbfleet pre-stop hook",
+            ScriptKind::OnStart => "nbfleet on-start hook",
         };
         let mut attempt = 0;
         loop {

@@ -17,8 +17,29 @@ pub async fn run(api: &Api, out: Out, command: Command) -> Result<(), CliError> 
             password_prompt,
             password_stdin,
             no_wait,
+            pre_stop_hook,
+            pre_stop_timeout,
+            on_start_hook,
         } => {
             let mut body = json!({ "name": name });
+            let mut hooks = serde_json::Map::new();
+            for (key, file) in [("pre_stop", pre_stop_hook), ("on_start", on_start_hook)] {
+                if let Some(file) = file {
+                    let text = std::fs::read_to_string(&file).map_err(|e| {
+                        CliError::new(
+                            Exit::BadInput,
+                            format!("cannot read the hook {}: {e}", file.display()),
+                        )
+                    })?;
+                    hooks.insert(key.into(), json!(text));
+                }
+            }
+            if let Some(seconds) = pre_stop_timeout {
+                hooks.insert("pre_stop_timeout_seconds".into(), json!(seconds));
+            }
+            if !hooks.is_empty() {
+                body["hooks"] = Value::Object(hooks);
+            }
             if let Some(t) = instance_type {
                 body["instance_type"] = json!(t);
             }
@@ -100,8 +121,13 @@ pub async fn run(api: &Api, out: Out, command: Command) -> Result<(), CliError> 
         Command::Start { name, wait: w } => {
             act(api, out, &name, ("start", "starting"), w, &["Ready", "Failed"]).await
         }
-        Command::Stop { name, wait: w } => {
-            act(api, out, &name, ("stop", "stopping"), w, &["Stopped", "Failed"]).await
+        Command::Stop {
+            name,
+            wait: w,
+            no_hook,
+        } => {
+            let verb = if no_hook { "stop?hook=false" } else { "stop" };
+            act(api, out, &name, (verb, "stopping"), w, &["Stopped", "Failed"]).await
         }
         Command::Rm {
             name,

@@ -61,6 +61,15 @@ enum Command {
         /// Return once the launch is accepted.
         #[arg(long)]
         no_wait: bool,
+        /// A shell script (a file, at most 4 KB) run as the notebook user before every stop.
+        #[arg(long, value_name = "FILE")]
+        pre_stop_hook: Option<std::path::PathBuf>,
+        /// How long the pre-stop hook may run, in seconds (1 to 600; 120 by default).
+        #[arg(long, value_name = "SECONDS")]
+        pre_stop_timeout: Option<u32>,
+        /// A shell script (a file, at most 4 KB) run as the notebook user after every start.
+        #[arg(long, value_name = "FILE")]
+        on_start_hook: Option<std::path::PathBuf>,
     },
     /// List notebooks: state, type, cost to date, planned stop, and why.
     Ls,
@@ -105,6 +114,9 @@ enum Command {
         name: String,
         #[arg(long)]
         wait: bool,
+        /// Stop without running the notebook's pre-stop hook.
+        #[arg(long)]
+        no_hook: bool,
     },
     /// Put off the idle stop.
     Extend { name: String, minutes: u32 },

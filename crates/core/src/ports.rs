@@ -389,6 +389,8 @@ pub enum Notice {
     CredentialNotApplied { name: String, error: String },
     /// Jupyter did not answer the probe, and nbfleet restarted it.
     JupyterRestarted { name: String, why: String },
+    /// The on-start hook failed (the notebook is Ready all the same).
+    OnStartHookFailed { name: String, detail: String },
 }
 
 impl Notice {
@@ -402,6 +404,7 @@ impl Notice {
             | Notice::DeleteHeld { name, .. }
             | Notice::CredentialNotApplied { name, .. }
             | Notice::JupyterRestarted { name, .. }
+            | Notice::OnStartHookFailed { name, .. }
             | Notice::Orphan { name, .. } => name,
         }
     }
@@ -462,6 +465,9 @@ impl Notice {
                 "*{name}*: the new credential is stored, but the running Jupyter did not take it ({error}). \
                  The old one works until the notebook's next start, which takes the new one; \
                  or try again: `nbfleet credential {name}`."
+            ),
+            Notice::OnStartHookFailed { name, detail } => format!(
+                "*{name}* is ready, but its on-start hook {detail}. `nbfleet status {name}` shows its last lines."
             ),
             Notice::JupyterRestarted { name, why } => format!(
                 "*{name}*: Jupyter did not answer ({why}), so nbfleet restarted it. Files are kept; \

@@ -49,6 +49,10 @@ pub fn on_ec2_state(
         Ok(Ec2Step::Write(Box::new(next)))
     };
     match state {
+        InstanceState::Running if nb.awaits_pre_stop_hook() => Ok(Ec2Step::Nothing(format!(
+            "{} runs its pre-stop hook; the stop follows it",
+            nb.name
+        ))),
         InstanceState::Running => match nb.state {
             State::Stopped | State::Stopping
                 if seen_at.is_some_and(|at| at + SignedDuration::from_secs(1) < nb.state_since) =>
@@ -167,9 +171,18 @@ pub fn deadline(state: State) -> Option<SignedDuration> {
     Some(SignedDuration::from_mins(minutes))
 }
 
-/// Whether `nb` has been in its in-flight state past its deadline at `now`.
+/// How long past its time limit a pre-stop hook may go unreported before the stop goes on
+/// without it (its status-change event lost, its agent gone).
+pub const PRE_STOP_MARGIN: SignedDuration = SignedDuration::from_secs(60);
+
+/// Whether `nb` has been in its in-flight state past its deadline at `now`. A notebook
+/// waiting for its pre-stop hook has the hook's time limit plus [`PRE_STOP_MARGIN`].
 pub fn overdue(nb: &Notebook, now: Timestamp) -> bool {
-    deadline(nb.state).is_some_and(|d| now.duration_since(nb.state_since) > d)
+    let limit = match nb.awaits_pre_stop_hook() {
+        true => Some(SignedDuration::from_secs(nb.hooks.pre_stop_timeout_seconds.into()) + PRE_STOP_MARGIN),
+        false => deadline(nb.state),
+    };
+    limit.is_some_and(|d| now.duration_since(nb.state_since) > d)
 }
 
 /// What the sweep does with a record past its deadline.
@@ -179,6 +192,8 @@ pub enum OverdueStep {
     DriveTermination,
     /// A stop that stalled: ask EC2 again.
     StopAgain,
+    /// A pre-stop hook that never reported: stop without it.
+    StopWithoutHook,
     /// Anything else: stop the instance, if any, and write this Failed record, so that a
     /// failure never burns GPU money.
     Fail(Box<Notebook>),
@@ -191,6 +206,7 @@ pub fn overdue_step(nb: &Notebook, now: Timestamp) -> Result<Option<OverdueStep>
     }
     Ok(Some(match nb.state {
         State::Terminating => OverdueStep::DriveTermination,
+        State::Stopping if nb.awaits_pre_stop_hook() => OverdueStep::StopWithoutHook,
         State::Stopping if nb.instance_id.is_some() => OverdueStep::StopAgain,
         state => {
             let since = now.duration_since(nb.state_since).as_mins();

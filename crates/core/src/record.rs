@@ -146,6 +146,131 @@ pub struct Connect {
 pub struct PendingCommand {
     pub command_id: String,
     pub kind: crate::scripts::ScriptKind,
+    /// For a pre-stop hook of an automatic stop: the reason the `Stopped` notice gives when
+    /// the hook ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tell: Option<String>,
+}
+
+/// The most a hook may hold, in bytes.
+pub const MAX_HOOK_BYTES: usize = 4096;
+/// How long a pre-stop hook may run by default, and at most, in seconds.
+pub const DEFAULT_PRE_STOP_TIMEOUT_SECONDS: u32 = 120;
+pub const MAX_PRE_STOP_TIMEOUT_SECONDS: u32 = 600;
+
+/// Scripts the owner set at launch, run on the instance as the notebook user (never root).
+/// Anyone who may read the notebook may read them: they are no place for a secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hooks {
+    /// Run before every stop (idle, schedule, runtime cap, and a user's unless they skip it):
+    /// `aws s3 sync ~/work s3://bucket/work`, a git commit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pre_stop: Option<String>,
+    /// How long the pre-stop hook may run before it is cut and the stop goes on.
+    #[serde(default = "default_pre_stop_timeout")]
+    pub pre_stop_timeout_seconds: u32,
+    /// Run after every Ready (first boot and every start): `pip install -r ~/requirements.txt`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_start: Option<String>,
+}
+
+fn default_pre_stop_timeout() -> u32 {
+    DEFAULT_PRE_STOP_TIMEOUT_SECONDS
+}
+
+impl Default for Hooks {
+    fn default() -> Self {
+        Hooks {
+            pre_stop: None,
+            pre_stop_timeout_seconds: DEFAULT_PRE_STOP_TIMEOUT_SECONDS,
+            on_start: None,
+        }
+    }
+}
+
+impl Hooks {
+    pub fn is_empty(&self) -> bool {
+        self.pre_stop.is_none() && self.on_start.is_none()
+    }
+}
+
+/// How a hook's run stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HookStatus {
+    Running,
+    Succeeded,
+    /// Ended with a non-zero exit code, or could not be run.
+    Failed,
+    /// Cut at its time limit.
+    TimedOut,
+}
+
+/// One run of a hook: when, its command, and (once it ended) how.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HookRun {
+    pub started_at: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command_id: Option<String>,
+    pub status: HookStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    /// The last lines of its output (stdout and stderr together), as plain text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tail: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<Timestamp>,
+}
+
+impl HookRun {
+    pub fn started(command_id: &str, now: Timestamp) -> HookRun {
+        HookRun {
+            started_at: now,
+            command_id: Some(command_id.to_string()),
+            status: HookStatus::Running,
+            exit_code: None,
+            tail: None,
+            ended_at: None,
+        }
+    }
+
+    /// This run, ended at `now` as `report` says (or, without one, failed because of `why`).
+    pub fn ended(
+        &self,
+        report: std::result::Result<crate::report::HookReport, String>,
+        now: Timestamp,
+    ) -> HookRun {
+        let (status, exit_code, tail) = match report {
+            Ok(r) if r.timed_out => (HookStatus::TimedOut, Some(r.exit), r.tail),
+            Ok(r) if r.exit == 0 => (HookStatus::Succeeded, Some(0), r.tail),
+            Ok(r) => (HookStatus::Failed, Some(r.exit), r.tail),
+            Err(why) => (HookStatus::Failed, None, why),
+        };
+        HookRun {
+            status,
+            exit_code,
+            tail: Some(tail),
+            ended_at: Some(now),
+            ..self.clone()
+        }
+    }
+
+    /// One line for people: "succeeded", "failed (exit 3): <last line>", "cut after its time
+    /// limit".
+    pub fn summary(&self) -> String {
+        let last = self
+            .tail
+            .as_deref()
+            .and_then(|t| t.lines().rev().find(|l| !l.trim().is_empty()))
+            .map_or(String::new(), |l| format!(": {l}"));
+        match (self.status, self.exit_code) {
+            (HookStatus::Running, _) => "running".into(),
+            (HookStatus::Succeeded, _) => format!("succeeded{last}"),
+            (HookStatus::TimedOut, _) => format!("cut at its time limit{last}"),
+            (HookStatus::Failed, Some(code)) => format!("failed (exit {code}){last}"),
+            (HookStatus::Failed, None) => format!("did not run{last}"),
+        }
+    }
 }
 
 /// Where a change of credential (`POST /notebooks/{name}/credential`) stands.
@@ -260,6 +385,15 @@ pub struct Notebook {
     pub pending_command: Option<PendingCommand>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cert_fingerprint: Option<String>,
+    /// Scripts the owner set to run before every stop and after every start.
+    #[serde(default, skip_serializing_if = "Hooks::is_empty")]
+    pub hooks: Hooks,
+    /// The last run of the on-start hook.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_start_hook: Option<HookRun>,
+    /// The last run of the pre-stop hook.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pre_stop_hook: Option<HookRun>,
     /// The last change of credential, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credential_change: Option<CredentialChange>,
@@ -315,6 +449,15 @@ impl Notebook {
         }
     }
 
+    /// Whether it is Stopping while its pre-stop hook runs (the stop follows the hook).
+    pub fn awaits_pre_stop_hook(&self) -> bool {
+        self.state == State::Stopping
+            && self
+                .pending_command
+                .as_ref()
+                .is_some_and(|p| p.kind == crate::scripts::ScriptKind::PreStop)
+    }
+
     /// Whether `p` may act on it: its owner, or an admin.
     pub fn may_be_changed_by(&self, p: &Principal) -> bool {
         p.admin || self.is_owned_by(p)
@@ -348,6 +491,9 @@ impl Notebook {
             connect: None,
             pending_command: None,
             cert_fingerprint: None,
+            hooks: spec.hooks.clone(),
+            on_start_hook: None,
+            pre_stop_hook: None,
             credential_change: None,
             gpu: None,
             jupyter_version: None,

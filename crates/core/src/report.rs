@@ -73,6 +73,24 @@ pub fn parse_bootstrap(stdout: &str) -> Result<BootstrapReport> {
     })
 }
 
+/// What the hook runner printed (`scripts/hook.sh`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+pub struct HookReport {
+    pub hook: String,
+    pub exit: i32,
+    pub timed_out: bool,
+    /// The last lines of the hook's output, as plain text.
+    pub tail: String,
+}
+
+/// Reads the hook runner's report line.
+pub fn parse_hook(stdout: &str) -> Result<HookReport> {
+    let mut report: HookReport = serde_json::from_value(report_line(stdout, "hook")?)
+        .map_err(|e| Error::internal(format!("unreadable hook report: {e}")))?;
+    report.tail = crate::text::plain(&report.tail);
+    Ok(report)
+}
+
 /// The probe prints one line of at most this many characters (ListCommandInvocations cuts
 /// output at 2,500): anything longer is not our probe's report.
 pub const MAX_PROBE_LINE: usize = 2000;

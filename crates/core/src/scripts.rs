@@ -14,6 +14,7 @@ use sha2::{Digest, Sha256};
 const BOOTSTRAP: &str = include_str!("../scripts/bootstrap.sh");
 const HEALTH: &str = include_str!("../scripts/health.sh");
 const PROBE: &str = include_str!("../scripts/probe.sh");
+const HOOK: &str = include_str!("../scripts/hook.sh");
 /// The files a template pastes in with a `# @@NBFLEET_INCLUDE <file>@@` line: `fetch_secret`,
 /// shared by the bootstrap and the health check, and the `nbfleet-busy` command the bootstrap
 /// installs.
@@ -30,6 +31,10 @@ pub enum ScriptKind {
     Bootstrap,
     Health,
     Probe,
+    /// The owner's pre-stop hook: the stop waits for its end (or its deadline).
+    PreStop,
+    /// The owner's on-start hook, after every Ready.
+    OnStart,
 }
 
 /// A rendered script: the exact bytes sent to SSM and run on the instance.
@@ -103,6 +108,27 @@ pub fn probe() -> Result<Script> {
 }
 
 /// `template` with each include line replaced by its file.
+/// The owner's `hook` (pre-stop or on-start) for `nb`, run as the notebook user under a limit
+/// of `timeout_seconds`. The hook's text travels hex-encoded: nothing in it is shell syntax in
+/// the rendered script.
+pub fn hook(nb: &Notebook, kind: ScriptKind, hook: &str, timeout_seconds: u32) -> Result<Script> {
+    let name = match kind {
+        ScriptKind::PreStop => "pre_stop",
+        ScriptKind::OnStart => "on_start",
+        _ => return Err(Error::internal("not a hook")),
+    };
+    let text = render(
+        HOOK,
+        &[
+            ("NB_NAME", &nb.name),
+            ("HOOK_NAME", name),
+            ("HOOK_HEX", &hex::encode(hook.as_bytes())),
+            ("HOOK_TIMEOUT", &timeout_seconds.to_string()),
+        ],
+    )?;
+    Ok(Script { kind, text })
+}
+
 fn with_includes(template: &str) -> Result<String> {
     let mut text = template.to_string();
     for (file, content) in INCLUDES {
@@ -189,6 +215,20 @@ mod tests {
         let s = bootstrap(&nb(), &test_config(), "eu-west-1").unwrap();
         assert!(s.text.contains(INCLUDES[1].1.trim_end()));
         assert!(with_includes("# @@NBFLEET_INCLUDE nope.sh@@").is_err());
+    }
+
+    #[test]
+    fn a_hook_travels_hex_encoded_so_nothing_in_it_is_shell_syntax_in_the_script() {
+        let hostile = "echo '$(id)'; rm -rf / # \n`reboot`";
+        let s = hook(&nb(), ScriptKind::PreStop, hostile, 120).unwrap();
+        assert!(!s.text.contains("reboot") && !s.text.contains("$(id)"));
+        assert!(
+            s.text
+                .lines()
+                .any(|l| l == format!("HOOK_HEX='{}'", hex::encode(hostile)))
+        );
+        assert!(s.text.lines().any(|l| l == "HOOK_TIMEOUT='120'"));
+        assert!(hook(&nb(), ScriptKind::Probe, "x", 1).is_err());
     }
 
     #[test]

@@ -68,6 +68,7 @@ pub struct LaunchSpec {
     pub schedule: Option<crate::schedule::Schedule>,
     /// The on-instance idle fallback, in minutes; 0 is off (the default).
     pub instance_fallback_minutes: u32,
+    pub hooks: crate::record::Hooks,
 }
 
 impl LaunchSpec {
@@ -244,7 +245,8 @@ pub fn launch_spec(fields: &Map<String, Value>, cfg: &Config) -> Result<LaunchSp
             | "gpu_threshold_pct"
             | "cpu_threshold_pct"
             | "schedule"
-            | "instance_fallback_minutes" => {}
+            | "instance_fallback_minutes"
+            | "hooks" => {}
             "ami" | "ami_id" | "image_id" | "image" => {
                 return Err(Error::bad_request(
                     key,
@@ -285,6 +287,7 @@ pub fn launch_spec(fields: &Map<String, Value>, cfg: &Config) -> Result<LaunchSp
     };
 
     let instance_fallback_minutes = instance_fallback(fields, idle_timeout_minutes, cfg)?;
+    let hooks = parse_hooks(fields.get("hooks"))?;
 
     Ok(LaunchSpec {
         name,
@@ -298,6 +301,7 @@ pub fn launch_spec(fields: &Map<String, Value>, cfg: &Config) -> Result<LaunchSp
         cpu_threshold_pct,
         schedule,
         instance_fallback_minutes,
+        hooks,
     })
 }
 
@@ -349,6 +353,64 @@ fn bounded(fields: &Map<String, Value>, name: &str, range: crate::config::Bounde
             format!("must be between {} and {}", range.min, range.max),
         ))
     }
+}
+
+/// `hooks`: `{"pre_stop": "…", "pre_stop_timeout_seconds": N, "on_start": "…"}`, each hook a
+/// shell script of at most 4 KB, the timeout 1 to 600 s (120 by default).
+fn parse_hooks(value: Option<&Value>) -> Result<crate::record::Hooks> {
+    use crate::record::{
+        DEFAULT_PRE_STOP_TIMEOUT_SECONDS, Hooks, MAX_HOOK_BYTES, MAX_PRE_STOP_TIMEOUT_SECONDS,
+    };
+    let fields = match value {
+        None | Some(Value::Null) => return Ok(Hooks::default()),
+        Some(Value::Object(m)) => m,
+        Some(v) => {
+            return Err(Error::bad_request(
+                "hooks",
+                format!("has the wrong type ({})", json_type(v)),
+            ));
+        }
+    };
+    if let Some(k) = fields
+        .keys()
+        .find(|k| !matches!(k.as_str(), "pre_stop" | "pre_stop_timeout_seconds" | "on_start"))
+    {
+        return Err(Error::bad_request(format!("hooks.{k}"), "unknown field"));
+    }
+    let script = |name: &str| -> Result<Option<String>> {
+        let key = format!("hooks.{name}");
+        let text: Option<String> =
+            field(fields, name).map_err(|_| Error::bad_request(&key, "must be a string"))?;
+        match text {
+            None => Ok(None),
+            Some(t) if t.trim().is_empty() => Err(Error::bad_request(&key, "is empty")),
+            Some(t) if t.len() > MAX_HOOK_BYTES => Err(Error::bad_request(
+                &key,
+                format!("is {} bytes; a hook holds at most {MAX_HOOK_BYTES}", t.len()),
+            )),
+            Some(t) if t.contains('\0') => Err(Error::bad_request(&key, "must not contain NUL")),
+            Some(t) => Ok(Some(t)),
+        }
+    };
+    let timeout: u32 = field(fields, "pre_stop_timeout_seconds")
+        .map_err(|_| {
+            Error::bad_request(
+                "hooks.pre_stop_timeout_seconds",
+                "must be a whole number of seconds",
+            )
+        })?
+        .unwrap_or(DEFAULT_PRE_STOP_TIMEOUT_SECONDS);
+    if !(1..=MAX_PRE_STOP_TIMEOUT_SECONDS).contains(&timeout) {
+        return Err(Error::bad_request(
+            "hooks.pre_stop_timeout_seconds",
+            format!("must be 1 to {MAX_PRE_STOP_TIMEOUT_SECONDS} seconds"),
+        ));
+    }
+    Ok(Hooks {
+        pre_stop: script("pre_stop")?,
+        pre_stop_timeout_seconds: timeout,
+        on_start: script("on_start")?,
+    })
 }
 
 fn parse_access(value: Option<&Value>, allow_world: bool) -> Result<Access> {
@@ -844,6 +906,41 @@ mod tests {
             let mut body = json!({"name": "nb"});
             body[field] = value;
             assert_eq!(refused_field(body), field);
+        }
+    }
+
+    #[test]
+    fn hooks_are_set_at_launch_and_bad_ones_are_refused_by_name() {
+        let cfg = test_config();
+        let body = json!({"name": "nb", "hooks": {"pre_stop": "aws s3 sync ~/work s3://b/work", "on_start": "pip install -r ~/req.txt"}});
+        let spec = parse_launch(body.to_string().as_bytes(), &cfg).unwrap();
+        assert_eq!(
+            spec.hooks.pre_stop.as_deref(),
+            Some("aws s3 sync ~/work s3://b/work")
+        );
+        assert_eq!(spec.hooks.pre_stop_timeout_seconds, 120);
+        assert_eq!(spec.hooks.on_start.as_deref(), Some("pip install -r ~/req.txt"));
+        for (hooks, field) in [
+            (json!({"pre_stop": "x".repeat(4097)}), "hooks.pre_stop"),
+            (json!({"pre_stop": "  "}), "hooks.pre_stop"),
+            (json!({"on_start": 7}), "hooks.on_start"),
+            (json!({"on_start": "a\u{0}b"}), "hooks.on_start"),
+            (
+                json!({"pre_stop_timeout_seconds": 601}),
+                "hooks.pre_stop_timeout_seconds",
+            ),
+            (
+                json!({"pre_stop_timeout_seconds": 0}),
+                "hooks.pre_stop_timeout_seconds",
+            ),
+            (json!({"post_stop": "x"}), "hooks.post_stop"),
+            (json!("echo hi"), "hooks"),
+        ] {
+            assert_eq!(
+                refused_field(json!({"name": "nb", "hooks": hooks})),
+                field,
+                "{hooks}"
+            );
         }
     }
 }

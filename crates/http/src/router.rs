@@ -141,14 +141,16 @@ impl ApiRequest {
             .map(str::to_string)
     }
 
-    /// `DELETE …?snapshot=false` skips the snapshot.
-    fn snapshot(&self) -> bool {
+    /// A query flag that is on unless the query says `{name}=false`: `DELETE …?snapshot=false`
+    /// skips the snapshot, `POST …/stop?hook=false` the pre-stop hook.
+    fn flag(&self, name: &str) -> bool {
+        let off = format!("{name}=false");
         !self
             .query
             .as_deref()
             .unwrap_or_default()
             .split('&')
-            .any(|kv| kv == "snapshot=false")
+            .any(|kv| kv == off)
     }
 }
 
@@ -176,7 +178,10 @@ pub async fn dispatch(api: &Api, req: &ApiRequest) -> Answer {
         Route::List => Answer::from(read::list(deps).await, Answer::views),
         Route::Get => Answer::from(read::get(deps, name).await, Answer::view),
         Route::Start => Answer::from(lifecycle::start(deps, caller, name).await, Answer::changed),
-        Route::Stop => Answer::from(lifecycle::stop(deps, caller, name).await, Answer::changed),
+        Route::Stop => Answer::from(
+            lifecycle::stop(deps, caller, name, req.flag("hook")).await,
+            Answer::changed,
+        ),
         Route::Extend => match parse_extend(&req.body) {
             Ok(minutes) => Answer::from(
                 lifecycle::extend(deps, caller, name, minutes).await,
@@ -189,7 +194,7 @@ pub async fn dispatch(api: &Api, req: &ApiRequest) -> Answer {
             Answer::credential,
         ),
         Route::Delete => Answer::from(
-            lifecycle::delete(deps, caller, name, req.snapshot()).await,
+            lifecycle::delete(deps, caller, name, req.flag("snapshot")).await,
             Answer::changed,
         ),
         Route::Orphans => Answer::from(read::orphans(deps, caller).await, Answer::orphans),

@@ -144,6 +144,19 @@ impl Jupyter {
         }
     }
 
+    /// Saves `content` as the text file `path` (under Jupyter's root) through the contents
+    /// API, with `token`, as JupyterLab's autosave does. Answers the HTTP status.
+    pub async fn save_file(&self, token: &str, path: &str, content: &str) -> Result<u16> {
+        let url = format!("{}/api/contents/{}", self.base, path.trim_start_matches('/'));
+        let body = serde_json::json!({"type": "file", "format": "text", "content": content});
+        let req = self
+            .client
+            .put(url)
+            .header("Authorization", format!("token {token}"))
+            .json(&body);
+        Ok(self.send(req, "/api/contents").await?.status().as_u16())
+    }
+
     /// `GET /api/status` with the session cookie (after [`login`](Self::login)) or a token.
     /// Answers the HTTP status and, on 200, the JSON body.
     pub async fn status(&self, token: Option<&str>) -> Result<(u16, Value)> {

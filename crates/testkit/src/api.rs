@@ -62,7 +62,7 @@ pub async fn start(deps: &Deps, caller: &str, name: &str) -> Result<(u16, Value)
 /// `POST /notebooks/{name}/stop`.
 pub async fn stop(deps: &Deps, caller: &str, name: &str) -> Result<(u16, Value)> {
     Ok(pair(Answer::changed(
-        lifecycle::stop(deps, &principal(deps, caller)?, name).await?,
+        lifecycle::stop(deps, &principal(deps, caller)?, name, true).await?,
     )))
 }
 

@@ -380,3 +380,156 @@ async fn an_idle_notebook_is_warned_then_stopped_a_dead_jupyter_is_restarted_the
     // The streak is written when it begins; while it only grows, at most once an hour.
     assert_eq!(blind["idle_status"]["unknowns"], 1, "{blind}");
 }
+
+#[tokio::test]
+async fn a_notebook_being_edited_or_held_by_nbfleet_busy_is_kept_running_and_stopped_once_that_ends() {
+    // Demo-length timeouts (1 minute idle, 1 minute warning), a sweep every 2 seconds.
+    let t = stack_with(250, 2, true).await;
+    let edited = t
+        .launch(json!({"name": "e2e-edit", "idle_timeout_minutes": 1}))
+        .await;
+    t.launch(json!({"name": "e2e-hold", "idle_timeout_minutes": 1}))
+        .await;
+    let nb = t.wait("e2e-edit", &["Ready"]).await;
+    let held = t.wait("e2e-hold", &["Ready"]).await;
+
+    // Someone works in e2e-hold's terminal: `nbfleet-busy --for 3m`.
+    let runner = nbfleet_local::runner::Runner::new(t.stack.dir.join("instances"), "", "", "");
+    let sandbox = runner.sandbox(held["instance_id"].as_str().unwrap()).unwrap();
+    let home = sandbox.home();
+    let shims = home.parent().unwrap().join("shims");
+    let status = std::process::Command::new("nbfleet-busy")
+        .args(["--for", "3m"])
+        .env("HOME", &home)
+        .env("PATH", format!("{}:/usr/bin:/bin", shims.display()))
+        .status()
+        .unwrap();
+    assert!(status.success());
+
+    // Someone edits e2e-edit: a save every 20 s for 150 s, past the timeout and the warning.
+    let jupyter = Jupyter::pinned(
+        nb["connect"]["url"].as_str().unwrap(),
+        nb["cert_fingerprint"].as_str().unwrap(),
+    )
+    .unwrap();
+    let token = edited["token"].as_str().unwrap();
+    let editing = std::time::Instant::now();
+    while editing.elapsed() < Duration::from_secs(150) {
+        let saved = jupyter
+            .save_file(token, "notes.txt", "more notes\n")
+            .await
+            .unwrap();
+        assert!(saved == 200 || saved == 201, "{saved}");
+        tokio::time::sleep(Duration::from_secs(20)).await;
+    }
+    let nb = t.api.notebook("e2e-edit").await.unwrap();
+    assert_eq!(nb["state"], "Ready", "stopped while being edited: {nb}");
+    let why = nb["idle_status"]["reason"].as_str().unwrap_or_default();
+    assert!(why.contains("editing: notes.txt saved at"), "{nb}");
+    let held = t.api.notebook("e2e-hold").await.unwrap();
+    assert_eq!(held["state"], "Ready", "stopped while held: {held}");
+    assert!(
+        held["idle_status"]["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("held by nbfleet-busy until"),
+        "{held}"
+    );
+
+    // The edits and the hold end: both are warned, then stopped.
+    for name in ["e2e-edit", "e2e-hold"] {
+        let stopped = t.wait(name, &["Stopped"]).await;
+        let why = stopped["idle_status"]["reason"].as_str().unwrap_or_default();
+        assert!(why.starts_with("stopped: idle since"), "{name}: {stopped}");
+    }
+}
+
+#[tokio::test]
+async fn hooks_run_as_the_user_a_pre_stop_hook_before_the_stop_and_a_failing_on_start_hook_leaves_it_ready() {
+    let t = e2e(250).await;
+    let saving = "echo saving; echo saved > ~/pre-stop-ran; echo synced 3 files";
+    t.launch(
+        json!({"name": "e2e-hooks", "hooks": {"pre_stop": saving, "on_start": "echo installing; exit 3"}}),
+    )
+    .await;
+    t.launch(json!({"name": "e2e-hang", "hooks": {"pre_stop": "echo stuck; sleep 600", "pre_stop_timeout_seconds": 3}}))
+        .await;
+    t.launch(json!({"name": "e2e-skip", "hooks": {"pre_stop": "echo ran > ~/should-not-exist"}}))
+        .await;
+    let nb = t.wait("e2e-hooks", &["Ready", "Failed"]).await;
+    assert_eq!(nb["state"], "Ready", "{nb}");
+    for name in ["e2e-hang", "e2e-skip"] {
+        t.wait(name, &["Ready"]).await;
+    }
+
+    // The on-start hook fails: reported, and the notebook stays Ready.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let nb = loop {
+        let nb = t.api.notebook("e2e-hooks").await.unwrap();
+        if nb["on_start_hook"]["status"] == "failed" {
+            break nb;
+        }
+        assert!(std::time::Instant::now() < deadline, "{nb}\n{}", t.stack.log());
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert_eq!(nb["state"], "Ready");
+    assert_eq!(nb["on_start_hook"]["exit_code"], 3, "{nb}");
+    assert!(
+        nb["on_start_hook"]["tail"]
+            .as_str()
+            .unwrap()
+            .contains("installing"),
+        "{nb}"
+    );
+
+    // A stop runs the pre-stop hook first, in the user's home, and keeps its output.
+    for (name, path) in [
+        ("e2e-hooks", "stop"),
+        ("e2e-hang", "stop"),
+        ("e2e-skip", "stop?hook=false"),
+    ] {
+        let (status, body) = t
+            .api
+            .call(Method::POST, &format!("/notebooks/{name}/{path}"), None)
+            .await
+            .unwrap();
+        assert_eq!(status, 202, "{body}");
+    }
+    let stopped = t.wait("e2e-hooks", &["Stopped"]).await;
+    assert_eq!(stopped["pre_stop_hook"]["status"], "succeeded", "{stopped}");
+    let runner = nbfleet_local::runner::Runner::new(t.stack.dir.join("instances"), "", "", "");
+    let home = |nb: &Value| {
+        runner
+            .sandbox(nb["instance_id"].as_str().unwrap())
+            .unwrap()
+            .home()
+    };
+    assert_eq!(
+        std::fs::read_to_string(home(&stopped).join("pre-stop-ran")).unwrap(),
+        "saved\n"
+    );
+    let (_, body) = t
+        .api
+        .call(Method::GET, "/notebooks/e2e-hooks", None)
+        .await
+        .unwrap();
+    let entry = body["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["action"] == "pre_stop_hook")
+        .cloned()
+        .unwrap_or_else(|| panic!("{body}"));
+    assert!(
+        entry["tail"].as_str().unwrap().contains("synced 3 files"),
+        "{entry}"
+    );
+
+    // A hook that hangs is cut at its time limit, and the instance still stops.
+    let hung = t.wait("e2e-hang", &["Stopped"]).await;
+    assert_eq!(hung["pre_stop_hook"]["status"], "timed_out", "{hung}");
+    // Skipped on request.
+    let skipped = t.wait("e2e-skip", &["Stopped"]).await;
+    assert!(skipped["pre_stop_hook"].is_null(), "{skipped}");
+    assert!(!home(&skipped).join("should-not-exist").exists());
+}

@@ -149,6 +149,7 @@ async fn a_health_check_that_fails_settles_the_change_as_failed_tells_the_owner_
         nb.pending_command = Some(nbfleet_core::record::PendingCommand {
             command_id: started.clone(),
             kind: nbfleet_core::scripts::ScriptKind::Health,
+            tell: None,
         });
     })
     .await;
