@@ -106,10 +106,20 @@ pub fn monthly(i: &Inputs) -> Vec<Monthly> {
             let gb_s = sweeps * duration_s * gb;
             let rru_round = 0.5 * (calls("dynamodb:Query") + (n as f64 * item / 4096.0).ceil())
                 + calls("dynamodb:GetItem") * (item / 4096.0).ceil().max(1.0);
-            let wru_round = (calls("dynamodb:PutItem") + calls("dynamodb:UpdateItem"))
-                * (item / 1024.0).ceil().max(1.0)
-                * (1.0 + GSIS);
-            let (rru, wru) = (sweeps * rru_round, sweeps * wru_round);
+            let write_units = (item / 1024.0).ceil().max(1.0) * (1.0 + GSIS);
+            let wru_round = (calls("dynamodb:PutItem") + calls("dynamodb:UpdateItem")) * write_units;
+            // Each active notebook's record is written again every 30 minutes (the refresh round
+            // measures it): twice an hour, all month.
+            let refresh_puts = rounds
+                .iter()
+                .find(|x| x["round"] == "refresh" && x["n"].as_u64() == Some(n))
+                .and_then(|x| x["calls"]["dynamodb:PutItem"].as_u64())
+                .unwrap_or(0) as f64;
+            let refreshes = HOURS_PER_MONTH * 2.0;
+            let (rru, wru) = (
+                sweeps * rru_round,
+                sweeps * wru_round + refreshes * refresh_puts * write_units,
+            );
             let dynamodb = rru * DYNAMODB_RRU + wru * DYNAMODB_WRU;
             let lambda_arm64 = gb_s * LAMBDA_ARM64_GB_S;
             let lambda_x86 = gb_s * LAMBDA_X86_GB_S;
@@ -148,7 +158,7 @@ pub fn render(costs: &[Monthly], sweep: &Value, item_bytes: Option<u64>) -> Stri
          benchmark below (moto, debug build) + one wait for probe results ({poll} s, the handler's \
          poll interval). DynamoDB: 0.5 read unit per Query page plus 0.5 per 4 KB of records read \
          (one record: {} bytes, measured on a launched record), writes at 1 unit per KB for the \
-         table and each GSI (a steady round writes nothing). Prices (Nov 2024): Lambda arm64 \
+         table and each GSI (a steady round writes nothing; each record is written again every 30 minutes, as the refresh round measures). Prices (Nov 2024): Lambda arm64 \
          ${LAMBDA_ARM64_GB_S} per GB-s, x86_64 ${LAMBDA_X86_GB_S} per GB-s, $0.20 per million \
          requests; DynamoDB on-demand $0.625 per million write units, $0.125 per million read units; \
          EventBridge Scheduler $1.00 per million invocations after 14 million free a month (AWS \

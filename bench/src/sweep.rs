@@ -6,11 +6,15 @@
 //! Records and instances are real (moto); Run Command is the test kit's stand-in (the real SSM
 //! adapter on mocked SendCommand, ListCommands and ListCommandInvocations, as moto has no
 //! ListCommandInvocations and its commands never run), and its calls are counted with the
-//! others. Each probe is still running at the sweep's first look and ended at its second. Two
+//! others. Each probe is still running at the sweep's first look and ended at its second. Three
 //! rounds per N: the first gives every notebook its first verdict (two writes each); the
-//! second is the steady state, where verdicts hold and nothing is written.
+//! second is the steady state, where verdicts hold and nothing is written; the third comes 31
+//! minutes later (the sweep's clock is moved), when every verdict that held is written again,
+//! once, to keep its reason and times fresh (`idle::REFRESH_EVERY`): the write budget of one
+//! write per active notebook per 30 minutes.
 //!
-//! Target: a steady round makes at most 0.05 × N + 5 calls in all, DynamoDB writes included.
+//! Targets: a steady round makes at most 0.05 × N + 5 calls in all, DynamoDB writes included;
+//! a refresh round at most one write per notebook on top of that.
 //!
 //! Instances are seeded one per RunInstances, as launch makes them, so DescribeInstances pages
 //! as it would in production (by reservation).
@@ -21,6 +25,7 @@ use nbfleet_core::{Expect, Notebook, State};
 use nbfleet_local::moto::{self, CallLog};
 use nbfleet_local::setup;
 use nbfleet_testkit::RunCommand;
+use nbfleet_testkit::env::TestClock;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -37,7 +42,7 @@ struct Round {
     calls: BTreeMap<String, usize>,
 }
 
-async fn fleet(n: usize) -> (nbfleet_core::ports::Deps, CallLog) {
+async fn fleet(n: usize, clock: Arc<TestClock>) -> (nbfleet_core::ports::Deps, CallLog) {
     let endpoint = moto::endpoint_from_env();
     let account = moto::fresh_account();
     let aws = setup::provision(&endpoint, &account)
@@ -57,7 +62,7 @@ async fn fleet(n: usize) -> (nbfleet_core::ports::Deps, CallLog) {
         ids.extend(run.expect("joined"));
     }
     let seed = Arc::new(aws.deps(cfg.clone()));
-    let now = jiff::Timestamp::now();
+    let now = nbfleet_core::ports::Clock::now(clock.as_ref());
     let mut puts = tokio::task::JoinSet::new();
     for (i, id) in ids.into_iter().enumerate() {
         let (seed, cfg) = (seed.clone(), cfg.clone());
@@ -82,6 +87,7 @@ async fn fleet(n: usize) -> (nbfleet_core::ports::Deps, CallLog) {
     puts.join_all().await;
     let log = CallLog::default();
     let mut deps = moto::clients_logged(&endpoint, &account, log.clone()).deps(cfg);
+    deps.clock = clock;
     // Every probe answers busy, as SSM does it: still InProgress at the first look, ended at the
     // second (a probe starts a Python and reads Jupyter over HTTPS; SSM's own delivery takes
     // seconds, and the sweep looks every three). The SSM calls are logged as the others are.
@@ -113,8 +119,16 @@ async fn main() {
     let mut rounds = Vec::new();
     for n in sizes {
         eprintln!("sweep-bench: seeding {n} notebooks in moto");
-        let (deps, log) = fleet(n).await;
-        for name in ["first (every verdict new)", "steady (verdicts hold)"] {
+        let clock = TestClock::at(jiff::Timestamp::now());
+        let (deps, log) = fleet(n, clock.clone()).await;
+        for name in [
+            "first (every verdict new)",
+            "steady (verdicts hold)",
+            "refresh (31 min later: each verdict written again)",
+        ] {
+            if name.starts_with("refresh") {
+                clock.advance(jiff::SignedDuration::from_mins(31));
+            }
             log.clear();
             let t = Instant::now();
             let report = sweep(&deps, timing).await.expect("sweep");
@@ -140,10 +154,7 @@ async fn main() {
     std::fs::write(dir.join("sweep.md"), &out).expect("write sweep.md");
     std::fs::write(dir.join("sweep.json"), to_json(&rounds).to_string() + "\n").expect("write sweep.json");
     print!("{out}");
-    let failed: Vec<&Round> = rounds
-        .iter()
-        .filter(|r| r.name.starts_with("steady") && total(r) > target(r.n))
-        .collect();
+    let failed: Vec<&Round> = rounds.iter().filter(|r| !within_target(r)).collect();
     if !failed.is_empty() {
         eprintln!(
             "sweep-bench: over the target at N = {:?}",
@@ -153,7 +164,7 @@ async fn main() {
     }
 }
 
-/// The rounds for lambda-bench: `{"rounds": [{"n", "round": "first"|"steady", "wall_s", "calls":
+/// The rounds for lambda-bench: `{"rounds": [{"n", "round": "first"|"steady"|"refresh", "wall_s", "calls":
 /// {api: count}}], "lambda_timing": {"poll_every_s", "collect_for_s"}}`, the timing being the
 /// one the sweep Lambda runs with.
 fn to_json(rounds: &[Round]) -> serde_json::Value {
@@ -161,7 +172,7 @@ fn to_json(rounds: &[Round]) -> serde_json::Value {
     serde_json::json!({
         "rounds": rounds.iter().map(|r| serde_json::json!({
             "n": r.n,
-            "round": if r.name.starts_with("steady") { "steady" } else { "first" },
+            "round": r.name.split(' ').next().unwrap_or("first"),
             "wall_s": r.wall.as_secs_f64(),
             "calls": r.calls,
         })).collect::<Vec<_>>(),
@@ -176,8 +187,21 @@ fn total(r: &Round) -> usize {
     r.calls.values().sum()
 }
 
-fn target(n: usize) -> usize {
-    n / 20 + 5
+/// The most calls a round may make: a steady round 0.05 × N + 5, a refresh round one write per
+/// notebook more; the first round has no target.
+fn target(r: &Round) -> Option<usize> {
+    let steady = r.n / 20 + 5;
+    match r.name.split(' ').next() {
+        Some("steady") => Some(steady),
+        Some("refresh") => Some(steady + r.n),
+        _ => None,
+    }
+}
+
+fn within_target(r: &Round) -> bool {
+    let refresh_writes_ok =
+        !r.name.starts_with("refresh") || r.calls.get("dynamodb:PutItem").copied().unwrap_or(0) <= r.n;
+    target(r).is_none_or(|t| total(r) <= t) && refresh_writes_ok
 }
 
 fn render(rounds: &[Round]) -> String {
@@ -190,7 +214,9 @@ fn render(rounds: &[Round]) -> String {
         "One sweep round over N Ready notebooks: records and instances in moto (a local moto \
          server, debug build), probe results faked at the Commands port (moto has no \
          ListCommandInvocations), each probe still running at the first look and ended at the second; one instance per RunInstances, as launch makes them. Target for \
-         a steady round: at most 0.05 × N + 5 AWS calls, DynamoDB writes included. Wall time is mostly moto's.\n"
+         a steady round: at most 0.05 × N + 5 AWS calls, DynamoDB writes included; for the refresh round, 31 minutes on \
+         (each verdict that held written again, and nothing else: the write budget of one write per active notebook \
+         per 30 minutes), one PutItem per notebook at most on top. Wall time is mostly moto's.\n"
     );
     let _ = write!(s, "| N | round | wall s | calls | target | ");
     for a in &apis {
@@ -199,13 +225,9 @@ fn render(rounds: &[Round]) -> String {
     let _ = writeln!(s);
     let _ = writeln!(s, "|{}", "---|".repeat(5 + apis.len()));
     for r in rounds {
-        let steady = r.name.starts_with("steady");
-        let verdict = if !steady {
-            "—".to_string()
-        } else if total(r) <= target(r.n) {
-            format!("≤ {} ✓", target(r.n))
-        } else {
-            format!("≤ {} ✗", target(r.n))
+        let verdict = match target(r) {
+            None => "—".to_string(),
+            Some(t) => format!("≤ {t} {}", if within_target(r) { "✓" } else { "✗" }),
         };
         let _ = write!(
             s,

@@ -13,8 +13,9 @@
 //!    `idle::status_update` says to keep, then warn, stop and record, 16 notebooks at a time;
 //! 5. start the stopped notebooks whose schedule asks to start when its window opens.
 //!
-//! A record is written only when its verdict or warning changes, so a duplicate schedule event
-//! changes nothing and a round over notebooks whose verdict holds writes nothing. The clock is
+//! A record is written when its verdict or warning changes, and otherwise at most once per 30
+//! minutes (`idle::REFRESH_EVERY`), so a duplicate schedule event changes nothing and a round
+//! over notebooks whose verdict holds writes nothing until their refresh is due. The clock is
 //! read once, when the round starts.
 
 use crate::budget::Budget;
@@ -362,7 +363,8 @@ async fn apply(deps: &Deps, nb: &Notebook, probe: &Probe, now: Timestamp) -> Res
         update.changed = true;
     }
     let write = idle::write_due(&update, nb.updated_at, now);
-    if write || decision.action == Action::Stop {
+    // History for what changed; a verdict that holds, written again to stay fresh, is not news.
+    if update.changed || decision.action == Action::Stop {
         let entry = serde_json::json!({
             "verdict": decision.verdict, "action": decision.action,
             "reason": decision.reason, "planned_stop": decision.planned_stop,

@@ -87,13 +87,18 @@ impl DynamoStore {
             .expression_attribute_values(":h", AttributeValue::S(HISTORY_PREFIX.into()))
     }
 
-    /// The entries of history items.
+    /// The entries of history items, each object with the time it was appended at.
     fn entries(items: Vec<Item>) -> Result<Vec<serde_json::Value>> {
         items
             .into_iter()
             .map(|mut i| {
                 let entry = i.remove("entry").unwrap_or(AttributeValue::Null(true));
-                serde_dynamo::from_attribute_value(entry).map_err(Error::internal)
+                let mut entry: serde_json::Value =
+                    serde_dynamo::from_attribute_value(entry).map_err(Error::internal)?;
+                if let (Some(obj), Some(AttributeValue::S(at))) = (entry.as_object_mut(), i.remove("at")) {
+                    obj.insert("at".into(), serde_json::Value::String(at));
+                }
+                Ok(entry)
             })
             .collect()
     }

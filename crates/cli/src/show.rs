@@ -67,13 +67,15 @@ fn happened(h: &Value) -> String {
     match (&h["action"], &h["verdict"]) {
         (Value::Object(a), _) if a.contains_key("Warn") => with("warned"),
         (Value::String(a), Value::String(verdict)) => match a.as_str() {
-            "Stop" => with("stopped"),
+            "Stop" => format!("stopped: {}", reason.strip_prefix("stopped: ").unwrap_or(reason)),
             _ => with(&verdict.to_lowercase()),
         },
         (Value::String(a), _) => match a.as_str() {
             "snapshot" => format!("snapshot {} kept", s(h, "snapshot_id")),
             "credential" => with(&format!("credential {}", s(h, "status").replace('_', " "))),
             "restart_jupyter" => with("Jupyter restarted"),
+            "pre_stop_hook" => with("pre-stop hook"),
+            "on_start_hook" => with("on-start hook"),
             "start" => with("started"),
             other => with(other),
         },
@@ -264,6 +266,8 @@ mod tests {
                 {"at": "2026-12-05T16:40:00Z", "verdict": "Idle", "action": {"Warn": {"stop_at": "2026-12-05T16:50:00Z"}}, "reason": "idle since 15:40 UTC"},
                 {"at": "2026-12-05T16:45:00Z", "action": "restart_jupyter", "reason": "URLError: refused"},
                 {"at": "2026-12-05T16:46:00Z", "action": "credential", "status": "applied", "reason": "Jupyter takes the new credential"},
+                {"at": "2026-12-05T16:50:00Z", "verdict": "Idle", "action": "Stop", "reason": "stopped: idle since 15:40 UTC"},
+                {"at": "2026-12-05T16:50:01Z", "action": "pre_stop_hook", "status": "succeeded", "reason": "succeeded: saved 3 files"},
             ]
         });
         let shown = status(&view, &paris_at("2026-12-05T17:21:00Z"));
@@ -283,6 +287,14 @@ mod tests {
         );
         assert!(
             shown.contains("17:05 (76 min ago)  active: kernel activity"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("17:50 (31 min ago)  stopped: idle since 15:40 UTC\n"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("17:50 (30 min ago)  pre-stop hook: succeeded: saved 3 files"),
             "{shown}"
         );
         assert!(!shown.contains('{'), "no JSON: {shown}");

@@ -279,7 +279,7 @@ pub fn decide(policy: &IdlePolicy, probe: &Probe, ctx: &Timeline) -> Decision {
                         )
                     } else {
                         format!(
-                            "{down}idle since {}: no busy kernel, GPU or CPU use, edit or hold since {what}",
+                            "{down}idle since {} ({what}): no busy kernel, GPU or CPU use, edit or hold since",
                             hhmm(last)
                         )
                     };

@@ -38,7 +38,8 @@ pub trait Store: Send + Sync {
     async fn list(&self) -> Result<Vec<Notebook>>;
     /// Appends a history item to `notebook` (kept for a while, then expired by TTL).
     async fn append_history(&self, notebook: &str, at: Timestamp, entry: &serde_json::Value) -> Result<()>;
-    /// The notebook's history, oldest first.
+    /// The notebook's history, oldest first; an entry that is a JSON object comes back with the
+    /// time it was appended at, as `at`.
     async fn history(&self, notebook: &str) -> Result<Vec<serde_json::Value>>;
     /// The newest `limit` history entries, oldest first: one short read however long the
     /// history is.

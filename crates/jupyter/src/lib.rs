@@ -41,6 +41,9 @@ pub struct Jupyter {
     base: String,
     client: reqwest::Client,
     pin: Arc<Pin>,
+    /// The `_xsrf` cookie of the session [`login`](Self::login) opened: what a browser echoes
+    /// in `X-XSRFToken` on the requests that change something.
+    xsrf: Mutex<Option<String>>,
 }
 
 impl Jupyter {
@@ -99,6 +102,7 @@ impl Jupyter {
             base: base.trim_end_matches('/').to_string(),
             client,
             pin,
+            xsrf: Mutex::new(None),
         })
     }
 
@@ -138,6 +142,7 @@ impl Jupyter {
             .form(&[("password", password), ("_xsrf", &xsrf)]);
         let status = self.send(post, "/login").await?.status().as_u16();
         if status == 302 {
+            *self.xsrf.lock().expect("not poisoned") = Some(xsrf);
             Ok(())
         } else {
             Err(Error::LoginRefused(status))
@@ -145,15 +150,21 @@ impl Jupyter {
     }
 
     /// Saves `content` as the text file `path` (under Jupyter's root) through the contents
-    /// API, with `token`, as JupyterLab's autosave does. Answers the HTTP status.
-    pub async fn save_file(&self, token: &str, path: &str, content: &str) -> Result<u16> {
+    /// API, as JupyterLab's autosave does: with `token`, or with the session of
+    /// [`login`](Self::login) (and its XSRF token, as a browser sends it). Answers the HTTP
+    /// status.
+    pub async fn save_file(&self, token: Option<&str>, path: &str, content: &str) -> Result<u16> {
         let url = format!("{}/api/contents/{}", self.base, path.trim_start_matches('/'));
         let body = serde_json::json!({"type": "file", "format": "text", "content": content});
-        let req = self
-            .client
-            .put(url)
-            .header("Authorization", format!("token {token}"))
-            .json(&body);
+        let mut req = self.client.put(url).json(&body);
+        match token {
+            Some(t) => req = req.header("Authorization", format!("token {t}")),
+            None => {
+                if let Some(xsrf) = self.xsrf.lock().expect("not poisoned").clone() {
+                    req = req.header("X-XSRFToken", xsrf);
+                }
+            }
+        }
         Ok(self.send(req, "/api/contents").await?.status().as_u16())
     }
 

@@ -121,11 +121,15 @@ impl Store for MemoryStore {
 
     async fn append_history(&self, notebook: &str, at: Timestamp, entry: &serde_json::Value) -> Result<()> {
         // Unconditional, as in DynamoDB: the same notebook and time twice keeps the second.
+        let mut entry = entry.clone();
+        if let Some(obj) = entry.as_object_mut() {
+            obj.insert("at".into(), serde_json::Value::String(at.to_string()));
+        }
         self.tables()
             .history
             .entry(notebook.to_string())
             .or_default()
-            .insert(history_key(at), entry.clone());
+            .insert(history_key(at), entry);
         Ok(())
     }
 

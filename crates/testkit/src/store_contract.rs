@@ -379,7 +379,13 @@ pub async fn list_excludes_history_and_first_time_items_and_is_sorted_by_name(st
     );
 }
 
-/// A notebook's history is its own entries, oldest first, whatever the order of appends.
+/// An entry as the history gives it back: with the time it was appended at.
+fn timed(s: i64) -> serde_json::Value {
+    serde_json::json!({"s": s, "at": at(s).to_string()})
+}
+
+/// A notebook's history is its own entries, oldest first, whatever the order of appends, each
+/// with its time.
 pub async fn history_is_oldest_first(store: &dyn Store) {
     assert!(store.history("told").await.unwrap().is_empty(), "no history yet");
     for s in [30, 10, 40, 20] {
@@ -395,13 +401,10 @@ pub async fn history_is_oldest_first(store: &dyn Store) {
     let h = store.history("told").await.unwrap();
     assert_eq!(
         h,
-        [10, 20, 30, 40].map(|s| serde_json::json!({"s": s})),
+        [10, 20, 30, 40].map(timed),
         "oldest first, this notebook's only"
     );
-    assert_eq!(
-        store.history("other").await.unwrap(),
-        [serde_json::json!({"s": 15})]
-    );
+    assert_eq!(store.history("other").await.unwrap(), [timed(15)]);
 }
 
 /// The recent history is the newest entries, oldest first, and only this notebook's.
@@ -413,7 +416,7 @@ pub async fn recent_history_is_the_newest_entries_oldest_first(store: &dyn Store
     let other = serde_json::json!({"s": 60});
     store.append_history("other", at(60), &other).await.unwrap();
     let recent = store.recent_history("long", 2).await.unwrap();
-    assert_eq!(recent, [40, 50].map(|s| serde_json::json!({"s": s})));
+    assert_eq!(recent, [40, 50].map(timed));
     assert_eq!(store.recent_history("long", 10).await.unwrap().len(), 5);
     assert!(store.recent_history("none", 3).await.unwrap().is_empty());
 }

@@ -328,7 +328,15 @@ async fn an_idle_notebook_is_warned_then_stopped_a_dead_jupyter_is_restarted_the
             .unwrap()
             .iter()
             .any(|h| h["action"] == "restart_jupyter");
-        if restarted && dead_box.jupyter_running() {
+        // Restarted, and its health check over: Jupyter answers over HTTPS again.
+        let answers = match Jupyter::pinned(
+            dead["connect"]["url"].as_str().unwrap(),
+            dead["cert_fingerprint"].as_str().unwrap(),
+        ) {
+            Ok(j) => j.status(None).await.is_ok(),
+            Err(_) => false,
+        };
+        if restarted && answers {
             break;
         }
         assert!(
@@ -386,9 +394,9 @@ async fn a_notebook_being_edited_or_held_by_nbfleet_busy_is_kept_running_and_sto
     // Demo-length timeouts (1 minute idle, 1 minute warning), a sweep every 2 seconds.
     let t = stack_with(250, 2, true).await;
     let edited = t
-        .launch(json!({"name": "e2e-edit", "idle_timeout_minutes": 1}))
+        .launch(json!({"name": "e2e-edit", "idle_timeout_minutes": 2}))
         .await;
-    t.launch(json!({"name": "e2e-hold", "idle_timeout_minutes": 1}))
+    t.launch(json!({"name": "e2e-hold", "idle_timeout_minutes": 2}))
         .await;
     let nb = t.wait("e2e-edit", &["Ready"]).await;
     let held = t.wait("e2e-hold", &["Ready"]).await;
@@ -416,7 +424,7 @@ async fn a_notebook_being_edited_or_held_by_nbfleet_busy_is_kept_running_and_sto
     let editing = std::time::Instant::now();
     while editing.elapsed() < Duration::from_secs(150) {
         let saved = jupyter
-            .save_file(token, "notes.txt", "more notes\n")
+            .save_file(Some(token), "notes.txt", "more notes\n")
             .await
             .unwrap();
         assert!(saved == 200 || saved == 201, "{saved}");
@@ -426,6 +434,10 @@ async fn a_notebook_being_edited_or_held_by_nbfleet_busy_is_kept_running_and_sto
     assert_eq!(nb["state"], "Ready", "stopped while being edited: {nb}");
     let why = nb["idle_status"]["reason"].as_str().unwrap_or_default();
     assert!(why.contains("editing: notes.txt saved at"), "{nb}");
+    assert!(
+        nb["idle_status"]["warned_stop_at"].is_null(),
+        "warned while being edited: {nb}"
+    );
     let held = t.api.notebook("e2e-hold").await.unwrap();
     assert_eq!(held["state"], "Ready", "stopped while held: {held}");
     assert!(

@@ -3,6 +3,7 @@
 
 mod credential;
 mod delete;
+mod hooks;
 mod identity;
 mod launch;
 mod launch_faults;

@@ -24,7 +24,7 @@ async fn main() -> ExitCode {
 }
 
 fn step(n: u32, text: &str) {
-    println!("[{n}/9] {text}");
+    println!("[{n}/10] {text}");
 }
 
 async fn run() -> Result<(), String> {
@@ -63,13 +63,19 @@ async fn run() -> Result<(), String> {
     let password = format!("demo-{}", hex::encode(rand::random::<[u8; 6]>()));
     let port = stack.url.rsplit(':').next().unwrap_or("9000").to_string();
     let cli = Cli { port: &port };
-    let idle: &[&str] = if keep { &[] } else { &["--idle", "1"] };
+    let idle: &[&str] = if keep { &[] } else { &["--idle", "2"] };
+    // A pre-stop hook, as someone would set one to save their work before every stop.
+    let hook = dir.join("pre-stop-hook.sh");
+    std::fs::write(&hook, PRE_STOP_HOOK).map_err(|e| e.to_string())?;
+    let hook = hook.display().to_string();
     step(
         2,
-        &format!("launching notebook {NAME:?} with a password: nbfleet up {NAME} --password-stdin"),
+        &format!(
+            "launching notebook {NAME:?} with a password and a pre-stop hook: nbfleet up {NAME} --password-stdin --pre-stop-hook {hook}"
+        ),
     );
     cli.run(
-        &[&["up", NAME, "--password-stdin"], idle].concat(),
+        &[&["up", NAME, "--password-stdin", "--pre-stop-hook", &hook], idle].concat(),
         Some(&password),
     )?;
     let nb = cli.json(&["status", NAME])?["notebook"].clone();
@@ -146,9 +152,37 @@ async fn run() -> Result<(), String> {
     if !keep {
         step(
             8,
-            "leaving it idle: the sweep warns, then stops it (demo timeouts: 1 minute idle, 1 minute warning)",
+            "editing it through Jupyter (a save every 20 s for 2.5 minutes, as JupyterLab's autosave does): the sweep keeps it running (demo timeouts: 2 minutes idle, 1 minute warning)",
         );
-        let warned = wait_idle(&api, |nb| !nb["idle_status"]["warned_stop_at"].is_null(), 180).await?;
+        let editing = Instant::now();
+        while editing.elapsed() < Duration::from_secs(150) {
+            let saved = again
+                .save_file(None, "notes.txt", "more notes\n")
+                .await
+                .map_err(|e| e.to_string())?;
+            if !(200..300).contains(&saved) {
+                return Err(format!("saving through the contents API answered {saved}"));
+            }
+            tokio::time::sleep(Duration::from_secs(20)).await;
+        }
+        let nb = api.notebook(NAME).await?;
+        if nb["state"] != "Ready" || !nb["idle_status"]["warned_stop_at"].is_null() {
+            return Err(format!(
+                "warned or stopped while being edited: {}",
+                nb["idle_status"]
+            ));
+        }
+        println!(
+            "      still {} after {:.0} s of edits: {}",
+            nb["state"],
+            editing.elapsed().as_secs_f64(),
+            nb["idle_status"]["reason"].as_str().unwrap_or("?")
+        );
+        step(
+            9,
+            "leaving it idle: the sweep warns, then runs its pre-stop hook and stops it",
+        );
+        let warned = wait_idle(&api, |nb| !nb["idle_status"]["warned_stop_at"].is_null(), 240).await?;
         println!(
             "      warned: {}",
             warned["idle_status"]["reason"].as_str().unwrap_or("?")
@@ -159,16 +193,26 @@ async fn run() -> Result<(), String> {
             stopped["state"],
             stopped["idle_status"]["reason"].as_str().unwrap_or("?")
         );
+        let hook = &stopped["pre_stop_hook"];
+        println!(
+            "      its pre-stop hook ran first ({}); its output:",
+            hook["status"]
+        );
+        for line in hook["tail"].as_str().unwrap_or("").lines() {
+            println!("        | {line}");
+        }
+        println!("      as `nbfleet status {NAME}` shows it:");
+        cli.run(&["status", NAME], None)?;
     }
     if keep {
-        step(9, "KEEP=1: leaving the notebook and the local stack running");
+        step(10, "KEEP=1: leaving the notebook and the local stack running");
         println!("      stop it all with: make local-stop");
         if let Some(pid) = stack.detach() {
             std::fs::write(dir.join("stack.pid"), pid.to_string()).map_err(|e| e.to_string())?;
         }
     } else {
         step(
-            9,
+            10,
             &format!("deleting it: nbfleet rm {NAME} --wait; then stopping the local stack"),
         );
         cli.run(&["rm", NAME, "--wait"], None)?;
@@ -182,6 +226,15 @@ async fn run() -> Result<(), String> {
     println!("\ndemo passed in {:.1} s", started.elapsed().as_secs_f64());
     Ok(())
 }
+
+/// The demo's pre-stop hook: what someone would run to keep their work before a stop.
+const PRE_STOP_HOOK: &str = r#"echo "saving work before the stop"
+if [ -f ~/notes.txt ]; then
+  cp ~/notes.txt ~/notes.saved.txt && echo "saved notes.txt ($(wc -c < ~/notes.txt) bytes)"
+else
+  echo "nothing to save yet"
+fi
+"#;
 
 /// The `nbfleet` command against this local stack, as a person would run it.
 struct Cli<'a> {
