@@ -16,9 +16,9 @@ use nbfleet_core::scripts::{self, ScriptKind};
 use nbfleet_core::{Notebook, Result, report};
 
 /// Carries out the stop of `stopping`, a Stopping record just written: sends the pre-stop hook
-/// when it has one and `use_hook` allows (EC2 is asked when it ends), else asks EC2 now. `tell`:
-/// the reason of an automatic stop, for the owner's `Stopped` notice. Returns the record as it
-/// now stands.
+/// when it has one and `use_hook` allows (EC2 is asked when it ends), else asks EC2 now.
+/// `tell_owner`: the reason of an automatic stop, for the owner's `Stopped` notice. Returns the
+/// record as it now stands.
 pub async fn stop(
     deps: &Deps,
     stopping: Notebook,
@@ -27,8 +27,8 @@ pub async fn stop(
     now: Timestamp,
 ) -> Result<Notebook> {
     let id = stopping.instance_id.clone().unwrap_or_default();
-    let hook = stopping.hooks.pre_stop.clone().filter(|_| use_hook);
-    if let Some(hook) = hook {
+    let mut hook_note = String::new();
+    if let Some(hook) = stopping.hooks.pre_stop.clone().filter(|_| use_hook) {
         let timeout = stopping.hooks.pre_stop_timeout_seconds;
         let sent = match scripts::hook(&stopping, ScriptKind::PreStop, &hook, timeout) {
             Ok(script) => deps.commands.send(&id, &script, Reach::Once).await,
@@ -47,23 +47,18 @@ pub async fn stop(
                 tracing::info!(notebook = %next.name, command = %command_id, "pre-stop hook sent; the stop follows it");
                 return Ok(next);
             }
+            // Never a GPU kept running for a hook: stop now, and say so.
             Err(e) => {
                 tracing::warn!(notebook = %stopping.name, error = %e, "pre-stop hook not sent; stopping now");
-                let run = HookRun::started("", now).ended(Err(format!("not sent: {e}")), now);
+                let run = HookRun::not_run(format!("not sent: {e}"), now);
                 history(deps, &stopping.name, "pre_stop_hook", &run, now).await;
-                deps.compute.stop(&id).await?;
-                if let Some(reason) = tell_owner {
-                    let reason = format!("{reason}\nIts pre-stop hook {}.", run.summary());
-                    let name = stopping.name.clone();
-                    tell(deps, Notice::Stopped { name, reason }).await;
-                }
-                return Ok(stopping);
+                hook_note = format!("\nIts pre-stop hook {}.", run.summary());
             }
         }
     }
     deps.compute.stop(&id).await?;
     if let Some(reason) = tell_owner {
-        let name = stopping.name.clone();
+        let (name, reason) = (stopping.name.clone(), format!("{reason}{hook_note}"));
         tell(deps, Notice::Stopped { name, reason }).await;
     }
     Ok(stopping)
@@ -85,15 +80,14 @@ pub async fn pre_stop_ended(
 /// The pre-stop hook of a Stopping record did not report by its deadline: stops the instance
 /// anyway.
 pub async fn pre_stop_overdue(deps: &Deps, nb: &Notebook, now: Timestamp) -> Result<Notebook> {
-    let pending = nb.pending_command.clone();
-    let command = pending.as_ref().map_or("", |p| p.command_id.as_str());
     let seconds = nb.hooks.pre_stop_timeout_seconds;
-    let run = nb
-        .pre_stop_hook
-        .clone()
-        .unwrap_or_else(|| HookRun::started(command, now))
-        .ended(Err(format!("no result {seconds} s after its start")), now);
-    finish_stop(deps, nb, run, pending.and_then(|p| p.tell), now).await
+    let why = format!("no result {seconds} s after its start");
+    let run = match &nb.pre_stop_hook {
+        Some(started) => started.ended(Err(why), now),
+        None => HookRun::not_run(why, now),
+    };
+    let tell_owner = nb.pending_command.as_ref().and_then(|p| p.tell.clone());
+    finish_stop(deps, nb, run, tell_owner, now).await
 }
 
 async fn finish_stop(
@@ -127,14 +121,14 @@ pub async fn on_start(deps: &Deps, ready: &Notebook, now: Timestamp) -> Result<(
         return Ok(());
     };
     let id = ready.instance_id.clone().unwrap_or_default();
-    let timeout = nbfleet_core::record::MAX_PRE_STOP_TIMEOUT_SECONDS * 3;
+    let timeout = nbfleet_core::record::ON_START_TIMEOUT_SECONDS;
     let sent = match scripts::hook(ready, ScriptKind::OnStart, &hook, timeout) {
         Ok(script) => deps.commands.send(&id, &script, Reach::Once).await,
         Err(e) => Err(e),
     };
     let run = match &sent {
         Ok(command_id) => HookRun::started(command_id, now),
-        Err(e) => HookRun::started("", now).ended(Err(format!("not sent: {e}")), now),
+        Err(e) => HookRun::not_run(format!("not sent: {e}"), now),
     };
     let mut next = ready.touched(now);
     next.on_start_hook = Some(run.clone());

@@ -1,7 +1,7 @@
 //! What each command does: one API call, then (where asked) waiting for the state it leads to.
 
 use crate::api::{Api, CliError, Exit};
-use crate::{Command, Out, open, show};
+use crate::{Command, Out, PasswordArgs, open, show};
 use indicatif::{ProgressBar, ProgressStyle};
 use nbfleet_core::text::plain;
 use serde_json::{Value, json};
@@ -14,8 +14,7 @@ pub async fn run(api: &Api, out: Out, command: Command) -> Result<(), CliError> 
             instance_type,
             idle,
             cidr,
-            password_prompt,
-            password_stdin,
+            password: pw,
             no_wait,
             pre_stop_hook,
             pre_stop_timeout,
@@ -49,7 +48,7 @@ pub async fn run(api: &Api, out: Out, command: Command) -> Result<(), CliError> 
             if !cidr.is_empty() {
                 body["access"] = json!({"mode": "cidr", "cidrs": cidr});
             }
-            if let Some(pw) = password(password_prompt, password_stdin)? {
+            if let Some(pw) = password(&pw)? {
                 body["password"] = json!(pw);
             }
             let launched = api.call("POST", "/notebooks", Some(&body)).await?;
@@ -143,11 +142,10 @@ pub async fn run(api: &Api, out: Out, command: Command) -> Result<(), CliError> 
         }
         Command::Credential {
             name,
-            password_prompt,
-            password_stdin,
+            password: pw,
             no_wait,
         } => {
-            let body = match password(password_prompt, password_stdin)? {
+            let body = match password(&pw)? {
                 Some(pw) => json!({ "password": pw }),
                 None => json!({}),
             };
@@ -294,13 +292,13 @@ pub async fn wait(api: &Api, out: Out, name: &str, until: &[&str]) -> Result<Val
 
 /// The password to send, if asked for: typed at a prompt (no echo) or read from stdin's first
 /// line.
-fn password(prompt: bool, stdin: bool) -> Result<Option<String>, CliError> {
-    if prompt {
+fn password(how: &PasswordArgs) -> Result<Option<String>, CliError> {
+    if how.password_prompt {
         let pw = rpassword::prompt_password("Jupyter password: ")
             .map_err(|e| CliError::new(Exit::BadInput, format!("cannot read a password: {e}")))?;
         return Ok(Some(pw));
     }
-    if stdin {
+    if how.password_stdin {
         let mut line = String::new();
         std::io::stdin().read_line(&mut line).map_err(|e| {
             CliError::new(

@@ -38,6 +38,17 @@ struct Cli {
     command: Command,
 }
 
+/// How a password is given: typed at a prompt, or piped in.
+#[derive(clap::Args)]
+struct PasswordArgs {
+    /// Ask for the password (no echo).
+    #[arg(long, conflicts_with = "password_stdin")]
+    password_prompt: bool,
+    /// Read the password from the first line of stdin (for scripts).
+    #[arg(long)]
+    password_stdin: bool,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Launch a notebook and wait until it is ready (or failed).
@@ -52,12 +63,9 @@ enum Command {
         /// Open Jupyter to these networks (cidr mode) instead of an SSM port-forward.
         #[arg(long)]
         cidr: Vec<String>,
-        /// Ask for a password (no echo) instead of getting a token.
-        #[arg(long, conflicts_with = "password_stdin")]
-        password_prompt: bool,
-        /// Read the password from the first line of stdin (for scripts).
-        #[arg(long)]
-        password_stdin: bool,
+        /// A password instead of a token.
+        #[command(flatten)]
+        password: PasswordArgs,
         /// Return once the launch is accepted.
         #[arg(long)]
         no_wait: bool,
@@ -93,12 +101,9 @@ enum Command {
     /// Jupyter takes it without a restart, and signs out browsers that used the old one.
     Credential {
         name: String,
-        /// Ask for the new password (no echo); for a password notebook.
-        #[arg(long, conflicts_with = "password_stdin")]
-        password_prompt: bool,
-        /// Read the new password from the first line of stdin (for scripts).
-        #[arg(long)]
-        password_stdin: bool,
+        /// The new password, for a password notebook.
+        #[command(flatten)]
+        password: PasswordArgs,
         /// Return once the change is accepted, without waiting for Jupyter to take it.
         #[arg(long)]
         no_wait: bool,

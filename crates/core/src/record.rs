@@ -157,6 +157,9 @@ pub const MAX_HOOK_BYTES: usize = 4096;
 /// How long a pre-stop hook may run by default, and at most, in seconds.
 pub const DEFAULT_PRE_STOP_TIMEOUT_SECONDS: u32 = 120;
 pub const MAX_PRE_STOP_TIMEOUT_SECONDS: u32 = 600;
+/// How long an on-start hook may run (`pip install` can take a while), within Run Command's
+/// 30-minute execution limit.
+pub const ON_START_TIMEOUT_SECONDS: u32 = 25 * 60;
 
 /// Scripts the owner set at launch, run on the instance as the notebook user (never root).
 /// Anyone who may read the notebook may read them: they are no place for a secret.
@@ -231,6 +234,18 @@ impl HookRun {
             exit_code: None,
             tail: None,
             ended_at: None,
+        }
+    }
+
+    /// A run that never started: the hook could not be sent (or its result never came), and why.
+    pub fn not_run(why: String, now: Timestamp) -> HookRun {
+        HookRun {
+            started_at: now,
+            command_id: None,
+            status: HookStatus::Failed,
+            exit_code: None,
+            tail: Some(why),
+            ended_at: Some(now),
         }
     }
 

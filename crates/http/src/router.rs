@@ -13,6 +13,8 @@ use nbfleet_core::identity::{self, Principal};
 use nbfleet_core::ports::Jobs;
 use nbfleet_core::validate::{parse_extend, parse_launch};
 use nbfleet_core::{Error, Result};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use tokio::sync::OnceCell;
 
@@ -70,19 +72,29 @@ pub fn matched(method: &Method, path: &str) -> Option<(Route, String)> {
     })
 }
 
-/// What the router serves with: the ports, the Jobs port Slack hands slow work to, and the
-/// Slack signing secret, read once when first needed.
+/// What the router serves with: the ports, and for the function that serves Slack, the Jobs
+/// port Slack hands slow work to and the Slack signing secret, read once when first needed.
 pub struct Api {
     pub deps: Deps,
-    jobs: Option<Arc<dyn Jobs>>,
+    slack: Option<SlackRoute>,
     slack_secret: OnceCell<Vec<u8>>,
+}
+
+/// An answer on its way.
+type Answering<'a> = Pin<Box<dyn Future<Output = Answer> + Send + 'a>>;
+
+/// `POST /slack/commands`, installed by [`Api::with_jobs`] only: a function that never calls it
+/// links none of Slack's request handling (the HTTP functions stay small).
+struct SlackRoute {
+    jobs: Arc<dyn Jobs>,
+    serve: for<'a> fn(&'a Api, &'a ApiRequest, &'a dyn Jobs) -> Answering<'a>,
 }
 
 impl Api {
     pub fn new(deps: Deps) -> Self {
         Api {
             deps,
-            jobs: None,
+            slack: None,
             slack_secret: OnceCell::new(),
         }
     }
@@ -97,7 +109,10 @@ impl Api {
 
     /// Serves `POST /slack/commands` too, handing slow commands to `jobs`.
     pub fn with_jobs(mut self, jobs: Arc<dyn Jobs>) -> Self {
-        self.jobs = Some(jobs);
+        self.slack = Some(SlackRoute {
+            jobs,
+            serve: |api, req, jobs| Box::pin(slash(api, req, jobs)),
+        });
         self
     }
 }
@@ -161,7 +176,10 @@ pub async fn dispatch(api: &Api, req: &ApiRequest) -> Answer {
         return Answer::error(&Error::NotFound(format!("no route for {} {path}", req.method)));
     };
     if route == Route::Slack {
-        return slash(api, req).await;
+        return match &api.slack {
+            Some(slack) => (slack.serve)(api, req, slack.jobs.as_ref()).await,
+            None => Answer::error(&Error::internal("this function does not serve Slack")),
+        };
     }
     // Every API route is for a verified caller; Slack's requests are verified by signature.
     let caller = match req.principal(&api.deps.cfg) {
@@ -204,10 +222,7 @@ pub async fn dispatch(api: &Api, req: &ApiRequest) -> Answer {
 
 /// `POST /slack/commands`: a verified request gets an ephemeral reply (Slack shows nothing for
 /// other statuses); one that fails verification gets the 401 of the one error mapping.
-async fn slash(api: &Api, req: &ApiRequest) -> Answer {
-    let Some(jobs) = &api.jobs else {
-        return Answer::error(&Error::internal("this function does not serve Slack"));
-    };
+async fn slash(api: &Api, req: &ApiRequest, jobs: &dyn Jobs) -> Answer {
     let secret = match api.slack_secret().await {
         Ok(s) => s,
         Err(e) => return Answer::error(&e),
@@ -217,7 +232,7 @@ async fn slash(api: &Api, req: &ApiRequest) -> Answer {
         signature: req.header("x-slack-signature"),
         body: req.body.clone(),
     };
-    Answer::slack_reply(slack::slash(&api.deps, jobs.as_ref(), secret, &signed).await)
+    Answer::slack_reply(slack::slash(&api.deps, jobs, secret, &signed).await)
 }
 
 #[cfg(test)]

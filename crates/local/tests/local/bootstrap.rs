@@ -118,9 +118,7 @@ async fn the_health_check_brings_jupyter_back_after_a_restart_with_the_same_cert
     assert!(!inst.sandbox.jupyter_running());
     inst.sandbox.new_port().unwrap();
 
-    let out = inst
-        .run(&scripts::health_check(&inst.nb, &inst.cfg, moto::REGION).unwrap())
-        .await;
+    let out = inst.health_check().await;
     assert_eq!(out.exit_code, Some(0), "{}", out.stderr);
     let health = report::parse_health(&out.stdout).unwrap();
     assert_eq!(health.fingerprint, report.fingerprint);
@@ -174,9 +172,7 @@ async fn a_new_token_is_taken_by_the_running_jupyter_without_a_restart_and_signs
         .put(&inst.cfg.secret_parameter("rotated"), new.expose(), "rotated")
         .await
         .unwrap();
-    let out = inst
-        .run(&scripts::health_check(&inst.nb, &inst.cfg, moto::REGION).unwrap())
-        .await;
+    let out = inst.health_check().await;
     assert_eq!(out.exit_code, Some(0), "{}", out.stderr);
     assert_eq!(
         report::parse_health(&out.stdout).unwrap().fingerprint,
@@ -221,17 +217,13 @@ async fn a_new_password_is_taken_by_the_running_jupyter_and_the_old_one_is_refus
         )
         .await
         .unwrap();
-    let out = inst
-        .run(&scripts::health_check(&inst.nb, &inst.cfg, moto::REGION).unwrap())
-        .await;
+    let out = inst.health_check().await;
     assert_eq!(out.exit_code, Some(0), "{}", out.stderr);
     let err = jupyter().login(PASSWORD).await.unwrap_err();
     assert!(matches!(err, JupyterError::LoginRefused(_)), "{err}");
     jupyter().login(newer).await.unwrap();
     // Run again with nothing new: nothing changes.
-    let again = inst
-        .run(&scripts::health_check(&inst.nb, &inst.cfg, moto::REGION).unwrap())
-        .await;
+    let again = inst.health_check().await;
     assert_eq!(again.exit_code, Some(0), "{}", again.stderr);
     jupyter().login(newer).await.unwrap();
 }
@@ -252,9 +244,7 @@ async fn a_hung_jupyter_is_restarted_by_the_health_check() {
             .unwrap()
             .success()
     );
-    let out = inst
-        .run(&scripts::health_check(&inst.nb, &inst.cfg, moto::REGION).unwrap())
-        .await;
+    let out = inst.health_check().await;
     assert_eq!(out.exit_code, Some(0), "{}", out.stderr);
     let jupyter = Jupyter::pinned(&inst.url(), &report.fingerprint).unwrap();
     assert_eq!(jupyter.status(Some(token.expose())).await.unwrap().0, 200);
@@ -264,9 +254,7 @@ async fn a_hung_jupyter_is_restarted_by_the_health_check() {
 #[tokio::test]
 async fn the_health_check_fails_clearly_where_the_bootstrap_never_ran() {
     let inst = instance(r#"{"name":"never-booted"}"#, None).await;
-    let out = inst
-        .run(&scripts::health_check(&inst.nb, &inst.cfg, moto::REGION).unwrap())
-        .await;
+    let out = inst.health_check().await;
     assert_ne!(out.exit_code, Some(0));
     assert!(out.stderr.contains("the bootstrap has not run"), "{}", out.stderr);
 }

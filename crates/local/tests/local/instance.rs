@@ -106,6 +106,12 @@ impl Instance {
         report::parse_bootstrap(&out.stdout).unwrap()
     }
 
+    /// Runs the health check as rendered for this notebook.
+    pub async fn health_check(&self) -> RunOutput {
+        self.run(&scripts::health_check(&self.nb, &self.cfg, moto::REGION).unwrap())
+            .await
+    }
+
     pub fn url(&self) -> String {
         format!("https://127.0.0.1:{}", self.sandbox.port().unwrap())
     }
