@@ -37,11 +37,22 @@ const TRIES: u32 = 3;
 /// notebook's kind).
 pub async fn change(deps: &Deps, caller: &Principal, name: &str, body: &[u8]) -> Result<Changed> {
     let now = deps.clock.now();
-    let (nb, credential) = claim(deps, caller, name, body, now).await?;
+    let (nb, credential, before) = claim(deps, caller, name, body, now).await?;
     let (value, token) = stored_secret(&credential);
-    deps.secrets
+    let stored = deps
+        .secrets
         .put(&deps.cfg.secret_parameter(name), value.expose(), name)
-        .await?;
+        .await;
+    if let Err(e) = stored {
+        // Nothing changed: take the claim back, so that asking again is not refused as a change
+        // still applying, and no start takes a change that never was.
+        let mut back = nb.touched(now);
+        back.credential_change = before;
+        if let Err(undo) = deps.store.put(&back, nb.expect()).await {
+            tracing::warn!(notebook = %name, error = %undo, "could not take back the credential change");
+        }
+        return Err(e);
+    }
     let notebook = if nb.state == State::Ready {
         send(deps, nb, now).await?
     } else {
@@ -53,14 +64,15 @@ pub async fn change(deps: &Deps, caller: &Principal, name: &str, body: &[u8]) ->
 }
 
 /// Reads `name`, checks the caller, the state and the body, and writes the change as
-/// applying (Ready) or waiting for the next start.
+/// applying (Ready) or waiting for the next start. Returns the record written, the credential,
+/// and the change it replaced.
 async fn claim(
     deps: &Deps,
     caller: &Principal,
     name: &str,
     body: &[u8],
     now: Timestamp,
-) -> Result<(Notebook, Credential)> {
+) -> Result<(Notebook, Credential, Option<CredentialChange>)> {
     let mut tries = 1;
     loop {
         let nb = owned(deps, caller, name).await?;
@@ -90,7 +102,7 @@ async fn claim(
             settled_at: None,
         });
         match deps.store.put(&next, nb.expect()).await {
-            Ok(()) => return Ok((next, credential)),
+            Ok(()) => return Ok((next, credential, nb.credential_change)),
             Err(Error::Conflict(_)) if tries < TRIES => tries += 1,
             Err(e) => return Err(e),
         }

@@ -302,3 +302,52 @@ async fn a_password_notebook_takes_a_new_password_hashed_never_in_clear() {
     assert!(stored.starts_with("argon2:$argon2id$"), "{stored}");
     assert!(!stored.contains("battery"));
 }
+
+/// Parameter Store refusing every write (throttled): the gap no moto setting opens on demand.
+struct Throttled(Arc<dyn nbfleet_core::ports::Secrets>);
+
+#[async_trait::async_trait]
+impl nbfleet_core::ports::Secrets for Throttled {
+    async fn put(&self, _: &str, _: &str, _: &str) -> nbfleet_core::Result<()> {
+        Err(nbfleet_core::Error::Throttled(
+            "PutParameter: rate exceeded".into(),
+        ))
+    }
+    async fn get(&self, name: &str) -> nbfleet_core::Result<Option<String>> {
+        self.0.get(name).await
+    }
+    async fn delete(&self, name: &str) -> nbfleet_core::Result<()> {
+        self.0.delete(name).await
+    }
+    async fn grant_to_instance(&self, name: &str, arn: &str) -> nbfleet_core::Result<()> {
+        self.0.grant_to_instance(name, arn).await
+    }
+}
+
+#[tokio::test]
+async fn a_secret_that_cannot_be_stored_changes_nothing_and_a_retry_is_not_refused() {
+    let (mut e, rules, _) = with_notebook(
+        RunCommand::succeeding(health_report),
+        "cred-throttled",
+        State::Ready,
+    )
+    .await;
+    let before = stored_secret(&e, "cred-throttled").await;
+    let real = e.deps.secrets.clone();
+    e.deps.secrets = Arc::new(Throttled(real.clone()));
+    let err = api::credential(&e.deps, OWNER, "cred-throttled", b"{}")
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), 503, "{err}");
+    assert_eq!(e.record("cred-throttled").await.credential_change, None);
+    assert_eq!(stored_secret(&e, "cred-throttled").await, before);
+    assert_eq!(rules.send.num_calls(), 0);
+    e.deps.secrets = real;
+    let (status, _) = api::credential(&e.deps, OWNER, "cred-throttled", b"{}")
+        .await
+        .unwrap();
+    assert_eq!(
+        status, 202,
+        "asking again is not refused as a change still applying"
+    );
+}
