@@ -39,6 +39,9 @@ pub fn sdk_config(endpoint: &str) -> SdkConfig {
             Credentials::new("test", "test", None, None, "moto"),
         ))
         .retry_config(RetryConfig::disabled())
+        // moto on a busy 2-core machine can pause a response for over a second: that is a slow
+        // test double, not the stalled network the SDK's protection is for.
+        .stalled_stream_protection(aws_sdk_dynamodb::config::StalledStreamProtectionConfig::disabled())
         .build()
 }
 
