@@ -73,7 +73,7 @@ pub async fn pre_stop_ended(
     inv: &Invocation,
     now: Timestamp,
 ) -> Result<Notebook> {
-    let run = ended(nb.pre_stop_hook.as_ref(), &pending.command_id, inv, now);
+    let run = ended(nb.pre_stop_hook.as_ref(), inv, now);
     finish_stop(deps, nb, run, pending.tell.clone(), now).await
 }
 
@@ -148,7 +148,7 @@ pub async fn on_start_ended(
     inv: &Invocation,
     now: Timestamp,
 ) -> Result<Notebook> {
-    let run = ended(nb.on_start_hook.as_ref(), &inv.command_id, inv, now);
+    let run = ended(nb.on_start_hook.as_ref(), inv, now);
     let mut next = nb.touched(now);
     next.on_start_hook = Some(run.clone());
     deps.store.put(&next, nb.expect()).await?;
@@ -160,8 +160,8 @@ pub async fn on_start_ended(
     Ok(next)
 }
 
-/// `started` (or a run of `command_id`) as `inv` ended it.
-fn ended(started: Option<&HookRun>, command_id: &str, inv: &Invocation, now: Timestamp) -> HookRun {
+/// `started` (or a run of `inv`'s command) as `inv` ended it.
+fn ended(started: Option<&HookRun>, inv: &Invocation, now: Timestamp) -> HookRun {
     let report = match inv.status {
         nbfleet_core::ports::CommandStatus::Success => {
             report::parse_hook(&inv.stdout).map_err(|_| "the hook runner printed no report".to_string())
@@ -173,7 +173,7 @@ fn ended(started: Option<&HookRun>, command_id: &str, inv: &Invocation, now: Tim
     };
     started
         .cloned()
-        .unwrap_or_else(|| HookRun::started(command_id, now))
+        .unwrap_or_else(|| HookRun::started(&inv.command_id, now))
         .ended(report, now)
 }
 

@@ -1,7 +1,7 @@
 //! The bootstrap and health-check scripts, run by the local runner exactly as rendered for
 //! production, against a real jupyter_server from the project venv and moto's Parameter Store.
 
-use crate::instance::{Instance, instance, repo_root};
+use crate::instance::{Instance, instance};
 use nbfleet_core::ports::Secrets;
 use nbfleet_core::{password, report, scripts};
 use nbfleet_jupyter::{Error as JupyterError, Jupyter};
@@ -142,14 +142,8 @@ try:
 except urllib.error.HTTPError as e:
     print(e.code, "")
 "#;
-    let out = std::process::Command::new(repo_root().join(".venv/bin/python3"))
-        .args(["-c", helper, &inst.sandbox.port().unwrap().to_string()])
-        .arg(inst.sandbox.home())
-        .args([token, method, path])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let out = inst.python(token, helper, &[method, path]);
+    let text = out.trim().to_string();
     let (code, body) = text.split_once(' ').unwrap_or((&text, ""));
     (code.parse().unwrap(), body.to_string())
 }
@@ -347,13 +341,7 @@ kc.wait_for_ready(timeout=30)
 kc.execute("import time; time.sleep(120)")
 time.sleep(2)
 "#;
-    let out = std::process::Command::new(repo_root().join(".venv/bin/python3"))
-        .args(["-c", helper, &inst.sandbox.port().unwrap().to_string()])
-        .arg(inst.sandbox.home())
-        .arg(token)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    inst.python(token, helper, &[]);
 }
 
 #[tokio::test]

@@ -27,7 +27,7 @@ impl Drop for Instance {
     }
 }
 
-pub fn repo_root() -> PathBuf {
+fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
@@ -104,6 +104,21 @@ impl Instance {
             "the runner ran other bytes than were rendered"
         );
         report::parse_bootstrap(&out.stdout).unwrap()
+    }
+
+    /// Runs `code` with the project's Python (jupyter_client, tornado), with Jupyter's port,
+    /// the sandbox home and `token` as its first arguments, then `more`; insists it succeeded and
+    /// answers its stdout.
+    pub fn python(&self, token: &str, code: &str, more: &[&str]) -> String {
+        let out = std::process::Command::new(repo_root().join(".venv/bin/python3"))
+            .args(["-c", code, &self.sandbox.port().unwrap().to_string()])
+            .arg(self.sandbox.home())
+            .arg(token)
+            .args(more)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     /// Runs the health check as rendered for this notebook.

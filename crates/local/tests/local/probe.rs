@@ -2,7 +2,7 @@
 //! the local runner: edits, CPU outside Jupyter, `nbfleet-busy` holds, GPUs (a fake
 //! `nvidia-smi` on the PATH prints recorded and MIG output), and the size of its line.
 
-use crate::instance::{Instance, instance, repo_root};
+use crate::instance::{Instance, instance};
 use jiff::{SignedDuration, Timestamp};
 use nbfleet_core::idle::{Observation, Probe};
 use nbfleet_core::{password, report, scripts};
@@ -19,19 +19,6 @@ async fn probe(inst: &Instance) -> Observation {
         Probe::Seen(obs) => obs,
         unknown => panic!("{unknown:?}\n{line}"),
     }
-}
-
-/// Runs `code` with the project's Python (jupyter_client, tornado), with Jupyter's port, the
-/// sandbox home and `token` as arguments.
-fn python(inst: &Instance, token: &str, code: &str) -> String {
-    let out = Command::new(repo_root().join(".venv/bin/python3"))
-        .args(["-c", code, &inst.sandbox.port().unwrap().to_string()])
-        .arg(inst.sandbox.home())
-        .arg(token)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 const API: &str = r#"
@@ -61,7 +48,7 @@ async fn a_notebook_saved_through_jupyter_is_an_edit_and_hidden_folders_and_venv
          call('PUT', '/api/contents/exp/train.ipynb', {{'type': 'notebook', 'format': 'json', \
          'content': {{'cells': [], 'metadata': {{}}, 'nbformat': 4, 'nbformat_minor': 5}}}})"
     );
-    python(&inst, token.expose(), &save);
+    inst.python(token.expose(), &save, &[]);
     let obs = probe(&inst).await;
     assert_eq!(obs.last_edit_path.as_deref(), Some("exp/train.ipynb"), "{obs:?}");
     assert!(near_now(obs.last_edit), "{obs:?}");
@@ -107,7 +94,7 @@ asyncio.run(run())
 call('DELETE', f'/api/terminals/{{name}}')
 "#
     );
-    python(&inst, token.expose(), &terminal);
+    inst.python(token.expose(), &terminal, &[]);
     let busy_loop = || {
         Command::new("pgrep")
             .args(["-f", "nbfleet-cpu-test"])
@@ -240,7 +227,7 @@ async fn with_fifty_kernels_and_twenty_thousand_files_the_probe_line_stays_short
         "{API}\nfrom concurrent.futures import ThreadPoolExecutor\n\
          list(ThreadPoolExecutor(8).map(lambda _: call('POST', '/api/kernels', {{}}), range(50)))"
     );
-    python(&inst, token.expose(), &start);
+    inst.python(token.expose(), &start, &[]);
     let obs = probe(&inst).await;
     assert_eq!(obs.kernels, 50);
     assert!(obs.edit_scan_cut, "{obs:?}");
