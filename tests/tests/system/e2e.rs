@@ -323,12 +323,20 @@ async fn an_idle_notebook_is_warned_then_stopped_a_dead_jupyter_is_restarted_the
             .call(Method::GET, "/notebooks/e2e-dead", None)
             .await
             .unwrap();
-        let restarted = body["history"]
+        let restart = body["history"]
             .as_array()
             .unwrap()
             .iter()
-            .any(|h| h["action"] == "restart_jupyter");
-        // Restarted, and its health check over: Jupyter answers over HTTPS again.
+            .find(|h| h["action"] == "restart_jupyter")
+            .map(|h| h["command_id"].as_str().unwrap().to_string());
+        // Restarted, and its health check over (killed while the check still runs, Jupyter would
+        // be started again by it): Jupyter answers over HTTPS again.
+        let over = restart.is_some_and(|id| {
+            t.stack
+                .log()
+                .lines()
+                .any(|l| l.contains("local command finished") && l.contains(&id))
+        });
         let answers = match Jupyter::pinned(
             dead["connect"]["url"].as_str().unwrap(),
             dead["cert_fingerprint"].as_str().unwrap(),
@@ -336,7 +344,7 @@ async fn an_idle_notebook_is_warned_then_stopped_a_dead_jupyter_is_restarted_the
             Ok(j) => j.status(None).await.is_ok(),
             Err(_) => false,
         };
-        if restarted && answers {
+        if over && answers {
             break;
         }
         assert!(
