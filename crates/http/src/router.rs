@@ -52,7 +52,8 @@ pub fn routes() -> Vec<String> {
     ROUTES.iter().map(|(m, p, _)| format!("{m} {p}")).collect()
 }
 
-/// The route `method` and `path` take, and the `{name}` in it (empty if none).
+/// The route `method` and `path` take, and the parameter in it (`{name}`, `{id}`; empty if
+/// none).
 pub fn matched(method: &Method, path: &str) -> Option<(Route, String)> {
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     ROUTES.iter().find_map(|(m, template, route)| {
@@ -63,7 +64,7 @@ pub fn matched(method: &Method, path: &str) -> Option<(Route, String)> {
         let mut name = String::new();
         for (part, seg) in parts.iter().zip(&segments) {
             match *part {
-                "{name}" => name = seg.to_string(),
+                p if p.starts_with('{') => name = seg.to_string(),
                 p if p == *seg => {}
                 _ => return None,
             }
@@ -72,16 +73,22 @@ pub fn matched(method: &Method, path: &str) -> Option<(Route, String)> {
     })
 }
 
-/// What the router serves with: the ports, and for the function that serves Slack, the Jobs
-/// port Slack hands slow work to and the Slack signing secret, read once when first needed.
+/// What the router serves with: the ports, the routes this function answers, and for the
+/// function that serves Slack, the Jobs port Slack hands slow work to and the Slack signing
+/// secret, read once when first needed.
 pub struct Api {
     pub deps: Deps,
+    handlers: Vec<(Route, Handler)>,
     slack: Option<SlackRoute>,
     slack_secret: OnceCell<Vec<u8>>,
 }
 
 /// An answer on its way.
 type Answering<'a> = Pin<Box<dyn Future<Output = Answer> + Send + 'a>>;
+
+/// How one route is answered: the ports, the request, its verified caller, and the one
+/// parameter in its path (`{name}` or `{id}`; empty if none).
+pub type Handler = for<'a> fn(&'a Deps, &'a ApiRequest, &'a Principal, &'a str) -> Answering<'a>;
 
 /// `POST /slack/commands`, installed by [`Api::with_jobs`] only: a function that never calls it
 /// links none of Slack's request handling (the HTTP functions stay small).
@@ -91,12 +98,27 @@ struct SlackRoute {
 }
 
 impl Api {
+    /// Serves no route yet: add a function's routes with [`Api::serving`].
     pub fn new(deps: Deps) -> Self {
         Api {
             deps,
+            handlers: Vec::new(),
             slack: None,
             slack_secret: OnceCell::new(),
         }
+    }
+
+    /// Serves `routes` too (one of [`LAUNCH`], [`READ`], [`LIFECYCLE`]).
+    pub fn serving(mut self, routes: &[(Route, Handler)]) -> Self {
+        self.handlers.extend_from_slice(routes);
+        self
+    }
+
+    /// Serves every API route (the local stack, the tests): every function at once.
+    pub fn serving_all(self) -> Self {
+        FUNCTIONS
+            .iter()
+            .fold(self, |api, (_, routes)| api.serving(routes))
     }
 
     /// Slack's signing secret, read once.
@@ -115,6 +137,89 @@ impl Api {
         });
         self
     }
+}
+
+/// The launch function's routes.
+pub const LAUNCH: &[(Route, Handler)] = &[(Route::Launch, |deps, req, caller, _| {
+    Box::pin(async move {
+        match parse_launch(&req.body, &deps.cfg) {
+            Ok(spec) => Answer::from(launch::launch(deps, caller, &spec).await, Answer::launched),
+            Err(e) => Answer::error(&e),
+        }
+    })
+})];
+
+/// The read function's routes.
+pub const READ: &[(Route, Handler)] = &[
+    (Route::List, |deps, _, _, _| {
+        Box::pin(async move { Answer::from(read::list(deps).await, Answer::views) })
+    }),
+    (Route::Get, |deps, _, _, name| {
+        Box::pin(async move { Answer::from(read::get(deps, name).await, Answer::view) })
+    }),
+    (Route::Orphans, |deps, _, caller, _| {
+        Box::pin(async move { Answer::from(read::orphans(deps, caller).await, Answer::orphans) })
+    }),
+];
+
+/// The lifecycle function's routes.
+pub const LIFECYCLE: &[(Route, Handler)] = &[
+    (Route::Start, |deps, _, caller, name| {
+        Box::pin(async move { Answer::from(lifecycle::start(deps, caller, name).await, Answer::changed) })
+    }),
+    (Route::Stop, |deps, req, caller, name| {
+        Box::pin(async move {
+            let stopped = lifecycle::stop(deps, caller, name, req.flag("hook")).await;
+            Answer::from(stopped, Answer::changed)
+        })
+    }),
+    (Route::Extend, |deps, req, caller, name| {
+        Box::pin(async move {
+            match parse_extend(&req.body) {
+                Ok(minutes) => Answer::from(
+                    lifecycle::extend(deps, caller, name, minutes).await,
+                    Answer::changed,
+                ),
+                Err(e) => Answer::error(&e),
+            }
+        })
+    }),
+    (Route::Credential, |deps, req, caller, name| {
+        Box::pin(async move {
+            Answer::from(
+                credential::change(deps, caller, name, &req.body).await,
+                Answer::credential,
+            )
+        })
+    }),
+    (Route::Delete, |deps, req, caller, name| {
+        Box::pin(async move {
+            let deleted = lifecycle::delete(deps, caller, name, req.flag("snapshot")).await;
+            Answer::from(deleted, Answer::changed)
+        })
+    }),
+];
+
+/// Each API function (by its binary's name) and the routes it serves: API Gateway sends it
+/// these and no others (template.yaml; a template test compares the two), and it links only
+/// their code.
+pub const FUNCTIONS: [(&str, &[(Route, Handler)]); 3] = [
+    ("nbfleet-launch", LAUNCH),
+    ("nbfleet-read", READ),
+    ("nbfleet-lifecycle", LIFECYCLE),
+];
+
+/// The routes `function` serves, as `METHOD /path/{name}` (empty for a function that is not an
+/// API function).
+pub fn routes_of(function: &str) -> Vec<String> {
+    let Some((_, served)) = FUNCTIONS.iter().find(|(f, _)| *f == function) else {
+        return Vec::new();
+    };
+    ROUTES
+        .iter()
+        .filter(|(_, _, r)| served.iter().any(|(s, _)| s == r))
+        .map(|(m, p, _)| format!("{m} {p}"))
+        .collect()
 }
 
 /// One request, as both edges hand it over.
@@ -186,37 +291,12 @@ pub async fn dispatch(api: &Api, req: &ApiRequest) -> Answer {
         Ok(c) => c,
         Err(e) => return Answer::error(&e),
     };
-    let caller = &caller;
-    let (deps, name) = (&api.deps, name.as_str());
-    match route {
-        Route::Launch => match parse_launch(&req.body, &deps.cfg) {
-            Ok(spec) => Answer::from(launch::launch(deps, caller, &spec).await, Answer::launched),
-            Err(e) => Answer::error(&e),
-        },
-        Route::List => Answer::from(read::list(deps).await, Answer::views),
-        Route::Get => Answer::from(read::get(deps, name).await, Answer::view),
-        Route::Start => Answer::from(lifecycle::start(deps, caller, name).await, Answer::changed),
-        Route::Stop => Answer::from(
-            lifecycle::stop(deps, caller, name, req.flag("hook")).await,
-            Answer::changed,
-        ),
-        Route::Extend => match parse_extend(&req.body) {
-            Ok(minutes) => Answer::from(
-                lifecycle::extend(deps, caller, name, minutes).await,
-                Answer::changed,
-            ),
-            Err(e) => Answer::error(&e),
-        },
-        Route::Credential => Answer::from(
-            credential::change(deps, caller, name, &req.body).await,
-            Answer::credential,
-        ),
-        Route::Delete => Answer::from(
-            lifecycle::delete(deps, caller, name, req.flag("snapshot")).await,
-            Answer::changed,
-        ),
-        Route::Orphans => Answer::from(read::orphans(deps, caller).await, Answer::orphans),
-        Route::Slack => unreachable!("answered above"),
+    match api.handlers.iter().find(|(r, _)| *r == route) {
+        Some((_, handler)) => handler(&api.deps, req, &caller, &name).await,
+        None => Answer::error(&Error::internal(format!(
+            "this function does not serve {} {path}",
+            req.method
+        ))),
     }
 }
 

@@ -1,9 +1,10 @@
 //! What the six mains share: the API functions (launch, read, lifecycle) are the one router
-//! behind API Gateway, and differ only in the routes API Gateway sends them and the IAM role
-//! the template gives them.
+//! behind API Gateway, each serving (and linking) only its own routes, with the IAM role the
+//! template gives it.
 
 use lambda_http::{Error, Request, run, service_fn};
-use nbfleet_http::{Api, lambda};
+use nbfleet_http::router::Handler;
+use nbfleet_http::{Api, Route, lambda};
 use std::future::Future;
 
 /// Every main starts here, as `#[tokio::main]` would, with one step before it: while the
@@ -18,9 +19,10 @@ pub fn start(main: impl Future<Output = Result<(), Error>>) -> Result<(), Error>
         .block_on(main)
 }
 
-/// Serves API Gateway's requests through the one router until Lambda stops the process.
-pub async fn serve_api() -> Result<(), Error> {
-    let api = Api::new(nbfleet_aws::lambda_deps().await?);
+/// Serves API Gateway's requests for `routes` (this function's, `nbfleet_http::router::LAUNCH`
+/// and the like) through the one router until Lambda stops the process.
+pub async fn serve_api(routes: &[(Route, Handler)]) -> Result<(), Error> {
+    let api = Api::new(nbfleet_aws::lambda_deps().await?).serving(routes);
     run(service_fn(|req: Request| async {
         Ok::<_, Error>(lambda::serve(&api, req).await)
     }))

@@ -175,7 +175,7 @@ async fn deliver(deps: &Deps, event: &Value) {
 /// Serves the HTTP API until the process ends.
 pub async fn serve(deps: Deps, listener: TcpListener) {
     let jobs = Arc::new(SpawnedJobs(deps.clone()));
-    let api = Arc::new(Api::new(deps).with_jobs(jobs));
+    let api = Arc::new(Api::new(deps).serving_all().with_jobs(jobs));
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;

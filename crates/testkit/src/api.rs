@@ -133,7 +133,7 @@ pub fn respond(result: Result<(u16, Value)>) -> Response<Body> {
 
 /// An API Lambda's answer to `req`, through the whole edge: caller, router, mapping.
 pub async fn serve(deps: &Deps, req: Request) -> Response<Body> {
-    lambda::serve(&Api::new(deps.clone()), req).await
+    lambda::serve(&Api::new(deps.clone()).serving_all(), req).await
 }
 
 /// An EventBridge event as the events Lambda takes it: parsed at the edge, then handled.

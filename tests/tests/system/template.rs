@@ -20,6 +20,20 @@ fn the_api_routes_in_the_template_are_the_routes_the_local_stack_serves() {
         .collect();
     let served: BTreeSet<String> = nbfleet_http::router::routes().into_iter().collect();
     assert_eq!(in_template, served);
+    // And each API function is sent exactly the routes it serves (it links no others).
+    for (function, facts) in functions(&facts) {
+        if function == "nbfleet-slack" {
+            continue;
+        }
+        let in_template: BTreeSet<String> = facts["routes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r.as_str().unwrap().to_string())
+            .collect();
+        let served: BTreeSet<String> = nbfleet_http::router::routes_of(function).into_iter().collect();
+        assert_eq!(in_template, served, "{function}");
+    }
 }
 
 /// A function's environment as Lambda gives it: the template's variables plus AWS_REGION.

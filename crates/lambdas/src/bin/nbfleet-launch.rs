@@ -1,5 +1,5 @@
 //! The launch Lambda: `POST /notebooks`, through the one router.
 
 fn main() -> Result<(), lambda_http::Error> {
-    nbfleet_lambdas::start(nbfleet_lambdas::serve_api())
+    nbfleet_lambdas::start(nbfleet_lambdas::serve_api(nbfleet_http::router::LAUNCH))
 }
