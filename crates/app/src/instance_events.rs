@@ -395,7 +395,13 @@ async fn ready(
     };
     let instance_id = nb.instance_id.as_deref().unwrap_or_default();
     let address = match deps.compute.describe(instance_id).await {
-        Ok(Some(i)) => i.public_dns.or(i.public_ip).or(i.private_ip),
+        Ok(Some(i)) => {
+            // EC2's word on the type (a change whose record write was lost, a fallback start).
+            if !i.instance_type.is_empty() {
+                next.instance_type = i.instance_type;
+            }
+            i.public_dns.or(i.public_ip).or(i.private_ip)
+        }
         _ => None,
     };
     next.connect = Some(connect_for(

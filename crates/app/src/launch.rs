@@ -99,6 +99,7 @@ pub async fn launch(deps: &Deps, owner: &Principal, spec: &LaunchSpec) -> Result
                 volume_gb: spec.volume_gb,
                 instance_profile: deps.cfg.instance_profile.clone(),
                 client_token: String::new(),
+                snapshot_id: None,
             };
             match run_with_fallback(deps, &base, &spec.instance_type, &mut record.launch_attempts).await {
                 Ok(instance) => instance,

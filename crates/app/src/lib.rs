@@ -7,6 +7,7 @@
 //!
 //! - [`launch`]: `POST /notebooks`
 //! - [`lifecycle`]: start, stop, delete, extend
+//! - [`modify`]: `PATCH /notebooks/{name}`: settings, disk size, instance type
 //! - [`credential`]: a new token or password, taken by the running Jupyter
 //! - [`hooks`]: the owner's pre-stop and on-start hooks
 //! - [`read`]: one notebook or all, with cost and history
@@ -22,6 +23,7 @@ pub mod hooks;
 pub mod instance_events;
 pub mod launch;
 pub mod lifecycle;
+pub mod modify;
 pub mod read;
 pub mod reconcile;
 pub mod slack;

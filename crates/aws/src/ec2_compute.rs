@@ -18,7 +18,7 @@ use aws_sdk_ec2::types::{
 };
 use aws_smithy_runtime_api::client::interceptors::context::InterceptorContext;
 use aws_smithy_runtime_api::client::retries::classifiers::{ClassifyRetry, RetryAction};
-use nbfleet_core::ports::{Ami, Compute, Instance, InstanceState, RunRequest, SnapshotRequest};
+use nbfleet_core::ports::{Ami, Compute, Instance, InstanceState, RunRequest, Snapshot, SnapshotRequest};
 use nbfleet_core::validate::{Access, AccessMode};
 use nbfleet_core::{Error, Result};
 use std::fmt::Debug;
@@ -184,6 +184,15 @@ fn map_ec2<E: ProvideErrorMetadata + Debug, R: Debug>(err: SdkError<E, R>, what:
         Some("IncorrectInstanceState" | "IncorrectState") => {
             Error::Conflict(format!("the instance is not in a state to {what}: {message}"))
         }
+        Some("VolumeModificationRateExceeded" | "IncorrectModificationState") => Error::Conflict(format!(
+            "EBS resizes a disk only so often, and one change at a time: {message} (retry later)"
+        )),
+        Some("InvalidSnapshot.NotFound") => {
+            Error::NotFound(format!("EC2 does not know the snapshot: {message}"))
+        }
+        Some("InvalidSnapshot.InUse") => Error::Conflict(format!(
+            "the snapshot is in use (an AMI or a volume being made from it): {message}"
+        )),
         _ => errors::map(err, what),
     }
 }
@@ -239,6 +248,32 @@ fn to_instance(i: aws_sdk_ec2::types::Instance) -> Option<Instance> {
 }
 
 impl Ec2Compute {
+    /// A snapshot as nbfleet sees it: nbfleet's when it carries this stack's tag and a
+    /// notebook's.
+    fn to_snapshot(&self, s: aws_sdk_ec2::types::Snapshot) -> Snapshot {
+        let tag = |key: &str| {
+            s.tags()
+                .iter()
+                .find(|t| t.key() == Some(key))
+                .and_then(|t| t.value())
+                .map(str::to_string)
+        };
+        let notebook = tag(NOTEBOOK_TAG);
+        Snapshot {
+            id: s.snapshot_id().unwrap_or_default().to_string(),
+            nbfleet: notebook.is_some() && tag(STACK_TAG).as_deref() == Some(self.stack.as_str()),
+            notebook,
+            owner: tag(OWNER_TAG),
+            owner_id: tag(OWNER_ID_TAG),
+            generation: tag(GENERATION_TAG).and_then(|g| g.parse().ok()),
+            size_gb: s.volume_size().unwrap_or(0).max(0) as u32,
+            created: s
+                .start_time()
+                .and_then(|t| jiff::Timestamp::from_second(t.secs()).ok()),
+            state: s.state().map(|st| st.as_str().to_string()).unwrap_or_default(),
+        }
+    }
+
     /// Every instance matching `filters`, all pages of up to 1000.
     async fn describe_all(
         &self,
@@ -459,6 +494,7 @@ impl Compute for Ec2Compute {
                             .volume_type(VolumeType::Gp3)
                             .encrypted(true)
                             .delete_on_termination(true)
+                            .set_snapshot_id(req.snapshot_id.clone())
                             .build(),
                     )
                     .build(),
@@ -590,5 +626,94 @@ impl Compute for Ec2Compute {
             .map_err(|e| map_ec2(e, "snapshot the root volume"))?;
         out.snapshot_id
             .ok_or_else(|| Error::internal("CreateSnapshot returned no id"))
+    }
+
+    async fn list_snapshots(&self) -> Result<Vec<Snapshot>> {
+        let filters = vec![
+            Filter::builder().name("tag-key").values(NOTEBOOK_TAG).build(),
+            self.this_stack(),
+        ];
+        let found = self
+            .ec2
+            .describe_snapshots()
+            .owner_ids("self")
+            .set_filters(Some(filters))
+            .max_results(1000)
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .await
+            .map_err(|e| map_ec2(e, "list nbfleet's snapshots"))?;
+        Ok(found.into_iter().map(|s| self.to_snapshot(s)).collect())
+    }
+
+    async fn describe_snapshot(&self, id: &str) -> Result<Option<Snapshot>> {
+        match self.ec2.describe_snapshots().snapshot_ids(id).send().await {
+            Ok(out) => Ok(out
+                .snapshots
+                .unwrap_or_default()
+                .into_iter()
+                .next()
+                .map(|s| self.to_snapshot(s))),
+            Err(e)
+                if matches!(
+                    errors::code(&e),
+                    Some("InvalidSnapshot.NotFound" | "InvalidSnapshotID.Malformed")
+                ) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(map_ec2(e, "describe the snapshot")),
+        }
+    }
+
+    async fn delete_snapshot(&self, id: &str) -> Result<()> {
+        match self.ec2.delete_snapshot().snapshot_id(id).send().await {
+            Ok(_) => Ok(()),
+            Err(e) if errors::code(&e) == Some("InvalidSnapshot.NotFound") => Ok(()),
+            Err(e) => Err(map_ec2(e, "delete the snapshot")),
+        }
+    }
+
+    async fn set_instance_type(&self, instance_id: &str, instance_type: &str) -> Result<()> {
+        self.ec2
+            .modify_instance_attribute()
+            .instance_id(instance_id)
+            .instance_type(
+                aws_sdk_ec2::types::AttributeValue::builder()
+                    .value(instance_type)
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| map_ec2(e, &format!("change the instance type to {instance_type}")))?;
+        Ok(())
+    }
+
+    async fn grow_volume(&self, volume_id: &str, gb: u32) -> Result<()> {
+        let out = self
+            .ec2
+            .describe_volumes()
+            .volume_ids(volume_id)
+            .send()
+            .await
+            .map_err(|e| map_ec2(e, "describe the root volume"))?;
+        let size = out
+            .volumes()
+            .first()
+            .and_then(|v| v.size())
+            .ok_or_else(|| Error::NotFound(format!("EC2 does not know the volume {volume_id}")))?;
+        if i64::from(size) >= i64::from(gb) {
+            return Ok(());
+        }
+        self.ec2
+            .modify_volume()
+            .volume_id(volume_id)
+            .size(gb as i32)
+            .send()
+            .await
+            .map_err(|e| map_ec2(e, &format!("grow the disk to {gb} GB")))?;
+        Ok(())
     }
 }

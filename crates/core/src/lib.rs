@@ -11,6 +11,7 @@ pub mod events;
 pub mod gpu;
 pub mod identity;
 pub mod idle;
+pub mod modify;
 pub mod password;
 pub mod ports;
 pub mod reconcile;

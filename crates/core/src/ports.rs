@@ -214,6 +214,8 @@ pub struct RunRequest {
     pub instance_profile: Option<String>,
     /// Idempotency token for real EC2; distinct per attempt.
     pub client_token: String,
+    /// The snapshot to make the root volume from (a restore); none: the AMI's.
+    pub snapshot_id: Option<String>,
 }
 
 /// A snapshot of one notebook's root volume, tagged with whose it is (`nbfleet:notebook`,
@@ -227,6 +229,23 @@ pub struct SnapshotRequest {
     pub owner_id: String,
     pub generation: u32,
     pub created: Timestamp,
+}
+
+/// An EBS snapshot as nbfleet sees it: whose it is, from the tags its snapshot step gave it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    pub id: String,
+    /// Taken by this nbfleet deployment (it carries this stack's tag and a notebook's): only
+    /// those are listed, restored or deleted.
+    pub nbfleet: bool,
+    pub notebook: Option<String>,
+    pub owner: Option<String>,
+    pub owner_id: Option<String>,
+    pub generation: Option<u32>,
+    pub size_gb: u32,
+    pub created: Option<Timestamp>,
+    /// EC2's state: `pending`, `completed`, `error`.
+    pub state: String,
 }
 
 /// EC2 (and the AMI parameter it launches from).
@@ -260,6 +279,16 @@ pub trait Compute: Send + Sync {
     async fn terminate(&self, instance_id: &str) -> Result<()>;
     /// Snapshots a notebook's root volume, tagged as its; returns the snapshot id.
     async fn snapshot(&self, req: &SnapshotRequest) -> Result<String>;
+    /// Every snapshot this deployment took, every page.
+    async fn list_snapshots(&self) -> Result<Vec<Snapshot>>;
+    /// The snapshot `id` (any, nbfleet's or not), or `None` if EC2 knows no such snapshot.
+    async fn describe_snapshot(&self, id: &str) -> Result<Option<Snapshot>>;
+    /// Deletes a snapshot; deleting a missing one is not an error.
+    async fn delete_snapshot(&self, id: &str) -> Result<()>;
+    /// Changes a stopped instance's type (EC2 refuses it for a running one: a conflict).
+    async fn set_instance_type(&self, instance_id: &str, instance_type: &str) -> Result<()>;
+    /// Grows a volume to `gb`; one already that large is left alone (a retried change).
+    async fn grow_volume(&self, volume_id: &str, gb: u32) -> Result<()>;
 }
 
 /// Where a Run Command invocation is, as SSM reports it.

@@ -20,10 +20,22 @@ pub enum Op {
     Extend,
     /// Replace the token or password (`POST /notebooks/{name}/credential`).
     Credential,
+    /// Change settings: idle policy, schedule, hooks, disk size (`PATCH /notebooks/{name}`).
+    Change,
+    /// Change the instance type (`PATCH` with `instance_type`).
+    Retype,
 }
 
 impl Op {
-    pub const ALL: [Op; 5] = [Op::Start, Op::Stop, Op::Delete, Op::Extend, Op::Credential];
+    pub const ALL: [Op; 7] = [
+        Op::Start,
+        Op::Stop,
+        Op::Delete,
+        Op::Extend,
+        Op::Credential,
+        Op::Change,
+        Op::Retype,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -32,6 +44,8 @@ impl Op {
             Op::Delete => "delete",
             Op::Extend => "extend",
             Op::Credential => "change the credential of",
+            Op::Change => "change",
+            Op::Retype => "change the instance type of",
         }
     }
 }
@@ -54,21 +68,20 @@ use Effect::*;
 use State::*;
 
 /// One row per state, one column per operation, in the order of [`Op::ALL`]:
-/// start, stop, delete, extend, credential. This is docs/states.md's table, cell for cell.
-pub const TABLE: [(State, [Effect; 5]); 10] = [
-    (Pending, [Refuse, Refuse, Move(Terminating), Refuse, Refuse]),
-    (Launching, [Refuse, Refuse, Move(Terminating), Refuse, Refuse]),
-    (
-        Configuring,
-        [NoOp, Move(Stopping), Move(Terminating), Refuse, Refuse],
-    ),
-    (Ready, [NoOp, Move(Stopping), Move(Terminating), Apply, Apply]),
-    (Starting, [NoOp, Refuse, Move(Terminating), Refuse, Refuse]),
-    (Stopping, [Refuse, NoOp, Move(Terminating), Refuse, Apply]),
-    (Stopped, [Move(Starting), NoOp, Move(Terminating), Refuse, Apply]),
-    (Failed, [Move(Starting), NoOp, Move(Terminating), Refuse, Apply]),
-    (Terminating, [Refuse, Refuse, NoOp, Refuse, Refuse]),
-    (Terminated, [Refuse, Refuse, NoOp, Refuse, Refuse]),
+/// start, stop, delete, extend, credential, change, type. This is docs/states.md's table, cell
+/// for cell.
+#[rustfmt::skip]
+pub const TABLE: [(State, [Effect; 7]); 10] = [
+    (Pending,     [Refuse,         Refuse,         Move(Terminating), Refuse, Refuse, Refuse, Refuse]),
+    (Launching,   [Refuse,         Refuse,         Move(Terminating), Refuse, Refuse, Apply,  Refuse]),
+    (Configuring, [NoOp,           Move(Stopping), Move(Terminating), Refuse, Refuse, Apply,  Refuse]),
+    (Ready,       [NoOp,           Move(Stopping), Move(Terminating), Apply,  Apply,  Apply,  Refuse]),
+    (Starting,    [NoOp,           Refuse,         Move(Terminating), Refuse, Refuse, Apply,  Refuse]),
+    (Stopping,    [Refuse,         NoOp,           Move(Terminating), Refuse, Apply,  Apply,  Refuse]),
+    (Stopped,     [Move(Starting), NoOp,           Move(Terminating), Refuse, Apply,  Apply,  Apply]),
+    (Failed,      [Move(Starting), NoOp,           Move(Terminating), Refuse, Apply,  Apply,  Refuse]),
+    (Terminating, [Refuse,         Refuse,         NoOp,              Refuse, Refuse, Refuse, Refuse]),
+    (Terminated,  [Refuse,         Refuse,         NoOp,              Refuse, Refuse, Refuse, Refuse]),
 ];
 
 /// What `op` does to a notebook in `state`.
@@ -103,7 +116,11 @@ fn refusal_reason(name: &str, state: State, op: Op) -> String {
         (Pending | Launching | Configuring | Starting, Op::Credential) => {
             "; retry when it is Ready (or Stopped)"
         }
+        (Pending, Op::Change) => "; retry when it is Launching",
         (Terminating | Terminated, _) => "; it is deleted",
+        (_, Op::Retype) => {
+            "; stop it first (`nbfleet stop NAME`): the instance type changes only while Stopped"
+        }
         _ => "",
     };
     format!(
@@ -163,16 +180,16 @@ mod tests {
     /// The table of docs/states.md, written out as text so a reader can compare it by eye.
     /// `202>X` moves to X, `200` is a no-op or in-place apply, `409` refuses.
     const DESIGN_TABLE: &str = "
-        Pending      409      409      202>Terminating 409 409
-        Launching    409      409      202>Terminating 409 409
-        Configuring  200      202>Stopping 202>Terminating 409 409
-        Ready        200      202>Stopping 202>Terminating 200 200
-        Starting     200      409      202>Terminating 409 409
-        Stopping     409      200      202>Terminating 409 200
-        Stopped      202>Starting 200  202>Terminating 409 200
-        Failed       202>Starting 200  202>Terminating 409 200
-        Terminating  409      409      200             409 409
-        Terminated   409      409      200             409 409
+        Pending      409      409      202>Terminating 409 409 409 409
+        Launching    409      409      202>Terminating 409 409 200 409
+        Configuring  200      202>Stopping 202>Terminating 409 409 200 409
+        Ready        200      202>Stopping 202>Terminating 200 200 200 409
+        Starting     200      409      202>Terminating 409 409 200 409
+        Stopping     409      200      202>Terminating 409 200 200 409
+        Stopped      202>Starting 200  202>Terminating 409 200 200 200
+        Failed       202>Starting 200  202>Terminating 409 200 200 409
+        Terminating  409      409      200             409 409 409 409
+        Terminated   409      409      200             409 409 409 409
     ";
 
     #[test]
@@ -204,17 +221,22 @@ mod tests {
                 cells += 1;
             }
         }
-        assert_eq!(cells, 50);
+        assert_eq!(cells, 70);
     }
 
     #[test]
-    fn only_extend_on_ready_and_a_credential_with_the_disk_settled_apply_in_place() {
+    fn only_extend_on_ready_a_credential_with_the_disk_settled_a_change_and_a_type_while_stopped_apply_in_place()
+     {
         for (state, row) in TABLE {
             for (request, verdict) in Op::ALL.into_iter().zip(row) {
                 let settled = matches!(state, Ready | Stopping | Stopped | Failed);
+                let live = !matches!(state, Pending | Terminating | Terminated);
                 assert_eq!(
                     verdict == Apply,
-                    (state == Ready && request == Op::Extend) || (settled && request == Op::Credential),
+                    (state == Ready && request == Op::Extend)
+                        || (settled && request == Op::Credential)
+                        || (live && request == Op::Change)
+                        || (state == Stopped && request == Op::Retype),
                     "{state} {request:?}"
                 );
             }

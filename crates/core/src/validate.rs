@@ -175,19 +175,10 @@ fn credential(fields: &Map<String, Value>) -> Result<Credential> {
 /// no body) for a new token, `{"password": …}` or `{"password_hash": …}` for a new password.
 /// The kind stays the one the launch chose: the probe and the login depend on it.
 pub fn parse_credential(body: &[u8], kind: SecretKind) -> Result<Credential> {
-    if body.len() > MAX_BODY_BYTES {
-        return Err(Error::PayloadTooLarge {
-            limit: MAX_BODY_BYTES,
-        });
-    }
-    let fields = if body.iter().all(u8::is_ascii_whitespace) {
+    let fields = if body.len() <= MAX_BODY_BYTES && body.iter().all(u8::is_ascii_whitespace) {
         Map::new()
     } else {
-        match serde_json::from_slice::<Value>(body) {
-            Ok(Value::Object(fields)) => fields,
-            Ok(_) => return Err(Error::bad_request("body", "must be a JSON object")),
-            Err(e) => return Err(Error::bad_request("body", format!("not valid JSON: {e}"))),
-        }
+        object(body)?
     };
     if let Some(key) = fields
         .keys()
@@ -216,17 +207,21 @@ pub fn parse_credential(body: &[u8], kind: SecretKind) -> Result<Credential> {
 
 /// Parses and validates a `POST /notebooks` body.
 pub fn parse_launch(body: &[u8], cfg: &Config) -> Result<LaunchSpec> {
+    launch_spec(&object(body)?, cfg)
+}
+
+/// A request body that must be one JSON object, of at most [`MAX_BODY_BYTES`].
+pub(crate) fn object(body: &[u8]) -> Result<Map<String, Value>> {
     if body.len() > MAX_BODY_BYTES {
         return Err(Error::PayloadTooLarge {
             limit: MAX_BODY_BYTES,
         });
     }
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| Error::bad_request("body", format!("not valid JSON: {e}")))?;
-    let Value::Object(fields) = value else {
-        return Err(Error::bad_request("body", "must be a JSON object"));
-    };
-    launch_spec(&fields, cfg)
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(fields)) => Ok(fields),
+        Ok(_) => Err(Error::bad_request("body", "must be a JSON object")),
+        Err(e) => Err(Error::bad_request("body", format!("not valid JSON: {e}"))),
+    }
 }
 
 /// Validates a launch's fields, named as in a `POST /notebooks` body (Slack's launch gives the
@@ -323,7 +318,7 @@ fn instance_fallback(fields: &Map<String, Value>, idle_timeout: u32, cfg: &Confi
 }
 
 /// Reads an optional field as `T`, with a 400 naming it if it has the wrong type.
-fn field<T: DeserializeOwned>(fields: &Map<String, Value>, name: &str) -> Result<Option<T>> {
+pub(crate) fn field<T: DeserializeOwned>(fields: &Map<String, Value>, name: &str) -> Result<Option<T>> {
     match fields.get(name) {
         None | Some(Value::Null) => Ok(None),
         Some(v) => T::deserialize(v)
@@ -332,7 +327,7 @@ fn field<T: DeserializeOwned>(fields: &Map<String, Value>, name: &str) -> Result
     }
 }
 
-fn json_type(v: &Value) -> &'static str {
+pub(crate) fn json_type(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
@@ -343,7 +338,7 @@ fn json_type(v: &Value) -> &'static str {
     }
 }
 
-fn bounded(fields: &Map<String, Value>, name: &str, range: crate::config::Bounded) -> Result<u32> {
+pub(crate) fn bounded(fields: &Map<String, Value>, name: &str, range: crate::config::Bounded) -> Result<u32> {
     let v: u32 = field(fields, name)?.unwrap_or(range.default);
     if range.contains(v) {
         Ok(v)
@@ -357,7 +352,7 @@ fn bounded(fields: &Map<String, Value>, name: &str, range: crate::config::Bounde
 
 /// `hooks`: `{"pre_stop": "…", "pre_stop_timeout_seconds": N, "on_start": "…"}`, each hook a
 /// shell script of at most 4 KB, the timeout 1 to 600 s (120 by default).
-fn parse_hooks(value: Option<&Value>) -> Result<crate::record::Hooks> {
+pub(crate) fn parse_hooks(value: Option<&Value>) -> Result<crate::record::Hooks> {
     use crate::record::{
         DEFAULT_PRE_STOP_TIMEOUT_SECONDS, Hooks, MAX_HOOK_BYTES, MAX_PRE_STOP_TIMEOUT_SECONDS,
     };

@@ -8,7 +8,7 @@
 use crate::answer::Answer;
 use lambda_http::http::{HeaderMap, Method};
 use nbfleet_app::slack::Signed;
-use nbfleet_app::{Deps, credential, launch, lifecycle, read, slack};
+use nbfleet_app::{Deps, credential, launch, lifecycle, modify, read, slack};
 use nbfleet_core::identity::{self, Principal};
 use nbfleet_core::ports::Jobs;
 use nbfleet_core::validate::{parse_extend, parse_launch};
@@ -28,13 +28,14 @@ pub enum Route {
     Stop,
     Extend,
     Credential,
+    Modify,
     Delete,
     Orphans,
     Slack,
 }
 
 /// Every route: method, path template, what it does.
-pub const ROUTES: [(Method, &str, Route); 10] = [
+pub const ROUTES: [(Method, &str, Route); 11] = [
     (Method::POST, "/notebooks", Route::Launch),
     (Method::GET, "/notebooks", Route::List),
     (Method::GET, "/notebooks/{name}", Route::Get),
@@ -42,6 +43,7 @@ pub const ROUTES: [(Method, &str, Route); 10] = [
     (Method::POST, "/notebooks/{name}/stop", Route::Stop),
     (Method::POST, "/notebooks/{name}/extend", Route::Extend),
     (Method::POST, "/notebooks/{name}/credential", Route::Credential),
+    (Method::PATCH, "/notebooks/{name}", Route::Modify),
     (Method::DELETE, "/notebooks/{name}", Route::Delete),
     (Method::GET, "/orphans", Route::Orphans),
     (Method::POST, "/slack/commands", Route::Slack),
@@ -190,6 +192,17 @@ pub const LIFECYCLE: &[(Route, Handler)] = &[
                 credential::change(deps, caller, name, &req.body).await,
                 Answer::credential,
             )
+        })
+    }),
+    (Route::Modify, |deps, req, caller, name| {
+        Box::pin(async move {
+            match nbfleet_core::modify::parse(&req.body, &deps.cfg) {
+                Ok(changes) => Answer::from(
+                    modify::modify(deps, caller, name, &changes).await,
+                    Answer::changed,
+                ),
+                Err(e) => Answer::error(&e),
+            }
         })
     }),
     (Route::Delete, |deps, req, caller, name| {

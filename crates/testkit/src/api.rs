@@ -88,6 +88,14 @@ pub async fn credential(deps: &Deps, caller: &str, name: &str, body: &[u8]) -> R
     )))
 }
 
+/// `PATCH /notebooks/{name}` with `body`.
+pub async fn modify(deps: &Deps, caller: &str, name: &str, body: &[u8]) -> Result<(u16, Value)> {
+    let changes = nbfleet_core::modify::parse(body, &deps.cfg)?;
+    Ok(pair(Answer::changed(
+        nbfleet_app::modify::modify(deps, &principal(deps, caller)?, name, &changes).await?,
+    )))
+}
+
 /// A slash command from `team`/`user` with `text`, as Slack signs it with `secret` at `ts`
 /// (Unix seconds), answering on Slack's hooks host.
 pub fn slack_request(secret: &str, ts: i64, team: &str, user: &str, text: &str) -> Signed {

@@ -5,7 +5,7 @@
 
 use async_trait::async_trait;
 use jiff::Timestamp;
-use nbfleet_core::ports::{Ami, Compute, Instance, RunRequest, SnapshotRequest, Store};
+use nbfleet_core::ports::{Ami, Compute, Instance, RunRequest, Snapshot, SnapshotRequest, Store};
 use nbfleet_core::validate::Access;
 use nbfleet_core::{Expect, Notebook, Result, State};
 use serde_json::Value;
@@ -227,6 +227,26 @@ impl Compute for HookedCompute {
     async fn snapshot(&self, req: &SnapshotRequest) -> Result<String> {
         self.hooks.enter("snapshot", named(&req.volume_id)).await?;
         self.inner.snapshot(req).await
+    }
+    async fn list_snapshots(&self) -> Result<Vec<Snapshot>> {
+        self.hooks.enter("list_snapshots", named("")).await?;
+        self.inner.list_snapshots().await
+    }
+    async fn describe_snapshot(&self, id: &str) -> Result<Option<Snapshot>> {
+        self.hooks.enter("describe_snapshot", named(id)).await?;
+        self.inner.describe_snapshot(id).await
+    }
+    async fn delete_snapshot(&self, id: &str) -> Result<()> {
+        self.hooks.enter("delete_snapshot", named(id)).await?;
+        self.inner.delete_snapshot(id).await
+    }
+    async fn set_instance_type(&self, id: &str, instance_type: &str) -> Result<()> {
+        self.hooks.enter("set_instance_type", named(id)).await?;
+        self.inner.set_instance_type(id, instance_type).await
+    }
+    async fn grow_volume(&self, volume_id: &str, gb: u32) -> Result<()> {
+        self.hooks.enter("grow_volume", named(volume_id)).await?;
+        self.inner.grow_volume(volume_id, gb).await
     }
 }
 

@@ -108,8 +108,17 @@ async fn each_functions_iam_actions_are_the_operations_its_code_calls() {
     nbfleet_testkit::api::credential(&deps, OWNER, "lc-a", b"{}")
         .await
         .unwrap();
+    // A bigger disk while Ready; a new type once Stopped.
+    let bigger = json!({"volume_gb": 200}).to_string();
+    nbfleet_testkit::api::modify(&deps, OWNER, "lc-a", bigger.as_bytes())
+        .await
+        .unwrap();
     nbfleet_testkit::api::stop(&deps, OWNER, "lc-a").await.unwrap();
     w.set("lc-a", |nb| nb.state = State::Stopped).await;
+    let retype = json!({"instance_type": "g6.xlarge"}).to_string();
+    nbfleet_testkit::api::modify(&deps, OWNER, "lc-a", retype.as_bytes())
+        .await
+        .unwrap();
     nbfleet_testkit::api::start(&deps, OWNER, "lc-a").await.unwrap();
     w.notebook("lc-b", ready).await;
     nbfleet_testkit::api::delete(&deps, OWNER, "lc-b", true)

@@ -8,7 +8,7 @@ use nbfleet_core::transitions::Op as Request;
 use nbfleet_testkit::{Env, OWNER};
 
 /// docs/states.md's request table: `(state, request) -> (status, the state a 202 moves to)`.
-fn design_table() -> std::collections::HashMap<(State, &'static str), (u16, Option<State>)> {
+pub(crate) fn design_table() -> std::collections::HashMap<(State, &'static str), (u16, Option<State>)> {
     let doc = include_str!("../../../../docs/states.md");
     let rows = doc
         .lines()
@@ -19,16 +19,24 @@ fn design_table() -> std::collections::HashMap<(State, &'static str), (u16, Opti
     for row in rows {
         let cells: Vec<&str> = row.trim_matches('|').split('|').map(str::trim).collect();
         let state: State = cells[0].parse().unwrap_or_else(|_| panic!("a state: {row}"));
-        for (request, cell) in ["start", "stop", "delete", "extend", "credential"]
-            .into_iter()
-            .zip(&cells[1..])
+        for (request, cell) in [
+            "start",
+            "stop",
+            "delete",
+            "extend",
+            "credential",
+            "change",
+            "type",
+        ]
+        .into_iter()
+        .zip(&cells[1..])
         {
             let status: u16 = cell[..3].parse().unwrap_or_else(|_| panic!("a status: {cell}"));
             let to = cell.split_once("→ ").map(|(_, t)| t.parse::<State>().unwrap());
             table.insert((state, request), (status, to));
         }
     }
-    assert_eq!(table.len(), 50, "the design table has 10 states × 5 requests");
+    assert_eq!(table.len(), 70, "the design table has 10 states × 7 requests");
     table
 }
 

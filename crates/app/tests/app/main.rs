@@ -8,6 +8,7 @@ mod identity;
 mod launch;
 mod launch_faults;
 mod lifecycle;
+mod modify;
 mod reconcile;
 mod slack;
 mod sweep;
