@@ -86,7 +86,8 @@ async fn claim(
     }
 }
 
-/// Starts a stopped or failed notebook (EC2's running event then configures it again).
+/// Starts a stopped or failed notebook (EC2's running event then configures it again), as
+/// another of the operator's types when EC2 has no capacity for its own.
 pub async fn start(deps: &Deps, caller: &Principal, name: &str) -> Result<Changed> {
     let now = deps.clock.now();
     let claimed = claim(deps, caller, name, Op::Start, now, |nb, starting| {
@@ -102,7 +103,25 @@ pub async fn start(deps: &Deps, caller: &Principal, name: &str) -> Result<Change
         Claimed::Moved(m) => (m.before, m.after, m.effect),
     };
     let instance_id = nb.instance_id.clone().unwrap_or_default();
-    if let Err(err) = deps.compute.start(&instance_id).await {
+    let started = start_with_fallback(deps, &nb, &instance_id).await;
+    if let Ok(Some(instance_type)) = &started {
+        // Started as another type: the record says which (EC2's word is recorded again at Ready).
+        let mut retyped = starting.touched(now);
+        retyped.instance_type = instance_type.clone();
+        deps.store.put(&retyped, starting.expect()).await?;
+        let entry = serde_json::json!({
+            "action": "start_fallback", "from": nb.instance_type, "to": instance_type,
+            "reason": format!("EC2 had no capacity for {}", nb.instance_type),
+        });
+        if let Err(e) = deps.store.append_history(name, now, &entry).await {
+            tracing::warn!(notebook = %name, error = %e, "the fallback is not in the history");
+        }
+        return Ok(Changed {
+            notebook: retyped,
+            effect,
+        });
+    }
+    if let Err(err) = started {
         // Nothing started: put the record back where it was, with the reason, and say so.
         let mut back = starting.moved_to(nb.state, now)?;
         back.failure = Some(Failure {
@@ -117,6 +136,54 @@ pub async fn start(deps: &Deps, caller: &Principal, name: &str) -> Result<Change
         notebook: starting,
         effect,
     })
+}
+
+/// Starts `nb`'s instance; when EC2 has no capacity for its type, tries the operator's other
+/// types for its subnet (`Config::placements`, as a launch does), changing the stopped
+/// instance's type before each try. Answers the type it started as when that is another one.
+/// When none has room the instance is given its own type back and the capacity error answered.
+async fn start_with_fallback(deps: &Deps, nb: &Notebook, instance_id: &str) -> Result<Option<String>> {
+    let first = deps.compute.start(instance_id).await;
+    let Err(Error::Capacity(_)) = first else {
+        return first.map(|()| None);
+    };
+    let subnet = nb.subnet_id.as_deref().unwrap_or_default();
+    let mut others: Vec<String> = Vec::new();
+    for p in deps.cfg.placements(&nb.instance_type) {
+        if (p.subnet_id.is_empty() || p.subnet_id == subnet)
+            && p.instance_type != nb.instance_type
+            && !others.contains(&p.instance_type)
+        {
+            others.push(p.instance_type);
+        }
+    }
+    for other in &others {
+        tracing::warn!(notebook = %nb.name, from = %nb.instance_type, to = %other, "no capacity; starting as another type");
+        deps.compute.set_instance_type(instance_id, other).await?;
+        match deps.compute.start(instance_id).await {
+            Ok(()) => return Ok(Some(other.clone())),
+            Err(Error::Capacity(_)) => continue,
+            Err(e) => {
+                deps.compute
+                    .set_instance_type(instance_id, &nb.instance_type)
+                    .await?;
+                return Err(e);
+            }
+        }
+    }
+    if !others.is_empty() {
+        deps.compute
+            .set_instance_type(instance_id, &nb.instance_type)
+            .await?;
+    }
+    let tried = std::iter::once(nb.instance_type.clone())
+        .chain(others)
+        .collect::<Vec<_>>();
+    Err(Error::Capacity(format!(
+        "EC2 has no capacity to start {:?} as any of: {}; try again later",
+        nb.name,
+        tried.join(", ")
+    )))
 }
 
 /// Stops a notebook (EC2's stopped event then records Stopped), after its pre-stop hook

@@ -24,13 +24,7 @@ pub async fn run(api: &Api, out: Out, command: Command) -> Result<(), CliError> 
             let mut hooks = serde_json::Map::new();
             for (key, file) in [("pre_stop", pre_stop_hook), ("on_start", on_start_hook)] {
                 if let Some(file) = file {
-                    let text = std::fs::read_to_string(&file).map_err(|e| {
-                        CliError::new(
-                            Exit::BadInput,
-                            format!("cannot read the hook {}: {e}", file.display()),
-                        )
-                    })?;
-                    hooks.insert(key.into(), json!(text));
+                    hooks.insert(key.into(), json!(read("the hook", &file)?));
                 }
             }
             if let Some(seconds) = pre_stop_timeout {
@@ -43,7 +37,7 @@ pub async fn run(api: &Api, out: Out, command: Command) -> Result<(), CliError> 
                 body["instance_type"] = json!(t);
             }
             if let Some(idle) = idle {
-                body["idle_timeout_minutes"] = json!(minutes(&idle)?);
+                body["idle_timeout_minutes"] = json!(minutes("--idle", &idle)?);
             }
             if !cidr.is_empty() {
                 body["access"] = json!({"mode": "cidr", "cidrs": cidr});
@@ -171,6 +165,100 @@ pub async fn run(api: &Api, out: Out, command: Command) -> Result<(), CliError> 
                     Exit::Failed,
                     format!("{name}: the running Jupyter did not take the new credential"),
                 ));
+            }
+            Ok(())
+        }
+        Command::Set {
+            name,
+            instance_type,
+            volume_gb,
+            idle,
+            warning,
+            max_runtime,
+            gpu_threshold,
+            cpu_threshold,
+            count_connections,
+            schedule,
+            no_schedule,
+            pre_stop_hook,
+            pre_stop_timeout,
+            on_start_hook,
+            no_hooks,
+        } => {
+            let mut body = serde_json::Map::new();
+            let mut put = |key: &str, value: Option<Value>| {
+                if let Some(v) = value {
+                    body.insert(key.into(), v);
+                }
+            };
+            put("instance_type", instance_type.map(|t| json!(t)));
+            put("volume_gb", volume_gb.map(|gb| json!(gb)));
+            put("gpu_threshold_pct", gpu_threshold.map(|p| json!(p)));
+            put("cpu_threshold_pct", cpu_threshold.map(|p| json!(p)));
+            put("count_connections", count_connections.map(|b| json!(b)));
+            for (key, flag, value) in [
+                ("idle_timeout_minutes", "--idle", idle),
+                ("warning_minutes", "--warning", warning),
+                ("max_runtime_minutes", "--max-runtime", max_runtime),
+            ] {
+                if let Some(v) = value {
+                    body.insert(key.into(), json!(minutes(flag, &v)?));
+                }
+            }
+            if let Some(file) = schedule {
+                let text = read("the schedule", &file)?;
+                let schedule: Value = serde_json::from_str(&text).map_err(|e| {
+                    CliError::new(Exit::BadInput, format!("{}: not JSON: {e}", file.display()))
+                })?;
+                body.insert("schedule".into(), schedule);
+            } else if no_schedule {
+                body.insert("schedule".into(), Value::Null);
+            }
+            if no_hooks {
+                body.insert("hooks".into(), Value::Null);
+            } else if pre_stop_hook.is_some() || on_start_hook.is_some() || pre_stop_timeout.is_some() {
+                // A change replaces the hooks whole: start from the ones the notebook has.
+                let current = api.call("GET", &format!("/notebooks/{name}"), None).await?;
+                let mut hooks = current["notebook"]["hooks"]
+                    .as_object()
+                    .cloned()
+                    .unwrap_or_default();
+                for (key, file) in [("pre_stop", pre_stop_hook), ("on_start", on_start_hook)] {
+                    if let Some(file) = file {
+                        hooks.insert(key.into(), json!(read("the hook", &file)?));
+                    }
+                }
+                if let Some(seconds) = pre_stop_timeout {
+                    hooks.insert("pre_stop_timeout_seconds".into(), json!(seconds));
+                }
+                body.insert("hooks".into(), Value::Object(hooks));
+            }
+            if body.is_empty() {
+                return Err(CliError::new(
+                    Exit::BadInput,
+                    "nothing to change: see `nbfleet set --help`",
+                ));
+            }
+            let answer = api
+                .call("PATCH", &format!("/notebooks/{name}"), Some(&Value::Object(body)))
+                .await?;
+            if out.json {
+                println!("{answer}");
+            } else {
+                let one = api.call("GET", &format!("/notebooks/{name}"), None).await?;
+                let changed = one["history"]
+                    .as_array()
+                    .and_then(|h| h.iter().rev().find(|e| e["action"] == "modify"))
+                    .map(show::changes)
+                    .unwrap_or_default();
+                println!(
+                    "{name}: {}",
+                    if changed.is_empty() {
+                        "nothing changed".into()
+                    } else {
+                        changed
+                    }
+                );
             }
             Ok(())
         }
@@ -326,11 +414,22 @@ async fn credential_settled(api: &Api, name: &str) -> Result<Value, CliError> {
 }
 
 /// `30m`, `2h` or a number of minutes.
-fn minutes(s: &str) -> Result<u32, CliError> {
+/// A file the user named, read whole (`what` says what it is, for the error).
+fn read(what: &str, file: &std::path::Path) -> Result<String, CliError> {
+    std::fs::read_to_string(file).map_err(|e| {
+        CliError::new(
+            Exit::BadInput,
+            format!("cannot read {what} {}: {e}", file.display()),
+        )
+    })
+}
+
+/// `30m`, `2h` or `45` (minutes), given to `flag`.
+fn minutes(flag: &str, s: &str) -> Result<u32, CliError> {
     let bad = || {
         CliError::new(
             Exit::BadInput,
-            format!("--idle {s:?}: give minutes, like 30m, 2h or 45"),
+            format!("{flag} {s:?}: give minutes, like 30m, 2h or 45"),
         )
     };
     let (n, unit) = match s.strip_suffix('h') {
@@ -348,12 +447,12 @@ fn minutes(s: &str) -> Result<u32, CliError> {
 mod tests {
     #[test]
     fn idle_takes_minutes_or_hours() {
-        assert_eq!(super::minutes("30m").unwrap(), 30);
-        assert_eq!(super::minutes("2h").unwrap(), 120);
-        assert_eq!(super::minutes("45").unwrap(), 45);
-        assert!(super::minutes("soon").is_err());
+        assert_eq!(super::minutes("--idle", "30m").unwrap(), 30);
+        assert_eq!(super::minutes("--idle", "2h").unwrap(), 120);
+        assert_eq!(super::minutes("--idle", "45").unwrap(), 45);
+        assert!(super::minutes("--idle", "soon").is_err());
         // Too many hours to count in minutes is an error, not a wrapped-around small number.
-        assert!(super::minutes("4294967295h").is_err());
-        assert!(super::minutes("71582789h").is_err());
+        assert!(super::minutes("--idle", "4294967295h").is_err());
+        assert!(super::minutes("--idle", "71582789h").is_err());
     }
 }

@@ -123,6 +123,53 @@ enum Command {
         #[arg(long)]
         no_hook: bool,
     },
+    /// Change a notebook: its idle rules, schedule and hooks any time, its disk (grow only),
+    /// its instance type while it is stopped. Each change is kept in its history.
+    Set {
+        name: String,
+        /// A new instance type (stop the notebook first).
+        #[arg(long = "type")]
+        instance_type: Option<String>,
+        /// A bigger disk, in GB (a disk never shrinks).
+        #[arg(long, value_name = "GB")]
+        volume_gb: Option<u32>,
+        /// The idle timeout: 30m, 2h or minutes.
+        #[arg(long)]
+        idle: Option<String>,
+        /// How long before an automatic stop the warning goes out: 10m or minutes.
+        #[arg(long)]
+        warning: Option<String>,
+        /// The cap on one run: 8h or minutes (0: none, within the operator's ceiling).
+        #[arg(long)]
+        max_runtime: Option<String>,
+        /// GPU utilisation (percent) that counts as activity.
+        #[arg(long, value_name = "PCT")]
+        gpu_threshold: Option<u32>,
+        /// CPU outside Jupyter (percent of one core) that counts as activity; 0 is off.
+        #[arg(long, value_name = "PCT")]
+        cpu_threshold: Option<u32>,
+        /// Whether open browser tabs count as activity.
+        #[arg(long, value_name = "BOOL")]
+        count_connections: Option<bool>,
+        /// A weekly schedule, as a JSON file (`{"tz": …, "windows": […]}`).
+        #[arg(long, value_name = "FILE", conflicts_with = "no_schedule")]
+        schedule: Option<std::path::PathBuf>,
+        /// Remove the schedule.
+        #[arg(long)]
+        no_schedule: bool,
+        /// A new pre-stop hook (a shell script file, at most 4 KB); the other hook is kept.
+        #[arg(long, value_name = "FILE")]
+        pre_stop_hook: Option<std::path::PathBuf>,
+        /// How long the pre-stop hook may run, in seconds (1 to 600).
+        #[arg(long, value_name = "SECONDS")]
+        pre_stop_timeout: Option<u32>,
+        /// A new on-start hook (a shell script file, at most 4 KB); the other hook is kept.
+        #[arg(long, value_name = "FILE")]
+        on_start_hook: Option<std::path::PathBuf>,
+        /// Remove both hooks.
+        #[arg(long, conflicts_with_all = ["pre_stop_hook", "on_start_hook", "pre_stop_timeout"])]
+        no_hooks: bool,
+    },
     /// Put off the idle stop.
     Extend { name: String, minutes: u32 },
     /// Delete a notebook: snapshot its disk (unless --no-snapshot) and terminate it.

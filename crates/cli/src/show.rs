@@ -77,10 +77,42 @@ fn happened(h: &Value) -> String {
             "pre_stop_hook" => with("pre-stop hook"),
             "on_start_hook" => with("on-start hook"),
             "start" => with("started"),
+            "start_fallback" => with(&format!("started as {}", s(h, "to"))),
+            "modify" => format!("changed by {}: {}", s(h, "by"), changes(h)),
             other => with(other),
         },
         _ => with("noted"),
     }
+}
+
+/// A change's history entry as `field old → new, …` (hooks as which are set).
+pub fn changes(entry: &Value) -> String {
+    let value = |v: &Value| match v {
+        Value::Null => "none".to_string(),
+        Value::String(s) => s.clone(),
+        Value::Object(o) if o.contains_key("pre_stop_timeout_seconds") => {
+            let set: Vec<&str> = ["pre_stop", "on_start"]
+                .into_iter()
+                .filter(|k| !o[*k].is_null())
+                .collect();
+            if set.is_empty() {
+                "none".into()
+            } else {
+                set.join(" and ")
+            }
+        }
+        Value::Object(_) => "a schedule".to_string(),
+        other => other.to_string(),
+    };
+    entry["changes"]
+        .as_object()
+        .map(|all| {
+            all.iter()
+                .map(|(k, c)| format!("{k} {} → {}", value(&c["from"]), value(&c["to"])))
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default()
 }
 
 fn cost(view: &Value) -> String {
@@ -298,5 +330,26 @@ mod tests {
             "{shown}"
         );
         assert!(!shown.contains('{'), "no JSON: {shown}");
+    }
+
+    #[test]
+    fn a_change_reads_as_each_field_from_old_to_new() {
+        let entry = json!({"action": "modify", "by": "ana", "changes": {
+            "instance_type": {"from": "g5.xlarge", "to": "g6.xlarge"},
+            "idle_timeout_minutes": {"from": 60, "to": 45},
+            "schedule": {"from": null, "to": {"tz": "UTC", "windows": []}},
+            "hooks": {"from": {"pre_stop": null, "pre_stop_timeout_seconds": 120, "on_start": null},
+                      "to": {"pre_stop": "18 bytes", "pre_stop_timeout_seconds": 120, "on_start": null}},
+        }});
+        let shown = changes(&entry);
+        for part in [
+            "instance_type g5.xlarge → g6.xlarge",
+            "idle_timeout_minutes 60 → 45",
+            "schedule none → a schedule",
+            "hooks none → pre_stop",
+        ] {
+            assert!(shown.contains(part), "{part}: {shown}");
+        }
+        assert_eq!(happened(&entry), format!("changed by ana: {shown}"));
     }
 }

@@ -48,6 +48,25 @@ answers_within() {
   return 1
 }
 
+# A disk grown by `nbfleet set --volume-gb`: the root partition and filesystem take the new
+# size (nothing to do, the usual case, changes nothing). NBFLEET_GROW_ROOT=0 skips it where
+# the root filesystem is not the notebook's own (the local stack's sandboxes).
+grow_root() {
+  local src disk part fstype
+  src=$(findmnt -n -o SOURCE /) || return 0
+  fstype=$(findmnt -n -o FSTYPE /) || return 0
+  disk=$(lsblk -no PKNAME "$src" 2>/dev/null | head -n1) || true
+  part=$(cat "/sys/class/block/${src##*/}/partition" 2>/dev/null || true)
+  if [ -n "$disk" ] && [ -n "$part" ] && command -v growpart >/dev/null; then
+    growpart "/dev/$disk" "$part" >/dev/null 2>&1 || true # NOCHANGE exits 1
+  fi
+  case "$fstype" in
+    ext4) resize2fs "$src" >/dev/null 2>&1 || true ;;
+    xfs) xfs_growfs / >/dev/null 2>&1 || true ;;
+  esac
+}
+[ "${NBFLEET_GROW_ROOT:-1}" = 0 ] || grow_root
+
 # Starts on boot, but a unit that gave up (or a sandbox without systemd) needs a nudge; a
 # Jupyter that runs but does not answer (hung) gets one restart.
 systemctl start "$UNIT" || die "systemctl start $UNIT failed"

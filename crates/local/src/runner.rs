@@ -135,6 +135,8 @@ impl Runner {
             .env("NBFLEET_RUN_DIR", sb.run())
             .env("NBFLEET_PYTHON", self.venv.join("bin/python3"))
             .env("NBFLEET_BIN_DIR", sb.shims())
+            // The root filesystem is this machine's, not the notebook's: never grow it.
+            .env("NBFLEET_GROW_ROOT", "0")
             .env("JUPYTER_CONFIG_PATH", sb.overlay())
             .env("AWS_ENDPOINT_URL", &self.endpoint)
             .env("AWS_DEFAULT_REGION", &self.region)

@@ -265,3 +265,64 @@ async fn a_change_that_loses_a_race_to_another_write_is_planned_again_on_the_fre
     // Asked twice (once per try); the second grow found the disk already that large.
     assert_eq!(e.compute.hooks.count("grow_volume"), 2);
 }
+
+/// A notebook Stopped in EC2 whose subnet may fall back to g6.xlarge, and EC2 (a hook: moto
+/// always has capacity) answering StartInstances with no capacity `refusals` times.
+async fn out_of_capacity(name: &str, refusals: usize) -> (Env, String) {
+    let mut e = Env::in_memory().await;
+    let nb = e.launch(name).await;
+    let id = nb.instance_id.clone().unwrap();
+    e.stop_in_ec2(&id).await;
+    e.force_state(name, State::Stopped).await;
+    e.deps.cfg.fallback = vec![nbfleet_core::config::Placement {
+        instance_type: "g6.xlarge".into(),
+        subnet_id: nb.subnet_id.clone().unwrap(),
+    }];
+    let left = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(refusals));
+    e.compute.hooks.before("start", move |_| {
+        let left = left.clone();
+        async move {
+            match left.fetch_update(
+                std::sync::atomic::Ordering::SeqCst,
+                std::sync::atomic::Ordering::SeqCst,
+                |n| n.checked_sub(1),
+            ) {
+                Ok(_) => Err(Error::Capacity("InsufficientInstanceCapacity".into())),
+                Err(_) => Ok(()),
+            }
+        }
+    });
+    (e, id)
+}
+
+#[tokio::test]
+async fn a_start_without_capacity_for_its_type_starts_as_the_operators_fallback_type_and_says_so() {
+    let (e, id) = out_of_capacity("mod-full", 1).await;
+    assert_eq!(e.record("mod-full").await.instance_type, "g5.xlarge");
+    let (status, body) = api::start(&e.deps, OWNER, "mod-full").await.unwrap();
+    assert_eq!(status, 202);
+    assert_eq!(body["notebook"]["instance_type"], "g6.xlarge");
+    assert_eq!(body["notebook"]["state"], "Starting");
+    assert_eq!(ec2_type(&e, &id).await, "g6.xlarge");
+    let history = e.deps.store.history("mod-full").await.unwrap();
+    let entry = history.iter().find(|h| h["action"] == "start_fallback").unwrap();
+    assert_eq!(
+        (entry["from"].as_str(), entry["to"].as_str()),
+        (Some("g5.xlarge"), Some("g6.xlarge"))
+    );
+}
+
+#[tokio::test]
+async fn a_start_with_no_capacity_anywhere_keeps_the_owners_type_and_the_notebook_stopped() {
+    let (e, id) = out_of_capacity("mod-none", 2).await;
+    let err = api::start(&e.deps, OWNER, "mod-none").await.unwrap_err();
+    assert_eq!(err.status(), 503, "{err}");
+    assert!(err.to_string().contains("g5.xlarge, g6.xlarge"), "{err}");
+    let nb = e.record("mod-none").await;
+    assert_eq!(
+        (nb.state, nb.instance_type.as_str()),
+        (State::Stopped, "g5.xlarge")
+    );
+    assert!(nb.failure.unwrap().reason.contains("no capacity"));
+    assert_eq!(ec2_type(&e, &id).await, "g5.xlarge", "given its own type back");
+}
