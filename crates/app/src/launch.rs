@@ -11,7 +11,7 @@
 use jiff::Timestamp;
 use nbfleet_core::identity::Principal;
 use nbfleet_core::password::{self, Secret};
-use nbfleet_core::ports::{Deps, Instance, LaunchedWith, RunRequest};
+use nbfleet_core::ports::{Deps, Instance, LaunchedWith, RestoreImage, RunRequest};
 use nbfleet_core::record::{Failure, LaunchAttempt};
 use nbfleet_core::transitions::claim_name;
 use nbfleet_core::validate::{Credential, LaunchSpec, idle_policy};
@@ -29,8 +29,22 @@ pub struct Launched {
 /// owned by `owner`.
 pub async fn launch(deps: &Deps, owner: &Principal, spec: &LaunchSpec) -> Result<Launched> {
     let now = deps.clock.now();
+    // A restore is checked before anything is claimed: someone else's snapshot, or none, is a
+    // refusal that leaves nothing behind. Its disk is at least the snapshot's size.
+    let restore = match &spec.restore_from {
+        Some(from) => Some(crate::snapshots::restorable(deps, owner, from).await?),
+        None => None,
+    };
+    let spec = &LaunchSpec {
+        volume_gb: restore
+            .as_ref()
+            .map_or(spec.volume_gb, |s| spec.volume_gb.max(s.size_gb)),
+        ..spec.clone()
+    };
     let existing = deps.store.get(&spec.name).await?;
-    let (claimed, expect) = claim_name(existing.as_ref(), spec, owner, idle_policy(spec, &deps.cfg), now)?;
+    let (mut claimed, expect) =
+        claim_name(existing.as_ref(), spec, owner, idle_policy(spec, &deps.cfg), now)?;
+    claimed.restored_from = restore.as_ref().map(|s| s.id.clone());
     deps.store.put(&claimed, expect).await?;
     let name = &spec.name;
 
@@ -39,7 +53,16 @@ pub async fn launch(deps: &Deps, owner: &Principal, spec: &LaunchSpec) -> Result
         .put(&deps.cfg.secret_parameter(name), secret_value.expose(), name)
         .await?;
 
-    let ami = deps.compute.resolve_ami(&deps.cfg.ami_parameter).await?;
+    let mut ami = deps.compute.resolve_ami(&deps.cfg.ami_parameter).await?;
+    if let Some(snapshot) = &restore {
+        // EC2 takes no other snapshot for an image's root device: launch from an image of it.
+        let image = RestoreImage {
+            name: format!("nbfleet-restore-{name}-g{}", claimed.generation),
+            snapshot_id: snapshot.id.clone(),
+            base: ami,
+        };
+        ami = deps.compute.image_from_snapshot(&image).await?;
+    }
     let sg = deps
         .compute
         .ensure_security_group(name, claimed.generation, &spec.access, deps.cfg.vpc_id.as_deref())
@@ -92,14 +115,14 @@ pub async fn launch(deps: &Deps, owner: &Principal, spec: &LaunchSpec) -> Result
                 owner: owner.name.clone(),
                 owner_id: owner.id.clone(),
                 generation: claimed.generation,
-                ami,
+                ami: ami.clone(),
                 instance_type: String::new(),
                 subnet_id: String::new(),
                 security_group_id: sg,
                 volume_gb: spec.volume_gb,
                 instance_profile: deps.cfg.instance_profile.clone(),
                 client_token: String::new(),
-                snapshot_id: None,
+                restored_from: claimed.restored_from.clone(),
             };
             match run_with_fallback(deps, &base, &spec.instance_type, &mut record.launch_attempts).await {
                 Ok(instance) => instance,
@@ -130,6 +153,20 @@ pub async fn launch(deps: &Deps, owner: &Principal, spec: &LaunchSpec) -> Result
     let launching = record.moved_to(State::Launching, now)?;
     deps.store.put(&launching, claimed.expect()).await?;
     tracing::info!(notebook = %name, instance = %instance.id, "launching");
+    if let Some(snapshot) = &restore {
+        // Only now: a retried launch adopts its instance by the image it was launched from.
+        // A leftover (this Lambda killed first) goes when its snapshot is deleted.
+        if let Err(e) = deps.compute.deregister_image(&ami.id).await {
+            tracing::warn!(notebook = %name, image = %ami.id, error = %e, "the restore image is left registered");
+        }
+        let entry = serde_json::json!({
+            "action": "restore", "snapshot_id": snapshot.id,
+            "from_notebook": snapshot.notebook, "from_generation": snapshot.generation,
+        });
+        if let Err(e) = deps.store.append_history(name, now, &entry).await {
+            tracing::warn!(notebook = %name, error = %e, "the restore is not in the history");
+        }
+    }
     Ok(Launched {
         notebook: launching,
         token,

@@ -11,6 +11,7 @@
 //! - [`credential`]: a new token or password, taken by the running Jupyter
 //! - [`hooks`]: the owner's pre-stop and on-start hooks
 //! - [`read`]: one notebook or all, with cost and history
+//! - [`snapshots`]: the disks kept by delete: list, delete, restore from
 //! - [`instance_events`]: EC2 state changes and SSM command results
 //! - [`sweep`]: the scheduled round: [`reconcile`], [`deadlines`], probe, warn, stop, start,
 //!   each phase within its [`budget`]
@@ -27,6 +28,7 @@ pub mod modify;
 pub mod read;
 pub mod reconcile;
 pub mod slack;
+pub mod snapshots;
 pub mod sweep;
 
 pub use nbfleet_core::ports::Deps;

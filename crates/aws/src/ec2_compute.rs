@@ -18,7 +18,9 @@ use aws_sdk_ec2::types::{
 };
 use aws_smithy_runtime_api::client::interceptors::context::InterceptorContext;
 use aws_smithy_runtime_api::client::retries::classifiers::{ClassifyRetry, RetryAction};
-use nbfleet_core::ports::{Ami, Compute, Instance, InstanceState, RunRequest, Snapshot, SnapshotRequest};
+use nbfleet_core::ports::{
+    Ami, Compute, Instance, InstanceState, RestoreImage, RunRequest, Snapshot, SnapshotRequest,
+};
 use nbfleet_core::validate::{Access, AccessMode};
 use nbfleet_core::{Error, Result};
 use std::fmt::Debug;
@@ -32,6 +34,10 @@ pub const OWNER_ID_TAG: &str = "nbfleet:owner-id";
 pub const STACK_TAG: &str = "nbfleet:stack";
 pub const GENERATION_TAG: &str = "nbfleet:generation";
 pub const CREATED_TAG: &str = "nbfleet:created";
+/// On a restored notebook's instance: the snapshot its disk was made from.
+pub const RESTORED_FROM_TAG: &str = "nbfleet:restored-from";
+/// The name every restore image starts with (`RestoreImage::name`).
+pub const RESTORE_IMAGE_PREFIX: &str = "nbfleet-restore-";
 /// Jupyter's port, opened only in cidr mode.
 pub const JUPYTER_PORT: i32 = 8888;
 
@@ -274,6 +280,32 @@ impl Ec2Compute {
         }
     }
 
+    /// This account's restore images whose name matches `name` (wildcards allowed), each with
+    /// the snapshots it is made from.
+    async fn restore_images(&self, name: &str) -> Result<Vec<(String, Vec<String>)>> {
+        let out = self
+            .ec2
+            .describe_images()
+            .owners("self")
+            .filters(Filter::builder().name("name").values(name).build())
+            .send()
+            .await
+            .map_err(|e| map_ec2(e, "look for restore images"))?;
+        Ok(out
+            .images()
+            .iter()
+            .filter(|i| i.name().is_some_and(|n| n.starts_with(RESTORE_IMAGE_PREFIX)))
+            .filter_map(|i| {
+                let snapshots = i
+                    .block_device_mappings()
+                    .iter()
+                    .filter_map(|m| m.ebs().and_then(|e| e.snapshot_id()).map(str::to_string))
+                    .collect();
+                Some((i.image_id()?.to_string(), snapshots))
+            })
+            .collect())
+    }
+
     /// Every instance matching `filters`, all pages of up to 1000.
     async fn describe_all(
         &self,
@@ -454,7 +486,7 @@ impl Compute for Ec2Compute {
     }
 
     async fn run_instance(&self, req: &RunRequest) -> Result<Instance> {
-        let tags = [
+        let mut tags = vec![
             tag("Name", format!("nbfleet-{}", req.notebook)),
             tag(NOTEBOOK_TAG, &req.notebook),
             tag(OWNER_TAG, &req.owner),
@@ -462,6 +494,9 @@ impl Compute for Ec2Compute {
             tag(GENERATION_TAG, req.generation.to_string()),
             self.stack_tag(),
         ];
+        if let Some(snapshot) = &req.restored_from {
+            tags.push(tag(RESTORED_FROM_TAG, snapshot));
+        }
         let out = self
             .ec2
             .run_instances()
@@ -494,7 +529,6 @@ impl Compute for Ec2Compute {
                             .volume_type(VolumeType::Gp3)
                             .encrypted(true)
                             .delete_on_termination(true)
-                            .set_snapshot_id(req.snapshot_id.clone())
                             .build(),
                     )
                     .build(),
@@ -669,10 +703,85 @@ impl Compute for Ec2Compute {
     }
 
     async fn delete_snapshot(&self, id: &str) -> Result<()> {
+        // A restore image left by a launch that died before deregistering it holds the snapshot.
+        for (image, _) in self
+            .restore_images(&format!("{RESTORE_IMAGE_PREFIX}*"))
+            .await?
+            .into_iter()
+            .filter(|(_, snapshots)| snapshots.iter().any(|s| s == id))
+        {
+            self.deregister_image(&image).await?;
+        }
         match self.ec2.delete_snapshot().snapshot_id(id).send().await {
             Ok(_) => Ok(()),
             Err(e) if errors::code(&e) == Some("InvalidSnapshot.NotFound") => Ok(()),
             Err(e) => Err(map_ec2(e, "delete the snapshot")),
+        }
+    }
+
+    async fn image_from_snapshot(&self, req: &RestoreImage) -> Result<Ami> {
+        let root_device = req.base.root_device.clone();
+        if let Some((id, _)) = self.restore_images(&req.name).await?.into_iter().next() {
+            return Ok(Ami { id, root_device });
+        }
+        let base = self
+            .ec2
+            .describe_images()
+            .image_ids(&req.base.id)
+            .send()
+            .await
+            .map_err(|e| map_ec2(e, "describe the AMI"))?;
+        let base = base
+            .images()
+            .first()
+            .ok_or_else(|| Error::internal(format!("AMI {} is not available", req.base.id)))?;
+        let out = self
+            .ec2
+            .register_image()
+            .name(&req.name)
+            .description(format!("nbfleet restore of {}", req.snapshot_id))
+            .root_device_name(&root_device)
+            .block_device_mappings(
+                BlockDeviceMapping::builder()
+                    .device_name(&root_device)
+                    .ebs(
+                        EbsBlockDevice::builder()
+                            .snapshot_id(&req.snapshot_id)
+                            .volume_type(VolumeType::Gp3)
+                            .delete_on_termination(true)
+                            .build(),
+                    )
+                    .build(),
+            )
+            .set_architecture(base.architecture().cloned())
+            .set_boot_mode(base.boot_mode().map(|m| m.as_str().into()))
+            .ena_support(base.ena_support().unwrap_or(true))
+            .virtualization_type("hvm")
+            .tag_specifications(tags_for(
+                ResourceType::Image,
+                &[tag(RESTORED_FROM_TAG, &req.snapshot_id), self.stack_tag()],
+            ))
+            .send()
+            .await
+            .map_err(|e| map_ec2(e, "make an image of the snapshot"))?;
+        let id = out
+            .image_id
+            .ok_or_else(|| Error::internal("RegisterImage returned no id"))?;
+        Ok(Ami { id, root_device })
+    }
+
+    async fn deregister_image(&self, id: &str) -> Result<()> {
+        match self.ec2.deregister_image().image_id(id).send().await {
+            Ok(_) => Ok(()),
+            Err(e)
+                if matches!(
+                    errors::code(&e),
+                    Some("InvalidAMIID.NotFound" | "InvalidAMIID.Unavailable")
+                ) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(map_ec2(e, "deregister the restore image")),
         }
     }
 

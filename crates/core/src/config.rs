@@ -177,6 +177,7 @@ fn build(env: &Env) -> Result<Config, ConfigError> {
             format!("{} is not in NBFLEET_INSTANCE_TYPES", p.instance_type),
         ));
     }
+    let region = env.optional("AWS_REGION").unwrap_or_else(|| "us-east-1".into());
     Ok(Config {
         table: env.required("NBFLEET_TABLE")?,
         instance_types,
@@ -231,10 +232,10 @@ fn build(env: &Env) -> Result<Config, ConfigError> {
             .map(|a| a.parse().map_err(|m| ConfigError::new("NBFLEET_ADMINS", m)))
             .collect::<Result<_, _>>()?,
         owner_mode: env.parsed("NBFLEET_OWNER_MODE", crate::identity::OwnerMode::Person)?,
-        region: env.optional("AWS_REGION").unwrap_or_else(|| "us-east-1".into()),
+        region: region.clone(),
         account_id: env.optional("NBFLEET_ACCOUNT_ID"),
         partition: env.optional("NBFLEET_PARTITION").unwrap_or_else(|| "aws".into()),
-        prices: prices(env)?,
+        prices: prices(env, &region)?,
         slack: Slack {
             signing_secret_parameter: env.optional("NBFLEET_SLACK_SIGNING_SECRET_PARAMETER"),
             webhook_parameter: env.optional("NBFLEET_SLACK_WEBHOOK_PARAMETER"),
@@ -280,17 +281,18 @@ fn slack_owners(env: &Env) -> Result<std::collections::BTreeMap<String, String>,
         .collect()
 }
 
-fn prices(env: &Env) -> Result<crate::cost::PriceTable, ConfigError> {
-    use crate::cost::{DEFAULT_PRICES, DEFAULT_PRICES_SOURCE, PriceTable};
-    let mut table = PriceTable::parse(DEFAULT_PRICES, DEFAULT_PRICES_SOURCE).expect("defaults parse");
-    if let Some(spec) = env.optional("NBFLEET_PRICES") {
-        let over = PriceTable::parse(&spec, "").map_err(|m| ConfigError::new("NBFLEET_PRICES", m))?;
-        table.usd_per_hour.extend(over.usd_per_hour);
-        table.source = env
-            .optional("NBFLEET_PRICES_SOURCE")
-            .unwrap_or_else(|| format!("operator's NBFLEET_PRICES over {DEFAULT_PRICES_SOURCE}"));
-    }
-    Ok(table)
+/// The bundled prices of the region, under the operator's `NBFLEET_PRICES`.
+fn prices(env: &Env, region: &str) -> Result<crate::cost::PriceTable, ConfigError> {
+    use crate::cost::PriceTable;
+    let bundled = PriceTable::bundled(region);
+    let Some(spec) = env.optional("NBFLEET_PRICES") else {
+        return Ok(bundled);
+    };
+    let source = env
+        .optional("NBFLEET_PRICES_SOURCE")
+        .unwrap_or_else(|| format!("the operator's NBFLEET_PRICES over: {}", bundled.source));
+    let over = PriceTable::parse(&spec, &source).map_err(|m| ConfigError::new("NBFLEET_PRICES", m))?;
+    Ok(bundled.overridden_by(over))
 }
 
 impl Config {

@@ -2,32 +2,63 @@
 //!
 //! Running time is a ledger on the record: `running_since` is set when EC2 says the instance
 //! runs, and on every move out of running the elapsed seconds are added to `running_seconds`.
-//! Prices are on-demand USD per hour, per instance type, from a table the operator can override.
+//! Prices are on-demand USD per hour per instance type, and USD per GB-month for gp3 disks and
+//! snapshots, per region: a bundled table ([`BUNDLED`]) the operator can override. A region or
+//! type the table does not name has no price ("no price"), never another region's.
 
 use crate::record::Notebook;
 use jiff::Timestamp;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
-/// Where the default prices come from.
-pub const DEFAULT_PRICES_SOURCE: &str =
-    "AWS EC2 on-demand Linux list prices, us-east-1, as of 2025-06 (override with NBFLEET_PRICES)";
+/// Where the bundled prices come from.
+pub const BUNDLED_SOURCE: &str =
+    "AWS public on-demand list prices (EC2 Linux, EBS gp3, EBS standard snapshots), as of 2025-06";
 
-/// Default on-demand prices (USD per hour), us-east-1.
-pub const DEFAULT_PRICES: &str = "g4dn.xlarge=0.526,g5.xlarge=1.006,g6.xlarge=0.8048,g6e.xlarge=1.861";
+/// The bundled prices of one region: `type=usd/hour`, plus `gp3=` and `snapshot=` in USD per
+/// GB-month (the keys [`PriceTable::parse`] reads, as the operator's override writes them).
+pub const BUNDLED: [(&str, &str); 4] = [
+    (
+        "us-east-1",
+        "g4dn.xlarge=0.526,g5.xlarge=1.006,g6.xlarge=0.8048,g6e.xlarge=1.861,gp3=0.08,snapshot=0.05",
+    ),
+    (
+        "us-east-2",
+        "g4dn.xlarge=0.526,g5.xlarge=1.006,g6.xlarge=0.8048,g6e.xlarge=1.861,gp3=0.08,snapshot=0.05",
+    ),
+    (
+        "us-west-2",
+        "g4dn.xlarge=0.526,g5.xlarge=1.006,g6.xlarge=0.8048,g6e.xlarge=1.861,gp3=0.08,snapshot=0.05",
+    ),
+    (
+        "eu-west-1",
+        "g4dn.xlarge=0.587,g5.xlarge=1.123,gp3=0.088,snapshot=0.05",
+    ),
+];
 
-/// USD per hour, per instance type.
+/// The prices of one region.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PriceTable {
+    /// USD per hour, per instance type.
     pub usd_per_hour: BTreeMap<String, f64>,
+    /// USD per GB-month of a gp3 volume (a notebook's disk, running or stopped).
+    pub gp3_usd_per_gb_month: Option<f64>,
+    /// USD per GB-month of a snapshot (counted at the full disk size: an upper bound).
+    pub snapshot_usd_per_gb_month: Option<f64>,
     /// Where the prices come from (shown with every cost).
     pub source: String,
 }
 
 impl PriceTable {
-    /// Parses `type=usd,type=usd`.
+    /// Parses `type=usd,type=usd,gp3=usd,snapshot=usd` (hourly per type; per GB-month for
+    /// `gp3` and `snapshot`).
     pub fn parse(spec: &str, source: &str) -> Result<PriceTable, String> {
-        let mut usd_per_hour = BTreeMap::new();
+        let mut table = PriceTable {
+            usd_per_hour: BTreeMap::new(),
+            gp3_usd_per_gb_month: None,
+            snapshot_usd_per_gb_month: None,
+            source: source.to_string(),
+        };
         for pair in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let (t, p) = pair
                 .split_once('=')
@@ -36,12 +67,43 @@ impl PriceTable {
             if !(price.is_finite() && price >= 0.0) {
                 return Err(format!("{p:?} is not a price"));
             }
-            usd_per_hour.insert(t.trim().to_string(), price);
+            match t.trim() {
+                "gp3" => table.gp3_usd_per_gb_month = Some(price),
+                "snapshot" => table.snapshot_usd_per_gb_month = Some(price),
+                t => {
+                    table.usd_per_hour.insert(t.to_string(), price);
+                }
+            }
         }
-        Ok(PriceTable {
-            usd_per_hour,
-            source: source.to_string(),
-        })
+        Ok(table)
+    }
+
+    /// The bundled prices of `region` (empty, "no price", for a region the table lacks).
+    pub fn bundled(region: &str) -> PriceTable {
+        let spec = BUNDLED
+            .iter()
+            .find(|(r, _)| *r == region)
+            .map_or("", |(_, spec)| spec);
+        let source = match spec {
+            "" => format!("no bundled prices for {region}: set the Prices parameter"),
+            _ => format!("{BUNDLED_SOURCE}, {region}"),
+        };
+        PriceTable::parse(spec, &source).expect("the bundled prices parse")
+    }
+
+    /// `over`'s prices on top of these.
+    pub fn overridden_by(mut self, over: PriceTable) -> PriceTable {
+        self.usd_per_hour.extend(over.usd_per_hour);
+        self.gp3_usd_per_gb_month = over.gp3_usd_per_gb_month.or(self.gp3_usd_per_gb_month);
+        self.snapshot_usd_per_gb_month = over.snapshot_usd_per_gb_month.or(self.snapshot_usd_per_gb_month);
+        self.source = over.source;
+        self
+    }
+
+    /// What `gb` of snapshot costs a month, if there is a price.
+    pub fn snapshot_monthly(&self, gb: u32) -> Option<f64> {
+        self.snapshot_usd_per_gb_month
+            .map(|p| (p * f64::from(gb) * 100.0).round() / 100.0)
     }
 }
 
@@ -112,7 +174,7 @@ mod tests {
 
     #[test]
     fn cost_is_hours_times_the_types_price() {
-        let prices = PriceTable::parse(DEFAULT_PRICES, DEFAULT_PRICES_SOURCE).unwrap();
+        let prices = PriceTable::bundled("us-east-1");
         let mut nb = sample(at(0));
         nb.instance_type = "g5.xlarge".into();
         nb.running_seconds = 7200;
@@ -123,6 +185,38 @@ mod tests {
         );
         nb.instance_type = "x9.mega".into();
         assert_eq!(nb.cost(&prices, at(0)).cost_usd, None);
+    }
+
+    #[test]
+    fn a_region_the_table_lacks_has_no_price_never_another_regions() {
+        let none = PriceTable::bundled("ap-south-2");
+        assert!(none.usd_per_hour.is_empty());
+        assert_eq!(none.snapshot_monthly(100), None);
+        assert!(none.source.contains("no bundled prices for ap-south-2"));
+        let mut nb = sample(at(0));
+        nb.running_seconds = 3600;
+        assert_eq!(nb.cost(&none, at(0)).cost_usd, None);
+        let ireland = PriceTable::bundled("eu-west-1");
+        assert_eq!(ireland.usd_per_hour.get("g4dn.xlarge"), Some(&0.587));
+        assert_eq!(
+            ireland.usd_per_hour.get("g6e.xlarge"),
+            None,
+            "not priced there: no price"
+        );
+        assert_eq!(ireland.snapshot_monthly(100), Some(5.0));
+    }
+
+    #[test]
+    fn the_operators_prices_go_over_the_bundled_ones() {
+        let over = PriceTable::parse("g5.xlarge=2,snapshot=0.06", "ours").unwrap();
+        let t = PriceTable::bundled("us-east-1").overridden_by(over);
+        assert_eq!(t.usd_per_hour["g5.xlarge"], 2.0);
+        assert_eq!(t.usd_per_hour["g4dn.xlarge"], 0.526);
+        assert_eq!(
+            (t.gp3_usd_per_gb_month, t.snapshot_usd_per_gb_month),
+            (Some(0.08), Some(0.06))
+        );
+        assert_eq!(t.source, "ours");
     }
 
     #[test]

@@ -214,8 +214,23 @@ pub struct RunRequest {
     pub instance_profile: Option<String>,
     /// Idempotency token for real EC2; distinct per attempt.
     pub client_token: String,
-    /// The snapshot to make the root volume from (a restore); none: the AMI's.
-    pub snapshot_id: Option<String>,
+    /// The snapshot a restore's image was made from, tagged on the instance
+    /// (`nbfleet:restored-from`); `ami` is then that image.
+    pub restored_from: Option<String>,
+}
+
+/// An image (AMI) whose root volume is a notebook's snapshot, for a restore: EC2 refuses
+/// another snapshot for the root device at RunInstances ("snapshotId cannot be modified on
+/// root device"), so a restore launches from an image of the snapshot, registered for the
+/// launch and deregistered once the instance has its disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestoreImage {
+    /// Unique per launch attempt (`nbfleet-restore-NAME-gN`): a retried launch finds the image
+    /// an earlier try registered instead of registering a second.
+    pub name: String,
+    pub snapshot_id: String,
+    /// The configured AMI, whose architecture, boot mode and root device the image copies.
+    pub base: Ami,
 }
 
 /// A snapshot of one notebook's root volume, tagged with whose it is (`nbfleet:notebook`,
@@ -283,8 +298,13 @@ pub trait Compute: Send + Sync {
     async fn list_snapshots(&self) -> Result<Vec<Snapshot>>;
     /// The snapshot `id` (any, nbfleet's or not), or `None` if EC2 knows no such snapshot.
     async fn describe_snapshot(&self, id: &str) -> Result<Option<Snapshot>>;
-    /// Deletes a snapshot; deleting a missing one is not an error.
+    /// Deletes a snapshot, first deregistering any restore image of nbfleet's still made from
+    /// it; deleting a missing one is not an error.
     async fn delete_snapshot(&self, id: &str) -> Result<()>;
+    /// Registers (or, registered by an earlier try, finds) the image a restore launches from.
+    async fn image_from_snapshot(&self, req: &RestoreImage) -> Result<Ami>;
+    /// Deregisters an image; a missing one is not an error.
+    async fn deregister_image(&self, id: &str) -> Result<()>;
     /// Changes a stopped instance's type (EC2 refuses it for a running one: a conflict).
     async fn set_instance_type(&self, instance_id: &str, instance_type: &str) -> Result<()>;
     /// Grows a volume to `gb`; one already that large is left alone (a retried change).

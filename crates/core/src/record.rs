@@ -420,6 +420,9 @@ pub struct Notebook {
     pub failure: Option<Failure>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot_id: Option<String>,
+    /// The snapshot its disk was made from, for a restored notebook.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restored_from: Option<String>,
     /// The snapshots earlier generations of this name left, oldest first: relaunching a name
     /// never loses one.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -514,6 +517,7 @@ impl Notebook {
             jupyter_version: None,
             failure: None,
             snapshot_id: None,
+            restored_from: None,
             snapshot_owed: false,
             earlier_snapshots: Vec::new(),
             snoozed_until: None,

@@ -69,6 +69,29 @@ pub struct LaunchSpec {
     /// The on-instance idle fallback, in minutes; 0 is off (the default).
     pub instance_fallback_minutes: u32,
     pub hooks: crate::record::Hooks,
+    /// Make the disk from a snapshot (`restore_from`).
+    pub restore_from: Option<RestoreFrom>,
+}
+
+/// What a restore starts from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RestoreFrom {
+    /// A snapshot id (`snap-…`).
+    Snapshot(String),
+    /// A notebook's name: its latest snapshot.
+    Notebook(String),
+}
+
+/// Checks a snapshot id: `snap-` and 8 or 17 hex digits. Used for path parameters too.
+pub fn validate_snapshot_id(id: &str, field: &str) -> Result<()> {
+    let hex = id.strip_prefix("snap-").unwrap_or_default();
+    match matches!(hex.len(), 8 | 17) && hex.chars().all(|c| c.is_ascii_hexdigit()) {
+        true => Ok(()),
+        false => Err(Error::bad_request(
+            field,
+            format!("{id:?} is not a snapshot id (snap- and 8 or 17 hex digits)"),
+        )),
+    }
 }
 
 impl LaunchSpec {
@@ -241,7 +264,8 @@ pub fn launch_spec(fields: &Map<String, Value>, cfg: &Config) -> Result<LaunchSp
             | "cpu_threshold_pct"
             | "schedule"
             | "instance_fallback_minutes"
-            | "hooks" => {}
+            | "hooks"
+            | "restore_from" => {}
             "ami" | "ami_id" | "image_id" | "image" => {
                 return Err(Error::bad_request(
                     key,
@@ -283,6 +307,22 @@ pub fn launch_spec(fields: &Map<String, Value>, cfg: &Config) -> Result<LaunchSp
 
     let instance_fallback_minutes = instance_fallback(fields, idle_timeout_minutes, cfg)?;
     let hooks = parse_hooks(fields.get("hooks"))?;
+    let restore_from = match field::<String>(fields, "restore_from")? {
+        None => None,
+        Some(id) if id.starts_with("snap-") => {
+            validate_snapshot_id(&id, "restore_from")?;
+            Some(RestoreFrom::Snapshot(id))
+        }
+        Some(name) => {
+            validate_name(&name).map_err(|_| {
+                Error::bad_request(
+                    "restore_from",
+                    format!("{name:?} is neither a snapshot id (snap-…) nor a notebook name"),
+                )
+            })?;
+            Some(RestoreFrom::Notebook(name))
+        }
+    };
 
     Ok(LaunchSpec {
         name,
@@ -297,6 +337,7 @@ pub fn launch_spec(fields: &Map<String, Value>, cfg: &Config) -> Result<LaunchSp
         schedule,
         instance_fallback_minutes,
         hooks,
+        restore_from,
     })
 }
 

@@ -67,6 +67,11 @@ impl Answer {
         Answer::new(status(c.effect), json!({ "notebook": c.notebook }))
     }
 
+    /// 200 with `body` as it serializes.
+    pub fn ok(body: impl serde::Serialize) -> Self {
+        Answer::new(200, json!(body))
+    }
+
     pub fn view(v: View) -> Self {
         Answer::new(200, json!(v))
     }

@@ -8,7 +8,7 @@
 use crate::answer::Answer;
 use lambda_http::http::{HeaderMap, Method};
 use nbfleet_app::slack::Signed;
-use nbfleet_app::{Deps, credential, launch, lifecycle, modify, read, slack};
+use nbfleet_app::{Deps, credential, launch, lifecycle, modify, read, slack, snapshots};
 use nbfleet_core::identity::{self, Principal};
 use nbfleet_core::ports::Jobs;
 use nbfleet_core::validate::{parse_extend, parse_launch};
@@ -29,13 +29,15 @@ pub enum Route {
     Extend,
     Credential,
     Modify,
+    Snapshots,
+    DeleteSnapshot,
     Delete,
     Orphans,
     Slack,
 }
 
 /// Every route: method, path template, what it does.
-pub const ROUTES: [(Method, &str, Route); 11] = [
+pub const ROUTES: [(Method, &str, Route); 13] = [
     (Method::POST, "/notebooks", Route::Launch),
     (Method::GET, "/notebooks", Route::List),
     (Method::GET, "/notebooks/{name}", Route::Get),
@@ -46,6 +48,8 @@ pub const ROUTES: [(Method, &str, Route); 11] = [
     (Method::PATCH, "/notebooks/{name}", Route::Modify),
     (Method::DELETE, "/notebooks/{name}", Route::Delete),
     (Method::GET, "/orphans", Route::Orphans),
+    (Method::GET, "/snapshots", Route::Snapshots),
+    (Method::DELETE, "/snapshots/{id}", Route::DeleteSnapshot),
     (Method::POST, "/slack/commands", Route::Slack),
 ];
 
@@ -162,6 +166,9 @@ pub const READ: &[(Route, Handler)] = &[
     (Route::Orphans, |deps, _, caller, _| {
         Box::pin(async move { Answer::from(read::orphans(deps, caller).await, Answer::orphans) })
     }),
+    (Route::Snapshots, |deps, _, caller, _| {
+        Box::pin(async move { Answer::from(snapshots::list(deps, caller).await, Answer::ok) })
+    }),
 ];
 
 /// The lifecycle function's routes.
@@ -203,6 +210,12 @@ pub const LIFECYCLE: &[(Route, Handler)] = &[
                 ),
                 Err(e) => Answer::error(&e),
             }
+        })
+    }),
+    (Route::DeleteSnapshot, |deps, _, caller, id| {
+        Box::pin(async move {
+            let deleted = snapshots::delete(deps, caller, id).await;
+            Answer::from(deleted, |s| Answer::ok(serde_json::json!({ "deleted": s })))
         })
     }),
     (Route::Delete, |deps, req, caller, name| {

@@ -96,6 +96,18 @@ pub async fn modify(deps: &Deps, caller: &str, name: &str, body: &[u8]) -> Resul
     )))
 }
 
+/// `GET /snapshots`.
+pub async fn snapshots(deps: &Deps, caller: &str) -> Result<(u16, Value)> {
+    let all = nbfleet_app::snapshots::list(deps, &principal(deps, caller)?).await?;
+    Ok(pair(Answer::ok(all)))
+}
+
+/// `DELETE /snapshots/{id}`.
+pub async fn delete_snapshot(deps: &Deps, caller: &str, id: &str) -> Result<(u16, Value)> {
+    let s = nbfleet_app::snapshots::delete(deps, &principal(deps, caller)?, id).await?;
+    Ok(pair(Answer::ok(serde_json::json!({ "deleted": s }))))
+}
+
 /// A slash command from `team`/`user` with `text`, as Slack signs it with `secret` at `ts`
 /// (Unix seconds), answering on Slack's hooks host.
 pub fn slack_request(secret: &str, ts: i64, team: &str, user: &str, text: &str) -> Signed {

@@ -5,7 +5,9 @@
 
 use async_trait::async_trait;
 use jiff::Timestamp;
-use nbfleet_core::ports::{Ami, Compute, Instance, RunRequest, Snapshot, SnapshotRequest, Store};
+use nbfleet_core::ports::{
+    Ami, Compute, Instance, RestoreImage, RunRequest, Snapshot, SnapshotRequest, Store,
+};
 use nbfleet_core::validate::Access;
 use nbfleet_core::{Expect, Notebook, Result, State};
 use serde_json::Value;
@@ -239,6 +241,16 @@ impl Compute for HookedCompute {
     async fn delete_snapshot(&self, id: &str) -> Result<()> {
         self.hooks.enter("delete_snapshot", named(id)).await?;
         self.inner.delete_snapshot(id).await
+    }
+    async fn image_from_snapshot(&self, req: &RestoreImage) -> Result<Ami> {
+        self.hooks
+            .enter("image_from_snapshot", named(&req.snapshot_id))
+            .await?;
+        self.inner.image_from_snapshot(req).await
+    }
+    async fn deregister_image(&self, id: &str) -> Result<()> {
+        self.hooks.enter("deregister_image", named(id)).await?;
+        self.inner.deregister_image(id).await
     }
     async fn set_instance_type(&self, id: &str, instance_type: &str) -> Result<()> {
         self.hooks.enter("set_instance_type", named(id)).await?;

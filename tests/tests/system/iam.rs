@@ -34,7 +34,14 @@ fn called(log: &CallLog) -> BTreeSet<String> {
     if actions.contains("ec2:RunInstances") {
         actions.extend(["ec2:CreateTags".into(), "iam:PassRole".into()]);
     }
-    if actions.contains("ec2:CreateSecurityGroup") || actions.contains("ec2:CreateSnapshot") {
+    if [
+        "ec2:CreateSecurityGroup",
+        "ec2:CreateSnapshot",
+        "ec2:RegisterImage",
+    ]
+    .iter()
+    .any(|a| actions.contains(*a))
+    {
         actions.insert("ec2:CreateTags".into());
     }
     actions
@@ -50,7 +57,13 @@ fn allowed(facts: &Value, function: &str) -> BTreeSet<String> {
 }
 
 fn compare(facts: &Value, function: &str, log: &CallLog, report: &mut BTreeMap<String, String>) {
-    let (called, allowed) = (called(log), allowed(facts, function));
+    let (called, mut allowed) = (called(log), allowed(facts, function));
+    if function == "nbfleet-lifecycle" {
+        // moto's gap: its RegisterImage keeps no block device mapping, so no image in moto is
+        // ever made from a snapshot, and deleting a snapshot never finds a leftover restore
+        // image to deregister (crates/aws/src/ec2_compute.rs, `delete_snapshot`).
+        allowed.remove("ec2:DeregisterImage");
+    }
     if called != allowed {
         report.insert(
             function.into(),
@@ -78,10 +91,11 @@ async fn each_functions_iam_actions_are_the_operations_its_code_calls() {
             .await
             .unwrap();
     }
-    compare(&w.facts, "nbfleet-launch", &log, &mut mismatches);
+    let (launch_deps, launch_log) = (deps, log);
 
-    // read: the list, one notebook with its history, the orphans.
+    // read: the list, one notebook with its history, the orphans, the snapshots.
     let (deps, log) = w.deps("nbfleet-read");
+    nbfleet_testkit::api::snapshots(&deps, OWNER).await.unwrap();
     nbfleet_testkit::api::list(&deps).await.unwrap();
     nbfleet_testkit::api::get(&deps, "la-token").await.unwrap();
     nbfleet_testkit::api::orphans(&deps, OWNER).await.unwrap();
@@ -122,6 +136,17 @@ async fn each_functions_iam_actions_are_the_operations_its_code_calls() {
     nbfleet_testkit::api::start(&deps, OWNER, "lc-a").await.unwrap();
     w.notebook("lc-b", ready).await;
     nbfleet_testkit::api::delete(&deps, OWNER, "lc-b", true)
+        .await
+        .unwrap();
+    // launch again: a restore of lc-b's disk (an image of its snapshot, then deregistered).
+    let restore = json!({"name": "la-restored", "restore_from": "lc-b"}).to_string();
+    nbfleet_testkit::api::launch(&launch_deps, OWNER, restore.as_bytes())
+        .await
+        .unwrap();
+    compare(&w.facts, "nbfleet-launch", &launch_log, &mut mismatches);
+    // lifecycle: the snapshot deleted.
+    let snapshot = w.seed.store.require("lc-b").await.unwrap().snapshot_id.unwrap();
+    nbfleet_testkit::api::delete_snapshot(&deps, OWNER, &snapshot)
         .await
         .unwrap();
     // A launch that failed before any instance: deleting it finishes at once.
