@@ -309,10 +309,8 @@ pub fn launch_spec(fields: &Map<String, Value>, cfg: &Config) -> Result<LaunchSp
     let hooks = parse_hooks(fields.get("hooks"))?;
     let restore_from = match field::<String>(fields, "restore_from")? {
         None => None,
-        Some(id) if id.starts_with("snap-") => {
-            validate_snapshot_id(&id, "restore_from")?;
-            Some(RestoreFrom::Snapshot(id))
-        }
+        // A notebook may be named like a snapshot id (`snap-0a1b2c3d`): the id wins.
+        Some(id) if validate_snapshot_id(&id, "restore_from").is_ok() => Some(RestoreFrom::Snapshot(id)),
         Some(name) => {
             validate_name(&name).map_err(|_| {
                 Error::bad_request(
@@ -587,6 +585,40 @@ mod tests {
             Err(Error::BadRequest { field, .. }) => field,
             other => panic!("expected a 400, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn restore_from_is_a_snapshot_id_when_it_is_one_and_a_notebook_name_otherwise() {
+        let from = |v: &str| parse(json!({"name": "nb", "restore_from": v})).map(|s| s.restore_from);
+        assert_eq!(
+            from("snap-0123456789abcdef0").unwrap(),
+            Some(RestoreFrom::Snapshot("snap-0123456789abcdef0".into()))
+        );
+        assert_eq!(
+            from("snap-0a1b2c3d").unwrap(),
+            Some(RestoreFrom::Snapshot("snap-0a1b2c3d".into()))
+        );
+        // A notebook named like the start of one.
+        assert_eq!(
+            from("snap-src").unwrap(),
+            Some(RestoreFrom::Notebook("snap-src".into()))
+        );
+        assert_eq!(
+            from("exp-1").unwrap(),
+            Some(RestoreFrom::Notebook("exp-1".into()))
+        );
+        for bad in ["", "Exp 1", "-x", "../x"] {
+            assert_eq!(
+                refused_field(json!({"name": "nb", "restore_from": bad})),
+                "restore_from",
+                "{bad:?}"
+            );
+        }
+        assert_eq!(
+            refused_field(json!({"name": "nb", "restore_from": 7})),
+            "restore_from"
+        );
+        assert_eq!(parse(json!({"name": "nb"})).unwrap().restore_from, None);
     }
 
     #[test]

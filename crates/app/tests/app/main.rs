@@ -11,4 +11,5 @@ mod lifecycle;
 mod modify;
 mod reconcile;
 mod slack;
+mod snapshots;
 mod sweep;
