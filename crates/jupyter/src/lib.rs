@@ -168,6 +168,29 @@ impl Jupyter {
         Ok(self.send(req, "/api/contents").await?.status().as_u16())
     }
 
+    /// The text file `path` (under Jupyter's root) through the contents API, with `token` or the
+    /// session of [`login`](Self::login); `None` when Jupyter has no such file.
+    pub async fn read_file(&self, token: Option<&str>, path: &str) -> Result<Option<String>> {
+        let url = format!(
+            "{}/api/contents/{}?content=1",
+            self.base,
+            path.trim_start_matches('/')
+        );
+        let mut req = self.client.get(url);
+        if let Some(t) = token {
+            req = req.header("Authorization", format!("token {t}"));
+        }
+        let resp = self.send(req, "/api/contents").await?;
+        match resp.status().as_u16() {
+            404 => Ok(None),
+            200 => {
+                let body: Value = resp.json().await.map_err(|e| Error::Unexpected(e.to_string()))?;
+                Ok(body["content"].as_str().map(str::to_string))
+            }
+            other => Err(Error::Unexpected(format!("GET /api/contents answered {other}"))),
+        }
+    }
+
     /// `GET /api/status` with the session cookie (after [`login`](Self::login)) or a token.
     /// Answers the HTTP status and, on 200, the JSON body.
     pub async fn status(&self, token: Option<&str>) -> Result<(u16, Value)> {

@@ -81,6 +81,34 @@ impl Runner {
         }
     }
 
+    /// Where the local stand-in for snapshot `id`'s contents is kept.
+    fn disk(&self, id: &str) -> PathBuf {
+        self.base.with_file_name("snapshots").join(id)
+    }
+
+    /// Keeps a copy of `instance_id`'s home as snapshot `id`'s contents (moto's snapshots hold
+    /// none). Done once per snapshot.
+    pub fn keep_disk(&self, instance_id: &str, id: &str) -> io::Result<()> {
+        let to = self.disk(id);
+        if to.exists() {
+            return Ok(());
+        }
+        std::fs::create_dir_all(&to)?;
+        copy_tree(&self.sandbox(instance_id)?.home(), &to)
+    }
+
+    /// Puts snapshot `id`'s contents in `instance_id`'s home, as a disk made from it would have
+    /// them, once: a home with anything in it (a local stack started again) is left alone.
+    /// False when nothing was put there.
+    pub fn restore_disk(&self, instance_id: &str, id: &str) -> io::Result<bool> {
+        let (from, home) = (self.disk(id), self.sandbox(instance_id)?.home());
+        if !from.exists() || std::fs::read_dir(&home)?.next().is_some() {
+            return Ok(false);
+        }
+        copy_tree(&from, &home)?;
+        Ok(true)
+    }
+
     /// The sandbox of `instance_id`, made on first use.
     pub fn sandbox(&self, instance_id: &str) -> io::Result<Sandbox> {
         let dir = self.base.join(instance_id);
@@ -287,6 +315,23 @@ impl Sandbox {
 
 /// Puts `text` at `path` with `mode`, unless it is there already; atomically (a reader sees the
 /// old file or the new one, never a half-written one).
+/// Copies what is in `from` into `to`, keeping modes and links (`cp -a`).
+fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
+    let status = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(from.join("."))
+        .arg(to)
+        .status()?;
+    match status.success() {
+        true => Ok(()),
+        false => Err(io::Error::other(format!(
+            "cp -a {} {} failed",
+            from.display(),
+            to.display()
+        ))),
+    }
+}
+
 fn put_file(path: &Path, text: &str, mode: u32) -> io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     if std::fs::read(path).is_ok_and(|old| old == text.as_bytes()) {

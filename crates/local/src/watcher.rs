@@ -2,9 +2,12 @@
 //! part of each change: a stopped or terminated instance's Jupyter dies with it, and a
 //! restarted instance comes back on a new port (the local stand-in for a new IP). A machine that
 //! powers itself off (the on-instance idle fallback) is stopped in moto, as EC2 stops an
-//! instance whose OS shuts down.
+//! instance whose OS shuts down. moto's snapshots hold no contents: the watcher keeps a copy of
+//! the home a snapshot was taken of, and puts it in the home of an instance restored from it
+//! (tagged `nbfleet:restored-from`) before that instance's first event.
 
 use crate::runner::Runner;
+use nbfleet_aws::ec2_compute::RESTORED_FROM_TAG;
 use nbfleet_aws::parameter_secrets::NOTEBOOK_TAG;
 use nbfleet_core::events::ec2_state_change;
 use serde_json::Value;
@@ -28,10 +31,32 @@ impl Watcher {
     /// Polls forever.
     pub async fn run(self) {
         let mut seen: HashMap<String, String> = HashMap::new();
+        let mut disks = Disks::default();
         loop {
             match self.states().await {
                 Ok(now) => {
-                    for (id, state) in now {
+                    disks.note(&now);
+                    // Snapshots first: a delete's snapshot is kept before its termination is told.
+                    if let Err(e) = self.keep_snapshots(&mut disks).await {
+                        tracing::warn!(error = %e, "watcher: cannot keep snapshot contents");
+                    }
+                    for seen_now in now {
+                        let (id, state) = (seen_now.id, seen_now.state);
+                        if !seen.contains_key(&id)
+                            && let Some(snapshot) = &seen_now.restored_from
+                        {
+                            match self.runner.restore_disk(&id, snapshot) {
+                                Ok(true) => {
+                                    tracing::info!(instance = %id, %snapshot, "restored disk contents")
+                                }
+                                Ok(false) => {
+                                    tracing::warn!(instance = %id, %snapshot, "no contents kept for the snapshot")
+                                }
+                                Err(e) => {
+                                    tracing::warn!(instance = %id, error = %e, "cannot restore disk contents")
+                                }
+                            }
+                        }
                         if state == "running" && self.runner.sandbox(&id).is_ok_and(|sb| sb.take_poweroff()) {
                             tracing::info!(instance = %id, "the machine powered itself off");
                             if let Err(e) = self.ec2.stop_instances().instance_ids(&id).send().await {
@@ -50,7 +75,37 @@ impl Watcher {
         }
     }
 
-    async fn states(&self) -> Result<Vec<(String, String)>, String> {
+    /// Keeps the contents of each snapshot not seen yet, from the home of the instance whose
+    /// volume it was taken of.
+    async fn keep_snapshots(&self, disks: &mut Disks) -> Result<(), String> {
+        let out = self
+            .ec2
+            .describe_snapshots()
+            .owner_ids("self")
+            .send()
+            .await
+            .map_err(|e| format!("{e:?}"))?;
+        for s in out.snapshots() {
+            let (Some(id), Some(volume)) = (s.snapshot_id(), s.volume_id()) else {
+                continue;
+            };
+            if !disks.kept.insert(id.to_string()) {
+                continue;
+            }
+            match disks.instance_of.get(volume) {
+                Some(instance) => match self.runner.keep_disk(instance, id) {
+                    Ok(()) => tracing::info!(snapshot = id, %instance, "kept the snapshot's contents"),
+                    Err(e) => {
+                        tracing::warn!(snapshot = id, error = %e, "cannot keep the snapshot's contents")
+                    }
+                },
+                None => tracing::debug!(snapshot = id, "a snapshot of no known instance's volume"),
+            }
+        }
+        Ok(())
+    }
+
+    async fn states(&self) -> Result<Vec<Seen>, String> {
         let reservations = self
             .ec2
             .describe_instances()
@@ -68,7 +123,25 @@ impl Watcher {
         Ok(reservations
             .into_iter()
             .flat_map(|r| r.instances.unwrap_or_default())
-            .filter_map(|i| Some((i.instance_id?, i.state?.name?.as_str().to_string())))
+            .filter_map(|i| {
+                let tag = |key: &str| {
+                    i.tags()
+                        .iter()
+                        .find(|t| t.key() == Some(key))
+                        .and_then(|t| t.value())
+                        .map(str::to_string)
+                };
+                Some(Seen {
+                    restored_from: tag(RESTORED_FROM_TAG),
+                    volumes: i
+                        .block_device_mappings()
+                        .iter()
+                        .filter_map(|m| m.ebs().and_then(|e| e.volume_id()).map(str::to_string))
+                        .collect(),
+                    id: i.instance_id.clone()?,
+                    state: i.state.as_ref()?.name.as_ref()?.as_str().to_string(),
+                })
+            })
             .collect())
     }
 
@@ -115,6 +188,32 @@ impl Watcher {
 
     fn emit(&self, id: &str, state: &str) {
         self.emitter().emit(id, state);
+    }
+}
+
+/// One instance as a poll found it.
+struct Seen {
+    id: String,
+    state: String,
+    restored_from: Option<String>,
+    volumes: Vec<String>,
+}
+
+/// What the watcher knows of disks: whose each volume is (a deleted instance's volumes are
+/// gone from moto by the time its snapshot is seen), and which snapshots are kept.
+#[derive(Default)]
+struct Disks {
+    instance_of: HashMap<String, String>,
+    kept: std::collections::HashSet<String>,
+}
+
+impl Disks {
+    fn note(&mut self, seen: &[Seen]) {
+        for s in seen {
+            for v in &s.volumes {
+                self.instance_of.insert(v.clone(), s.id.clone());
+            }
+        }
     }
 }
 

@@ -191,7 +191,8 @@ async fn an_instance_stopped_in_ec2_becomes_stopped_and_its_jupyter_goes_away() 
 }
 
 #[tokio::test]
-async fn stop_then_start_gives_a_new_address_with_the_same_certificate_and_delete_keeps_a_snapshot() {
+async fn stop_then_a_new_type_then_start_gives_a_new_address_with_the_same_certificate_and_delete_keeps_a_snapshot_a_restore_brings_back()
+ {
     let t = e2e(250).await;
     t.launch(json!({"name": "e2e-cycle", "password": PASSWORD})).await;
     let nb = t.wait("e2e-cycle", &["Ready", "Failed"]).await;
@@ -223,6 +224,18 @@ async fn stop_then_start_gives_a_new_address_with_the_same_certificate_and_delet
     assert!(body["cost"]["running_hours"].as_f64().unwrap() > 0.0, "{body}");
     assert_eq!(body["cost"]["usd_per_hour"], 1.006);
 
+    // A bigger GPU while it is stopped: the next start runs as it.
+    let (status, body) = t
+        .api
+        .call(
+            Method::PATCH,
+            "/notebooks/e2e-cycle",
+            Some(&json!({"instance_type": "g6.xlarge"})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{body}");
+
     let (status, _) = t
         .api
         .call(Method::POST, "/notebooks/e2e-cycle/start", None)
@@ -234,11 +247,28 @@ async fn stop_then_start_gives_a_new_address_with_the_same_certificate_and_delet
     let second_url = nb["connect"]["url"].as_str().unwrap();
     assert_ne!(second_url, first_url, "a restart comes back at a new address");
     assert_eq!(nb["cert_fingerprint"], fingerprint.as_str());
-    Jupyter::pinned(second_url, &fingerprint)
-        .unwrap()
-        .login(PASSWORD)
+    assert_eq!(nb["instance_type"], "g6.xlarge");
+    let instance = nb["instance_id"].as_str().unwrap();
+    let described = t
+        .aws
+        .ec2
+        .describe_instances()
+        .instance_ids(instance)
+        .send()
         .await
         .unwrap();
+    let ec2_type = described.reservations()[0].instances()[0]
+        .instance_type()
+        .unwrap();
+    assert_eq!(ec2_type.as_str(), "g6.xlarge");
+    let jupyter = Jupyter::pinned(second_url, &fingerprint).unwrap();
+    jupyter.login(PASSWORD).await.unwrap();
+    // Work worth keeping, on the disk the delete snapshots.
+    let saved = jupyter
+        .save_file(None, "keep.txt", "kept across a restore\n")
+        .await
+        .unwrap();
+    assert!(saved == 200 || saved == 201, "{saved}");
 
     let (status, _) = t
         .api
@@ -265,6 +295,24 @@ async fn stop_then_start_gives_a_new_address_with_the_same_certificate_and_delet
         .send()
         .await;
     assert!(secret.is_err(), "the secret is gone with the notebook");
+
+    // Restored under its own name: the disk comes back with the file, and Jupyter serves it.
+    t.launch(json!({"name": "e2e-cycle", "password": PASSWORD, "restore_from": "e2e-cycle"}))
+        .await;
+    let nb = t.wait("e2e-cycle", &["Ready", "Failed"]).await;
+    assert_eq!(nb["state"], "Ready", "{nb}");
+    assert_eq!(nb["restored_from"], snapshot);
+    assert_eq!(nb["generation"], 2);
+    let jupyter = Jupyter::pinned(
+        nb["connect"]["url"].as_str().unwrap(),
+        nb["cert_fingerprint"].as_str().unwrap(),
+    )
+    .unwrap();
+    jupyter.login(PASSWORD).await.unwrap();
+    assert_eq!(
+        jupyter.read_file(None, "keep.txt").await.unwrap().as_deref(),
+        Some("kept across a restore\n")
+    );
 }
 
 #[tokio::test]
