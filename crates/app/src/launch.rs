@@ -148,6 +148,7 @@ pub async fn launch(deps: &Deps, owner: &Principal, spec: &LaunchSpec) -> Result
         }
     }
     record.instance_id = Some(instance.id.clone());
+    record.disk_created_at = Some(now);
     record.instance_type = instance.instance_type.clone();
     record.subnet_id = instance.subnet_id.clone();
     let launching = record.moved_to(State::Launching, now)?;

@@ -302,6 +302,7 @@ async fn take_snapshot(deps: &Deps, nb: &Notebook, instance_id: &str, now: Times
         ))
     })?;
     next.snapshot_id = Some(id.clone());
+    next.snapshot_taken_at = Some(now);
     deps.store.put(&next, nb.expect()).await?;
     let entry = serde_json::json!({"action": "snapshot", "snapshot_id": id, "generation": nb.generation});
     if let Err(e) = deps.store.append_history(&nb.name, now, &entry).await {

@@ -23,6 +23,7 @@ use crate::{deadlines, lifecycle, reconcile};
 use jiff::Timestamp;
 use nbfleet_core::idle::{self, Action, Probe, Timeline};
 use nbfleet_core::ports::{CommandStatus, Deps, Invocation, Notice, Reach, tell};
+use nbfleet_core::record::IdleStatus;
 use nbfleet_core::{Notebook, Result, State, report, scripts};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -374,7 +375,10 @@ async fn apply(deps: &Deps, nb: &Notebook, probe: &Probe, now: Timestamp) -> Res
     match decision.action {
         Action::Stop => {
             let mut stopping = nb.moved_to(State::Stopping, now)?;
-            stopping.idle_status = Some(update.status);
+            stopping.idle_status = Some(IdleStatus {
+                stopped_automatically: true,
+                ..update.status
+            });
             stopping.pending_command = None;
             deps.store.put(&stopping, nb.expect()).await?;
             // The pre-stop hook first, if there is one: its end (or deadline) stops the instance.

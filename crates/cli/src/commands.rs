@@ -1,7 +1,7 @@
 //! What each command does: one API call, then (where asked) waiting for the state it leads to.
 
 use crate::api::{Api, CliError, Exit};
-use crate::{Command, Out, PasswordArgs, open, show};
+use crate::{Command, Out, PasswordArgs, SnapshotAction, open, show};
 use indicatif::{ProgressBar, ProgressStyle};
 use nbfleet_core::text::plain;
 use serde_json::{Value, json};
@@ -19,8 +19,12 @@ pub async fn run(api: &Api, out: Out, command: Command) -> Result<(), CliError> 
             pre_stop_hook,
             pre_stop_timeout,
             on_start_hook,
+            restore,
         } => {
             let mut body = json!({ "name": name });
+            if let Some(from) = restore {
+                body["restore_from"] = json!(if from.is_empty() { name.clone() } else { from });
+            }
             let mut hooks = serde_json::Map::new();
             for (key, file) in [("pre_stop", pre_stop_hook), ("on_start", on_start_hook)] {
                 if let Some(file) = file {
@@ -72,6 +76,26 @@ pub async fn run(api: &Api, out: Out, command: Command) -> Result<(), CliError> 
             }
             if nb["state"] == "Failed" {
                 return Err(CliError::new(Exit::Failed, format!("{name} failed")));
+            }
+            Ok(())
+        }
+        Command::Snapshots { action: None } => {
+            let all = api.call("GET", "/snapshots", None).await?;
+            if out.json {
+                println!("{all}");
+            } else {
+                print!("{}", plain(&show::snapshots(&all)));
+            }
+            Ok(())
+        }
+        Command::Snapshots {
+            action: Some(SnapshotAction::Rm { id }),
+        } => {
+            let answer = api.call("DELETE", &format!("/snapshots/{id}"), None).await?;
+            if out.json {
+                println!("{answer}");
+            } else {
+                println!("{id} deleted");
             }
             Ok(())
         }

@@ -78,6 +78,15 @@ enum Command {
         /// A shell script (a file, at most 4 KB) run as the notebook user after every start.
         #[arg(long, value_name = "FILE")]
         on_start_hook: Option<std::path::PathBuf>,
+        /// Make the disk from a snapshot: its id, or a notebook's name for its latest one
+        /// (alone: the latest snapshot of the notebook NAME itself).
+        #[arg(long, value_name = "SNAPSHOT|NAME", num_args = 0..=1, default_missing_value = "")]
+        restore: Option<String>,
+    },
+    /// The disks delete kept (yours; an admin sees all), or `snapshots rm ID` to delete one.
+    Snapshots {
+        #[command(subcommand)]
+        action: Option<SnapshotAction>,
     },
     /// List notebooks: state, type, cost to date, planned stop, and why.
     Ls,
@@ -180,6 +189,12 @@ enum Command {
         #[arg(long)]
         wait: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum SnapshotAction {
+    /// Delete one of your snapshots (its disk is then gone for good).
+    Rm { id: String },
 }
 
 /// How output is shown.

@@ -78,11 +78,43 @@ fn happened(h: &Value) -> String {
             "on_start_hook" => with("on-start hook"),
             "start" => with("started"),
             "start_fallback" => with(&format!("started as {}", s(h, "to"))),
+            "restore" => format!("restored from {}", s(h, "snapshot_id")),
             "modify" => format!("changed by {}: {}", s(h, "by"), changes(h)),
             other => with(other),
         },
         _ => with("noted"),
     }
+}
+
+/// `snapshots`: one line per snapshot, newest first, with what it costs a month.
+pub fn snapshots(all: &Value) -> String {
+    let list = all["snapshots"].as_array().cloned().unwrap_or_default();
+    if list.is_empty() {
+        return "no snapshots (a delete keeps one unless --no-snapshot)\n".into();
+    }
+    let mut t = format!(
+        "{:<24} {:<20} {:>7} {:<20} {:>10}\n",
+        "SNAPSHOT", "NOTEBOOK", "SIZE", "TAKEN", "PER MONTH"
+    );
+    for s in &list {
+        let month = s["monthly_usd"]
+            .as_f64()
+            .map_or_else(|| "no price".into(), |m| format!("≤ ${m:.2}"));
+        let taken = s["created"].as_str().map_or("", |c| c.get(..16).unwrap_or(c));
+        t.push_str(&format!(
+            "{:<24} {:<20} {:>4} GB {:<20} {:>10}\n",
+            s["snapshot_id"].as_str().unwrap_or("?"),
+            s["notebook"].as_str().unwrap_or("?"),
+            s["size_gb"],
+            taken.replace('T', " "),
+            month
+        ));
+    }
+    t.push_str(&format!(
+        "restore one: nbfleet up NAME --restore SNAPSHOT · prices: {}\n",
+        s(all, "price_source")
+    ));
+    t
 }
 
 /// A change's history entry as `field old → new, …` (hooks as which are set).
@@ -351,5 +383,22 @@ mod tests {
             assert!(shown.contains(part), "{part}: {shown}");
         }
         assert_eq!(happened(&entry), format!("changed by ana: {shown}"));
+    }
+
+    #[test]
+    fn snapshots_show_their_notebook_size_and_monthly_cost_or_no_price() {
+        let all = json!({"price_source": "bundled, us-east-1", "snapshots": [
+            {"snapshot_id": "snap-0123456789abcdef0", "notebook": "exp", "size_gb": 100,
+             "created": "2026-12-05T16:00:00Z", "monthly_usd": 5.0},
+            {"snapshot_id": "snap-0a1b2c3d", "notebook": "old", "size_gb": 50,
+             "created": "2026-11-01T09:30:00Z", "monthly_usd": null},
+        ]});
+        let shown = snapshots(&all);
+        assert!(shown.contains("snap-0123456789abcdef0   exp"), "{shown}");
+        assert!(shown.contains("100 GB 2026-12-05 16:00"), "{shown}");
+        assert!(shown.contains("≤ $5.00"), "{shown}");
+        assert!(shown.contains("no price"), "{shown}");
+        assert!(shown.contains("nbfleet up NAME --restore SNAPSHOT"), "{shown}");
+        assert!(snapshots(&json!({"snapshots": []})).starts_with("no snapshots"));
     }
 }

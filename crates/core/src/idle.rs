@@ -463,6 +463,7 @@ pub fn status_update(
         last_active_at: decision.last_active.max(previous.and_then(|p| p.last_active_at)),
         active_now: decision.active_now,
         jupyter_restarted_at: previous.and_then(|p| p.jupyter_restarted_at),
+        stopped_automatically: false,
     };
     status.warning_untold = match decision.action {
         Action::Warn { .. } => true,
@@ -1112,6 +1113,7 @@ mod tests {
             last_active_at: None,
             active_now: false,
             jupyter_restarted_at: None,
+            stopped_automatically: false,
         });
         let long = snoozed(&nb, 120, at(60));
         assert_eq!(long.snoozed_until, Some(at(180)));

@@ -25,8 +25,9 @@ pub enum Ec2Step {
 /// What EC2 saying `state` (at `seen_at`, when the event says) means for `nb` at `now`.
 ///
 /// A "running" older than the stop a Stopping or Stopped record went through is late (events
-/// come out of order, and twice): it says nothing about the instance now. Event times are
-/// whole seconds, so within a second of the record's move it is taken as new.
+/// come out of order, and twice): it says nothing about the instance now; so is a "stopped"
+/// older than the start a Starting record went through. Event times are whole seconds, so
+/// within a second of the record's move it is taken as new.
 pub fn on_ec2_state(
     nb: &Notebook,
     state: InstanceState,
@@ -68,6 +69,15 @@ pub fn on_ec2_state(
                 nb.name
             ))),
         },
+        InstanceState::Stopped
+            if nb.state == State::Starting
+                && seen_at.is_some_and(|at| at + SignedDuration::from_secs(1) < nb.state_since) =>
+        {
+            Ok(Ec2Step::Nothing(format!(
+                "{} is Starting since {}; a stopped from before that is late",
+                nb.name, nb.state_since
+            )))
+        }
         InstanceState::Stopped if nb.state.may_be_running() => moved(State::Stopped),
         // Stopped or terminated outside nbfleet: show the way down as it happens.
         InstanceState::Stopping if matches!(nb.state, State::Configuring | State::Ready) => {
@@ -88,6 +98,9 @@ pub fn on_ec2_state(
 pub fn terminated(nb: &Notebook, now: Timestamp) -> Result<Notebook> {
     let mut next = nb.moved_to(State::Terminated, now)?;
     next.stopped_running(now);
+    if next.disk_created_at.is_some() {
+        next.disk_deleted_at.get_or_insert(now);
+    }
     next.pending_command = None;
     next.connect = None;
     // Terminated outside nbfleet while a snapshot was owed: the disk is gone, nothing is owed.
@@ -386,6 +399,28 @@ mod tests {
             on_ec2_state(&launching, InstanceState::Running, before, stop).unwrap(),
             Ec2Step::Configure
         );
+    }
+
+    #[test]
+    fn a_late_stopped_for_a_starting_record_leaves_it_starting() {
+        let start = Timestamp::from_second(600).unwrap();
+        let mut starting = nb(State::Starting);
+        starting.state_since = start;
+        // The stop before this start, delivered after it.
+        let before = Some(start - SignedDuration::from_secs(5));
+        let step = on_ec2_state(&starting, InstanceState::Stopped, before, start).unwrap();
+        assert!(
+            matches!(step, Ec2Step::Nothing(ref why) if why.contains("late")),
+            "{step:?}"
+        );
+        // A stopped from after the start (it failed to come up, or was stopped again) counts.
+        for at in [Some(start + SignedDuration::from_secs(5)), None] {
+            let Ec2Step::Write(next) = on_ec2_state(&starting, InstanceState::Stopped, at, start).unwrap()
+            else {
+                panic!("a new stopped moves the record");
+            };
+            assert_eq!(next.state, State::Stopped);
+        }
     }
 
     #[test]

@@ -118,6 +118,10 @@ pub struct IdleStatus {
     /// once per 15 minutes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jupyter_restarted_at: Option<Timestamp>,
+    /// The sweep stopped it on its own (idle, schedule, runtime cap): the run it ends counts
+    /// toward what automatic stops saved.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stopped_automatically: bool,
 }
 
 /// A snapshot a deleted generation left.
@@ -440,6 +444,19 @@ pub struct Notebook {
     /// Seconds the instance has run, over all finished runs.
     #[serde(default)]
     pub running_seconds: u64,
+    /// The newest finished runs (`cost::RUNS_KEPT`), oldest first: costs in a window and what
+    /// automatic stops saved come from them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub runs: Vec<crate::cost::Run>,
+    /// Since when its root volume exists (its instance was launched), and until when (it was
+    /// terminated): the disk costs in between, running or stopped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_created_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_deleted_at: Option<Timestamp>,
+    /// When the snapshot in `snapshot_id` was taken.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_taken_at: Option<Timestamp>,
     /// Since when EC2 says the instance runs (the current run, not yet in `running_seconds`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub running_since: Option<Timestamp>,
@@ -523,6 +540,10 @@ impl Notebook {
             snoozed_until: None,
             idle_status: None,
             running_seconds: 0,
+            runs: Vec::new(),
+            disk_created_at: None,
+            disk_deleted_at: None,
+            snapshot_taken_at: None,
             running_since: None,
             created_at: now,
             updated_at: now,

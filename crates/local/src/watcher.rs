@@ -165,15 +165,18 @@ impl Watcher {
                 let _ = sb.new_port();
             }
         }
+        let changed_at = jiff::Timestamp::now();
         if let Some(s) = now {
-            self.emit(id, s);
+            self.emit(id, s, changed_at);
         }
         if let Some(s) = later {
             let (watcher, id, s) = (self.emitter(), id.to_string(), s.to_string());
             let delay = self.transition;
             tokio::spawn(async move {
                 tokio::time::sleep(delay).await;
-                watcher.emit(&id, &s);
+                // Stamped with when moto changed, as EventBridge stamps an event with the
+                // change: a stop told after the next start must read as the earlier event it is.
+                watcher.emit(&id, &s, changed_at);
             });
         }
     }
@@ -186,8 +189,8 @@ impl Watcher {
         }
     }
 
-    fn emit(&self, id: &str, state: &str) {
-        self.emitter().emit(id, state);
+    fn emit(&self, id: &str, state: &str, at: jiff::Timestamp) {
+        self.emitter().emit(id, state, at);
     }
 }
 
@@ -225,11 +228,14 @@ struct Emitter {
 }
 
 impl Emitter {
-    fn emit(&self, id: &str, state: &str) {
-        let now = jiff::Timestamp::now().to_string();
+    fn emit(&self, id: &str, state: &str, at: jiff::Timestamp) {
         tracing::debug!(instance = id, state, "EC2 event emitted");
-        let _ = self
-            .events
-            .send(ec2_state_change(id, state, &self.account, &self.region, &now));
+        let _ = self.events.send(ec2_state_change(
+            id,
+            state,
+            &self.account,
+            &self.region,
+            &at.to_string(),
+        ));
     }
 }

@@ -24,7 +24,7 @@ async fn main() -> ExitCode {
 }
 
 fn step(n: u32, text: &str) {
-    println!("[{n}/10] {text}");
+    println!("[{n}/12] {text}");
 }
 
 async fn run() -> Result<(), String> {
@@ -128,6 +128,8 @@ async fn run() -> Result<(), String> {
         "      {url} no longer answers; cost so far: {}",
         stopped_cost(&api).await
     );
+    println!("      a bigger GPU while it is stopped:");
+    cli.run(&["set", NAME, "--type", "g6.xlarge"], None)?;
 
     step(6, &format!("starting it again: nbfleet start {NAME} --wait"));
     cli.run(&["start", NAME, "--wait"], None)?;
@@ -137,9 +139,16 @@ async fn run() -> Result<(), String> {
         .ok_or("no connect URL after the restart")?
         .to_string();
     println!(
-        "      new address: {new_url} (was {url}); same certificate: {}",
-        nb["cert_fingerprint"] == recorded
+        "      new address: {new_url} (was {url}); same certificate: {}; now a {}",
+        nb["cert_fingerprint"] == recorded,
+        nb["instance_type"].as_str().unwrap_or("?")
     );
+    if nb["instance_type"] != "g6.xlarge" {
+        return Err(format!(
+            "started as {}, not the g6.xlarge set",
+            nb["instance_type"]
+        ));
+    }
     let again = Jupyter::pinned(&new_url, &recorded).map_err(|e| e.to_string())?;
     again.login(&password).await.map_err(|e| e.to_string())?;
     println!("      logged in again over HTTPS");
@@ -221,6 +230,38 @@ async fn run() -> Result<(), String> {
             "      root volume kept as snapshot {}",
             done["snapshot_id"].as_str().unwrap_or("none")
         );
+        cli.run(&["snapshots"], None)?;
+        step(
+            11,
+            &format!("restoring it from that snapshot: nbfleet up {NAME} --restore --password-stdin"),
+        );
+        cli.run(&["up", NAME, "--restore", "--password-stdin"], Some(&password))?;
+        let nb = cli.json(&["status", NAME])?["notebook"].clone();
+        let back = Jupyter::pinned(
+            nb["connect"]["url"]
+                .as_str()
+                .ok_or("no connect URL after the restore")?,
+            nb["cert_fingerprint"]
+                .as_str()
+                .ok_or("no fingerprint after the restore")?,
+        )
+        .map_err(|e| e.to_string())?;
+        back.login(&password).await.map_err(|e| e.to_string())?;
+        let notes = back
+            .read_file(None, "notes.txt")
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or("notes.txt did not come back with the restore")?;
+        println!(
+            "      notes.txt is back ({} bytes): {:?}",
+            notes.len(),
+            notes.trim()
+        );
+        step(
+            12,
+            &format!("deleting it for good: nbfleet rm {NAME} --no-snapshot --wait"),
+        );
+        cli.run(&["rm", NAME, "--no-snapshot", "--wait"], None)?;
         drop(stack);
     }
     println!("\ndemo passed in {:.1} s", started.elapsed().as_secs_f64());
