@@ -11,6 +11,7 @@
 //! - [`credential`]: a new token or password, taken by the running Jupyter
 //! - [`hooks`]: the owner's pre-stop and on-start hooks
 //! - [`read`]: one notebook or all, with cost and history
+//! - [`costs`]: spend per owner or notebook, day by day, and what automatic stops saved
 //! - [`snapshots`]: the disks kept by delete: list, delete, restore from
 //! - [`instance_events`]: EC2 state changes and SSM command results
 //! - [`sweep`]: the scheduled round: [`reconcile`], [`deadlines`], probe, warn, stop, start,
@@ -18,6 +19,7 @@
 //! - [`slack`]: `/notebook` commands and the jobs they hand over
 
 pub mod budget;
+pub mod costs;
 pub mod credential;
 pub mod deadlines;
 pub mod hooks;

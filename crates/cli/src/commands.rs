@@ -99,6 +99,34 @@ pub async fn run(api: &Api, out: Out, command: Command) -> Result<(), CliError> 
             }
             Ok(())
         }
+        Command::Costs { since, by, plot } => {
+            let mut query = Vec::new();
+            let since = match plot {
+                true => {
+                    Some((jiff::Timestamp::now() - jiff::SignedDuration::from_hours(24 * 29)).to_string())
+                }
+                false => since,
+            };
+            if let Some(s) = since {
+                query.push(format!("since={s}"));
+            }
+            if let Some(b) = by {
+                query.push(format!("by={b}"));
+            }
+            let path = match query.is_empty() {
+                true => "/costs".to_string(),
+                false => format!("/costs?{}", query.join("&")),
+            };
+            let costs = api.call("GET", &path, None).await?;
+            if out.json {
+                println!("{costs}");
+            } else if plot {
+                print!("{}", plain(&show::plot(&costs)));
+            } else {
+                print!("{}", plain(&show::costs(&costs)));
+            }
+            Ok(())
+        }
         Command::Ls => {
             let all = api.call("GET", "/notebooks", None).await?;
             if out.json {

@@ -88,6 +88,19 @@ enum Command {
         #[command(subcommand)]
         action: Option<SnapshotAction>,
     },
+    /// What your notebooks cost (an admin: everyone's) and what automatic stops saved: per
+    /// notebook or owner, since a day (the first of the month by default).
+    Costs {
+        /// A day (2026-11-01) or a time.
+        #[arg(long)]
+        since: Option<String>,
+        /// Group by `notebook` (the default) or `owner`.
+        #[arg(long, value_name = "owner|notebook")]
+        by: Option<String>,
+        /// Draw spend and savings per day for the last 30 days.
+        #[arg(long, conflicts_with = "since")]
+        plot: bool,
+    },
     /// List notebooks: state, type, cost to date, planned stop, and why.
     Ls,
     /// Everything about one notebook, including why it still runs or why it stopped.

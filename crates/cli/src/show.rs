@@ -86,6 +86,85 @@ fn happened(h: &Value) -> String {
     }
 }
 
+fn usd(v: &Value) -> String {
+    v.as_f64()
+        .map_or_else(|| "no price".into(), |x| format!("${x:.2}"))
+}
+
+/// `costs`: one line per notebook or owner, the total, and how the saved figure is estimated.
+pub fn costs(c: &Value) -> String {
+    let mut t = format!(
+        "since {} ({})\n{:<40} {:>10} {:>9} {:>9} {:>10} {:>10}\n",
+        s(c, "since").get(..10).unwrap_or(""),
+        s(c, "by"),
+        "",
+        "COMPUTE",
+        "DISK",
+        "SNAPSHOT",
+        "TOTAL",
+        "SAVED"
+    );
+    let line = |g: &Value| {
+        format!(
+            "{:<40} {:>10} {:>9} {:>9} {:>10} {:>10}\n",
+            s(g, "key"),
+            usd(&g["compute_usd"]),
+            usd(&g["disk_usd"]),
+            usd(&g["snapshot_usd"]),
+            usd(&g["total_usd"]),
+            usd(&g["saved_usd"])
+        )
+    };
+    for g in c["groups"].as_array().into_iter().flatten() {
+        t.push_str(&line(g));
+    }
+    t.push_str(&line(&c["total"]));
+    t.push_str(&format!(
+        "saved: {}\nprices: {}\n",
+        s(c, "saved_rule"),
+        s(c, "price_source")
+    ));
+    t
+}
+
+/// `costs --plot`: a bar per day, spend (█) and saved (░), to one scale.
+pub fn plot(c: &Value) -> String {
+    const WIDTH: f64 = 40.0;
+    let days = c["days"].as_array().cloned().unwrap_or_default();
+    let max = days
+        .iter()
+        .flat_map(|d| [d["total_usd"].as_f64(), d["saved_usd"].as_f64()])
+        .flatten()
+        .fold(0.0_f64, f64::max);
+    let bar = |x: Option<f64>, glyph: &str| match (x, max > 0.0) {
+        (Some(x), true) => glyph.repeat(((x / max) * WIDTH).round() as usize),
+        _ => String::new(),
+    };
+    let mut t = String::from("day         spent (█) and saved (░), per day\n");
+    for d in &days {
+        let (spent, saved) = (d["total_usd"].as_f64(), d["saved_usd"].as_f64());
+        t.push_str(&format!(
+            "{}  {} {}\n",
+            s(d, "day"),
+            bar(spent, "█"),
+            usd(&d["total_usd"])
+        ));
+        t.push_str(&format!(
+            "{:<10}  {} {}\n",
+            "",
+            bar(saved, "░"),
+            usd(&d["saved_usd"])
+        ));
+    }
+    t.push_str(&format!(
+        "total {} · saved {} ({})\n",
+        usd(&c["total"]["total_usd"]),
+        usd(&c["total"]["saved_usd"]),
+        s(c, "saved_rule")
+    ));
+    t
+}
+
 /// `snapshots`: one line per snapshot, newest first, with what it costs a month.
 pub fn snapshots(all: &Value) -> String {
     let list = all["snapshots"].as_array().cloned().unwrap_or_default();
@@ -400,5 +479,32 @@ mod tests {
         assert!(shown.contains("no price"), "{shown}");
         assert!(shown.contains("nbfleet up NAME --restore SNAPSHOT"), "{shown}");
         assert!(snapshots(&json!({"snapshots": []})).starts_with("no snapshots"));
+    }
+
+    #[test]
+    fn costs_show_each_group_and_the_estimates_rule_and_the_plot_scales_to_the_biggest_day() {
+        let c = json!({"since": "2026-12-01T00:00:00Z", "by": "notebook", "saved_rule": "an estimate: …",
+            "price_source": "bundled", "groups": [
+                {"key": "exp", "compute_usd": 2.01, "disk_usd": 0.04, "snapshot_usd": 0.0, "total_usd": 2.05, "saved_usd": 2.01},
+                {"key": "far", "compute_usd": null, "disk_usd": 0.0, "snapshot_usd": 0.0, "total_usd": null, "saved_usd": 0.0}],
+            "total": {"key": "total", "compute_usd": null, "total_usd": null, "saved_usd": 2.01},
+            "days": [{"day": "2026-12-01", "total_usd": 4.0, "saved_usd": 2.0},
+                     {"day": "2026-12-02", "total_usd": 1.0, "saved_usd": 0.0}]});
+        let shown = costs(&c);
+        assert!(
+            shown.contains("exp") && shown.contains("$2.05") && shown.contains("no price"),
+            "{shown}"
+        );
+        assert!(shown.contains("saved: an estimate"), "{shown}");
+        let drawn = plot(&c);
+        assert!(
+            drawn.contains(&format!("2026-12-01  {} $4.00", "█".repeat(40))),
+            "{drawn}"
+        );
+        assert!(drawn.contains(&format!("{} $2.00", "░".repeat(20))), "{drawn}");
+        assert!(
+            drawn.contains(&format!("2026-12-02  {} $1.00", "█".repeat(10))),
+            "{drawn}"
+        );
     }
 }

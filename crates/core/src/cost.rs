@@ -176,9 +176,9 @@ fn add(a: Option<f64>, b: Option<f64>) -> Option<f64> {
 }
 
 impl Spend {
-    /// Compute, disk and snapshot together.
+    /// Compute, disk and snapshot together, to the cent.
     pub fn total_usd(&self) -> Option<f64> {
-        add(add(self.compute_usd, self.disk_usd), self.snapshot_usd)
+        add(add(self.compute_usd, self.disk_usd), self.snapshot_usd).map(|t| (t * 100.0).round() / 100.0)
     }
 
     /// This and `other` together.
@@ -201,6 +201,60 @@ impl Spend {
             saved_usd: r(self.saved_usd),
         }
     }
+}
+
+/// How `GET /costs` groups spend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum By {
+    Owner,
+    Notebook,
+}
+
+/// The longest window `GET /costs` gives day by day.
+pub const MAX_DAYS: i64 = 92;
+
+/// Parses `GET /costs`'s query: `since` (`YYYY-MM-DD`, UTC midnight, or an RFC 3339 time;
+/// default the first of this month, UTC) and `by` (`owner` or `notebook`, the default).
+pub fn parse_costs_query(query: Option<&str>, now: Timestamp) -> crate::Result<(Timestamp, By)> {
+    use crate::Error;
+    let month_start = now
+        .to_zoned_datetime(jiff::tz::TimeZone::UTC)
+        .date()
+        .first_of_month()
+        .to_zoned_datetime(jiff::tz::TimeZone::UTC)
+        .map_err(|e| Error::internal(e.to_string()))?
+        .timestamp();
+    let (mut since, mut by) = (month_start, By::Notebook);
+    for pair in query.unwrap_or_default().split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        match k {
+            "since" => {
+                since = v
+                    .parse::<Timestamp>()
+                    .ok()
+                    .or_else(|| {
+                        let day: jiff::civil::Date = v.parse().ok()?;
+                        Some(day.to_zoned_datetime(jiff::tz::TimeZone::UTC).ok()?.timestamp())
+                    })
+                    .ok_or_else(|| {
+                        Error::bad_request("since", format!("{v:?} is not a date (2026-11-01) or a time"))
+                    })?;
+                if since > now {
+                    return Err(Error::bad_request("since", "is in the future"));
+                }
+            }
+            "by" => {
+                by = match v {
+                    "owner" => By::Owner,
+                    "notebook" => By::Notebook,
+                    _ => return Err(Error::bad_request("by", "must be owner or notebook")),
+                }
+            }
+            other => return Err(Error::bad_request(other, "unknown parameter (give since, by)")),
+        }
+    }
+    Ok((since, by))
 }
 
 /// Hours of `[from, to]` inside `[since, until]`.
@@ -316,7 +370,7 @@ impl Notebook {
         Cost {
             running_hours: (hours * 1000.0).round() / 1000.0,
             usd_per_hour: price,
-            cost_usd: to_date.total_usd().map(|t| (t * 100.0).round() / 100.0),
+            cost_usd: to_date.total_usd(),
             compute_usd: to_date.compute_usd,
             disk_usd: to_date.disk_usd,
             snapshot_usd: to_date.snapshot_usd,

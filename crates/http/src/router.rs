@@ -8,7 +8,7 @@
 use crate::answer::Answer;
 use lambda_http::http::{HeaderMap, Method};
 use nbfleet_app::slack::Signed;
-use nbfleet_app::{Deps, credential, launch, lifecycle, modify, read, slack, snapshots};
+use nbfleet_app::{Deps, costs, credential, launch, lifecycle, modify, read, slack, snapshots};
 use nbfleet_core::identity::{self, Principal};
 use nbfleet_core::ports::Jobs;
 use nbfleet_core::validate::{parse_extend, parse_launch};
@@ -31,13 +31,14 @@ pub enum Route {
     Modify,
     Snapshots,
     DeleteSnapshot,
+    Costs,
     Delete,
     Orphans,
     Slack,
 }
 
 /// Every route: method, path template, what it does.
-pub const ROUTES: [(Method, &str, Route); 13] = [
+pub const ROUTES: [(Method, &str, Route); 14] = [
     (Method::POST, "/notebooks", Route::Launch),
     (Method::GET, "/notebooks", Route::List),
     (Method::GET, "/notebooks/{name}", Route::Get),
@@ -49,6 +50,7 @@ pub const ROUTES: [(Method, &str, Route); 13] = [
     (Method::DELETE, "/notebooks/{name}", Route::Delete),
     (Method::GET, "/orphans", Route::Orphans),
     (Method::GET, "/snapshots", Route::Snapshots),
+    (Method::GET, "/costs", Route::Costs),
     (Method::DELETE, "/snapshots/{id}", Route::DeleteSnapshot),
     (Method::POST, "/slack/commands", Route::Slack),
 ];
@@ -168,6 +170,15 @@ pub const READ: &[(Route, Handler)] = &[
     }),
     (Route::Snapshots, |deps, _, caller, _| {
         Box::pin(async move { Answer::from(snapshots::list(deps, caller).await, Answer::ok) })
+    }),
+    (Route::Costs, |deps, req, caller, _| {
+        Box::pin(async move {
+            let query = nbfleet_core::cost::parse_costs_query(req.query.as_deref(), deps.clock.now());
+            match query {
+                Ok((since, by)) => Answer::from(costs::report(deps, caller, since, by).await, Answer::ok),
+                Err(e) => Answer::error(&e),
+            }
+        })
     }),
 ];
 

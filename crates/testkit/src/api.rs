@@ -96,6 +96,13 @@ pub async fn modify(deps: &Deps, caller: &str, name: &str, body: &[u8]) -> Resul
     )))
 }
 
+/// `GET /costs` with `query`.
+pub async fn costs(deps: &Deps, caller: &str, query: &str) -> Result<(u16, Value)> {
+    let (since, by) = nbfleet_core::cost::parse_costs_query(Some(query), deps.clock.now())?;
+    let report = nbfleet_app::costs::report(deps, &principal(deps, caller)?, since, by).await?;
+    Ok(pair(Answer::ok(report)))
+}
+
 /// `GET /snapshots`.
 pub async fn snapshots(deps: &Deps, caller: &str) -> Result<(u16, Value)> {
     let all = nbfleet_app::snapshots::list(deps, &principal(deps, caller)?).await?;
