@@ -2,6 +2,11 @@
 //! costs`): spend per owner or per notebook since a day, day by day, with the rule the saved
 //! figure follows. Each figure comes from the records (`Notebook::spend`); anyone sees their
 //! own notebooks, an admin every one.
+//!
+//! Budgets: an owner with a monthly budget (`NBFLEET_BUDGETS`) is told once at 80 % and once at
+//! 100 % each month (at a launch or start, and by the sweep at most once an hour), and past 100 %
+//! their launches and starts are refused (`budget_exceeded`; admins exempt). Running notebooks
+//! are never stopped by a budget.
 
 use jiff::{SignedDuration, Timestamp};
 use nbfleet_core::cost::{By, MAX_DAYS, SAVED_RULE, Spend};
@@ -119,4 +124,127 @@ pub async fn report(deps: &Deps, caller: &Principal, since: Timestamp, by: By) -
         saved_rule: SAVED_RULE,
         price_source: prices.source.clone(),
     })
+}
+
+/// Where an owner stands against their monthly budget.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Standing {
+    pub spent_usd: f64,
+    pub budget_usd: f64,
+}
+
+/// Midnight UTC on the first of `now`'s month, and of the next.
+fn month_bounds(now: Timestamp) -> Result<(Timestamp, Timestamp, String)> {
+    let utc = jiff::tz::TimeZone::UTC;
+    let first = now.to_zoned_datetime(utc.clone()).date().first_of_month();
+    let next = first
+        .checked_add(jiff::Span::new().months(1))
+        .map_err(|e| nbfleet_core::Error::internal(e.to_string()))?;
+    let at = |d: jiff::civil::Date| {
+        d.to_zoned_datetime(utc.clone())
+            .map(|z| z.timestamp())
+            .map_err(|e| nbfleet_core::Error::internal(e.to_string()))
+    };
+    Ok((at(first)?, at(next)?, first.strftime("%Y-%m").to_string()))
+}
+
+/// What `notebooks` cost this month: every part with a price (an unpriced part has no figure
+/// to hold against a budget).
+fn spent_this_month(deps: &Deps, notebooks: &[&Notebook], now: Timestamp) -> Result<f64> {
+    let (since, _, _) = month_bounds(now)?;
+    Ok(notebooks
+        .iter()
+        .map(|nb| {
+            let s = nb.spend(&deps.cfg.prices, since, now);
+            [s.compute_usd, s.disk_usd, s.snapshot_usd]
+                .iter()
+                .flatten()
+                .sum::<f64>()
+        })
+        .sum())
+}
+
+/// Tells `owner` once per month and level (80 %, 100 %) where they stand.
+async fn tell_once(deps: &Deps, owner: &str, standing: Standing, now: Timestamp) -> Result<()> {
+    let level = match standing.spent_usd / standing.budget_usd {
+        r if r >= 1.0 => 100,
+        r if r >= 0.8 => 80,
+        _ => return Ok(()),
+    };
+    let (_, next, month) = month_bounds(now)?;
+    let key = format!("budget/{owner}/{month}/{level}");
+    if deps
+        .store
+        .first_time(&key, next + SignedDuration::from_hours(24 * 31))
+        .await?
+    {
+        let cents = |usd: f64| (usd * 100.0).round().max(0.0) as u64;
+        let notice = nbfleet_core::ports::Notice::Budget {
+            owner: owner.to_string(),
+            spent_cents: cents(standing.spent_usd),
+            budget_cents: cents(standing.budget_usd),
+        };
+        nbfleet_core::ports::tell(deps, notice).await;
+    }
+    Ok(())
+}
+
+/// Before a launch or start by `caller` of a notebook `owner` owns: past the owner's budget it
+/// is refused (an admin is exempt); at 80 % or more the owner is told, once a month.
+pub async fn check_budget(deps: &Deps, caller: &Principal, owner: &Principal) -> Result<()> {
+    let Some(&budget_usd) = deps.cfg.budgets.get(&owner.id) else {
+        return Ok(());
+    };
+    if caller.admin {
+        return Ok(());
+    }
+    let now = deps.clock.now();
+    let all = visible(deps, owner).await?;
+    let theirs: Vec<&Notebook> = all.iter().collect();
+    let standing = Standing {
+        spent_usd: spent_this_month(deps, &theirs, now)?,
+        budget_usd,
+    };
+    tell_once(deps, &owner.id, standing, now).await?;
+    if standing.spent_usd >= budget_usd {
+        let (_, next, _) = month_bounds(now)?;
+        return Err(nbfleet_core::Error::BudgetExceeded(format!(
+            "{} spent ${:.2} of a ${budget_usd:.2} monthly budget: launches and starts are refused \
+             until {} (running notebooks keep running; an admin may still start one)",
+            owner.name,
+            standing.spent_usd,
+            next.strftime("%Y-%m-%d")
+        )));
+    }
+    Ok(())
+}
+
+/// The sweep's look at budgets, at most once an hour: each owner with a budget is told when
+/// their spend this month crossed 80 % or 100 % (once a month each).
+pub async fn budget_round(deps: &Deps, now: Timestamp) -> Result<()> {
+    if deps.cfg.budgets.is_empty() {
+        return Ok(());
+    }
+    let hour = now.strftime("budget-round/%Y-%m-%dT%H").to_string();
+    if !deps
+        .store
+        .first_time(&hour, now + SignedDuration::from_hours(2))
+        .await?
+    {
+        return Ok(());
+    }
+    let mut all = deps.store.list_live().await?;
+    all.extend(deps.store.list_by_state(State::Terminated).await?);
+    for (owner, &budget_usd) in &deps.cfg.budgets {
+        let theirs: Vec<&Notebook> = all
+            .iter()
+            .filter(|nb| nb.owner_id.as_deref().unwrap_or(&nb.owner) == owner)
+            .collect();
+        let standing = Standing {
+            spent_usd: spent_this_month(deps, &theirs, now)?,
+            budget_usd,
+        };
+        tell_once(deps, owner, standing, now).await?;
+    }
+    Ok(())
 }

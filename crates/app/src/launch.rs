@@ -29,6 +29,7 @@ pub struct Launched {
 /// owned by `owner`.
 pub async fn launch(deps: &Deps, owner: &Principal, spec: &LaunchSpec) -> Result<Launched> {
     let now = deps.clock.now();
+    crate::costs::check_budget(deps, owner, owner).await?;
     // A restore is checked before anything is claimed: someone else's snapshot, or none, is a
     // refusal that leaves nothing behind. Its disk is at least the snapshot's size.
     let restore = match &spec.restore_from {

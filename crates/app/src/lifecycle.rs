@@ -90,6 +90,10 @@ async fn claim(
 /// another of the operator's types when EC2 has no capacity for its own.
 pub async fn start(deps: &Deps, caller: &Principal, name: &str) -> Result<Changed> {
     let now = deps.clock.now();
+    let nb = owned(deps, caller, name).await?;
+    if matches!(transitions::decide(nb.state, Op::Start), Effect::Move(_)) {
+        crate::costs::check_budget(deps, caller, &nb.owner_principal()).await?;
+    }
     let claimed = claim(deps, caller, name, Op::Start, now, |nb, starting| {
         if nb.instance_id.is_none() {
             return Err(Error::Conflict(format!("{name:?} has no instance")));

@@ -150,6 +150,9 @@ pub async fn sweep(deps: &Deps, timing: Timing) -> Result<RoundReport> {
     report.warned.sort();
     report.stopped.sort();
     report.started = start_scheduled(deps, &stopped, now, phase).await;
+    if let Err(e) = crate::costs::budget_round(deps, now).await {
+        report.failed.push(format!("budgets: {e}"));
+    }
     tracing::info!(?report, "sweep done");
     Ok(report)
 }

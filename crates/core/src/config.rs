@@ -107,6 +107,8 @@ pub struct Config {
     pub partition: String,
     /// On-demand prices per type (`NBFLEET_PRICES`, `type=usd,…`, over the defaults).
     pub prices: crate::cost::PriceTable,
+    /// Monthly budgets in USD by owner id (`NBFLEET_BUDGETS`, `OWNER_ID=USD,…`).
+    pub budgets: std::collections::BTreeMap<String, f64>,
     pub slack: Slack,
 }
 
@@ -236,6 +238,7 @@ fn build(env: &Env) -> Result<Config, ConfigError> {
         account_id: env.optional("NBFLEET_ACCOUNT_ID"),
         partition: env.optional("NBFLEET_PARTITION").unwrap_or_else(|| "aws".into()),
         prices: prices(env, &region)?,
+        budgets: budgets(env)?,
         slack: Slack {
             signing_secret_parameter: env.optional("NBFLEET_SLACK_SIGNING_SECRET_PARAMETER"),
             webhook_parameter: env.optional("NBFLEET_SLACK_WEBHOOK_PARAMETER"),
@@ -277,6 +280,28 @@ fn slack_owners(env: &Env) -> Result<std::collections::BTreeMap<String, String>,
                 var,
                 format!("{pair:?} is not SLACKUSER=OWNERID (U0123ABCD=AROAEXAMPLE:alice)"),
             )),
+        })
+        .collect()
+}
+
+/// `NBFLEET_BUDGETS`: `OWNER_ID=USD,…`, each a positive amount.
+fn budgets(env: &Env) -> Result<std::collections::BTreeMap<String, f64>, ConfigError> {
+    let var = "NBFLEET_BUDGETS";
+    env.list(var, "")
+        .into_iter()
+        .map(|pair| {
+            let (owner, usd) = pair
+                .rsplit_once('=')
+                .ok_or_else(|| ConfigError::new(var, format!("{pair:?} is not OWNER_ID=USD")))?;
+            match usd.trim().parse::<f64>() {
+                Ok(v) if v.is_finite() && v > 0.0 && !owner.trim().is_empty() => {
+                    Ok((owner.trim().to_string(), v))
+                }
+                _ => Err(ConfigError::new(
+                    var,
+                    format!("{pair:?} is not OWNER_ID=USD with USD above 0"),
+                )),
+            }
         })
         .collect()
 }

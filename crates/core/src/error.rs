@@ -31,6 +31,9 @@ pub enum Error {
     /// An AWS API throttled us beyond the bounded retries; the request is safe to retry.
     #[error("{0}")]
     Throttled(String),
+    /// The owner spent their monthly budget: launches and starts wait for next month.
+    #[error("{0}")]
+    BudgetExceeded(String),
     /// A dependency is unavailable; the request is safe to retry.
     #[error("{0}")]
     Unavailable(String),
@@ -55,7 +58,7 @@ impl Error {
         match self {
             Error::BadRequest { .. } => 400,
             Error::Unauthorized(_) => 401,
-            Error::Forbidden(_) => 403,
+            Error::Forbidden(_) | Error::BudgetExceeded(_) => 403,
             Error::NotFound(_) => 404,
             Error::Conflict(_) => 409,
             Error::PayloadTooLarge { .. } => 413,
@@ -72,6 +75,8 @@ impl Error {
             Error::PayloadTooLarge { .. } => "PayloadTooLarge",
             Error::Unauthorized(_) => "Unauthorized",
             Error::Forbidden(_) => "Forbidden",
+            // As operators' scripts and the issue that asked for it name it.
+            Error::BudgetExceeded(_) => "budget_exceeded",
             Error::NotFound(_) => "NotFound",
             Error::Conflict(_) => "Conflict",
             Error::Capacity(_) => "InsufficientCapacity",
@@ -157,6 +162,7 @@ mod tests {
             (Error::Throttled(x()), true),
             (Error::Unavailable(x()), true),
             (Error::Internal(x()), false),
+            (Error::BudgetExceeded(x()), false),
         ];
         for (e, retryable) in every {
             // A new variant must be added here: the match makes the compiler say so.
@@ -171,6 +177,7 @@ mod tests {
                 | Error::Quota(_)
                 | Error::Throttled(_)
                 | Error::Unavailable(_)
+                | Error::BudgetExceeded(_)
                 | Error::Internal(_) => {}
             }
             assert_eq!(e.is_retryable(), retryable, "{e:?}");

@@ -441,6 +441,12 @@ pub enum Notice {
     JupyterRestarted { name: String, why: String },
     /// The on-start hook failed (the notebook is Ready all the same).
     OnStartHookFailed { name: String, detail: String },
+    /// An owner's spend this month reached 80 % (or all) of their budget.
+    Budget {
+        owner: String,
+        spent_cents: u64,
+        budget_cents: u64,
+    },
 }
 
 impl Notice {
@@ -456,12 +462,30 @@ impl Notice {
             | Notice::JupyterRestarted { name, .. }
             | Notice::OnStartHookFailed { name, .. }
             | Notice::Orphan { name, .. } => name,
+            Notice::Budget { owner, .. } => owner,
         }
     }
 
     /// The message, in Slack's mrkdwn (which reads as plain text too).
     pub fn text(&self) -> String {
         match self {
+            Notice::Budget {
+                owner,
+                spent_cents,
+                budget_cents,
+            } => {
+                let (spent_usd, budget_usd) = (*spent_cents as f64 / 100.0, *budget_cents as f64 / 100.0);
+                let pct = spent_cents * 100 / (*budget_cents).max(1);
+                let after = match spent_cents >= budget_cents {
+                    true => {
+                        "launches and starts are refused until the month ends (running notebooks keep running)"
+                    }
+                    false => "at 100 % launches and starts are refused",
+                };
+                format!(
+                    "*{owner}* spent ${spent_usd:.2} of a ${budget_usd:.2} monthly budget ({pct} %): {after}. `nbfleet costs` shows where it went."
+                )
+            }
             Notice::Ready {
                 name,
                 connect,

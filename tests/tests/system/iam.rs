@@ -81,8 +81,11 @@ async fn each_functions_iam_actions_are_the_operations_its_code_calls() {
     let w = World::new().await;
     let mut mismatches = BTreeMap::new();
 
-    // launch: a token notebook, and one open to a network (its own security group rule).
-    let (deps, log) = w.deps("nbfleet-launch");
+    // launch: a token notebook, and one open to a network (its own security group rule), by
+    // an owner with a budget (their spend this month is read first).
+    let (mut deps, log) = w.deps("nbfleet-launch");
+    let owner_id = nbfleet_testkit::api::principal(&deps, OWNER).unwrap().id;
+    deps.cfg.budgets.insert(owner_id.clone(), 1000.0);
     for body in [
         json!({"name": "la-token"}),
         json!({"name": "la-cidr", "access": {"mode": "cidr", "cidrs": ["203.0.113.0/24"]}}),
@@ -103,7 +106,8 @@ async fn each_functions_iam_actions_are_the_operations_its_code_calls() {
 
     // lifecycle: extend and stop a Ready notebook, start a Stopped one, delete two (one with an
     // instance, one without).
-    let (deps, log) = w.deps("nbfleet-lifecycle");
+    let (mut deps, log) = w.deps("nbfleet-lifecycle");
+    deps.cfg.budgets.insert(owner_id, 1000.0);
     let ready = |nb: &mut Notebook| {
         nb.state = State::Ready;
         nb.running_since = Some(Timestamp::now());

@@ -129,3 +129,107 @@ async fn a_bad_costs_query_names_its_parameter() {
         "{body}"
     );
 }
+
+fn budget_notices(e: &Env) -> Vec<u64> {
+    e.heard
+        .notices()
+        .into_iter()
+        .filter_map(|n| match n {
+            nbfleet_core::ports::Notice::Budget {
+                spent_cents,
+                budget_cents,
+                ..
+            } => Some(spent_cents * 100 / budget_cents),
+            _ => None,
+        })
+        .collect()
+}
+
+/// An environment where [`OWNER`] has a $5 monthly budget.
+async fn budgeted() -> Env {
+    let mut e = Env::in_memory().await;
+    let id = api::principal(&e.deps, OWNER).unwrap().id;
+    e.deps.cfg.budgets.insert(id, 5.0);
+    e
+}
+
+#[tokio::test]
+async fn a_budget_at_80_percent_tells_once_and_at_100_refuses_launch_and_start_except_for_an_admin() {
+    let mut e = budgeted().await;
+    running(&e, "bud-run").await;
+    let stopped = e.launch("bud-stopped").await;
+    e.stop_in_ec2(stopped.instance_id.as_deref().unwrap()).await;
+    e.force_state("bud-stopped", State::Stopped).await;
+    // 4 hours of a g5.xlarge: $4.02 (and a little disk) of $5.
+    e.advance(240);
+    let launch = |name: &str| serde_json::json!({ "name": name }).to_string();
+    let (status, _) = api::launch(&e.deps, OWNER, launch("bud-two").as_bytes())
+        .await
+        .unwrap();
+    assert_eq!(status, 202, "under budget: launched");
+    let told = budget_notices(&e);
+    assert!(matches!(told[..], [p] if (80..100).contains(&p)), "told at 80 %: {told:?}");
+    e.force_state("bud-two", State::Stopped).await;
+    api::launch(&e.deps, OWNER, launch("bud-three").as_bytes())
+        .await
+        .unwrap();
+    e.force_state("bud-three", State::Stopped).await;
+    assert_eq!(budget_notices(&e).len(), 1, "once a month");
+
+    // An hour later: past $5.
+    e.advance(60);
+    let err = api::launch(&e.deps, OWNER, launch("bud-four").as_bytes())
+        .await
+        .unwrap_err();
+    assert_eq!((err.status(), err.code()), (403, "budget_exceeded"), "{err}");
+    assert!(
+        e.deps.store.get("bud-four").await.unwrap().is_none(),
+        "nothing claimed"
+    );
+    let err = api::start(&e.deps, OWNER, "bud-stopped").await.unwrap_err();
+    assert_eq!(err.code(), "budget_exceeded");
+    assert_eq!(e.record("bud-stopped").await.state, State::Stopped);
+    assert_eq!(budget_notices(&e).len(), 2, "told at 100 %, once");
+    // The running notebook is not stopped by it, and an admin may still start one.
+    assert_eq!(e.record("bud-run").await.state, State::Ready);
+    e.deps.cfg.admins = vec!["arn:aws:iam::123456789012:role/Platform".parse().unwrap()];
+    let (status, _) = api::start(
+        &e.deps,
+        "arn:aws:sts::123456789012:assumed-role/Platform/oncall",
+        "bud-stopped",
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 202);
+    // Another owner has no budget: never refused.
+    let (status, _) = api::launch(&e.deps, "bob", launch("bob-one").as_bytes())
+        .await
+        .unwrap();
+    assert_eq!(status, 202);
+}
+
+#[tokio::test]
+async fn the_sweep_tells_an_owner_who_crossed_80_percent_at_most_once_an_hour_and_once_a_month() {
+    let e = budgeted().await;
+    running(&e, "bud-sweep").await;
+    e.advance(60);
+    nbfleet_app::costs::budget_round(&e.deps, e.now()).await.unwrap();
+    assert!(budget_notices(&e).is_empty(), "$1 of $5: nothing to say");
+    e.advance(200);
+    nbfleet_app::costs::budget_round(&e.deps, e.now()).await.unwrap();
+    assert_eq!(budget_notices(&e).len(), 1, "{:?}", budget_notices(&e));
+    e.advance(61);
+    nbfleet_app::costs::budget_round(&e.deps, e.now()).await.unwrap();
+    nbfleet_app::costs::budget_round(&e.deps, e.now()).await.unwrap();
+    assert_eq!(
+        budget_notices(&e).len(),
+        2,
+        "then 100 %, once: {:?}",
+        budget_notices(&e)
+    );
+    assert_eq!(
+        e.record("bud-sweep").await.state,
+        State::Ready,
+        "a budget stops nothing"
+    );
+}
