@@ -14,11 +14,13 @@
 //! - [`costs`]: spend per owner or notebook, day by day, and what automatic stops saved
 //! - [`snapshots`]: the disks kept by delete: list, delete, restore from
 //! - [`instance_events`]: EC2 state changes and SSM command results
+//! - [`cleanup`]: notebooks stopped for long and old snapshots (the sweep, hourly)
 //! - [`sweep`]: the scheduled round: [`reconcile`], [`deadlines`], probe, warn, stop, start,
 //!   each phase within its [`budget`]
 //! - [`slack`]: `/notebook` commands and the jobs they hand over
 
 pub mod budget;
+pub mod cleanup;
 pub mod costs;
 pub mod credential;
 pub mod deadlines;

@@ -101,7 +101,7 @@ pub async fn delete(deps: &Deps, caller: &Principal, id: &str) -> Result<Snapsho
 
 /// Takes a deleted snapshot off its notebook's record, so that nothing offers it for a restore.
 /// A record that moved on (or a lost race) keeps the id: a restore of it is then a 404.
-async fn forget(deps: &Deps, name: &str, id: &str) {
+pub(crate) async fn forget(deps: &Deps, name: &str, id: &str) {
     let Ok(Some(nb)) = deps.store.get(name).await else {
         return;
     };

@@ -80,6 +80,8 @@ pub struct RoundReport {
     pub warned: Vec<String>,
     pub stopped: Vec<String>,
     pub started: Vec<String>,
+    /// What the cleanup rules did (`crate::cleanup`).
+    pub cleaned: Vec<String>,
 }
 
 /// Runs one round.
@@ -152,6 +154,10 @@ pub async fn sweep(deps: &Deps, timing: Timing) -> Result<RoundReport> {
     report.started = start_scheduled(deps, &stopped, now, phase).await;
     if let Err(e) = crate::costs::budget_round(deps, now).await {
         report.failed.push(format!("budgets: {e}"));
+    }
+    match crate::cleanup::round(deps, &stopped, now).await {
+        Ok(done) => report.cleaned = done,
+        Err(e) => report.failed.push(format!("cleanup: {e}")),
     }
     tracing::info!(?report, "sweep done");
     Ok(report)

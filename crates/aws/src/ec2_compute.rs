@@ -36,6 +36,8 @@ pub const GENERATION_TAG: &str = "nbfleet:generation";
 pub const CREATED_TAG: &str = "nbfleet:created";
 /// On a restored notebook's instance: the snapshot its disk was made from.
 pub const RESTORED_FROM_TAG: &str = "nbfleet:restored-from";
+/// On a snapshot the retention rule will delete: from when (set when its owner is told).
+pub const DELETE_AFTER_TAG: &str = "nbfleet:delete-after";
 /// The name every restore image starts with (`RestoreImage::name`).
 pub const RESTORE_IMAGE_PREFIX: &str = "nbfleet-restore-";
 /// Jupyter's port, opened only in cidr mode.
@@ -277,6 +279,7 @@ impl Ec2Compute {
                 .start_time()
                 .and_then(|t| jiff::Timestamp::from_second(t.secs()).ok()),
             state: s.state().map(|st| st.as_str().to_string()).unwrap_or_default(),
+            delete_after: tag(DELETE_AFTER_TAG).and_then(|t| t.parse().ok()),
         }
     }
 
@@ -717,6 +720,17 @@ impl Compute for Ec2Compute {
             Err(e) if errors::code(&e) == Some("InvalidSnapshot.NotFound") => Ok(()),
             Err(e) => Err(map_ec2(e, "delete the snapshot")),
         }
+    }
+
+    async fn mark_snapshot(&self, id: &str, at: jiff::Timestamp) -> Result<()> {
+        self.ec2
+            .create_tags()
+            .resources(id)
+            .tags(tag(DELETE_AFTER_TAG, at.to_string()))
+            .send()
+            .await
+            .map_err(|e| map_ec2(e, "mark the snapshot for deletion"))?;
+        Ok(())
     }
 
     async fn image_from_snapshot(&self, req: &RestoreImage) -> Result<Ami> {

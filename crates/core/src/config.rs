@@ -107,9 +107,25 @@ pub struct Config {
     pub partition: String,
     /// On-demand prices per type (`NBFLEET_PRICES`, `type=usd,…`, over the defaults).
     pub prices: crate::cost::PriceTable,
+    /// Forgotten things (`crates/app/src/cleanup.rs`).
+    pub cleanup: Cleanup,
     /// Monthly budgets in USD by owner id (`NBFLEET_BUDGETS`, `OWNER_ID=USD,…`).
     pub budgets: std::collections::BTreeMap<String, f64>,
     pub slack: Slack,
+}
+
+/// What the sweep does about forgotten notebooks and snapshots; 0 turns a rule off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cleanup {
+    /// A notebook Stopped this many days is noticed, with what its disk costs a month, and
+    /// again every week (`NBFLEET_STOPPED_NOTICE_DAYS`, default 14).
+    pub stopped_notice_days: u32,
+    /// A notebook Stopped this many days is deleted, with a snapshot
+    /// (`NBFLEET_DELETE_STOPPED_AFTER_DAYS`, default off); more than the notice's days.
+    pub delete_stopped_after_days: u32,
+    /// nbfleet snapshots older than this are deleted, a week after a notice
+    /// (`NBFLEET_SNAPSHOT_RETENTION_DAYS`, default off).
+    pub snapshot_retention_days: u32,
 }
 
 /// Slack: where its secrets live (Parameter Store names, never values) and who may use it.
@@ -239,6 +255,7 @@ fn build(env: &Env) -> Result<Config, ConfigError> {
         partition: env.optional("NBFLEET_PARTITION").unwrap_or_else(|| "aws".into()),
         prices: prices(env, &region)?,
         budgets: budgets(env)?,
+        cleanup: cleanup(env)?,
         slack: Slack {
             signing_secret_parameter: env.optional("NBFLEET_SLACK_SIGNING_SECRET_PARAMETER"),
             webhook_parameter: env.optional("NBFLEET_SLACK_WEBHOOK_PARAMETER"),
@@ -282,6 +299,23 @@ fn slack_owners(env: &Env) -> Result<std::collections::BTreeMap<String, String>,
             )),
         })
         .collect()
+}
+
+fn cleanup(env: &Env) -> Result<Cleanup, ConfigError> {
+    let c = Cleanup {
+        stopped_notice_days: env.parsed("NBFLEET_STOPPED_NOTICE_DAYS", 14)?,
+        delete_stopped_after_days: env.parsed("NBFLEET_DELETE_STOPPED_AFTER_DAYS", 0)?,
+        snapshot_retention_days: env.parsed("NBFLEET_SNAPSHOT_RETENTION_DAYS", 0)?,
+    };
+    if c.delete_stopped_after_days != 0
+        && (c.stopped_notice_days == 0 || c.delete_stopped_after_days <= c.stopped_notice_days)
+    {
+        return Err(ConfigError::new(
+            "NBFLEET_DELETE_STOPPED_AFTER_DAYS",
+            "must be more than NBFLEET_STOPPED_NOTICE_DAYS (not 0): an owner is told before the delete",
+        ));
+    }
+    Ok(c)
 }
 
 /// `NBFLEET_BUDGETS`: `OWNER_ID=USD,…`, each a positive amount.
@@ -462,6 +496,30 @@ pub(crate) mod tests {
     /// A configuration as the tests of other modules use it.
     pub(crate) fn test_config() -> Config {
         from_vars(vars(&[("NBFLEET_TABLE", "nbfleet")])).unwrap()
+    }
+
+    #[test]
+    fn budgets_and_cleanup_rules_are_checked_when_the_configuration_loads() {
+        let c = from_vars(vars(&[
+            ("NBFLEET_TABLE", "t"),
+            ("NBFLEET_BUDGETS", "AIDAEXAMPLE=100,AROAEXAMPLE:ana=250.5"),
+            ("NBFLEET_DELETE_STOPPED_AFTER_DAYS", "30"),
+        ]))
+        .unwrap();
+        assert_eq!(c.budgets["AROAEXAMPLE:ana"], 250.5);
+        assert_eq!(
+            (c.cleanup.stopped_notice_days, c.cleanup.delete_stopped_after_days),
+            (14, 30)
+        );
+        for (var, value) in [
+            ("NBFLEET_BUDGETS", "AIDAEXAMPLE"),
+            ("NBFLEET_BUDGETS", "AIDAEXAMPLE=0"),
+            ("NBFLEET_BUDGETS", "=5"),
+            ("NBFLEET_DELETE_STOPPED_AFTER_DAYS", "7"),
+        ] {
+            let err = from_vars(vars(&[("NBFLEET_TABLE", "t"), (var, value)])).unwrap_err();
+            assert_eq!(err.var, var, "{value}");
+        }
     }
 
     #[test]

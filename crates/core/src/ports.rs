@@ -261,6 +261,9 @@ pub struct Snapshot {
     pub created: Option<Timestamp>,
     /// EC2's state: `pending`, `completed`, `error`.
     pub state: String,
+    /// When the retention rule may delete it (`nbfleet:delete-after`, set when its owner was
+    /// told).
+    pub delete_after: Option<Timestamp>,
 }
 
 /// EC2 (and the AMI parameter it launches from).
@@ -298,6 +301,8 @@ pub trait Compute: Send + Sync {
     async fn list_snapshots(&self) -> Result<Vec<Snapshot>>;
     /// The snapshot `id` (any, nbfleet's or not), or `None` if EC2 knows no such snapshot.
     async fn describe_snapshot(&self, id: &str) -> Result<Option<Snapshot>>;
+    /// Marks a snapshot for deletion at `at` (its `nbfleet:delete-after` tag).
+    async fn mark_snapshot(&self, id: &str, at: Timestamp) -> Result<()>;
     /// Deletes a snapshot, first deregistering any restore image of nbfleet's still made from
     /// it; deleting a missing one is not an error.
     async fn delete_snapshot(&self, id: &str) -> Result<()>;
@@ -441,6 +446,10 @@ pub enum Notice {
     JupyterRestarted { name: String, why: String },
     /// The on-start hook failed (the notebook is Ready all the same).
     OnStartHookFailed { name: String, detail: String },
+    /// A notebook stopped for a long while: what its disk costs, and what happens next.
+    LongStopped { name: String, detail: String },
+    /// A snapshot the retention rule will delete, or deleted.
+    SnapshotRetention { name: String, detail: String },
     /// An owner's spend this month reached 80 % (or all) of their budget.
     Budget {
         owner: String,
@@ -461,6 +470,8 @@ impl Notice {
             | Notice::CredentialNotApplied { name, .. }
             | Notice::JupyterRestarted { name, .. }
             | Notice::OnStartHookFailed { name, .. }
+            | Notice::LongStopped { name, .. }
+            | Notice::SnapshotRetention { name, .. }
             | Notice::Orphan { name, .. } => name,
             Notice::Budget { owner, .. } => owner,
         }
@@ -469,6 +480,8 @@ impl Notice {
     /// The message, in Slack's mrkdwn (which reads as plain text too).
     pub fn text(&self) -> String {
         match self {
+            Notice::LongStopped { name, detail } => format!("*{name}* {detail}"),
+            Notice::SnapshotRetention { name, detail } => format!("A snapshot of *{name}*: {detail}"),
             Notice::Budget {
                 owner,
                 spent_cents,

@@ -454,6 +454,10 @@ pub struct Notebook {
     pub disk_created_at: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disk_deleted_at: Option<Timestamp>,
+    /// When its owner was last told it has been stopped a long while (weekly, from
+    /// `StoppedNoticeDays`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_notice_at: Option<Timestamp>,
     /// When the snapshot in `snapshot_id` was taken.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot_taken_at: Option<Timestamp>,
@@ -544,6 +548,7 @@ impl Notebook {
             disk_created_at: None,
             disk_deleted_at: None,
             snapshot_taken_at: None,
+            stopped_notice_at: None,
             running_since: None,
             created_at: now,
             updated_at: now,

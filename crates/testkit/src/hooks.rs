@@ -238,6 +238,10 @@ impl Compute for HookedCompute {
         self.hooks.enter("describe_snapshot", named(id)).await?;
         self.inner.describe_snapshot(id).await
     }
+    async fn mark_snapshot(&self, id: &str, at: Timestamp) -> Result<()> {
+        self.hooks.enter("mark_snapshot", named(id)).await?;
+        self.inner.mark_snapshot(id, at).await
+    }
     async fn delete_snapshot(&self, id: &str) -> Result<()> {
         self.hooks.enter("delete_snapshot", named(id)).await?;
         self.inner.delete_snapshot(id).await

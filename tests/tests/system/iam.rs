@@ -58,7 +58,7 @@ fn allowed(facts: &Value, function: &str) -> BTreeSet<String> {
 
 fn compare(facts: &Value, function: &str, log: &CallLog, report: &mut BTreeMap<String, String>) {
     let (called, mut allowed) = (called(log), allowed(facts, function));
-    if function == "nbfleet-lifecycle" {
+    if function == "nbfleet-lifecycle" || function == "nbfleet-sweep" {
         // moto's gap: its RegisterImage keeps no block device mapping, so no image in moto is
         // ever made from a snapshot, and deleting a snapshot never finds a leftover restore
         // image to deregister (crates/aws/src/ec2_compute.rs, `delete_snapshot`).
@@ -272,6 +272,16 @@ async fn each_functions_iam_actions_are_the_operations_its_code_calls() {
     assert!(report.stopped.contains(&"sw-idle".to_string()), "{report:?}");
     assert!(report.started.contains(&"sw-sched".to_string()), "{report:?}");
     assert!(!report.overdue.is_empty(), "{report:?}");
+    // The cleanup rules, a month on: the held delete's snapshot is past a 7-day retention
+    // (marked, then deleted a week later).
+    let mut deps = deps;
+    deps.cfg.cleanup.snapshot_retention_days = 7;
+    let month = Timestamp::now() + SignedDuration::from_hours(24 * 30);
+    let marked = nbfleet_app::cleanup::round(&deps, &[], month).await.unwrap();
+    assert!(marked.iter().any(|d| d.contains("marked")), "{marked:?}");
+    let later = month + SignedDuration::from_hours(24 * 8);
+    let deleted = nbfleet_app::cleanup::round(&deps, &[], later).await.unwrap();
+    assert!(deleted.iter().any(|d| d.contains("deleted")), "{deleted:?}");
     compare(&w.facts, "nbfleet-sweep", &log, &mut mismatches);
 
     // slack: the signing secret, a quick answer, slow work (launch, stop, start) in the job,
