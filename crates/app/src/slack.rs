@@ -208,6 +208,25 @@ async fn execute(deps: &Deps, owner: &Principal, command: &SlashCommand, token: 
         SlashCommand::Extend { name, minutes } => lifecycle::extend(deps, owner, name, *minutes)
             .await
             .map(|_| format!("*{name}*: idle stop put off by {minutes} minutes.")),
+        SlashCommand::Set { name, changes } => {
+            let body = serde_json::Value::Object(changes.clone()).to_string();
+            let changed = match nbfleet_core::modify::parse(body.as_bytes(), &deps.cfg) {
+                Ok(parsed) => crate::modify::modify(deps, owner, name, &parsed).await,
+                Err(e) => Err(e),
+            };
+            changed.map(|c| {
+                let fields: Vec<&str> = changes.keys().map(String::as_str).collect();
+                match c.effect {
+                    nbfleet_core::transitions::Effect::NoOp => {
+                        format!("*{name}*: already so; nothing changed.")
+                    }
+                    _ => format!(
+                        "*{name}*: set {} (`/notebook status {name}` shows it).",
+                        fields.join(", ")
+                    ),
+                }
+            })
+        }
         SlashCommand::Start(name) => lifecycle::start(deps, owner, name).await.map(|c| {
             format!(
                 "*{name}* is {} (starting; you will hear when it is ready).",

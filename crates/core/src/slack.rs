@@ -201,8 +201,28 @@ pub enum SlashCommand {
         name: String,
         minutes: u32,
     },
+    /// `set NAME key=value…`: a change, as the fields of a `PATCH /notebooks/{name}` body
+    /// (checked there, by `modify::parse`).
+    Set {
+        name: String,
+        changes: serde_json::Map<String, serde_json::Value>,
+    },
     Help,
 }
+
+/// `/notebook set`'s keys and the `PATCH` fields they set: numbers, but `type` (a name),
+/// `connections` (true or false) and `schedule` (only `none`: a schedule is too long to type).
+const SET_KEYS: [(&str, &str); 9] = [
+    ("type", "instance_type"),
+    ("volume", "volume_gb"),
+    ("idle", "idle_timeout_minutes"),
+    ("warning", "warning_minutes"),
+    ("max-runtime", "max_runtime_minutes"),
+    ("gpu", "gpu_threshold_pct"),
+    ("cpu", "cpu_threshold_pct"),
+    ("connections", "count_connections"),
+    ("schedule", "schedule"),
+];
 
 pub const USAGE: &str = "\
 */notebook* runs GPU Jupyter notebooks.
@@ -210,6 +230,7 @@ pub const USAGE: &str = "\
 • `/notebook start NAME` · `/notebook stop NAME`
 • `/notebook status NAME` · `/notebook list`
 • `/notebook extend NAME MINUTES`: put off its idle stop
+• `/notebook set NAME idle=30 warning=5 max-runtime=480 gpu=10 cpu=20 connections=false volume=200 type=g6.xlarge schedule=none`: change it (any of these; `type` only while stopped)
 • `/notebook help`
 Passwords are never taken here: a Slack launch gets a token, shown only to you.";
 
@@ -254,6 +275,44 @@ impl SlashCommand {
                     _ => fail("`extend` takes a notebook name and a number of minutes".into()),
                 }
             }
+            "set" => {
+                let n = match name(1) {
+                    Ok(n) => n,
+                    Err(e) => return fail(e),
+                };
+                let mut changes = serde_json::Map::new();
+                for w in &words[2..] {
+                    let Some((key, value)) = w.split_once('=') else {
+                        return fail(format!("`{w}`: give key=value"));
+                    };
+                    let Some((_, field)) = SET_KEYS.iter().find(|(k, _)| *k == key) else {
+                        return fail(format!("`set` does not know `{key}`"));
+                    };
+                    let v =
+                        match key {
+                            "type" => serde_json::json!(value),
+                            "connections" => match value {
+                                "true" | "yes" | "on" => serde_json::json!(true),
+                                "false" | "no" | "off" => serde_json::json!(false),
+                                _ => return fail(format!("`{w}`: connections= takes true or false")),
+                            },
+                            "schedule" if value == "none" => serde_json::Value::Null,
+                            "schedule" => return fail(
+                                "`schedule=none` removes the schedule; set one with `nbfleet set --schedule`"
+                                    .into(),
+                            ),
+                            _ => match value.parse::<u32>() {
+                                Ok(n) => serde_json::json!(n),
+                                Err(_) => return fail(format!("`{w}`: {key}= takes a whole number")),
+                            },
+                        };
+                    changes.insert(field.to_string(), v);
+                }
+                if changes.is_empty() {
+                    return fail("`set` needs at least one key=value".into());
+                }
+                Ok(SlashCommand::Set { name: n, changes })
+            }
             "launch" => {
                 let n = match name(1) {
                     Ok(n) => n,
@@ -295,7 +354,10 @@ impl SlashCommand {
     pub fn is_slow(&self) -> bool {
         matches!(
             self,
-            SlashCommand::Launch { .. } | SlashCommand::Start(_) | SlashCommand::Stop(_)
+            SlashCommand::Launch { .. }
+                | SlashCommand::Start(_)
+                | SlashCommand::Stop(_)
+                | SlashCommand::Set { .. }
         )
     }
 }
@@ -474,6 +536,18 @@ mod tests {
             }
         );
         assert!(p("launch exp-1").is_slow() && !p("status exp-1").is_slow());
+        let SlashCommand::Set { name, changes } =
+            p("set exp-1 idle=30 type=g6.xlarge connections=off schedule=none volume=200")
+        else {
+            panic!("a set");
+        };
+        assert_eq!(name, "exp-1");
+        assert_eq!(
+            serde_json::Value::Object(changes),
+            serde_json::json!({"idle_timeout_minutes": 30, "instance_type": "g6.xlarge",
+                "count_connections": false, "schedule": null, "volume_gb": 200})
+        );
+        assert!(p("set exp-1 idle=30").is_slow() && p("set exp-1 idle=30").changes_something());
     }
 
     #[test]
@@ -488,6 +562,12 @@ mod tests {
             ("launch exp-1 $(id)", "does not understand"),
             ("launch exp-1 idle=soon", "idle= takes a number"),
             ("launch exp-1 password=hunter2", "passwords are never accepted"),
+            ("set exp-1", "at least one key=value"),
+            ("set exp-1 idle", "give key=value"),
+            ("set exp-1 colour=blue", "does not know `colour`"),
+            ("set exp-1 idle=soon", "idle= takes a whole number"),
+            ("set exp-1 schedule=mon-fri", "schedule=none"),
+            ("set exp-1 connections=maybe", "true or false"),
         ] {
             let err = SlashCommand::parse(text).unwrap_err();
             assert!(err.contains(why), "{text:?}: {err}");

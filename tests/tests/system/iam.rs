@@ -302,6 +302,9 @@ async fn each_functions_iam_actions_are_the_operations_its_code_calls() {
     run(4, "status sl-a").await.unwrap();
     w.set("sl-a", |nb| nb.state = State::Stopped).await;
     run(5, "start sl-a").await.unwrap();
+    run(6, "set sl-a volume=200").await.unwrap();
+    w.set("sl-a", |nb| nb.state = State::Stopped).await;
+    run(7, "set sl-a type=g6.xlarge").await.unwrap();
     let invoke = mock!(aws_sdk_lambda::Client::invoke).then_output(|| {
         aws_sdk_lambda::operation::invoke::InvokeOutput::builder()
             .status_code(202)

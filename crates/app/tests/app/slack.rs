@@ -183,6 +183,49 @@ async fn quick_commands_are_answered_at_once() {
 }
 
 #[tokio::test]
+async fn a_slack_set_changes_my_notebook_and_a_bad_value_or_another_user_is_refused() {
+    let e = env().await;
+    e.say("U1", "launch exp-set").await;
+    e.run_jobs().await;
+    e.say("U1", "set exp-set idle=45 gpu=20").await;
+    e.run_jobs().await;
+    assert!(
+        text(&e.last_answer()).contains("set idle_timeout_minutes, gpu_threshold_pct"),
+        "{}",
+        e.last_answer()
+    );
+    let nb = e.deps.store.require("exp-set").await.unwrap();
+    assert_eq!(
+        (nb.idle.idle_timeout_minutes, nb.idle.gpu_threshold_pct),
+        (45, 20)
+    );
+    e.say("U1", "set exp-set idle=0").await;
+    e.run_jobs().await;
+    assert!(
+        text(&e.last_answer()).contains("idle_timeout_minutes"),
+        "{}",
+        e.last_answer()
+    );
+    e.say("U2", "set exp-set idle=90").await;
+    e.run_jobs().await;
+    assert!(
+        text(&e.last_answer()).starts_with("Refused:"),
+        "{}",
+        e.last_answer()
+    );
+    assert_eq!(
+        e.deps
+            .store
+            .require("exp-set")
+            .await
+            .unwrap()
+            .idle
+            .idle_timeout_minutes,
+        45
+    );
+}
+
+#[tokio::test]
 async fn another_slack_user_cannot_stop_my_notebook() {
     let e = env().await;
     e.say("U1", "launch exp-3").await;
