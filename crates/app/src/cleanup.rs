@@ -30,7 +30,12 @@ fn cleanup() -> Principal {
 /// answers what it did, one line each.
 pub async fn round(deps: &Deps, stopped: &[Notebook], now: Timestamp) -> Result<Vec<String>> {
     let c = deps.cfg.cleanup;
-    if c.stopped_notice_days == 0 && c.snapshot_retention_days == 0 {
+    // Nothing that could be due: not even the hour's mark is written (the usual round).
+    let long_stopped_now = c.stopped_notice_days > 0
+        && stopped
+            .iter()
+            .any(|nb| now.duration_since(nb.state_since) >= days(c.stopped_notice_days));
+    if !long_stopped_now && c.snapshot_retention_days == 0 {
         return Ok(Vec::new());
     }
     let hour = now.strftime("cleanup-round/%Y-%m-%dT%H").to_string();

@@ -16,26 +16,15 @@ pub async fn run(api: &Api, out: Out, command: Command) -> Result<(), CliError> 
             cidr,
             password: pw,
             no_wait,
-            pre_stop_hook,
-            pre_stop_timeout,
-            on_start_hook,
+            hooks,
             restore,
         } => {
             let mut body = json!({ "name": name });
             if let Some(from) = restore {
                 body["restore_from"] = json!(if from.is_empty() { name.clone() } else { from });
             }
-            let mut hooks = serde_json::Map::new();
-            for (key, file) in [("pre_stop", pre_stop_hook), ("on_start", on_start_hook)] {
-                if let Some(file) = file {
-                    hooks.insert(key.into(), json!(read("the hook", &file)?));
-                }
-            }
-            if let Some(seconds) = pre_stop_timeout {
-                hooks.insert("pre_stop_timeout_seconds".into(), json!(seconds));
-            }
-            if !hooks.is_empty() {
-                body["hooks"] = Value::Object(hooks);
+            if hooks.given() {
+                body["hooks"] = hooks.over(serde_json::Map::new())?;
             }
             if let Some(t) = instance_type {
                 body["instance_type"] = json!(t);
@@ -232,9 +221,7 @@ pub async fn run(api: &Api, out: Out, command: Command) -> Result<(), CliError> 
             count_connections,
             schedule,
             no_schedule,
-            pre_stop_hook,
-            pre_stop_timeout,
-            on_start_hook,
+            hooks,
             no_hooks,
         } => {
             let mut body = serde_json::Map::new();
@@ -268,22 +255,14 @@ pub async fn run(api: &Api, out: Out, command: Command) -> Result<(), CliError> 
             }
             if no_hooks {
                 body.insert("hooks".into(), Value::Null);
-            } else if pre_stop_hook.is_some() || on_start_hook.is_some() || pre_stop_timeout.is_some() {
+            } else if hooks.given() {
                 // A change replaces the hooks whole: start from the ones the notebook has.
                 let current = api.call("GET", &format!("/notebooks/{name}"), None).await?;
-                let mut hooks = current["notebook"]["hooks"]
+                let had = current["notebook"]["hooks"]
                     .as_object()
                     .cloned()
                     .unwrap_or_default();
-                for (key, file) in [("pre_stop", pre_stop_hook), ("on_start", on_start_hook)] {
-                    if let Some(file) = file {
-                        hooks.insert(key.into(), json!(read("the hook", &file)?));
-                    }
-                }
-                if let Some(seconds) = pre_stop_timeout {
-                    hooks.insert("pre_stop_timeout_seconds".into(), json!(seconds));
-                }
-                body.insert("hooks".into(), Value::Object(hooks));
+                body.insert("hooks".into(), hooks.over(had)?);
             }
             if body.is_empty() {
                 return Err(CliError::new(
@@ -466,6 +445,25 @@ async fn credential_settled(api: &Api, name: &str) -> Result<Value, CliError> {
 }
 
 /// `30m`, `2h` or a number of minutes.
+impl crate::HookArgs {
+    fn given(&self) -> bool {
+        self.pre_stop_hook.is_some() || self.on_start_hook.is_some() || self.pre_stop_timeout.is_some()
+    }
+
+    /// `hooks` with the ones given here put over them, as a `hooks` field.
+    fn over(self, mut hooks: serde_json::Map<String, Value>) -> Result<Value, CliError> {
+        for (key, file) in [("pre_stop", self.pre_stop_hook), ("on_start", self.on_start_hook)] {
+            if let Some(file) = file {
+                hooks.insert(key.into(), json!(read("the hook", &file)?));
+            }
+        }
+        if let Some(seconds) = self.pre_stop_timeout {
+            hooks.insert("pre_stop_timeout_seconds".into(), json!(seconds));
+        }
+        Ok(Value::Object(hooks))
+    }
+}
+
 /// A file the user named, read whole (`what` says what it is, for the error).
 fn read(what: &str, file: &std::path::Path) -> Result<String, CliError> {
     std::fs::read_to_string(file).map_err(|e| {

@@ -49,6 +49,20 @@ struct PasswordArgs {
     password_stdin: bool,
 }
 
+/// The hooks a launch sets or a change replaces.
+#[derive(clap::Args)]
+struct HookArgs {
+    /// A shell script (a file, at most 4 KB) run as the notebook user before every stop.
+    #[arg(long, value_name = "FILE")]
+    pre_stop_hook: Option<std::path::PathBuf>,
+    /// How long the pre-stop hook may run, in seconds (1 to 600; 120 by default).
+    #[arg(long, value_name = "SECONDS")]
+    pre_stop_timeout: Option<u32>,
+    /// A shell script (a file, at most 4 KB) run as the notebook user after every start.
+    #[arg(long, value_name = "FILE")]
+    on_start_hook: Option<std::path::PathBuf>,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Launch a notebook and wait until it is ready (or failed).
@@ -69,15 +83,8 @@ enum Command {
         /// Return once the launch is accepted.
         #[arg(long)]
         no_wait: bool,
-        /// A shell script (a file, at most 4 KB) run as the notebook user before every stop.
-        #[arg(long, value_name = "FILE")]
-        pre_stop_hook: Option<std::path::PathBuf>,
-        /// How long the pre-stop hook may run, in seconds (1 to 600; 120 by default).
-        #[arg(long, value_name = "SECONDS")]
-        pre_stop_timeout: Option<u32>,
-        /// A shell script (a file, at most 4 KB) run as the notebook user after every start.
-        #[arg(long, value_name = "FILE")]
-        on_start_hook: Option<std::path::PathBuf>,
+        #[command(flatten)]
+        hooks: HookArgs,
         /// Make the disk from a snapshot: its id, or a notebook's name for its latest one
         /// (alone: the latest snapshot of the notebook NAME itself).
         #[arg(long, value_name = "SNAPSHOT|NAME", num_args = 0..=1, default_missing_value = "")]
@@ -179,15 +186,9 @@ enum Command {
         /// Remove the schedule.
         #[arg(long)]
         no_schedule: bool,
-        /// A new pre-stop hook (a shell script file, at most 4 KB); the other hook is kept.
-        #[arg(long, value_name = "FILE")]
-        pre_stop_hook: Option<std::path::PathBuf>,
-        /// How long the pre-stop hook may run, in seconds (1 to 600).
-        #[arg(long, value_name = "SECONDS")]
-        pre_stop_timeout: Option<u32>,
-        /// A new on-start hook (a shell script file, at most 4 KB); the other hook is kept.
-        #[arg(long, value_name = "FILE")]
-        on_start_hook: Option<std::path::PathBuf>,
+        /// New hooks (the one not given is kept).
+        #[command(flatten)]
+        hooks: HookArgs,
         /// Remove both hooks.
         #[arg(long, conflicts_with_all = ["pre_stop_hook", "on_start_hook", "pre_stop_timeout"])]
         no_hooks: bool,

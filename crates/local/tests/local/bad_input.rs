@@ -69,6 +69,28 @@ fn cases() -> Vec<(&'static str, String, String, u16)> {
             r#"{"minutes": "soon"}"#.into(),
             400,
         ),
+        // Changes that cannot be: no body, a disk under the floor, unknown fields, a bad zone.
+        ("PATCH", "/notebooks/kept".into(), String::new(), 400),
+        (
+            "PATCH",
+            "/notebooks/kept".into(),
+            r#"{"volume_gb": 1}"#.into(),
+            400,
+        ),
+        (
+            "PATCH",
+            "/notebooks/kept".into(),
+            r#"{"owner": "mallory"}"#.into(),
+            400,
+        ),
+        (
+            "PATCH",
+            "/notebooks/kept".into(),
+            r#"{"schedule": {"tz": "Mars/Base"}}"#.into(),
+            400,
+        ),
+        ("DELETE", "/snapshots/vol-0123".into(), String::new(), 400),
+        ("GET", "/costs?since=tomorrow".into(), String::new(), 400),
         // Oversized bodies.
         (
             "POST",
@@ -79,7 +101,7 @@ fn cases() -> Vec<(&'static str, String, String, u16)> {
         // Unknown routes and methods.
         ("GET", "/admin".into(), String::new(), 404),
         ("PUT", "/notebooks".into(), String::new(), 404),
-        ("PATCH", "/notebooks/kept".into(), String::new(), 404),
+        ("PATCH", "/notebooks".into(), String::new(), 404),
         ("POST", "/notebooks/kept/reboot".into(), String::new(), 404),
         ("GET", "/notebooks/kept/start".into(), String::new(), 404),
         ("DELETE", "/notebooks".into(), String::new(), 404),
@@ -108,6 +130,12 @@ fn cases() -> Vec<(&'static str, String, String, u16)> {
         cases.push(("POST", format!("/notebooks/{name}/start"), String::new(), 400));
         cases.push(("POST", format!("/notebooks/{name}/stop"), String::new(), 400));
         cases.push(("DELETE", format!("/notebooks/{name}"), String::new(), 400));
+        cases.push((
+            "PATCH",
+            format!("/notebooks/{name}"),
+            r#"{"idle_timeout_minutes": 30}"#.into(),
+            400,
+        ));
     }
     cases.push(launch(json!({ "name": "" })));
     cases
