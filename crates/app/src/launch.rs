@@ -129,6 +129,12 @@ pub async fn launch(deps: &Deps, owner: &Principal, spec: &LaunchSpec) -> Result
                 Ok(instance) => instance,
                 Err(err @ (Error::Capacity(_) | Error::Quota(_))) => {
                     fail(deps, &claimed, record, &err, now).await?;
+                    if restore.is_some() {
+                        // Nothing will launch from it: it would only hold the snapshot.
+                        if let Err(e) = deps.compute.deregister_image(&ami.id).await {
+                            tracing::warn!(notebook = %name, image = %ami.id, error = %e, "the restore image is left registered");
+                        }
+                    }
                     return Err(err);
                 }
                 // Throttling or an outage: the record stays Pending and a retry resumes it.

@@ -177,3 +177,17 @@ async fn only_its_owner_deletes_a_snapshot_and_its_notebook_then_offers_it_no_mo
     let err = api::delete_snapshot(&e.deps, OWNER, "vol-123").await.unwrap_err();
     assert_eq!(err.status(), 400);
 }
+
+#[tokio::test]
+async fn a_restore_ec2_has_no_capacity_for_fails_and_leaves_no_image_behind() {
+    let e = Env::in_memory().await;
+    deleted_with_snapshot(&e, "snap-full").await;
+    e.compute.hooks.before("run_instance", |_| async {
+        Err(Error::Capacity("InsufficientInstanceCapacity".into()))
+    });
+    let err = restore(&e, OWNER, "snap-none", "snap-full").await.unwrap_err();
+    assert_eq!(err.status(), 503, "{err}");
+    assert_eq!(e.record("snap-none").await.state, State::Failed);
+    assert_eq!(e.compute.hooks.count("image_from_snapshot"), 1);
+    assert_eq!(restore_images(&e).await, 0, "deregistered");
+}
