@@ -20,13 +20,13 @@ help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
 
 $(STAMP): scripts/requirements.txt
-	@echo "==> creating the project venv ($(VENV)) with moto, jupyterlab, awscli, aws-sam-translator and cfn-lint"
+	@echo "==> creating the project venv ($(VENV)) with moto, jupyterlab, awscli, aws-sam-translator, cfn-lint and parliament"
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet -r scripts/requirements.txt
 	touch $@
 
-venv: $(STAMP) ## create .venv with the Python tools (moto, jupyterlab, awscli, SAM translator, cfn-lint)
+venv: $(STAMP) ## create .venv with the Python tools (moto, jupyterlab, awscli, SAM translator, cfn-lint, parliament)
 
 tools: ## install shellcheck from Debian's packages if missing
 	@command -v shellcheck >/dev/null || { echo "==> installing shellcheck"; \
@@ -36,7 +36,7 @@ lint: ## cargo fmt --check and clippy with warnings as errors
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets --quiet -- -D warnings
 
-template-check: venv ## translate template.yaml offline and run cfn-lint
+template-check: venv ## check template.yaml offline: cfn-lint, IAM (parliament), event rules (moto), parameters, names
 	$(PY) scripts/check-template.py
 
 # clippy lints the workspace's own crates while they are built for the tests: clippy-driver wraps
@@ -98,7 +98,7 @@ build: $(DEPLOY_TOOLS) ## release-build every Lambda with cargo-lambda, in one c
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda build --release $(if $(filter arm64,$(ARCH)),--arm64,--x86-64) $(addprefix --bin ,$(LAMBDAS))
 	@ls -l target/lambda/*/bootstrap
 
-deploy: build ## deploy the stack with SAM: guided the first time (STACK=nbfleet), then from samconfig.toml
+deploy: build ## deploy the stack with SAM from samconfig.toml (cp samconfig.example.toml samconfig.toml), or guided without one
 	@if [ -f samconfig.toml ]; then $(SAM) deploy; \
 	else $(SAM) deploy --guided --stack-name $(STACK) --capabilities CAPABILITY_IAM --parameter-overrides Architecture=$(ARCH); fi
 

@@ -7,6 +7,7 @@ mod docs;
 mod e2e;
 mod faults;
 mod iam;
+mod offline_checks;
 mod secrets;
 mod template;
 mod world;

@@ -373,7 +373,8 @@ fn the_secrets_key_lets_only_a_notebooks_instance_decrypt_through_ssm_and_a_loos
     // Every function that writes secrets is configured with the key.
     for (name, f) in functions(&facts) {
         assert_eq!(
-            f["env"]["NBFLEET_SECRETS_KEY"], "notebooksecretskey-arn",
+            f["env"]["NBFLEET_SECRETS_KEY"],
+            "arn:aws:kms:us-east-1:123456789012:key/0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d",
             "{name}"
         );
     }
@@ -426,7 +427,7 @@ fn session_allowed(policy: &[Value], req: &SessionRequest) -> bool {
 }
 
 const ALICE_ID: &str = "AROAEXAMPLEROLEID:alice";
-const TUNNEL: &str = "jupytertunneldocument-name";
+const TUNNEL: &str = "JupyterTunnelDocument";
 
 /// What the user policy must say about tunnels, checked on `policy`: the failures.
 fn user_policy_failures(policy: &[Value]) -> Vec<&'static str> {

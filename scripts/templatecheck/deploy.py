@@ -1,0 +1,226 @@
+"""What CloudFormation checks only when someone deploys, checked here before anyone does.
+
+- Every Ref, GetAtt, Sub variable and Fn::If condition resolves, in the SAM source and in the
+  translation; every parameter is used.
+- Parameter constraints (AllowedPattern as a whole-string match, AllowedValues, Min/MaxValue,
+  Min/MaxLength) hold for the defaults and for the values of samconfig.example.toml, the deploy
+  the README walks through; the example names only real parameters and gives every parameter
+  that has no default, and is a configuration `sam deploy` reads.
+- No default VPC is needed: the VPC and subnets are parameters without defaults.
+- Every name the template sets from the stack's name fits its service's limit for a stack name
+  as long as the README says it may be.
+- `sam validate --lint` accepts the template, where the SAM CLI is installed (`make build`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import tomllib
+
+from .template import ROOT, TEMPLATE, Resolver
+
+PSEUDO = {"AWS::AccountId", "AWS::Partition", "AWS::Region", "AWS::StackName", "AWS::URLSuffix",
+          "AWS::NoValue", "AWS::StackId", "AWS::NotificationARNs"}
+EXAMPLE = ROOT / "samconfig.example.toml"
+README = ROOT / "README.md"
+# Name limits of the services whose names the template derives from the stack's name.
+NAME_LIMITS = {
+    ("AWS::Serverless::Function", "FunctionName"): 64,
+    ("AWS::Lambda::Function", "FunctionName"): 64,
+    ("AWS::Logs::LogGroup", "LogGroupName"): 512,
+    ("ScheduleV2", "Name"): 64,
+    ("AWS::Scheduler::Schedule", "Name"): 64,
+}
+# CloudFormation's own rule for a stack name.
+STACK_NAME = re.compile(r"[A-Za-z][A-Za-z0-9-]*")
+
+
+def references(node, where=""):
+    """(kind, target, where) of every Ref, GetAtt, Sub variable and Fn::If condition."""
+    if isinstance(node, dict):
+        if len(node) == 1:
+            (key, arg), = node.items()
+            if key == "Ref" and isinstance(arg, str):
+                yield "Ref", arg, where
+            elif key == "Fn::GetAtt":
+                target = arg[0] if isinstance(arg, list) else arg.split(".", 1)[0]
+                yield "GetAtt", target, where
+            elif key == "Fn::Sub":
+                text, local = (arg, {}) if isinstance(arg, str) else (arg[0], arg[1])
+                for var in re.findall(r"\$\{([^}!][^}]*)\}", text):
+                    if var in local:
+                        continue
+                    if "." in var:
+                        yield "GetAtt", var.split(".", 1)[0], where
+                    elif ":" not in var or var.startswith("AWS::"):
+                        yield "Ref", var, where
+            elif key == "Fn::If":
+                yield "Condition", arg[0], where
+        for key, value in node.items():
+            yield from references(value, f"{where}/{key}")
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from references(value, f"{where}[{i}]")
+
+
+def dangling(template: dict, label: str, generated: set[str] = frozenset()) -> list[str]:
+    """`generated`: resources SAM adds (a function's role, its rules), which the source may name."""
+    resources = set(template.get("Resources", {})) | set(generated)
+    parameters = set(template.get("Parameters", {}))
+    conditions = set(template.get("Conditions", {}))
+    found = []
+    for kind, target, where in references({k: v for k, v in template.items() if k != "Parameters"}):
+        ok = {"Ref": target in resources | parameters | PSEUDO,
+              "GetAtt": target in resources,
+              "Condition": target in conditions}[kind]
+        if not ok:
+            found.append(f"{label}{where}: {kind} {target} resolves to nothing")
+    return found
+
+
+def unused_parameters(sam: dict) -> list[str]:
+    used = {t for kind, t, _ in references({k: v for k, v in sam.items() if k != "Parameters"}) if kind == "Ref"}
+    return [f"parameter {p} is never used" for p in sam.get("Parameters", {}) if p not in used]
+
+
+def violations(name: str, spec: dict, value) -> list[str]:
+    """Why `value` breaks parameter `name`'s constraints (empty: it holds)."""
+    found = []
+    items = value if isinstance(value, list) else [value]
+    if spec["Type"] in ("CommaDelimitedList",) or spec["Type"].startswith("List<"):
+        items = [v.strip() for v in (",".join(value) if isinstance(value, list) else str(value)).split(",")]
+    for item in items:
+        text = str(item)
+        if "AllowedValues" in spec and text not in [str(v) for v in spec["AllowedValues"]]:
+            found.append(f"{name}={text!r} is not one of {spec['AllowedValues']}")
+        if "AllowedPattern" in spec and not re.fullmatch(spec["AllowedPattern"], text):
+            found.append(f"{name}={text!r} does not match {spec['AllowedPattern']}")
+        if spec["Type"] == "Number":
+            try:
+                number = float(text)
+            except ValueError:
+                found.append(f"{name}={text!r} is not a number")
+                continue
+            if "MinValue" in spec and number < float(spec["MinValue"]):
+                found.append(f"{name}={text} is below MinValue {spec['MinValue']}")
+            if "MaxValue" in spec and number > float(spec["MaxValue"]):
+                found.append(f"{name}={text} is above MaxValue {spec['MaxValue']}")
+        if "MinLength" in spec and len(text) < int(spec["MinLength"]):
+            found.append(f"{name}={text!r} is shorter than MinLength {spec['MinLength']}")
+        if "MaxLength" in spec and len(text) > int(spec["MaxLength"]):
+            found.append(f"{name}={text!r} is longer than MaxLength {spec['MaxLength']}")
+    return found
+
+
+def defaults_hold(sam: dict) -> list[str]:
+    found = []
+    for name, spec in sam["Parameters"].items():
+        if "Default" in spec:
+            found += [f"default: {v}" for v in violations(name, spec, spec["Default"])]
+    return found
+
+
+def no_default_vpc(sam: dict) -> list[str]:
+    params = sam["Parameters"]
+    return [f"{p} must be a parameter without a default (no default VPC is assumed)"
+            for p in ("VpcId", "SubnetIds") if p not in params or "Default" in params[p]]
+
+
+def overrides(text) -> dict[str, str]:
+    """samconfig's parameter_overrides: a list of "Key=Value", or one string of them."""
+    pairs = text if isinstance(text, list) else re.findall(r'(\S+?=(?:"[^"]*"|\S+))', text)
+    out = {}
+    for pair in pairs:
+        key, _, value = pair.partition("=")
+        out[key] = value.strip('"')
+    return out
+
+
+def example(sam: dict, path=EXAMPLE) -> list[str]:
+    if not path.exists():
+        return [f"{path.name} is missing (the README's deploy starts from it)"]
+    try:
+        config = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as e:
+        return [f"{path.name} does not parse: {e}"]
+    deploy = config.get("default", {}).get("deploy", {}).get("parameters", {})
+    found = []
+    if config.get("version") != 0.1:
+        found.append(f"{path.name}: `version = 0.1` is what the SAM CLI reads")
+    for key in ("stack_name", "region", "capabilities", "parameter_overrides"):
+        if key not in deploy:
+            found.append(f"{path.name}: [default.deploy.parameters] lacks {key}")
+    if "CAPABILITY_IAM" not in str(deploy.get("capabilities", "")):
+        found.append(f"{path.name}: the stack makes IAM roles and policies: capabilities needs CAPABILITY_IAM")
+    if not (deploy.get("resolve_s3") or deploy.get("s3_bucket")):
+        found.append(f"{path.name}: sam deploy needs resolve_s3 = true or an s3_bucket for the code")
+    stack = str(deploy.get("stack_name", ""))
+    if not STACK_NAME.fullmatch(stack) or len(stack) > max_stack_name(sam):
+        found.append(f"{path.name}: stack_name {stack!r} is not a valid stack name of at most {max_stack_name(sam)} characters")
+    given = overrides(deploy.get("parameter_overrides", []))
+    params = sam["Parameters"]
+    for name, value in given.items():
+        if name not in params:
+            found.append(f"{path.name}: parameter_overrides names {name}, which the template does not have")
+        else:
+            found += [f"{path.name}: {v}" for v in violations(name, params[name], value)]
+    for name, spec in params.items():
+        if "Default" not in spec and name not in given:
+            found.append(f"{path.name}: parameter_overrides lacks {name}, which has no default")
+    return found
+
+
+def derived_names(sam: dict, stack: str) -> list[tuple[str, str, int]]:
+    """(where, name, limit) of each name set from the stack's name."""
+    r = Resolver(sam, stack=stack)
+    out = []
+    for logical, res in sam["Resources"].items():
+        props = res.get("Properties", {})
+        candidates = [(res["Type"], key, props.get(key)) for key in ("FunctionName", "LogGroupName", "Name")]
+        for event in props.get("Events", {}).values():
+            candidates.append((event.get("Type"), "Name", event.get("Properties", {}).get("Name")))
+        for kind, key, value in candidates:
+            if value is not None and (kind, key) in NAME_LIMITS and "AWS::StackName" in str(value):
+                out.append((f"{logical}.{key}", str(r.value(value)), NAME_LIMITS[(kind, key)]))
+    return out
+
+
+def max_stack_name(sam: dict) -> int:
+    """The longest stack name (up to CloudFormation's 128) every derived name fits with."""
+    n = 128
+    for _, name, limit in derived_names(sam, "s"):
+        n = min(n, limit - (len(name) - 1))
+    return n
+
+
+def names_fit(sam: dict) -> list[str]:
+    n = max_stack_name(sam)
+    found = [f"{where}: {name!r} is longer than {limit} characters"
+             for where, name, limit in derived_names(sam, "s" * n) if len(name) > limit]
+    said = re.search(r"stack name of at most (\d+) characters", README.read_text())
+    if not said or int(said.group(1)) != n:
+        found.append(f"README.md should say a stack name of at most {n} characters"
+                     f" (it says {said.group(1) if said else 'nothing'})")
+    return found
+
+
+def sam_validate() -> list[str]:
+    sam = ROOT / ".venv" / "bin" / "sam"
+    if not sam.exists():
+        return []
+    env = {**os.environ, "SAM_CLI_TELEMETRY": "0", "AWS_DEFAULT_REGION": "us-east-1",
+           "AWS_ACCESS_KEY_ID": "offline", "AWS_SECRET_ACCESS_KEY": "offline"}
+    run = subprocess.run([str(sam), "validate", "--lint", "--template-file", str(TEMPLATE)],
+                         capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    if run.returncode != 0:
+        return [f"sam validate --lint: {(run.stdout + run.stderr).strip()[-2000:]}"]
+    return []
+
+
+def check(sam: dict, cfn: dict) -> list[str]:
+    return (dangling(sam, "template.yaml", set(cfn["Resources"])) + dangling(cfn, "translated") + unused_parameters(sam)
+            + defaults_hold(sam) + no_default_vpc(sam) + example(sam) + names_fit(sam) + sam_validate())
+
+
