@@ -14,7 +14,7 @@ DEPLOY_TOOLS := $(VENV)/.deploy-tools
 SAM := $(VENV)/bin/sam
 CARGO_TEST := $(shell command -v cargo-nextest >/dev/null 2>&1 && echo "cargo nextest run --workspace --no-fail-fast" || echo "cargo test --workspace")
 
-.PHONY: help venv tools lint template-check test fuzz bench hello-lambda build deploy destroy build-local demo local local-stop
+.PHONY: help venv tools lint template-check test fuzz bench hello-lambda build deploy destroy smoke build-local demo local local-stop
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
@@ -101,6 +101,22 @@ build: $(DEPLOY_TOOLS) ## release-build every Lambda with cargo-lambda, in one c
 deploy: build ## deploy the stack with SAM from samconfig.toml (cp samconfig.example.toml samconfig.toml), or guided without one
 	@if [ -f samconfig.toml ]; then $(SAM) deploy; \
 	else $(SAM) deploy --guided --stack-name $(STACK) --capabilities CAPABILITY_IAM --parameter-overrides Architecture=$(ARCH); fi
+
+# The smoke test uses the nbfleet CLI alone. Against AWS it needs the stack's ApiUrl (NBFLEET_API_URL,
+# or api_url in ~/.config/nbfleet/config) and your credentials; LOCAL=1 starts moto and the local stack.
+smoke: ## prove the deployed stack: launch, HTTPS login, probe, stop, start, delete, cost (LOCAL=1: the local stack)
+ifeq ($(LOCAL),1)
+	$(MAKE) build-local
+	scripts/moto.sh start
+	MOTO_ENDPOINT=http://127.0.0.1:$${NBFLEET_MOTO_PORT:-5000} NBFLEET_LOCAL_PORT=$${NBFLEET_LOCAL_PORT:-9000} target/debug/nbfleet-local > target/smoke-local.log 2>&1 & stack=$$!; \
+	  trap 'kill $$stack 2>/dev/null' EXIT; \
+	  for _ in $$(seq 120); do grep -q 'stack ready' target/smoke-local.log && break; \
+	    kill -0 $$stack 2>/dev/null || { cat target/smoke-local.log; exit 1; }; sleep 0.5; done; \
+	  LOCAL=1 NBFLEET=target/debug/nbfleet scripts/smoke.sh
+else
+	cargo build --quiet --bin nbfleet
+	NBFLEET=target/debug/nbfleet scripts/smoke.sh
+endif
 
 destroy: $(DEPLOY_TOOLS) ## delete the stack (the notebook table is kept; running notebooks are not stopped)
 	$(SAM) delete --stack-name $(STACK)

@@ -7,6 +7,7 @@
   the README walks through; the example names only real parameters and gives every parameter
   that has no default, and is a configuration `sam deploy` reads.
 - No default VPC is needed: the VPC and subnets are parameters without defaults.
+- Every route behind IAM auth is in the user policy (API Gateway refuses the others).
 - Every name the template sets from the stack's name fits its service's limit for a stack name
   as long as the README says it may be.
 - `sam validate --lint` accepts the template, where the SAM CLI is installed (`make build`).
@@ -206,6 +207,33 @@ def names_fit(sam: dict) -> list[str]:
     return found
 
 
+def glob(pattern: str, text: str) -> bool:
+    """IAM's ARN matching: `*` any run of characters, `?` one."""
+    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    return re.fullmatch(regex, text) is not None
+
+
+def users_reach_every_route(sam: dict) -> list[str]:
+    """Each route behind IAM auth is one the user policy lets its holders invoke: API Gateway
+    refuses the rest with 403 before any function runs."""
+    r = Resolver(sam)
+    api = r.ref("NotebookApi")
+    allowed = [res for st in r.value(sam["Resources"]["NotebookUserPolicy"]["Properties"]["PolicyDocument"]["Statement"])
+               if st.get("Effect") == "Allow" and "execute-api:Invoke" in st.get("Action", [])
+               for res in (st["Resource"] if isinstance(st["Resource"], list) else [st["Resource"]])]
+    found = []
+    for logical, res in sam["Resources"].items():
+        for event in res.get("Properties", {}).get("Events", {}).values():
+            props = event.get("Properties", {})
+            if event.get("Type") != "HttpApi" or props.get("Auth", {}).get("Authorizer") == "NONE":
+                continue
+            path = re.sub(r"\{[^}]+\}", "sample", props["Path"])
+            arn = f"arn:aws:execute-api:{r.ref('AWS::Region')}:{r.ref('AWS::AccountId')}:{api}/$default/{props['Method'].upper()}{path}"
+            if not any(glob(pattern, arn) for pattern in allowed):
+                found.append(f"{logical}: {props['Method'].upper()} {props['Path']} is not in NotebookUserPolicy's execute-api:Invoke resources")
+    return found
+
+
 def sam_validate() -> list[str]:
     sam = ROOT / ".venv" / "bin" / "sam"
     if not sam.exists():
@@ -221,6 +249,6 @@ def sam_validate() -> list[str]:
 
 def check(sam: dict, cfn: dict) -> list[str]:
     return (dangling(sam, "template.yaml", set(cfn["Resources"])) + dangling(cfn, "translated") + unused_parameters(sam)
-            + defaults_hold(sam) + no_default_vpc(sam) + example(sam) + names_fit(sam) + sam_validate())
+            + defaults_hold(sam) + no_default_vpc(sam) + users_reach_every_route(sam) + example(sam) + names_fit(sam) + sam_validate())
 
 

@@ -10,7 +10,8 @@
 //! - [`modify`]: `PATCH /notebooks/{name}`: settings, disk size, instance type
 //! - [`credential`]: a new token or password, taken by the running Jupyter
 //! - [`hooks`]: the owner's pre-stop and on-start hooks
-//! - [`read`]: one notebook or all, with cost and history
+//! - [`read`]: one notebook or all, with cost and history; the instance types on offer
+//! - [`check`]: the idle probe on demand, and what the sweep would decide
 //! - [`costs`]: spend per owner or notebook, day by day, and what automatic stops saved
 //! - [`snapshots`]: the disks kept by delete: list, delete, restore from
 //! - [`instance_events`]: EC2 state changes and SSM command results
@@ -20,6 +21,7 @@
 //! - [`slack`]: `/notebook` commands and the jobs they hand over
 
 pub mod budget;
+pub mod check;
 pub mod cleanup;
 pub mod costs;
 pub mod credential;

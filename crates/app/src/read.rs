@@ -1,6 +1,7 @@
 //! Reading notebooks: one (with its recent history) or all, each with its cost to date.
 //! Records hold no secret, so any authorised caller may read them. And the orphans: instances
 //! tagged for a notebook that no live record owns (each caller sees their own; admins all).
+//! And the instance types a launch may ask for, with their prices.
 
 use nbfleet_core::cost::Cost;
 use nbfleet_core::identity::Principal;
@@ -50,6 +51,30 @@ pub async fn list(deps: &Deps) -> Result<Vec<View>> {
             history: None,
         })
         .collect())
+}
+
+/// An instance type a launch may ask for, with its on-demand price here.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Offer {
+    pub instance_type: String,
+    /// USD an hour; `None`: no price for it (set the Prices parameter).
+    pub usd_per_hour: Option<f64>,
+    /// The type a launch without one gets.
+    pub default: bool,
+}
+
+/// The operator's allowed instance types, the default first, each with its price.
+pub fn offers(deps: &Deps) -> Vec<Offer> {
+    let types = &deps.cfg.instance_types;
+    types
+        .iter()
+        .enumerate()
+        .map(|(i, t)| Offer {
+            instance_type: t.clone(),
+            usd_per_hour: deps.cfg.prices.usd_per_hour.get(t).copied(),
+            default: i == 0,
+        })
+        .collect()
 }
 
 /// An instance tagged for a notebook that no live record owns.

@@ -289,12 +289,18 @@ async fn read_batch(
     let by_instance: HashMap<&str, &Invocation> =
         invocations.iter().map(|i| (i.instance_id.as_str(), i)).collect();
     for id in batch {
-        let probe = match by_instance.get(id.as_str()) {
-            Some(inv) if inv.status == CommandStatus::Success => report::parse_probe(&inv.stdout),
-            Some(inv) if inv.status.is_final() => Probe::Unknown(format!("the probe ended {:?}", inv.status)),
-            _ => Probe::Unknown("the probe did not answer in time".into()),
-        };
+        let probe = probe_of(by_instance.get(id.as_str()).copied());
         results.insert(id, probe);
+    }
+}
+
+/// What one instance's invocation of the probe says: its observation, or unknown (ended
+/// otherwise than Success, still running, or absent).
+pub(crate) fn probe_of(invocation: Option<&Invocation>) -> Probe {
+    match invocation {
+        Some(inv) if inv.status == CommandStatus::Success => report::parse_probe(&inv.stdout),
+        Some(inv) if inv.status.is_final() => Probe::Unknown(format!("the probe ended {:?}", inv.status)),
+        _ => Probe::Unknown("the probe did not answer in time".into()),
     }
 }
 

@@ -306,6 +306,26 @@ pub async fn run(api: &Api, out: Out, command: Command) -> Result<(), CliError> 
             }
             Ok(())
         }
+        Command::Check { name } => {
+            let decision = api
+                .call("POST", &format!("/notebooks/{name}/check"), None)
+                .await?;
+            if out.json {
+                println!("{decision}");
+            } else {
+                print!("{}", plain(&show::check(&name, &decision, &show::Clock::local())));
+            }
+            Ok(())
+        }
+        Command::Types => {
+            let offers = api.call("GET", "/types", None).await?;
+            if out.json {
+                println!("{offers}");
+            } else {
+                print!("{}", plain(&show::types(&offers)));
+            }
+            Ok(())
+        }
     }
 }
 

@@ -195,6 +195,10 @@ enum Command {
     },
     /// Put off the idle stop.
     Extend { name: String, minutes: u32 },
+    /// Run the idle probe now and say what the sweep would decide, and why (nothing is stopped).
+    Check { name: String },
+    /// The instance types a launch may ask for, with their prices (the default first).
+    Types,
     /// Delete a notebook: snapshot its disk (unless --no-snapshot) and terminate it.
     Rm {
         name: String,

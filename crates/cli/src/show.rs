@@ -196,6 +196,49 @@ pub fn snapshots(all: &Value) -> String {
     t
 }
 
+/// What a check found: the verdict and why, and what the sweep would do now.
+pub fn check(name: &str, d: &Value, clock: &Clock) -> String {
+    let action = match &d["action"] {
+        Value::String(a) if a == "Stop" => "stop it (the warning has gone out)".to_string(),
+        Value::Object(w) if w.contains_key("Warn") => {
+            format!("warn that it stops at {}", clock.when(s(&w["Warn"], "stop_at")))
+        }
+        _ => "nothing".to_string(),
+    };
+    let mut t = format!(
+        "{name}: {} - {}\n",
+        s(d, "verdict").to_lowercase(),
+        s(d, "reason")
+    );
+    t.push_str(&format!("the sweep would: {action}\n"));
+    if d["planned_stop"].is_string() {
+        t.push_str(&format!("stops at: {}\n", clock.when(s(d, "planned_stop"))));
+    }
+    t
+}
+
+/// The instance types on offer, cheapest first.
+pub fn types(offers: &Value) -> String {
+    let mut list = offers.as_array().cloned().unwrap_or_default();
+    list.sort_by(|a, b| {
+        let price = |v: &Value| v["usd_per_hour"].as_f64().unwrap_or(f64::INFINITY);
+        price(a).total_cmp(&price(b))
+    });
+    let mut t = format!("{:<16} {:>10}\n", "TYPE", "PER HOUR");
+    for o in &list {
+        let price = o["usd_per_hour"]
+            .as_f64()
+            .map_or_else(|| "no price".into(), |p| format!("${p:.3}"));
+        let default = if o["default"] == true {
+            "  (the default)"
+        } else {
+            ""
+        };
+        t.push_str(&format!("{:<16} {:>10}{default}\n", s(o, "instance_type"), price));
+    }
+    t
+}
+
 /// A change's history entry as `field old → new, …` (hooks as which are set).
 pub fn changes(entry: &Value) -> String {
     let value = |v: &Value| match v {

@@ -155,6 +155,32 @@ mod tests {
         );
     }
 
+    /// Every sample the template check matches against the event rules (events/, one per
+    /// state and status the rules list) is an event the handlers act on: an EC2 state, or a
+    /// final command status.
+    #[test]
+    fn every_sample_event_is_one_the_handlers_act_on() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../events");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().to_string();
+            if !(name.starts_with("ec2-") || name.starts_with("ssm-command-")) {
+                continue;
+            }
+            let event: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            match Event::parse(&event) {
+                Ok(Event::InstanceState { .. }) => assert!(name.starts_with("ec2-"), "{name}"),
+                Ok(Event::CommandInvocation { status, .. }) => {
+                    assert!(status.is_final(), "{name}: {status:?} is not final")
+                }
+                Err(e) => panic!("{name}: {e}"),
+            }
+            seen += 1;
+        }
+        assert_eq!(seen, 6 + 8, "six EC2 states and eight final command statuses");
+    }
+
     #[test]
     fn the_emitted_events_parse_back() {
         let e = ec2_state_change(

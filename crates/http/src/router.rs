@@ -8,7 +8,7 @@
 use crate::answer::Answer;
 use lambda_http::http::{HeaderMap, Method};
 use nbfleet_app::slack::Signed;
-use nbfleet_app::{Deps, costs, credential, launch, lifecycle, modify, read, slack, snapshots};
+use nbfleet_app::{Deps, check, costs, credential, launch, lifecycle, modify, read, slack, snapshots};
 use nbfleet_core::identity::{self, Principal};
 use nbfleet_core::ports::Jobs;
 use nbfleet_core::validate::{parse_extend, parse_launch};
@@ -32,13 +32,15 @@ pub enum Route {
     Snapshots,
     DeleteSnapshot,
     Costs,
+    Types,
+    Check,
     Delete,
     Orphans,
     Slack,
 }
 
 /// Every route: method, path template, what it does.
-pub const ROUTES: [(Method, &str, Route); 14] = [
+pub const ROUTES: [(Method, &str, Route); 16] = [
     (Method::POST, "/notebooks", Route::Launch),
     (Method::GET, "/notebooks", Route::List),
     (Method::GET, "/notebooks/{name}", Route::Get),
@@ -46,11 +48,13 @@ pub const ROUTES: [(Method, &str, Route); 14] = [
     (Method::POST, "/notebooks/{name}/stop", Route::Stop),
     (Method::POST, "/notebooks/{name}/extend", Route::Extend),
     (Method::POST, "/notebooks/{name}/credential", Route::Credential),
+    (Method::POST, "/notebooks/{name}/check", Route::Check),
     (Method::PATCH, "/notebooks/{name}", Route::Modify),
     (Method::DELETE, "/notebooks/{name}", Route::Delete),
     (Method::GET, "/orphans", Route::Orphans),
     (Method::GET, "/snapshots", Route::Snapshots),
     (Method::GET, "/costs", Route::Costs),
+    (Method::GET, "/types", Route::Types),
     (Method::DELETE, "/snapshots/{id}", Route::DeleteSnapshot),
     (Method::POST, "/slack/commands", Route::Slack),
 ];
@@ -180,10 +184,16 @@ pub const READ: &[(Route, Handler)] = &[
             }
         })
     }),
+    (Route::Types, |deps, _, _, _| {
+        Box::pin(async move { Answer::from(Ok(read::offers(deps)), Answer::ok) })
+    }),
 ];
 
 /// The lifecycle function's routes.
 pub const LIFECYCLE: &[(Route, Handler)] = &[
+    (Route::Check, |deps, _, caller, name| {
+        Box::pin(async move { Answer::from(check::check(deps, caller, name, check::WAIT).await, Answer::ok) })
+    }),
     (Route::Start, |deps, _, caller, name| {
         Box::pin(async move { Answer::from(lifecycle::start(deps, caller, name).await, Answer::changed) })
     }),

@@ -9,5 +9,6 @@ mod faults;
 mod iam;
 mod offline_checks;
 mod secrets;
+mod smoke;
 mod template;
 mod world;

@@ -12,7 +12,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 fn checked(check: &str, replace: &[(&str, &str)]) -> (bool, String) {
     let mut text = std::fs::read_to_string(root().join("template.yaml")).unwrap();
     for (old, new) in replace {
-        assert_eq!(text.matches(old).count(), 1, "the mutation must match once: {old}");
+        assert_eq!(
+            text.matches(old).count(),
+            1,
+            "the mutation must match once: {old}"
+        );
         text = text.replacen(old, new, 1);
     }
     static RUN: AtomicUsize = AtomicUsize::new(0);
@@ -49,8 +53,10 @@ fn fails_with(check: &str, replace: &[(&str, &str)], finding: &str) {
 fn an_unknown_iam_action_fails_the_iam_lint() {
     fails_with(
         "iam",
-        &[("                - ec2:StopInstances\n              Resource: !Sub arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:instance/*\n              Condition:\n                \"Null\":\n                  aws:ResourceTag/nbfleet:notebook: \"false\"\n            - Sid: DeleteNotebookGroups",
-           "                - ec2:StopInstance\n              Resource: !Sub arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:instance/*\n              Condition:\n                \"Null\":\n                  aws:ResourceTag/nbfleet:notebook: \"false\"\n            - Sid: DeleteNotebookGroups")],
+        &[(
+            "                - ec2:StopInstances\n              Resource: !Sub arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:instance/*\n              Condition:\n                \"Null\":\n                  aws:ResourceTag/nbfleet:notebook: \"false\"\n            - Sid: DeleteNotebookGroups",
+            "                - ec2:StopInstance\n              Resource: !Sub arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:instance/*\n              Condition:\n                \"Null\":\n                  aws:ResourceTag/nbfleet:notebook: \"false\"\n            - Sid: DeleteNotebookGroups",
+        )],
         "UNKNOWN_ACTION",
     );
 }
@@ -61,8 +67,10 @@ fn a_condition_key_the_action_does_not_take_fails_the_iam_lint() {
     // (Under Null, which parliament itself does not look at.)
     fails_with(
         "iam",
-        &[("                  \"Null\":\n                    ec2:SourceInstanceARN: \"false\"\n              - Sid: DecryptThroughSsmOnly",
-           "                  \"Null\":\n                    ec2:SourceInstanceARN: \"false\"\n                    kms:ViaService: \"false\"\n              - Sid: DecryptThroughSsmOnly")],
+        &[(
+            "                  \"Null\":\n                    ec2:SourceInstanceARN: \"false\"\n              - Sid: DecryptThroughSsmOnly",
+            "                  \"Null\":\n                    ec2:SourceInstanceARN: \"false\"\n                    kms:ViaService: \"false\"\n              - Sid: DecryptThroughSsmOnly",
+        )],
         "Unknown condition kms:ViaService for action ssm:GetParameter",
     );
 }
@@ -72,8 +80,10 @@ fn a_resource_no_action_of_its_statement_takes_fails_the_iam_lint() {
     // StopInstances on a volume: IAM would never match it, so the function could not stop.
     fails_with(
         "iam",
-        &[("                - ec2:StopInstances\n              Resource: !Sub arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:instance/*\n              Condition:\n                \"Null\":\n                  aws:ResourceTag/nbfleet:notebook: \"false\"\n            - Sid: DeleteNotebookGroups",
-           "                - ec2:StopInstances\n              Resource: !Sub arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:volume/*\n              Condition:\n                \"Null\":\n                  aws:ResourceTag/nbfleet:notebook: \"false\"\n            - Sid: DeleteNotebookGroups")],
+        &[(
+            "                - ec2:StopInstances\n              Resource: !Sub arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:instance/*\n              Condition:\n                \"Null\":\n                  aws:ResourceTag/nbfleet:notebook: \"false\"\n            - Sid: DeleteNotebookGroups",
+            "                - ec2:StopInstances\n              Resource: !Sub arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:volume/*\n              Condition:\n                \"Null\":\n                  aws:ResourceTag/nbfleet:notebook: \"false\"\n            - Sid: DeleteNotebookGroups",
+        )],
         "is no resource type of ['ec2:StopInstances']",
     );
 }
@@ -104,7 +114,10 @@ fn an_event_rule_that_matches_a_near_miss_fails() {
 fn a_default_that_breaks_its_constraint_fails() {
     fails_with(
         "deploy",
-        &[("    Default: 60\n    MinValue: 10\n", "    Default: 5\n    MinValue: 10\n")],
+        &[(
+            "    Default: 60\n    MinValue: 10\n",
+            "    Default: 5\n    MinValue: 10\n",
+        )],
         "default: IdleTimeoutMinutes=5 is below MinValue 10",
     );
 }
@@ -113,12 +126,18 @@ fn a_default_that_breaks_its_constraint_fails() {
 fn a_ref_to_nothing_and_an_unused_parameter_fail() {
     fails_with(
         "deploy",
-        &[("NBFLEET_OWNER_MODE: !Ref OwnerMode", "NBFLEET_OWNER_MODE: !Ref OwnersMode")],
+        &[(
+            "NBFLEET_OWNER_MODE: !Ref OwnerMode",
+            "NBFLEET_OWNER_MODE: !Ref OwnersMode",
+        )],
         "Ref OwnersMode resolves to nothing",
     );
     fails_with(
         "deploy",
-        &[("NBFLEET_ALLOW_WORLD: !Ref AllowWorld", "NBFLEET_ALLOW_WORLD: \"false\"")],
+        &[(
+            "NBFLEET_ALLOW_WORLD: !Ref AllowWorld",
+            "NBFLEET_ALLOW_WORLD: \"false\"",
+        )],
         "parameter AllowWorld is never used",
     );
 }
