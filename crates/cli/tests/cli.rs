@@ -96,6 +96,25 @@ async fn every_command_works_against_the_local_stack() {
     let extended = c.json(0, &["extend", "cli-a", "45"]);
     assert!(extended["notebook"]["snoozed_until"].is_string(), "{extended}");
 
+    // The probe on demand: just launched, so active, and the sweep would do nothing.
+    let checked = c.json(0, &["check", "cli-a"]);
+    assert_eq!(checked["verdict"], "Active", "{checked}");
+    assert_eq!(checked["action"], "None", "{checked}");
+    let said = String::from_utf8(c.run(&["check", "cli-a"]).stdout).unwrap();
+    assert!(
+        said.starts_with("cli-a: active - ") && said.contains("the sweep would: nothing"),
+        "{said}"
+    );
+    // The types on offer, the default first; shown cheapest first.
+    let types = c.json(0, &["types"]);
+    assert_eq!(types[0]["instance_type"], "g5.xlarge", "{types}");
+    assert_eq!(types[0]["default"], true);
+    assert!(types[2]["usd_per_hour"].as_f64().is_some(), "{types}");
+    let table = String::from_utf8(c.run(&["types"]).stdout).unwrap();
+    let row = |t: &str| table.find(t).unwrap_or_else(|| panic!("{t} in {table}"));
+    assert!(row("g4dn.xlarge") < row("g5.xlarge"), "{table}");
+    assert!(table.contains("(the default)"), "{table}");
+
     let open = c.json(0, &["open", "cli-a", "--no-browser", "--direct"]);
     assert_eq!(open["verified"], true);
     assert_eq!(open["fingerprint"], up["notebook"]["cert_fingerprint"]);
@@ -173,6 +192,11 @@ async fn exit_codes_say_what_went_wrong() {
         code(c.run(&["start", "cli-b"])),
         Some(4),
         "conflict: it is terminated"
+    );
+    assert_eq!(
+        code(c.run(&["check", "cli-b"])),
+        Some(4),
+        "conflict: only a Ready notebook is probed"
     );
     let nowhere = std::process::Command::new(NBFLEET)
         .args(["--local", "ls"])

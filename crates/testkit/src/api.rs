@@ -81,6 +81,17 @@ pub async fn extend(deps: &Deps, caller: &str, name: &str, body: &[u8]) -> Resul
     )))
 }
 
+/// `POST /notebooks/{name}/check`, waiting at most `wait` for the probe.
+pub async fn check(deps: &Deps, caller: &str, name: &str, wait: std::time::Duration) -> Result<(u16, Value)> {
+    let decision = nbfleet_app::check::check(deps, &principal(deps, caller)?, name, wait).await?;
+    Ok(pair(Answer::ok(decision)))
+}
+
+/// `GET /types`.
+pub fn types(deps: &Deps) -> (u16, Value) {
+    pair(Answer::ok(read::offers(deps)))
+}
+
 /// `POST /notebooks/{name}/credential` with `body`.
 pub async fn credential(deps: &Deps, caller: &str, name: &str, body: &[u8]) -> Result<(u16, Value)> {
     Ok(pair(Answer::credential(

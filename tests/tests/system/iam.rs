@@ -102,9 +102,10 @@ async fn each_functions_iam_actions_are_the_operations_its_code_calls() {
     nbfleet_testkit::api::list(&deps).await.unwrap();
     nbfleet_testkit::api::get(&deps, "la-token").await.unwrap();
     nbfleet_testkit::api::orphans(&deps, OWNER).await.unwrap();
+    nbfleet_testkit::api::types(&deps);
     compare(&w.facts, "nbfleet-read", &log, &mut mismatches);
 
-    // lifecycle: extend and stop a Ready notebook, start a Stopped one, delete two (one with an
+    // lifecycle: extend, probe and stop a Ready notebook, start a Stopped one, delete two (one with an
     // instance, one without).
     let (mut deps, log) = w.deps("nbfleet-lifecycle");
     deps.cfg.budgets.insert(owner_id, 1000.0);
@@ -126,6 +127,14 @@ async fn each_functions_iam_actions_are_the_operations_its_code_calls() {
     nbfleet_testkit::api::credential(&deps, OWNER, "lc-a", b"{}")
         .await
         .unwrap();
+    // The idle probe on demand.
+    let mut probing = deps.clone();
+    probing.commands = Arc::new(w.commands(&log, idle_probe));
+    let wait = std::time::Duration::from_secs(5);
+    let (status, _) = nbfleet_testkit::api::check(&probing, OWNER, "lc-a", wait)
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
     // A bigger disk while Ready; a new type once Stopped.
     let bigger = json!({"volume_gb": 200}).to_string();
     nbfleet_testkit::api::modify(&deps, OWNER, "lc-a", bigger.as_bytes())

@@ -1,6 +1,7 @@
 //! The use cases (`nbfleet-app`) against moto and the fakes, in one test binary (one link of
 //! the SDK): a module per use case.
 
+mod check;
 mod cleanup;
 mod costs;
 mod credential;

@@ -104,6 +104,8 @@ fn cases() -> Vec<(&'static str, String, String, u16)> {
         ("PATCH", "/notebooks".into(), String::new(), 404),
         ("POST", "/notebooks/kept/reboot".into(), String::new(), 404),
         ("GET", "/notebooks/kept/start".into(), String::new(), 404),
+        ("GET", "/notebooks/kept/check".into(), String::new(), 404),
+        ("POST", "/types".into(), String::new(), 404),
         ("DELETE", "/notebooks".into(), String::new(), 404),
     ];
     // Names with shell metacharacters, unicode, path traversal, or empty or too long: in a
@@ -129,6 +131,7 @@ fn cases() -> Vec<(&'static str, String, String, u16)> {
         cases.push(("GET", format!("/notebooks/{name}"), String::new(), 400));
         cases.push(("POST", format!("/notebooks/{name}/start"), String::new(), 400));
         cases.push(("POST", format!("/notebooks/{name}/stop"), String::new(), 400));
+        cases.push(("POST", format!("/notebooks/{name}/check"), String::new(), 400));
         cases.push(("DELETE", format!("/notebooks/{name}"), String::new(), 400));
         cases.push((
             "PATCH",
