@@ -40,7 +40,9 @@ async fn notebook(state: State, ran_minutes: i64, run: RunCommand) -> (Deps, Not
 #[tokio::test]
 async fn a_busy_kernel_is_active_and_the_check_writes_nothing() {
     let (deps, before) = notebook(State::Ready, 5, RunCommand::succeeding(|_| BUSY.into())).await;
-    let d = check(&deps, &Principal::named("alice"), "nb-check", WAIT).await.unwrap();
+    let d = check(&deps, &Principal::named("alice"), "nb-check", WAIT)
+        .await
+        .unwrap();
     assert_eq!(d.verdict, Verdict::Active, "{d:?}");
     assert_eq!(d.action, Action::None);
     assert!(d.reason.contains("kernel"), "{}", d.reason);
@@ -50,7 +52,9 @@ async fn a_busy_kernel_is_active_and_the_check_writes_nothing() {
 #[tokio::test]
 async fn an_idle_notebook_past_its_timeout_would_be_warned_but_the_check_only_tells() {
     let (deps, before) = notebook(State::Ready, 180, RunCommand::succeeding(|_| IDLE.into())).await;
-    let d = check(&deps, &Principal::named("alice"), "nb-check", WAIT).await.unwrap();
+    let d = check(&deps, &Principal::named("alice"), "nb-check", WAIT)
+        .await
+        .unwrap();
     assert_eq!(d.verdict, Verdict::Idle, "{d:?}");
     assert!(matches!(d.action, Action::Warn { .. }), "{:?}", d.action);
     let after = deps.store.require("nb-check").await.unwrap();
@@ -62,9 +66,14 @@ async fn an_idle_notebook_past_its_timeout_would_be_warned_but_the_check_only_te
 async fn a_probe_that_does_not_end_in_time_is_unknown_never_idle() {
     let slow = RunCommand::succeeding(|_| IDLE.into()).finishing_after(1_000);
     let (deps, _) = notebook(State::Ready, 180, slow).await;
-    let d = check(&deps, &Principal::named("alice"), "nb-check", Duration::from_secs(1))
-        .await
-        .unwrap();
+    let d = check(
+        &deps,
+        &Principal::named("alice"),
+        "nb-check",
+        Duration::from_secs(1),
+    )
+    .await
+    .unwrap();
     assert_eq!(d.verdict, Verdict::Unknown, "{d:?}");
     assert_eq!(d.action, Action::None);
     assert!(d.reason.contains("did not answer in time"), "{}", d.reason);
@@ -73,12 +82,18 @@ async fn a_probe_that_does_not_end_in_time_is_unknown_never_idle() {
 #[tokio::test]
 async fn only_a_ready_notebook_can_be_checked_and_only_by_its_owner() {
     let (deps, _) = notebook(State::Stopped, 0, RunCommand::succeeding(|_| IDLE.into())).await;
-    let e = check(&deps, &Principal::named("alice"), "nb-check", WAIT).await.unwrap_err();
+    let e = check(&deps, &Principal::named("alice"), "nb-check", WAIT)
+        .await
+        .unwrap_err();
     assert!(matches!(&e, Error::Conflict(m) if m.contains("Stopped")), "{e}");
 
     let (deps, _) = notebook(State::Ready, 0, RunCommand::succeeding(|_| IDLE.into())).await;
-    let e = check(&deps, &Principal::named("mallory"), "nb-check", WAIT).await.unwrap_err();
+    let e = check(&deps, &Principal::named("mallory"), "nb-check", WAIT)
+        .await
+        .unwrap_err();
     assert!(matches!(e, Error::Forbidden(_)), "{e}");
-    let e = check(&deps, &Principal::named("alice"), "Not A Name", WAIT).await.unwrap_err();
+    let e = check(&deps, &Principal::named("alice"), "Not A Name", WAIT)
+        .await
+        .unwrap_err();
     assert!(matches!(e, Error::BadRequest { .. }), "{e}");
 }

@@ -444,3 +444,79 @@ async fn the_secret_is_granted_to_its_instance_by_arn_before_the_record_says_lau
     assert_eq!(tag("nbfleet:instance"), Some(granted));
     assert_eq!(tag("nbfleet:notebook").as_deref(), Some("granted"));
 }
+
+/// An account without a default VPC (many have none): the template makes `VpcId` and
+/// `SubnetIds` parameters without defaults, and a launch puts the instance in the subnet and
+/// its security group in the VPC it is given, never in a default one.
+#[tokio::test]
+async fn a_launch_needs_no_default_vpc_only_the_vpc_and_subnets_it_is_given() {
+    let env = Env::in_memory().await;
+    let ec2 = &env.aws.ec2;
+    let vpc_id = ec2
+        .create_vpc()
+        .cidr_block("10.42.0.0/16")
+        .send()
+        .await
+        .unwrap()
+        .vpc()
+        .unwrap()
+        .vpc_id()
+        .unwrap()
+        .to_string();
+    let subnet_id = ec2
+        .create_subnet()
+        .vpc_id(&vpc_id)
+        .cidr_block("10.42.1.0/24")
+        .send()
+        .await
+        .unwrap()
+        .subnet()
+        .unwrap()
+        .subnet_id()
+        .unwrap()
+        .to_string();
+    let default = ec2
+        .describe_vpcs()
+        .filters(Filter::builder().name("is-default").values("true").build())
+        .send()
+        .await
+        .unwrap();
+    assert!(!default.vpcs().is_empty(), "moto gives each account a default VPC");
+    for vpc in default.vpcs() {
+        let id = vpc.vpc_id().unwrap();
+        let subnets = ec2
+            .describe_subnets()
+            .filters(Filter::builder().name("vpc-id").values(id).build())
+            .send()
+            .await
+            .unwrap();
+        for s in subnets.subnets() {
+            ec2.delete_subnet()
+                .subnet_id(s.subnet_id().unwrap())
+                .send()
+                .await
+                .unwrap();
+        }
+        ec2.delete_vpc().vpc_id(id).send().await.unwrap();
+    }
+    let mut deps = env.deps.clone();
+    deps.cfg.vpc_id = Some(vpc_id.clone());
+    deps.cfg.subnets = vec![subnet_id.clone()];
+    let body = json!({"name": "no-default-vpc"}).to_string();
+    let (status, _) = nbfleet_testkit::api::launch(&deps, ALICE, body.as_bytes())
+        .await
+        .unwrap();
+    assert_eq!(status, 202);
+    let instances = instances_of(&env.aws, "no-default-vpc").await;
+    assert_eq!(instances.len(), 1);
+    assert_eq!(instances[0].subnet_id(), Some(subnet_id.as_str()));
+    assert_eq!(instances[0].vpc_id(), Some(vpc_id.as_str()));
+    let group = instances[0].security_groups()[0].group_id().unwrap();
+    let groups = ec2
+        .describe_security_groups()
+        .group_ids(group)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(groups.security_groups()[0].vpc_id(), Some(vpc_id.as_str()));
+}
