@@ -103,7 +103,8 @@ deploy: build ## deploy the stack with SAM from samconfig.toml (cp samconfig.exa
 	else $(SAM) deploy --guided --stack-name $(STACK) --capabilities CAPABILITY_IAM --parameter-overrides Architecture=$(ARCH); fi
 
 # The smoke test uses the nbfleet CLI alone. Against AWS it needs the stack's ApiUrl (NBFLEET_API_URL,
-# or api_url in ~/.config/nbfleet/config) and your credentials; LOCAL=1 starts moto and the local stack.
+# or api_url in ~/.config/nbfleet/config) and your credentials; the AWS CLI `nbfleet open` runs comes
+# from the venv. LOCAL=1 starts moto and the local stack.
 smoke: ## prove the deployed stack: launch, HTTPS login, probe, stop, start, delete, cost (LOCAL=1: the local stack)
 ifeq ($(LOCAL),1)
 	$(MAKE) build-local
@@ -114,8 +115,9 @@ ifeq ($(LOCAL),1)
 	    kill -0 $$stack 2>/dev/null || { cat target/smoke-local.log; exit 1; }; sleep 0.5; done; \
 	  LOCAL=1 NBFLEET=target/debug/nbfleet scripts/smoke.sh
 else
+	$(MAKE) venv
 	cargo build --quiet --bin nbfleet
-	NBFLEET=target/debug/nbfleet scripts/smoke.sh
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" NBFLEET=target/debug/nbfleet scripts/smoke.sh
 endif
 
 destroy: $(DEPLOY_TOOLS) ## delete the stack (the notebook table is kept; running notebooks are not stopped)

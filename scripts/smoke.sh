@@ -103,6 +103,8 @@ for _ in $(seq 1 120); do
   sleep 0.5
 done
 [[ $(field verified <"$opened") == True ]] || die "nbfleet open did not verify the certificate"
+[[ $(field fingerprint <"$opened") == "$(field notebook.cert_fingerprint <<<"$up")" ]] ||
+  die "nbfleet open pinned another certificate than the one the launch recorded"
 url=$(field url <"$opened")
 printf '%s serves %s, certificate sha256 %s\n' "$NAME" "$url" "$(field fingerprint <"$opened")"
 rm -f "$opened"

@@ -481,7 +481,10 @@ async fn a_launch_needs_no_default_vpc_only_the_vpc_and_subnets_it_is_given() {
         .send()
         .await
         .unwrap();
-    assert!(!default.vpcs().is_empty(), "moto gives each account a default VPC");
+    assert!(
+        !default.vpcs().is_empty(),
+        "moto gives each account a default VPC"
+    );
     for vpc in default.vpcs() {
         let id = vpc.vpc_id().unwrap();
         let subnets = ec2
