@@ -10,6 +10,7 @@
 - Every route behind IAM auth is in the user policy (API Gateway refuses the others).
 - Every name the template sets from the stack's name fits its service's limit for a stack name
   as long as the README says it may be.
+- slack/manifest.yaml points at the routes Slack may call, with the scopes nbfleet uses.
 - `sam validate --lint` accepts the template, where the SAM CLI is installed (`make build`).
 """
 
@@ -234,6 +235,38 @@ def users_reach_every_route(sam: dict) -> list[str]:
     return found
 
 
+MANIFEST = ROOT / "slack" / "manifest.yaml"
+SLACK_SCOPES = {"commands", "chat:write", "im:write", "incoming-webhook"}
+
+
+def slack_manifest(sam: dict) -> list[str]:
+    """slack/manifest.yaml, pasted into Slack, points at the routes the template serves without
+    IAM auth (Slack's own), and asks for the scopes nbfleet uses."""
+    import yaml
+
+    try:
+        m = yaml.safe_load(MANIFEST.read_text())
+    except (OSError, yaml.YAMLError) as e:
+        return [f"slack/manifest.yaml: {e}"]
+    open_routes = {props["Path"] for res in sam["Resources"].values()
+                   for event in res.get("Properties", {}).get("Events", {}).values()
+                   if event.get("Type") == "HttpApi"
+                   for props in [event.get("Properties", {})]
+                   if props.get("Auth", {}).get("Authorizer") == "NONE"}
+    urls = [c.get("url", "") for c in m.get("features", {}).get("slash_commands", [])]
+    urls.append(m.get("settings", {}).get("interactivity", {}).get("request_url", ""))
+    found = [f"slack/manifest.yaml: {u!r} is not API_URL and a route Slack may call ({sorted(open_routes)})"
+             for u in urls if not (u.startswith("API_URL/") and u[len("API_URL"):] in open_routes)]
+    if {u[len("API_URL"):] for u in urls} != open_routes:
+        found.append(f"slack/manifest.yaml: names {sorted(urls)}, the template serves Slack {sorted(open_routes)}")
+    scopes = set(m.get("oauth_config", {}).get("scopes", {}).get("bot", []))
+    if scopes != SLACK_SCOPES:
+        found.append(f"slack/manifest.yaml: bot scopes {sorted(scopes)}, nbfleet uses {sorted(SLACK_SCOPES)}")
+    if not m.get("settings", {}).get("interactivity", {}).get("is_enabled"):
+        found.append("slack/manifest.yaml: interactivity is off, so no button would work")
+    return found
+
+
 def sam_validate() -> list[str]:
     sam = ROOT / ".venv" / "bin" / "sam"
     if not sam.exists():
@@ -249,6 +282,6 @@ def sam_validate() -> list[str]:
 
 def check(sam: dict, cfn: dict) -> list[str]:
     return (dangling(sam, "template.yaml", set(cfn["Resources"])) + dangling(cfn, "translated") + unused_parameters(sam)
-            + defaults_hold(sam) + no_default_vpc(sam) + users_reach_every_route(sam) + example(sam) + names_fit(sam) + sam_validate())
+            + defaults_hold(sam) + no_default_vpc(sam) + users_reach_every_route(sam) + example(sam) + names_fit(sam) + slack_manifest(sam) + sam_validate())
 
 

@@ -3,7 +3,8 @@ reference (bundled; offline): unknown actions, malformed ARNs, condition keys an
 take, a resource that fits no resource type of its actions.
 
 Function roles (as SAM generates them), the instance role, the managed user and admin policies,
-the KMS key policy and the queue policy are linted, each as deployed at the parameters' defaults.
+the KMS key policy and the queue policy are linted, each as deployed at the parameters' defaults
+and with each allowed value of a parameter a condition reads.
 Trust policies are left out (no Resource). Two refinements of parliament's own checks:
 - RESOURCE_MISMATCH is judged per policy, not per statement: a statement for RunInstances on
   `instance/*` and another on `subnet/*` together cover what RunInstances needs, as IAM sees it.
@@ -127,7 +128,7 @@ def unknown_conditions(stmt: dict) -> list[tuple[str, str]]:
     return out
 
 
-def findings(where: str, doc: dict) -> list[tuple[str, str]]:
+def findings(doc: dict) -> list[tuple[str, str]]:
     """(issue, detail) of one policy."""
     pol = analyze_policy_string(json.dumps(doc), include_community_auditors=False)
     allows = [s for s in listed(doc, "Statement") if s.get("Effect") == "Allow"]
@@ -151,16 +152,30 @@ def findings(where: str, doc: dict) -> list[tuple[str, str]]:
     return list(dict.fromkeys(out))
 
 
+def settings(cfn: dict) -> list[dict]:
+    """The parameter settings to lint at: the defaults, and each allowed value of a parameter
+    a condition reads (a policy chosen by Fn::If is linted both ways)."""
+    out = [{}]
+    for cond in cfn.get("Conditions", {}).values():
+        for side in cond.get("Fn::Equals", []):
+            if isinstance(side, dict) and side.get("Ref") in cfn.get("Parameters", {}):
+                name = side["Ref"]
+                out += [{name: v} for v in cfn["Parameters"][name].get("AllowedValues", [])]
+    return out
+
+
 def check(sam: dict, cfn: dict) -> list[str]:
-    r = Resolver(cfn)
     used = set()
     found = []
-    for where, doc in policies(cfn):
-        for issue, detail in findings(where, r.value(doc)):
-            key = next((k for k in ALLOWED if re.search(k[0], where) and k[1] == issue and k[2] in detail), None)
-            if key:
-                used.add(key)
-            else:
-                found.append(f"{where}: {issue} {detail}")
+    for overrides in settings(cfn):
+        r = Resolver(cfn, overrides=overrides)
+        for where, doc in policies(cfn):
+            for issue, detail in findings(r.value(doc)):
+                key = next((k for k in ALLOWED if re.search(k[0], where) and k[1] == issue and k[2] in detail), None)
+                if key:
+                    used.add(key)
+                else:
+                    at = f" (with {overrides})" if overrides else ""
+                    found.append(f"{where}{at}: {issue} {detail}")
     found += [f"allow-list entry {k} matches no finding any more: remove it" for k in ALLOWED if k not in used]
-    return found
+    return list(dict.fromkeys(found))

@@ -1,4 +1,4 @@
-//! The `/notebook` commands (launch, start, stop, status, list, extend, help), as use cases.
+//! The `/notebook` commands, and the buttons on nbfleet's messages, as use cases.
 //!
 //! 1. The request is verified before anything is read: Slack's HMAC signature over the raw
 //!    body, within 5 minutes (`nbfleet_core::slack::verify`).
@@ -63,10 +63,10 @@ pub struct Signed {
     pub body: Vec<u8>,
 }
 
-/// Answers one slash-command request with the text of an ephemeral reply. A request that fails
-/// verification, or is a replay, is `Error::Unauthorized`; anything else is a reply (Slack
-/// shows nothing for other statuses).
-pub async fn slash(deps: &Deps, jobs: &dyn Jobs, secret: &[u8], req: &Signed) -> Result<String> {
+/// Answers one slash-command request with an ephemeral reply (Slack's message JSON). A
+/// request that fails verification, or is a replay, is `Error::Unauthorized`; anything else is
+/// a reply (Slack shows nothing for other statuses).
+pub async fn slash(deps: &Deps, jobs: &dyn Jobs, secret: &[u8], req: &Signed) -> Result<serde_json::Value> {
     let now = deps.clock.now();
     if let Err(why) = slack::verify(
         secret,
@@ -80,7 +80,7 @@ pub async fn slash(deps: &Deps, jobs: &dyn Jobs, secret: &[u8], req: &Signed) ->
     }
     let (form, command) = match read(deps, &req.body)? {
         Ok(read) => read,
-        Err(reply) => return Ok(reply),
+        Err(reply) => return Ok(slack::ephemeral(&reply)),
     };
     // A command that changes something is carried out once per signed request: a replay within
     // the 5-minute window is refused (the signature is remembered for 10 minutes).
@@ -98,12 +98,18 @@ pub async fn slash(deps: &Deps, jobs: &dyn Jobs, secret: &[u8], req: &Signed) ->
             }
             Err(e) => {
                 tracing::error!(error = %e, "cannot check the Slack request for a replay");
-                return Ok("nbfleet could not take that just now; try again in a minute.".into());
+                return Ok(slack::ephemeral(
+                    "nbfleet could not take that just now; try again in a minute.",
+                ));
             }
         }
     }
+    if let SlashCommand::Delete(name) = &command {
+        return Ok(confirm_delete(name));
+    }
     if !command.is_slow() {
-        return Ok(execute(deps, &form.owner(&deps.cfg.slack.owners), &command, None).await);
+        let text = execute(deps, &form.owner(&deps.cfg.slack.owners), &command, None).await;
+        return Ok(slack::ephemeral(&text));
     }
     let job = Job {
         timestamp: req.timestamp.clone().unwrap_or_default(),
@@ -119,13 +125,134 @@ pub async fn slash(deps: &Deps, jobs: &dyn Jobs, secret: &[u8], req: &Signed) ->
         ),
         _ => String::new(),
     };
-    match jobs.submit(&job.payload()).await {
-        Ok(()) => Ok(format!("Working on `{}`…{token}", form.text.trim())),
+    let text = match jobs.submit(&job.payload()).await {
+        Ok(()) => format!("Working on `{}`…{token}", form.text.trim()),
         Err(e) => {
             tracing::error!(error = %e, "cannot hand the Slack job over");
-            Ok("nbfleet could not start that just now; try again in a minute.".into())
+            "nbfleet could not start that just now; try again in a minute.".into()
         }
+    };
+    Ok(slack::ephemeral(&text))
+}
+
+/// `/notebook rm NAME`: a button that deletes, and asks once more (a delete terminates the
+/// instance; its disk is kept as a snapshot). Pressing it is a click like any other: only the
+/// owner's deletes.
+fn confirm_delete(name: &str) -> serde_json::Value {
+    use nbfleet_core::blocks::{self, Button};
+    let text = format!(
+        "Delete *{name}*? Its instance is terminated and its disk kept as a snapshot (`/notebook snapshots`)."
+    );
+    json!({
+        "response_type": "ephemeral",
+        "text": nbfleet_core::text::slack_escape(&text),
+        "blocks": [blocks::section(&text), blocks::actions(name, &[Button::Delete])],
+    })
+}
+
+/// Acknowledges one interaction request (a button pressed on an nbfleet message) and hands
+/// the work to the [`Jobs`] port, within Slack's 3 seconds: verified first (as a slash
+/// command), then one write, which marks the click as taken (a click Slack delivers twice,
+/// or a replayed request, is acted on once). Who may press it is the use case's check, in the
+/// job: anyone else hears "not yours", only they.
+pub async fn interaction(deps: &Deps, jobs: &dyn Jobs, secret: &[u8], req: &Signed) -> Result<()> {
+    let now = deps.clock.now();
+    if let Err(why) = slack::verify(
+        secret,
+        req.timestamp.as_deref(),
+        req.signature.as_deref(),
+        &req.body,
+        now,
+    ) {
+        tracing::warn!(reason = %why, "Slack interaction refused");
+        return Err(Error::Unauthorized(why.to_string()));
     }
+    let Some(click) = clicked(deps, &req.body)? else {
+        return Ok(());
+    };
+    match deps
+        .store
+        .first_time(&click.key(), now + SignedDuration::from_hours(24))
+        .await
+    {
+        Ok(true) => {}
+        Ok(false) => {
+            tracing::info!(user = %click.user_id, notebook = %click.notebook, "Slack click delivered again; skipped");
+            return Ok(());
+        }
+        Err(e) => return Err(e),
+    }
+    let job = Job {
+        timestamp: req.timestamp.clone().unwrap_or_default(),
+        signature: req.signature.clone().unwrap_or_default(),
+        body: String::from_utf8_lossy(&req.body).into_owned(),
+    };
+    jobs.submit(&job.payload()).await
+}
+
+/// The click in a verified interaction body: `None` for one nbfleet does not act on (another
+/// kind of interaction, a team or user not on the allow-list), which is logged; a
+/// `response_url` off Slack's hooks host is refused.
+fn clicked(deps: &Deps, body: &[u8]) -> Result<Option<slack::Click>> {
+    if !slack::is_interaction(body) {
+        return Ok(None);
+    }
+    let click = match slack::Click::parse(body) {
+        Ok(c) => c,
+        Err(why) => {
+            tracing::warn!(reason = %why, "Slack interaction not handled");
+            return Ok(None);
+        }
+    };
+    if !click.allowed(&deps.cfg.slack.teams, &deps.cfg.slack.users) {
+        tracing::warn!(team = %click.team_id, user = %click.user_id, "Slack user not on the allow-list");
+        return Ok(None);
+    }
+    if let Err(why) = slack::check_response_url(&click.response_url, &deps.cfg.slack.response_hosts) {
+        tracing::warn!(user = %click.user_id, reason = %why, "Slack interaction refused");
+        return Err(Error::Unauthorized(why));
+    }
+    Ok(Some(click))
+}
+
+/// Does what a click asks, as the clicker's owner identity, then puts what happened in place
+/// of the message's buttons; a refusal ("not yours" among them) goes to the clicker alone.
+async fn run_click(deps: &Deps, responder: &dyn Responder, click: &slack::Click) -> Result<()> {
+    use nbfleet_core::blocks::{self, Button};
+    let (owner, name, who) = (
+        click.owner(&deps.cfg.slack.owners),
+        click.notebook.as_str(),
+        format!("<@{}>", click.user_id),
+    );
+    let done = match click.button {
+        Button::Extend(minutes) => lifecycle::extend(deps, &owner, name, minutes).await.map(|c| {
+            let until = c
+                .notebook
+                .snoozed_until
+                .map_or_else(String::new, |t| t.strftime(" to %H:%M UTC").to_string());
+            format!("*{name}*: kept running{until} by {who}")
+        }),
+        Button::StopNow | Button::Stop => lifecycle::stop(deps, &owner, name, true)
+            .await
+            .map(|c| format!("*{name}*: {} (stop asked by {who})", c.notebook.state)),
+        Button::Start => lifecycle::start(deps, &owner, name)
+            .await
+            .map(|c| format!("*{name}*: {} (start asked by {who})", c.notebook.state)),
+        Button::Delete => lifecycle::delete(deps, &owner, name, true).await.map(|c| {
+            format!(
+                "*{name}*: {}, its disk kept as a snapshot (asked by {who})",
+                c.notebook.state
+            )
+        }),
+    };
+    let message = match done {
+        Ok(outcome) => blocks::after_click(click.message.as_ref(), &outcome),
+        Err(Error::Forbidden(_)) => blocks::ephemeral(&format!(
+            "{name} is not yours: only its owner can do that (or an admin, with `nbfleet`)."
+        )),
+        Err(e) => blocks::ephemeral(&format!("Refused: {e}")),
+    };
+    responder.respond(&click.response_url, &message).await
 }
 
 /// The form and command of a verified request, or the reply that ends it there. A
@@ -176,6 +303,9 @@ pub async fn run_job(deps: &Deps, responder: &dyn Responder, secret: &[u8], job:
             "the job is not a request Slack signed: {why}"
         )));
     }
+    if let Some(click) = clicked(deps, job.body.as_bytes())? {
+        return run_click(deps, responder, &click).await;
+    }
     let (form, command) = match read(deps, job.body.as_bytes())? {
         Ok(read) => read,
         Err(reply) => {
@@ -195,7 +325,9 @@ pub async fn run_job(deps: &Deps, responder: &dyn Responder, secret: &[u8], job:
     }
     let token = slack::launch_token(secret, &job.signature);
     let text = execute(deps, &form.owner(&deps.cfg.slack.owners), &command, Some(token)).await;
-    responder.respond(&form.response_url, &text).await
+    responder
+        .respond(&form.response_url, &slack::ephemeral(&text))
+        .await
 }
 
 /// Carries out a command as `owner` and says how it went.
@@ -233,9 +365,23 @@ async fn execute(deps: &Deps, owner: &Principal, command: &SlashCommand, token: 
                 c.notebook.state
             )
         }),
-        SlashCommand::Stop(name) => lifecycle::stop(deps, owner, name, true)
+        SlashCommand::Stop { name, hook } => lifecycle::stop(deps, owner, name, *hook)
             .await
             .map(|c| format!("*{name}* is {} (stopping).", c.notebook.state)),
+        // Answered with a button before it gets here (`confirm_delete`).
+        SlashCommand::Delete(name) => Ok(format!("`/notebook rm {name}` asks with a button first.")),
+        SlashCommand::Snapshots => crate::snapshots::list(deps, owner)
+            .await
+            .map(|all| snapshots_text(&all)),
+        SlashCommand::Costs => {
+            let since = nbfleet_core::cost::parse_costs_query(None, deps.clock.now()).map(|(since, _)| since);
+            match since {
+                Ok(since) => crate::costs::report(deps, owner, since, nbfleet_core::cost::By::Notebook)
+                    .await
+                    .map(|c| costs_text(&c)),
+                Err(e) => Err(e),
+            }
+        }
         SlashCommand::Launch {
             name,
             instance_type,
@@ -298,6 +444,47 @@ fn status_text(view: &View) -> String {
         t.push_str(&format!("\nFailed: {}", f.reason));
     }
     t
+}
+
+fn usd(v: Option<f64>) -> String {
+    v.map_or_else(|| "no price".into(), |v| format!("${v:.2}"))
+}
+
+fn snapshots_text(all: &crate::snapshots::Snapshots) -> String {
+    if all.snapshots.is_empty() {
+        return "You have no snapshots (a delete keeps one).".into();
+    }
+    let lines: Vec<String> = all
+        .snapshots
+        .iter()
+        .map(|s| {
+            format!(
+                "• `{}` of *{}*: {} GB, at most {} a month",
+                s.snapshot_id,
+                s.notebook.as_deref().unwrap_or("?"),
+                s.size_gb,
+                usd(s.monthly_usd)
+            )
+        })
+        .collect();
+    format!(
+        "{}\nRestore one: `nbfleet up NAME --restore SNAPSHOT`.",
+        lines.join("\n")
+    )
+}
+
+fn costs_text(c: &crate::costs::Costs) -> String {
+    let mut lines = vec![format!(
+        "This month: {} (saved by automatic stops: {})",
+        usd(c.total.total_usd),
+        usd(c.total.spend.saved_usd)
+    )];
+    lines.extend(
+        c.groups
+            .iter()
+            .map(|g| format!("• *{}*: {}", g.key, usd(g.total_usd))),
+    );
+    lines.join("\n")
 }
 
 fn list_text(all: &[View]) -> String {

@@ -1,10 +1,12 @@
-//! The Notifier port on a Slack incoming webhook. The webhook URL is a secret: it lives in
+//! The Notifier port on a Slack incoming webhook: Block Kit messages (`nbfleet_core::blocks`),
+//! buttons included. The webhook URL is a secret: it lives in
 //! Parameter Store (`NBFLEET_SLACK_WEBHOOK_PARAMETER`) and is read once per process, when the
 //! first notice goes out. Without that parameter, notices go to the log.
 //!
 //! A webhook that fails is an error to the caller, who logs it (`ports::tell`): a notification
 //! never blocks a transition.
 
+use nbfleet_core::blocks::Facts;
 use nbfleet_core::ports::{Notice, Notifier, Secrets};
 use nbfleet_core::{Error, Result};
 use std::sync::Arc;
@@ -37,7 +39,7 @@ pub fn web_client() -> reqwest::Client {
 
 #[async_trait::async_trait]
 impl Notifier for SlackWebhook {
-    async fn notify(&self, notice: &Notice) -> Result<()> {
+    async fn notify(&self, notice: &Notice, facts: &Facts) -> Result<()> {
         let url = self
             .url
             .get_or_try_init(|| self.secrets.get(&self.parameter))
@@ -46,12 +48,13 @@ impl Notifier for SlackWebhook {
             tracing::info!(notebook = notice.name(), message = %notice.text(), "notification (no Slack webhook configured)");
             return Ok(());
         };
-        let message = nbfleet_core::slack::message(&notice.text());
+        let message = nbfleet_core::blocks::notice(notice, facts);
         post(self.http.get_or_init(web_client), url, &message, "Slack webhook").await
     }
 }
 
-/// The Responder port: posts a slash command's late answer to Slack's `response_url`.
+/// The Responder port: posts a slash command's late answer, or a click's outcome, to Slack's
+/// `response_url`.
 #[derive(Default)]
 pub struct ResponseUrl {
     /// Built at the first answer (it reads the TLS roots: 0.6 ms that no cold start should pay).
@@ -60,12 +63,11 @@ pub struct ResponseUrl {
 
 #[async_trait::async_trait]
 impl nbfleet_core::ports::Responder for ResponseUrl {
-    async fn respond(&self, response_url: &str, text: &str) -> Result<()> {
-        let message = nbfleet_core::slack::ephemeral(text);
+    async fn respond(&self, response_url: &str, message: &serde_json::Value) -> Result<()> {
         post(
             self.http.get_or_init(web_client),
             response_url,
-            &message,
+            message,
             "Slack response_url",
         )
         .await

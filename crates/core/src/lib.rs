@@ -4,6 +4,7 @@
 //! Nothing here talks to AWS, reads a file or the clock, or draws random numbers: callers pass
 //! time and randomness in. That keeps every decision testable and this crate quick to build.
 
+pub mod blocks;
 pub mod config;
 pub mod cost;
 pub mod error;

@@ -568,7 +568,8 @@ impl Notice {
 /// transition.
 #[async_trait]
 pub trait Notifier: Send + Sync {
-    async fn notify(&self, notice: &Notice) -> Result<()>;
+    /// Sends `notice`, with what its notebook's record said as it went out (`facts`).
+    async fn notify(&self, notice: &Notice, facts: &crate::blocks::Facts) -> Result<()>;
 }
 
 /// A notifier that writes to the log (when no Slack webhook is configured).
@@ -576,7 +577,7 @@ pub struct LogNotifier;
 
 #[async_trait]
 impl Notifier for LogNotifier {
-    async fn notify(&self, notice: &Notice) -> Result<()> {
+    async fn notify(&self, notice: &Notice, _: &crate::blocks::Facts) -> Result<()> {
         tracing::info!(notebook = notice.name(), message = %notice.text(), "notification");
         Ok(())
     }
@@ -594,13 +595,32 @@ pub trait Jobs: Send + Sync {
 /// ephemeral message only the caller sees.
 #[async_trait]
 pub trait Responder: Send + Sync {
-    async fn respond(&self, response_url: &str, text: &str) -> Result<()>;
+    /// Posts `message` (Slack's JSON: an ephemeral reply, or a replacement of the message a
+    /// button was on) to `response_url`.
+    async fn respond(&self, response_url: &str, message: &serde_json::Value) -> Result<()>;
 }
 
 /// Sends `notice`, logging (never returning) a failure: notifications never block a transition.
 pub async fn tell(deps: &Deps, notice: Notice) {
-    if let Err(e) = deps.notifier.notify(&notice).await {
+    let facts = facts_of(deps, &notice).await;
+    if let Err(e) = deps.notifier.notify(&notice, &facts).await {
         tracing::warn!(notebook = notice.name(), error = %e, "notification not delivered");
+    }
+}
+
+/// What the record of `notice`'s notebook says now (nothing, for a budget notice or a record
+/// that cannot be read: a notice goes out all the same).
+async fn facts_of(deps: &Deps, notice: &Notice) -> crate::blocks::Facts {
+    if matches!(notice, Notice::Budget { .. }) {
+        return crate::blocks::Facts::default();
+    }
+    match deps.store.get(notice.name()).await {
+        Ok(Some(nb)) => crate::blocks::Facts {
+            state: Some(nb.state.to_string()),
+            instance_type: Some(nb.instance_type.clone()),
+            cost_usd: nb.cost(&deps.cfg.prices, deps.clock.now()).cost_usd,
+        },
+        _ => crate::blocks::Facts::default(),
     }
 }
 

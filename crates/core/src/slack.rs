@@ -119,6 +119,12 @@ pub struct SlashRequest {
     pub response_url: String,
 }
 
+/// Whether `team` and `user` may use nbfleet from Slack: the team must be listed; an empty user
+/// list lets every user of a listed team in.
+fn allowed(team: &str, user: &str, teams: &[String], users: &[String]) -> bool {
+    teams.iter().any(|t| t == team) && (users.is_empty() || users.iter().any(|u| u == user))
+}
+
 /// Whom a Slack user acts as: the owner the operator mapped them to (`NBFLEET_SLACK_OWNERS`),
 /// so that they own what they launched from the CLI too; otherwise their Slack identity
 /// (`slack:TEAM:USER`), which owns only what they launch from Slack. Never an admin: admins
@@ -169,7 +175,88 @@ impl SlashRequest {
     /// Whether this team and user may use `/notebook`: the team must be listed; an empty user
     /// list lets every user of a listed team in.
     pub fn allowed(&self, teams: &[String], users: &[String]) -> bool {
-        teams.contains(&self.team_id) && (users.is_empty() || users.contains(&self.user_id))
+        allowed(&self.team_id, &self.user_id, teams, users)
+    }
+}
+
+/// A button pressed on one of nbfleet's messages: Slack's `block_actions` interaction, whose
+/// form-encoded body has one field, `payload` (JSON). Signed like a slash command.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Click {
+    pub team_id: String,
+    pub user_id: String,
+    pub button: crate::blocks::Button,
+    /// The notebook the button is for (its value).
+    pub notebook: String,
+    pub response_url: String,
+    /// When Slack saw the click: with the user and the button, it names the click, so a click
+    /// delivered twice is acted on once.
+    pub action_ts: String,
+    /// The message the button was on, when Slack sends it (to put back without its buttons).
+    pub message: Option<serde_json::Value>,
+}
+
+/// Whether a form-encoded body is an interaction (it has a `payload`), not a slash command.
+pub fn is_interaction(body: &[u8]) -> bool {
+    form_urlencoded::parse(body).any(|(k, _)| k == "payload")
+}
+
+impl Click {
+    /// Reads the body of an interaction request. Only `block_actions` on nbfleet's own buttons
+    /// are taken; anything else is an error that says what it was.
+    pub fn parse(body: &[u8]) -> Result<Click, String> {
+        let payload = form_urlencoded::parse(body)
+            .find(|(k, _)| k == "payload")
+            .map(|(_, v)| v.into_owned())
+            .ok_or("the interaction has no payload")?;
+        let p: serde_json::Value =
+            serde_json::from_str(&payload).map_err(|e| format!("the payload is not JSON: {e}"))?;
+        if p["type"] != "block_actions" {
+            return Err(format!("an interaction of type {} is not handled", p["type"]));
+        }
+        let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_string();
+        let action = &p["actions"][0];
+        let button = crate::blocks::Button::parse(action["action_id"].as_str().unwrap_or_default())
+            .ok_or_else(|| format!("{} is not an nbfleet button", action["action_id"]))?;
+        let notebook = text(&action["value"]);
+        validate_name(&notebook).map_err(|e| e.to_string())?;
+        let click = Click {
+            team_id: text(&p["team"]["id"]),
+            user_id: text(&p["user"]["id"]),
+            button,
+            notebook,
+            response_url: text(&p["response_url"]),
+            action_ts: text(&action["action_ts"]),
+            message: p.get("message").cloned(),
+        };
+        let id_ok = |s: &str| !s.is_empty() && s.len() <= 32 && s.chars().all(|c| c.is_ascii_alphanumeric());
+        if !id_ok(&click.team_id) || !id_ok(&click.user_id) {
+            return Err("the interaction has no valid team or user id".into());
+        }
+        if click.action_ts.is_empty() || click.action_ts.len() > 32 {
+            return Err("the interaction has no action_ts".into());
+        }
+        Ok(click)
+    }
+
+    /// Whom this user acts as (see [`owner`]).
+    pub fn owner(&self, owners: &BTreeMap<String, String>) -> Principal {
+        owner(&self.team_id, &self.user_id, owners)
+    }
+
+    /// Whether this team and user may use nbfleet from Slack (see [`allowed`]).
+    pub fn allowed(&self, teams: &[String], users: &[String]) -> bool {
+        allowed(&self.team_id, &self.user_id, teams, users)
+    }
+
+    /// The key that marks this click as taken.
+    pub fn key(&self) -> String {
+        format!(
+            "slack-click#{}#{}#{}",
+            self.user_id,
+            self.button.action_id(),
+            self.action_ts
+        )
     }
 }
 
@@ -177,11 +264,6 @@ impl SlashRequest {
 /// slash command's answer and on its `response_url`.
 pub fn ephemeral(text: &str) -> serde_json::Value {
     serde_json::json!({"response_type": "ephemeral", "text": crate::text::slack_escape(text)})
-}
-
-/// A message for the incoming webhook (notifications), its text shown literally.
-pub fn message(text: &str) -> serde_json::Value {
-    serde_json::json!({"text": crate::text::slack_escape(text)})
 }
 
 /// One `/notebook` command.
@@ -194,9 +276,19 @@ pub enum SlashCommand {
         idle_timeout_minutes: Option<u32>,
     },
     Start(String),
-    Stop(String),
+    /// `stop NAME [--no-hook]`: `hook` is whether the pre-stop hook runs first.
+    Stop {
+        name: String,
+        hook: bool,
+    },
     Status(String),
     List,
+    /// `rm NAME`: answered with a button that asks again, then deletes (keeping a snapshot).
+    Delete(String),
+    /// The caller's snapshots.
+    Snapshots,
+    /// The caller's spend this month.
+    Costs,
     Extend {
         name: String,
         minutes: u32,
@@ -226,10 +318,12 @@ const SET_KEYS: [(&str, &str); 9] = [
 
 pub const USAGE: &str = "\
 */notebook* runs GPU Jupyter notebooks.
-• `/notebook launch NAME [TYPE] [idle=MINUTES]`: launch one (you get its token, only you)
-• `/notebook start NAME` · `/notebook stop NAME`
-• `/notebook status NAME` · `/notebook list`
+• `/notebook up NAME [TYPE] [IDLE_MINUTES]`: launch one (you get its token, only you)
+• `/notebook start NAME` · `/notebook stop NAME [--no-hook]`
+• `/notebook status NAME` · `/notebook ls`
 • `/notebook extend NAME MINUTES`: put off its idle stop
+• `/notebook rm NAME`: delete it, keeping a snapshot of its disk (a button asks first)
+• `/notebook snapshots` · `/notebook costs`: your kept disks; what you spent this month
 • `/notebook set NAME idle=30 warning=5 max-runtime=480 gpu=10 cpu=20 connections=false volume=200 type=g6.xlarge schedule=none`: change it (any of these; `type` only while stopped)
 • `/notebook help`
 Passwords are never taken here: a Slack launch gets a token, shown only to you.";
@@ -263,7 +357,20 @@ impl SlashCommand {
             "help" => Ok(SlashCommand::Help),
             "list" | "ls" => Ok(SlashCommand::List),
             "start" => with_name(2, SlashCommand::Start),
-            "stop" => with_name(2, SlashCommand::Stop),
+            "stop" => match name(1) {
+                Ok(name) => match words.get(2..).unwrap_or_default() {
+                    [] => Ok(SlashCommand::Stop { name, hook: true }),
+                    ["--no-hook"] => Ok(SlashCommand::Stop { name, hook: false }),
+                    _ => fail(
+                        "`stop` takes a notebook name and, to skip its pre-stop hook, `--no-hook`".into(),
+                    ),
+                },
+                Err(e) => fail(e),
+            },
+            "rm" | "delete" => with_name(2, SlashCommand::Delete),
+            "snapshots" if words.len() == 1 => Ok(SlashCommand::Snapshots),
+            "costs" if words.len() == 1 => Ok(SlashCommand::Costs),
+            "snapshots" | "costs" => fail(format!("`{verb}` takes nothing more")),
             "status" => with_name(2, SlashCommand::Status),
             "extend" => {
                 let n = match name(1) {
@@ -313,22 +420,25 @@ impl SlashCommand {
                 }
                 Ok(SlashCommand::Set { name: n, changes })
             }
-            "launch" => {
+            "launch" | "up" => {
                 let n = match name(1) {
                     Ok(n) => n,
                     Err(e) => return fail(e),
                 };
                 let (mut instance_type, mut idle_timeout_minutes) = (None, None);
                 for w in &words[2..] {
-                    if let Some(m) = w.strip_prefix("idle=") {
+                    if let Some(m) = w
+                        .strip_prefix("idle=")
+                        .or_else(|| w.parse::<u32>().ok().map(|_| *w))
+                    {
                         match m.parse::<u32>() {
-                            Ok(m) => idle_timeout_minutes = Some(m),
-                            Err(_) => return fail(format!("`{w}`: idle= takes a number of minutes")),
+                            Ok(m) if idle_timeout_minutes.is_none() => idle_timeout_minutes = Some(m),
+                            _ => return fail(format!("`{w}`: give the idle timeout once, in minutes")),
                         }
                     } else if instance_type.is_none() && is_instance_type(w) {
                         instance_type = Some(w.to_string());
                     } else {
-                        return fail(format!("`launch` does not understand `{w}`"));
+                        return fail(format!("`{verb}` does not understand `{w}`"));
                     }
                 }
                 Ok(SlashCommand::Launch {
@@ -345,7 +455,12 @@ impl SlashCommand {
     pub fn changes_something(&self) -> bool {
         !matches!(
             self,
-            SlashCommand::Help | SlashCommand::List | SlashCommand::Status(_)
+            SlashCommand::Help
+                | SlashCommand::List
+                | SlashCommand::Status(_)
+                | SlashCommand::Delete(_)
+                | SlashCommand::Snapshots
+                | SlashCommand::Costs
         )
     }
 
@@ -356,7 +471,7 @@ impl SlashCommand {
             self,
             SlashCommand::Launch { .. }
                 | SlashCommand::Start(_)
-                | SlashCommand::Stop(_)
+                | SlashCommand::Stop { .. }
                 | SlashCommand::Set { .. }
         )
     }
@@ -518,7 +633,27 @@ mod tests {
         assert_eq!(p("help"), SlashCommand::Help);
         assert_eq!(p("list"), SlashCommand::List);
         assert_eq!(p("start exp-1"), SlashCommand::Start("exp-1".into()));
-        assert_eq!(p("stop exp-1"), SlashCommand::Stop("exp-1".into()));
+        let stop = |hook| SlashCommand::Stop {
+            name: "exp-1".into(),
+            hook,
+        };
+        assert_eq!(p("stop exp-1"), stop(true));
+        assert_eq!(p("stop exp-1 --no-hook"), stop(false));
+        assert_eq!(p("rm exp-1"), SlashCommand::Delete("exp-1".into()));
+        assert_eq!(p("ls"), SlashCommand::List);
+        assert_eq!(p("snapshots"), SlashCommand::Snapshots);
+        assert_eq!(p("costs"), SlashCommand::Costs);
+        assert_eq!(
+            p("up exp-1 g5.xlarge 90"),
+            SlashCommand::Launch {
+                name: "exp-1".into(),
+                instance_type: Some("g5.xlarge".into()),
+                idle_timeout_minutes: Some(90)
+            }
+        );
+        // Asking is no change: a delete happens only when its button is pressed.
+        assert!(!p("rm exp-1").changes_something() && !p("rm exp-1").is_slow());
+        assert!(p("stop exp-1 --no-hook").is_slow());
         assert_eq!(p("status exp-1"), SlashCommand::Status("exp-1".into()));
         assert_eq!(
             p("extend exp-1 30"),
@@ -560,7 +695,12 @@ mod tests {
             ("extend exp-1", "minutes"),
             ("extend exp-1 0", "minutes"),
             ("launch exp-1 $(id)", "does not understand"),
-            ("launch exp-1 idle=soon", "idle= takes a number"),
+            ("launch exp-1 idle=soon", "the idle timeout once, in minutes"),
+            ("up exp-1 30 idle=40", "the idle timeout once, in minutes"),
+            ("stop exp-1 --now", "`--no-hook`"),
+            ("rm", "needs a notebook name"),
+            ("rm exp-1 --force", "takes only a notebook name"),
+            ("costs everyone", "takes nothing more"),
             ("launch exp-1 password=hunter2", "passwords are never accepted"),
             ("set exp-1", "at least one key=value"),
             ("set exp-1 idle", "give key=value"),

@@ -23,6 +23,14 @@ impl Answer {
         Answer { status, body }
     }
 
+    /// The body as sent: JSON, or nothing for a `null` body (an acknowledgement).
+    pub fn text(&self) -> String {
+        match self.body {
+            Value::Null => String::new(),
+            ref body => body.to_string(),
+        }
+    }
+
     /// The answer for a core error. Internal errors are logged with their detail, and only
     /// here; every error is logged once, at the level its status deserves.
     pub fn error(err: &Error) -> Self {
@@ -86,10 +94,8 @@ impl Answer {
 
     /// A slash command's answer: its reply, ephemeral (Slack shows nothing for other
     /// statuses), or the error's answer (401 for a request that fails verification).
-    pub fn slack_reply(result: nbfleet_core::Result<String>) -> Self {
-        Answer::from(result, |text| {
-            Answer::new(200, nbfleet_core::slack::ephemeral(&text))
-        })
+    pub fn slack_reply(result: nbfleet_core::Result<Value>) -> Self {
+        Answer::from(result, |message| Answer::new(200, message))
     }
 }
 

@@ -52,7 +52,7 @@ pub fn response(answer: Answer) -> Response<Body> {
     Response::builder()
         .status(answer.status)
         .header("content-type", "application/json")
-        .body(Body::Text(answer.body.to_string()))
+        .body(Body::Text(answer.text()))
         .expect("status and header are valid")
 }
 
@@ -106,7 +106,7 @@ pub fn response_event(answer: &Answer) -> Value {
     json!({
         "statusCode": answer.status,
         "headers": {"content-type": "application/json"},
-        "body": answer.body.to_string(),
+        "body": answer.text(),
     })
 }
 

@@ -37,10 +37,11 @@ pub enum Route {
     Delete,
     Orphans,
     Slack,
+    SlackInteractions,
 }
 
 /// Every route: method, path template, what it does.
-pub const ROUTES: [(Method, &str, Route); 16] = [
+pub const ROUTES: [(Method, &str, Route); 17] = [
     (Method::POST, "/notebooks", Route::Launch),
     (Method::GET, "/notebooks", Route::List),
     (Method::GET, "/notebooks/{name}", Route::Get),
@@ -57,6 +58,7 @@ pub const ROUTES: [(Method, &str, Route); 16] = [
     (Method::GET, "/types", Route::Types),
     (Method::DELETE, "/snapshots/{id}", Route::DeleteSnapshot),
     (Method::POST, "/slack/commands", Route::Slack),
+    (Method::POST, "/slack/interactions", Route::SlackInteractions),
 ];
 
 /// Every route, as `METHOD /path/{name}`.
@@ -106,7 +108,7 @@ pub type Handler = for<'a> fn(&'a Deps, &'a ApiRequest, &'a Principal, &'a str) 
 /// links none of Slack's request handling (the HTTP functions stay small).
 struct SlackRoute {
     jobs: Arc<dyn Jobs>,
-    serve: for<'a> fn(&'a Api, &'a ApiRequest, &'a dyn Jobs) -> Answering<'a>,
+    serve: for<'a> fn(&'a Api, &'a ApiRequest, Route, &'a dyn Jobs) -> Answering<'a>,
 }
 
 impl Api {
@@ -145,7 +147,7 @@ impl Api {
     pub fn with_jobs(mut self, jobs: Arc<dyn Jobs>) -> Self {
         self.slack = Some(SlackRoute {
             jobs,
-            serve: |api, req, jobs| Box::pin(slash(api, req, jobs)),
+            serve: |api, req, route, jobs| Box::pin(slack_request(api, req, route, jobs)),
         });
         self
     }
@@ -327,9 +329,9 @@ pub async fn dispatch(api: &Api, req: &ApiRequest) -> Answer {
     let Some((route, name)) = matched(&req.method, path) else {
         return Answer::error(&Error::NotFound(format!("no route for {} {path}", req.method)));
     };
-    if route == Route::Slack {
+    if matches!(route, Route::Slack | Route::SlackInteractions) {
         return match &api.slack {
-            Some(slack) => (slack.serve)(api, req, slack.jobs.as_ref()).await,
+            Some(slack) => (slack.serve)(api, req, route, slack.jobs.as_ref()).await,
             None => Answer::error(&Error::internal("this function does not serve Slack")),
         };
     }
@@ -349,7 +351,9 @@ pub async fn dispatch(api: &Api, req: &ApiRequest) -> Answer {
 
 /// `POST /slack/commands`: a verified request gets an ephemeral reply (Slack shows nothing for
 /// other statuses); one that fails verification gets the 401 of the one error mapping.
-async fn slash(api: &Api, req: &ApiRequest, jobs: &dyn Jobs) -> Answer {
+/// A slash command (answered with an ephemeral reply) or an interaction (acknowledged with
+/// an empty 200: what a click did is posted to its `response_url` by the job).
+async fn slack_request(api: &Api, req: &ApiRequest, route: Route, jobs: &dyn Jobs) -> Answer {
     let secret = match api.slack_secret().await {
         Ok(s) => s,
         Err(e) => return Answer::error(&e),
@@ -359,7 +363,14 @@ async fn slash(api: &Api, req: &ApiRequest, jobs: &dyn Jobs) -> Answer {
         signature: req.header("x-slack-signature"),
         body: req.body.clone(),
     };
-    Answer::slack_reply(slack::slash(&api.deps, jobs, secret, &signed).await)
+    match route {
+        Route::SlackInteractions => {
+            Answer::from(slack::interaction(&api.deps, jobs, secret, &signed).await, |()| {
+                Answer::new(200, serde_json::Value::Null)
+            })
+        }
+        _ => Answer::slack_reply(slack::slash(&api.deps, jobs, secret, &signed).await),
+    }
 }
 
 #[cfg(test)]

@@ -233,7 +233,7 @@ async fn route(api: &Api, req: Request<Incoming>) -> Response<Full<Bytes>> {
     Response::builder()
         .status(answer.status)
         .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(answer.body.to_string())))
+        .body(Full::new(Bytes::from(answer.text())))
         .expect("valid response")
 }
 

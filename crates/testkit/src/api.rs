@@ -151,6 +151,67 @@ pub fn slack_request(secret: &str, ts: i64, team: &str, user: &str, text: &str) 
 pub const SLACK_RESPONSE_URL: &str = "https://hooks.slack.com/commands/TLOCAL/1/abc";
 
 /// The job a slow command becomes: the signed request itself.
+/// A click on one of nbfleet's buttons (`action_id`, for `notebook`) by `user`, as Slack posts
+/// a `block_actions` interaction (form-encoded `payload`), signed with `secret` at `ts`, on a
+/// message with a section and the buttons.
+pub fn slack_click(
+    secret: &str,
+    ts: i64,
+    (team, user): (&str, &str),
+    action_id: &str,
+    notebook: &str,
+    action_ts: &str,
+) -> Signed {
+    let payload = serde_json::json!({
+        "type": "block_actions",
+        "team": {"id": team, "domain": "example"},
+        "user": {"id": user, "username": "ana", "team_id": team},
+        "api_app_id": "A0123456789",
+        "token": "verification-token-unused",
+        "trigger_id": "1234.5678.abcdef",
+        "response_url": SLACK_RESPONSE_URL,
+        "container": {"type": "message", "message_ts": "1733480000.000100", "channel_id": "C0123", "is_ephemeral": false},
+        "channel": {"id": "C0123", "name": "notebooks"},
+        "message": {
+            "type": "message",
+            "text": format!("*{notebook}* stops at 16:40 UTC"),
+            "ts": "1733480000.000100",
+            "blocks": [
+                {"type": "section", "text": {"type": "mrkdwn", "text": format!("*{notebook}* stops at 16:40 UTC")}},
+                {"type": "actions", "block_id": format!("nbfleet_{notebook}"), "elements": [
+                    {"type": "button", "action_id": action_id, "text": {"type": "plain_text", "text": "Keep running 1 h"}, "value": notebook}
+                ]}
+            ]
+        },
+        "actions": [{
+            "type": "button",
+            "action_id": action_id,
+            "block_id": format!("nbfleet_{notebook}"),
+            "text": {"type": "plain_text", "text": "Keep running 1 h"},
+            "value": notebook,
+            "action_ts": action_ts,
+        }],
+    });
+    let body = form_urlencoded::Serializer::new(String::new())
+        .append_pair("payload", &payload.to_string())
+        .finish();
+    Signed {
+        timestamp: Some(ts.to_string()),
+        signature: Some(nbfleet_core::slack::sign(
+            secret.as_bytes(),
+            &ts.to_string(),
+            body.as_bytes(),
+        )),
+        body: body.into_bytes(),
+    }
+}
+
+/// `POST /slack/interactions` once verified: `(status, body)` as the router answers.
+pub async fn interaction(deps: &Deps, jobs: &dyn Jobs, secret: &[u8], req: &Signed) -> Result<(u16, Value)> {
+    slack::interaction(deps, jobs, secret, req).await?;
+    Ok((200, Value::Null))
+}
+
 pub fn slack_job(req: &Signed) -> slack::Job {
     slack::Job {
         timestamp: req.timestamp.clone().unwrap_or_default(),

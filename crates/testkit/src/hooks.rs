@@ -278,7 +278,11 @@ impl Heard {
 
 #[async_trait]
 impl nbfleet_core::ports::Notifier for Heard {
-    async fn notify(&self, notice: &nbfleet_core::ports::Notice) -> Result<()> {
+    async fn notify(
+        &self,
+        notice: &nbfleet_core::ports::Notice,
+        _: &nbfleet_core::blocks::Facts,
+    ) -> Result<()> {
         self.0.lock().unwrap().push(notice.clone());
         Ok(())
     }

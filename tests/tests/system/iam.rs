@@ -294,7 +294,7 @@ async fn each_functions_iam_actions_are_the_operations_its_code_calls() {
     compare(&w.facts, "nbfleet-sweep", &log, &mut mismatches);
 
     // slack: the signing secret, a quick answer, slow work (launch, stop, start) in the job,
-    // and the self-invocation itself.
+    // buttons (extend, delete), and the self-invocation itself.
     let (deps, log) = w.deps("nbfleet-slack");
     nbfleet_app::slack::signing_secret(&deps).await.unwrap();
     let secret = nbfleet_local::setup::SLACK_SIGNING_SECRET;
@@ -314,6 +314,23 @@ async fn each_functions_iam_actions_are_the_operations_its_code_calls() {
     run(6, "set sl-a volume=200").await.unwrap();
     w.set("sl-a", |nb| nb.state = State::Stopped).await;
     run(7, "set sl-a type=g6.xlarge").await.unwrap();
+    run(8, "snapshots").await.unwrap();
+    run(9, "costs").await.unwrap();
+    // Buttons: keep a Ready notebook running, delete another (its disk kept as a snapshot).
+    let click = |ts: i64, action: &str, name: &str| {
+        let req =
+            nbfleet_testkit::api::slack_click(secret, ts, ("TLOCAL", "U1"), action, name, &ts.to_string());
+        let job = nbfleet_testkit::api::slack_job(&req);
+        let deps = deps.clone();
+        async move { nbfleet_app::slack::run_job(&deps, &Ignore, secret.as_bytes(), &job).await }
+    };
+    w.set("sl-a", |nb| {
+        nb.state = State::Ready;
+        nb.running_since = Some(Timestamp::now());
+    })
+    .await;
+    click(10, "nbfleet_extend_60", "sl-a").await.unwrap();
+    click(11, "nbfleet_delete", "sl-a").await.unwrap();
     let invoke = mock!(aws_sdk_lambda::Client::invoke).then_output(|| {
         aws_sdk_lambda::operation::invoke::InvokeOutput::builder()
             .status_code(202)
@@ -344,7 +361,7 @@ struct Ignore;
 
 #[async_trait::async_trait]
 impl nbfleet_core::ports::Responder for Ignore {
-    async fn respond(&self, _: &str, _: &str) -> nbfleet_core::Result<()> {
+    async fn respond(&self, _: &str, _: &Value) -> nbfleet_core::Result<()> {
         Ok(())
     }
 }

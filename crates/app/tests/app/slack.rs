@@ -30,11 +30,11 @@ impl Jobs for Recorded {
 
 #[async_trait::async_trait]
 impl Responder for Recorded {
-    async fn respond(&self, url: &str, text: &str) -> Result<()> {
+    async fn respond(&self, url: &str, message: &Value) -> Result<()> {
         self.answers
             .lock()
             .unwrap()
-            .push((url.to_string(), nbfleet_core::slack::ephemeral(text)));
+            .push((url.to_string(), message.clone()));
         Ok(())
     }
 }
@@ -473,7 +473,7 @@ struct DeadResponseUrl;
 
 #[async_trait::async_trait]
 impl Responder for DeadResponseUrl {
-    async fn respond(&self, _: &str, _: &str) -> Result<()> {
+    async fn respond(&self, _: &str, _: &Value) -> Result<()> {
         Err(nbfleet_core::Error::Unavailable(
             "Slack response_url answered 500".into(),
         ))
@@ -493,4 +493,219 @@ async fn a_failing_response_url_loses_the_answer_not_the_launch() {
         e.deps.store.require("exp-7").await.unwrap().state,
         State::Launching
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Buttons: `POST /slack/interactions` (block_actions), acknowledged at once, done by the job.
+// ---------------------------------------------------------------------------------------------
+
+impl Slack {
+    /// `user` presses `action` for `notebook`; Slack names the click `action_ts` and signs the
+    /// request at `ts`.
+    async fn click_at(
+        &self,
+        ts: i64,
+        user: &str,
+        action: &str,
+        notebook: &str,
+        action_ts: &str,
+    ) -> Result<(u16, Value)> {
+        let req = nbfleet_testkit::api::slack_click(
+            SECRET,
+            ts,
+            (setup::SLACK_TEAM, user),
+            action,
+            notebook,
+            action_ts,
+        );
+        nbfleet_testkit::api::interaction(&self.deps, &self.seen, SECRET.as_bytes(), &req).await
+    }
+
+    async fn click(&self, user: &str, action: &str, notebook: &str) -> Result<(u16, Value)> {
+        self.click_at(self.ts(), user, action, notebook, "1733480123.456789")
+            .await
+    }
+
+    /// A notebook U1 launched from Slack, now Ready.
+    async fn ready_from_slack(&self, name: &str) {
+        let (status, _) = self.say("U1", &format!("launch {name}")).await;
+        assert_eq!(status, 200);
+        self.run_jobs().await;
+        self.force(name, |nb| {
+            nb.state = State::Ready;
+            nb.running_since = Some(self.now());
+        })
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn keep_running_extends_the_owners_notebook_once_even_when_slack_delivers_the_click_twice() {
+    let e = env().await;
+    e.ready_from_slack("exp-b").await;
+    e.calls.clear();
+    // Slack delivers the click twice (signed anew each time): one job, one extension.
+    let ts = e.ts();
+    assert_eq!(
+        e.click_at(ts, "U1", "nbfleet_extend_60", "exp-b", "1733480123.1")
+            .await
+            .unwrap()
+            .0,
+        200
+    );
+    assert_eq!(
+        e.click_at(ts + 1, "U1", "nbfleet_extend_60", "exp-b", "1733480123.1")
+            .await
+            .unwrap()
+            .0,
+        200
+    );
+    assert_eq!(
+        e.seen.jobs.lock().unwrap().len(),
+        1,
+        "a click delivered twice is done once"
+    );
+    // The acknowledgement's only call marks the click as taken (one write each).
+    let calls = e.calls.counts();
+    assert_eq!(
+        calls.keys().collect::<Vec<_>>(),
+        ["dynamodb:PutItem"],
+        "{calls:?}"
+    );
+    assert_eq!(calls["dynamodb:PutItem"], 2);
+    e.run_jobs().await;
+    let nb = e.deps.store.require("exp-b").await.unwrap();
+    let until = nb.snoozed_until.expect("extended");
+    assert!(until >= e.now() + jiff::SignedDuration::from_mins(59), "{until}");
+    // The message loses its buttons and says what happened, and who did it.
+    let answer = e.last_answer();
+    assert_eq!(answer["replace_original"], true, "{answer}");
+    let blocks = answer["blocks"].as_array().unwrap();
+    assert!(blocks.iter().all(|b| b["type"] != "actions"), "{answer}");
+    let said = blocks.last().unwrap()["elements"][0]["text"].as_str().unwrap();
+    assert!(
+        said.contains("kept running to ") && said.ends_with("by <@U1>"),
+        "{said}"
+    );
+    nbfleet_core::blocks::check(&answer).unwrap();
+}
+
+#[tokio::test]
+async fn a_strangers_click_is_refused_with_not_yours_only_to_them_and_changes_nothing() {
+    let e = env().await;
+    e.ready_from_slack("exp-c").await;
+    for action in ["nbfleet_extend_240", "nbfleet_stop_now", "nbfleet_delete"] {
+        e.click("U2", action, "exp-c").await.unwrap();
+        e.run_jobs().await;
+        let answer = e.last_answer();
+        assert_eq!(answer["response_type"], "ephemeral", "{answer}");
+        assert_eq!(answer["replace_original"], false, "{answer}");
+        assert!(text(&answer).contains("exp-c is not yours"), "{answer}");
+    }
+    let nb = e.deps.store.require("exp-c").await.unwrap();
+    assert_eq!(nb.state, State::Ready);
+    assert_eq!(nb.snoozed_until, None);
+}
+
+#[tokio::test]
+async fn stop_now_stops_the_notebook_and_says_so_in_place_of_the_buttons() {
+    let e = env().await;
+    e.ready_from_slack("exp-d").await;
+    e.click("U1", "nbfleet_stop_now", "exp-d").await.unwrap();
+    e.run_jobs().await;
+    let nb = e.deps.store.require("exp-d").await.unwrap();
+    assert!(
+        matches!(nb.state, State::Stopping | State::Stopped),
+        "{:?}",
+        nb.state
+    );
+    let answer = e.last_answer();
+    assert_eq!(answer["replace_original"], true);
+    assert!(text(&answer).contains("stop asked by <@U1>"), "{answer}");
+}
+
+#[tokio::test]
+async fn forged_stale_and_replayed_clicks_are_refused_before_any_aws_call() {
+    let e = env().await;
+    e.ready_from_slack("exp-e").await;
+    e.calls.clear();
+    let forged = nbfleet_testkit::api::slack_click(
+        "not-the-secret",
+        e.ts(),
+        (setup::SLACK_TEAM, "U1"),
+        "nbfleet_delete",
+        "exp-e",
+        "1.1",
+    );
+    let refused = nbfleet_testkit::api::interaction(&e.deps, &e.seen, SECRET.as_bytes(), &forged).await;
+    assert!(
+        matches!(refused, Err(nbfleet_core::Error::Unauthorized(_))),
+        "{refused:?}"
+    );
+    let stale = e
+        .click_at(e.ts() - 600, "U1", "nbfleet_delete", "exp-e", "1.2")
+        .await;
+    assert!(
+        matches!(stale, Err(nbfleet_core::Error::Unauthorized(_))),
+        "{stale:?}"
+    );
+    assert!(e.calls.counts().is_empty(), "no AWS call: {:?}", e.calls.counts());
+    // The same signed request twice (a replay inside the window): done once.
+    let req = nbfleet_testkit::api::slack_click(
+        SECRET,
+        e.ts(),
+        (setup::SLACK_TEAM, "U1"),
+        "nbfleet_extend_60",
+        "exp-e",
+        "1.3",
+    );
+    for _ in 0..2 {
+        nbfleet_testkit::api::interaction(&e.deps, &e.seen, SECRET.as_bytes(), &req)
+            .await
+            .unwrap();
+    }
+    assert_eq!(e.seen.jobs.lock().unwrap().len(), 1);
+    // Not nbfleet's button, or not a button: acknowledged, nothing done.
+    e.click("U1", "nbfleet_reboot", "exp-e").await.unwrap();
+    assert_eq!(e.seen.jobs.lock().unwrap().len(), 1);
+    assert_eq!(e.deps.store.require("exp-e").await.unwrap().state, State::Ready);
+}
+
+#[tokio::test]
+async fn rm_asks_with_a_delete_button_and_deletes_only_when_it_is_pressed() {
+    let e = env().await;
+    e.ready_from_slack("exp-f").await;
+    let (status, ask) = e.say("U1", "rm exp-f").await;
+    assert_eq!(status, 200);
+    assert_eq!(ask["response_type"], "ephemeral");
+    let button = &ask["blocks"][1]["elements"][0];
+    assert_eq!(button["action_id"], "nbfleet_delete", "{ask}");
+    assert_eq!(button["value"], "exp-f");
+    assert!(button["confirm"].is_object(), "the button asks once more: {ask}");
+    nbfleet_core::blocks::check(&ask).unwrap();
+    assert_eq!(e.deps.store.require("exp-f").await.unwrap().state, State::Ready);
+    e.click("U1", "nbfleet_delete", "exp-f").await.unwrap();
+    e.run_jobs().await;
+    let nb = e.deps.store.require("exp-f").await.unwrap();
+    assert!(
+        matches!(nb.state, State::Terminating | State::Terminated),
+        "{:?}",
+        nb.state
+    );
+    assert!(
+        text(&e.last_answer()).contains("kept as a snapshot"),
+        "{}",
+        e.last_answer()
+    );
+}
+
+#[tokio::test]
+async fn snapshots_and_costs_answer_at_once() {
+    let e = env().await;
+    let (_, none) = e.say("U1", "snapshots").await;
+    assert!(text(&none).contains("no snapshots"), "{none}");
+    e.ready_from_slack("exp-g").await;
+    let (_, costs) = e.say("U1", "costs").await;
+    assert!(text(&costs).starts_with("This month: $"), "{costs}");
+    assert!(text(&costs).contains("*exp-g*"), "{costs}");
 }

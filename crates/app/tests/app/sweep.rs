@@ -200,7 +200,11 @@ struct DeadWebhook;
 
 #[async_trait::async_trait]
 impl nbfleet_core::ports::Notifier for DeadWebhook {
-    async fn notify(&self, _: &nbfleet_core::ports::Notice) -> nbfleet_core::Result<()> {
+    async fn notify(
+        &self,
+        _: &nbfleet_core::ports::Notice,
+        _: &nbfleet_core::blocks::Facts,
+    ) -> nbfleet_core::Result<()> {
         Err(nbfleet_core::Error::Unavailable(
             "Slack webhook answered 500".into(),
         ))

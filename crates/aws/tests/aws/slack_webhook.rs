@@ -3,6 +3,7 @@
 
 use nbfleet_aws::ParameterSecrets;
 use nbfleet_aws::slack_webhook::SlackWebhook;
+use nbfleet_core::blocks::Facts;
 use nbfleet_core::ports::{Notice, Notifier, Secrets};
 use nbfleet_local::moto;
 use serde_json::Value;
@@ -75,13 +76,18 @@ async fn a_notice_is_posted_to_the_webhook_in_the_parameter() {
         .await
         .unwrap();
     let notifier = SlackWebhook::new(secrets, "/nbfleet/slack/webhook-url");
-    notifier.notify(&stopped()).await.unwrap();
+    notifier.notify(&stopped(), &Facts::default()).await.unwrap();
     let warn = Notice::StoppingSoon {
         name: "exp-1".into(),
         stop_at: "2026-11-26T15:00:00Z".parse().unwrap(),
         reason: "idle since 13:50 UTC".into(),
     };
-    notifier.notify(&warn).await.unwrap();
+    let facts = Facts {
+        state: Some("Ready".into()),
+        instance_type: Some("g5.xlarge".into()),
+        cost_usd: Some(1.5),
+    };
+    notifier.notify(&warn, &facts).await.unwrap();
     let got = got.lock().unwrap().clone();
     assert_eq!(got.len(), 2);
     assert_eq!(got[0]["text"], "*exp-1* was stopped: idle for 60 minutes");
@@ -89,6 +95,22 @@ async fn a_notice_is_posted_to_the_webhook_in_the_parameter() {
     assert!(
         soon.contains("stops at 15:00 UTC") && soon.contains("/notebook extend exp-1 60"),
         "{soon}"
+    );
+    // Block Kit, with what the record says and the buttons to keep it running.
+    for message in &got {
+        nbfleet_core::blocks::check(message).unwrap();
+    }
+    assert_eq!(
+        got[0]["blocks"][1]["type"], "actions",
+        "a stopped notice offers Start"
+    );
+    assert_eq!(
+        got[1]["blocks"][1]["elements"][0]["text"],
+        "Ready · g5.xlarge · $1.50 so far"
+    );
+    assert_eq!(
+        got[1]["blocks"][2]["elements"][0]["action_id"],
+        "nbfleet_extend_60"
     );
 }
 
@@ -101,7 +123,7 @@ async fn a_failing_webhook_is_an_error_for_the_caller_to_log() {
         .await
         .unwrap();
     let err = SlackWebhook::new(secrets, "/nbfleet/slack/webhook-url")
-        .notify(&stopped())
+        .notify(&stopped(), &Facts::default())
         .await
         .unwrap_err();
     assert!(err.to_string().contains("500"), "{err}");
@@ -137,7 +159,7 @@ async fn without_the_parameter_notices_go_to_the_log() {
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
     let notifier = SlackWebhook::new(secrets().await, "/nbfleet/slack/webhook-url");
-    notifier.notify(&stopped()).await.unwrap();
+    notifier.notify(&stopped(), &Facts::default()).await.unwrap();
     let text = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
     assert!(text.contains("no Slack webhook configured"), "{text}");
     let notice = stopped();
