@@ -10,6 +10,7 @@ pub mod errors;
 pub mod lambda_jobs;
 pub mod metrics;
 pub mod parameter_secrets;
+pub mod slack_bot;
 pub mod slack_webhook;
 pub mod ssm_commands;
 pub mod tls;
@@ -50,9 +51,19 @@ impl Clients {
         use std::sync::Arc;
         let secrets: Arc<dyn Secrets> =
             Arc::new(ParameterSecrets::new(self.ssm.clone()).with_key(cfg.secrets_key.clone()));
-        let notifier: Arc<dyn Notifier> = match &cfg.slack.webhook_parameter {
+        let webhook: Arc<dyn Notifier> = match &cfg.slack.webhook_parameter {
             Some(p) => Arc::new(slack_webhook::SlackWebhook::new(secrets.clone(), p)),
             None => Arc::new(LogNotifier),
+        };
+        let notifier: Arc<dyn Notifier> = match &cfg.slack.bot_token_parameter {
+            Some(p) => Arc::new(slack_bot::SlackBot::new(
+                secrets.clone(),
+                p,
+                cfg.slack.clone(),
+                webhook,
+                slack_bot::SLACK_API,
+            )),
+            None => webhook,
         };
         nbfleet_core::ports::Deps {
             store: Arc::new(DynamoStore::new(self.dynamodb.clone(), cfg.table.clone())),

@@ -48,7 +48,8 @@ pub async fn run(api: &Api, out: Out, command: Command) -> Result<(), CliError> 
             let nb = if no_wait {
                 launched["notebook"].clone()
             } else {
-                match wait(api, out, &name, &["Ready", "Failed"]).await {
+                let accepted = launched["notebook"]["state"].as_str().unwrap_or_default();
+                match wait(api, out, &name, accepted, &["Ready", "Failed"]).await {
                     Ok(nb) => nb,
                     Err(e) => {
                         if out.json {
@@ -360,7 +361,11 @@ async fn finish(
     until: &[&str],
 ) -> Result<(), CliError> {
     let nb = if w {
-        wait(api, out, name, until).await?
+        let accepted = answer["notebook"]["state"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        wait(api, out, name, &accepted, until).await?
     } else {
         answer["notebook"].clone()
     };
@@ -378,8 +383,15 @@ async fn finish(
 }
 
 /// Polls until the notebook reaches one of `until`, showing each state it passes with the time
-/// it took. Returns the record.
-pub async fn wait(api: &Api, out: Out, name: &str, until: &[&str]) -> Result<Value, CliError> {
+/// it took, from `accepted` (the state the request's answer gave: a state left before the first
+/// poll is shown all the same). Returns the record.
+pub async fn wait(
+    api: &Api,
+    out: Out,
+    name: &str,
+    accepted: &str,
+    until: &[&str],
+) -> Result<Value, CliError> {
     let bar = if out.quiet || out.json {
         ProgressBar::hidden()
     } else {
@@ -389,7 +401,7 @@ pub async fn wait(api: &Api, out: Out, name: &str, until: &[&str]) -> Result<Val
     bar.enable_steady_tick(Duration::from_millis(120));
     let start = Instant::now();
     let mut since = Instant::now();
-    let mut current = String::new();
+    let mut current = accepted.to_string();
     let every = if api.is_local() { 500 } else { 2000 };
     loop {
         let nb = match api.call("GET", &format!("/notebooks/{name}"), None).await {

@@ -115,6 +115,8 @@ pub fn buttons(notice: &Notice) -> Vec<Button> {
 /// whose record could not be read).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Facts {
+    /// Whose notebook (or budget) it is: a bot sends the notice to them.
+    pub owner_id: Option<String>,
     pub state: Option<String>,
     pub instance_type: Option<String>,
     pub cost_usd: Option<f64>,
@@ -257,6 +259,7 @@ mod tests {
 
     fn facts() -> Facts {
         Facts {
+            owner_id: Some("AIDAALICE".into()),
             state: Some("Ready".into()),
             instance_type: Some("g5.xlarge".into()),
             cost_usd: Some(3.456),

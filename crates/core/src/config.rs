@@ -147,6 +147,36 @@ pub struct Slack {
     /// `NBFLEET_SLACK_RESPONSE_HOSTS`: hosts besides `hooks.slack.com` that a `response_url`
     /// may name (a Slack of one's own, GovSlack).
     pub response_hosts: Vec<String>,
+    /// `NBFLEET_SLACK_BOT_TOKEN_PARAMETER`: the app's bot token (`xoxb-…`), which lets notices go
+    /// to their owner as a direct message. Without the parameter, notices take the webhook.
+    pub bot_token_parameter: Option<String>,
+    /// `NBFLEET_SLACK_CHANNEL`: the channel (`C…`) the bot posts to: notices whose owner has no
+    /// Slack user, or every notice, as `deliver` says.
+    pub channel: Option<String>,
+    /// `NBFLEET_SLACK_DELIVER`: where the bot sends a notice.
+    pub deliver: Deliver,
+}
+
+/// Where a notice goes when there is a bot token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Deliver {
+    /// To the owner's Slack user (`NBFLEET_SLACK_OWNERS`), else to the channel.
+    #[default]
+    Owner,
+    /// To the channel only.
+    Channel,
+    /// To the owner and to the channel.
+    Both,
+}
+
+impl Slack {
+    /// The Slack user an owner id is mapped to (`NBFLEET_SLACK_OWNERS`, read backwards).
+    pub fn user_of(&self, owner_id: &str) -> Option<&str> {
+        self.owners
+            .iter()
+            .find(|(_, o)| *o == owner_id)
+            .map(|(u, _)| u.as_str())
+    }
 }
 
 /// Reads a configuration from a set of variables (`std::env::vars()` in a Lambda `main`).
@@ -263,6 +293,19 @@ fn build(env: &Env) -> Result<Config, ConfigError> {
             users: env.list("NBFLEET_SLACK_USERS", ""),
             owners: slack_owners(env)?,
             response_hosts: env.list("NBFLEET_SLACK_RESPONSE_HOSTS", ""),
+            bot_token_parameter: env.optional("NBFLEET_SLACK_BOT_TOKEN_PARAMETER"),
+            channel: slack_channel(env)?,
+            deliver: match env.optional("NBFLEET_SLACK_DELIVER").as_deref() {
+                None | Some("owner") => Deliver::Owner,
+                Some("channel") => Deliver::Channel,
+                Some("both") => Deliver::Both,
+                Some(other) => {
+                    return Err(ConfigError::new(
+                        "NBFLEET_SLACK_DELIVER",
+                        format!("{other:?} is not owner, channel or both"),
+                    ));
+                }
+            },
         },
     })
 }
@@ -278,6 +321,23 @@ fn runtime_ceiling(env: &Env) -> Result<u32, ConfigError> {
         ));
     }
     Ok(ceiling)
+}
+
+fn slack_channel(env: &Env) -> Result<Option<String>, ConfigError> {
+    let channel = env.optional("NBFLEET_SLACK_CHANNEL");
+    match &channel {
+        Some(c)
+            if !(c.len() <= 32
+                && c.starts_with(['C', 'G'])
+                && c.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())) =>
+        {
+            Err(ConfigError::new(
+                "NBFLEET_SLACK_CHANNEL",
+                format!("{c:?} is not a channel id (C0123ABCD)"),
+            ))
+        }
+        _ => Ok(channel),
+    }
 }
 
 fn slack_owners(env: &Env) -> Result<std::collections::BTreeMap<String, String>, ConfigError> {

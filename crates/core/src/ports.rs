@@ -611,11 +611,15 @@ pub async fn tell(deps: &Deps, notice: Notice) {
 /// What the record of `notice`'s notebook says now (nothing, for a budget notice or a record
 /// that cannot be read: a notice goes out all the same).
 async fn facts_of(deps: &Deps, notice: &Notice) -> crate::blocks::Facts {
-    if matches!(notice, Notice::Budget { .. }) {
-        return crate::blocks::Facts::default();
+    if let Notice::Budget { owner, .. } = notice {
+        return crate::blocks::Facts {
+            owner_id: Some(owner.clone()),
+            ..Default::default()
+        };
     }
     match deps.store.get(notice.name()).await {
         Ok(Some(nb)) => crate::blocks::Facts {
+            owner_id: Some(nb.owner_principal().id),
             state: Some(nb.state.to_string()),
             instance_type: Some(nb.instance_type.clone()),
             cost_usd: nb.cost(&deps.cfg.prices, deps.clock.now()).cost_usd,

@@ -10,5 +10,6 @@ pub mod harness;
 pub mod moto;
 pub mod runner;
 pub mod setup;
+pub mod slack_outbox;
 pub mod stack;
 pub mod watcher;

@@ -96,6 +96,7 @@ pub async fn start(s: &Settings) -> Result<(Stack, TcpListener)> {
 
     let (events, mut inbox) = mpsc::unbounded_channel::<Value>();
     let mut deps = clients.deps(cfg.clone());
+    deps.notifier = Arc::new(crate::slack_outbox::Outbox::new(dir.join("slack.jsonl")));
     deps.commands = Arc::new(LocalCommands::new(
         SsmCommands::new(clients.ssm.clone()),
         runner.clone(),

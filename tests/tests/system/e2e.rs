@@ -59,6 +59,10 @@ impl E2e {
     }
 }
 
+fn text_of(v: &Value) -> &str {
+    v["text"].as_str().unwrap_or_default()
+}
+
 #[tokio::test]
 async fn a_launched_notebook_becomes_ready_and_takes_a_real_https_login() {
     let t = e2e(250).await;
@@ -429,6 +433,34 @@ async fn an_idle_notebook_is_warned_then_stopped_a_dead_jupyter_is_restarted_the
         "warned before the stop: {actions:?}"
     );
     assert!(actions.last().unwrap().contains("Stop"), "{actions:?}");
+    // What Slack would have shown (the local stack's outbox): the warning with its buttons,
+    // then the stop with a Start button, each valid Block Kit.
+    let slack = nbfleet_local::slack_outbox::messages_about(&t.stack.dir.join("slack.jsonl"), "e2e-idle");
+    let buttons = |m: &Value| -> Vec<String> {
+        m["blocks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|b| b["type"] == "actions")
+            .flat_map(|b| b["elements"].as_array().unwrap().clone())
+            .map(|e| e["action_id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    for m in &slack {
+        nbfleet_core::blocks::check(m).unwrap_or_else(|e| panic!("{e}: {m}"));
+    }
+    assert!(
+        slack
+            .iter()
+            .any(|m| buttons(m).contains(&"nbfleet_extend_60".to_string())),
+        "{slack:?}"
+    );
+    assert!(
+        slack
+            .iter()
+            .any(|m| text_of(m).contains("was stopped") && buttons(m) == ["nbfleet_start"]),
+        "{slack:?}"
+    );
 
     let stopped = t.wait("e2e-dead", &["Stopped"]).await;
     let reason = stopped["idle_status"]["reason"].as_str().unwrap();

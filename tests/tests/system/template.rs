@@ -56,12 +56,15 @@ fn environment(function: &Value) -> BTreeMap<String, String> {
 /// Read by every function with a default that holds where the template leaves them out: bounds
 /// the template keeps at the code's, and Slack settings only the functions that use Slack get
 /// (absent: no Slack there).
-const OPTIONAL_KNOBS: [&str; 9] = [
+const OPTIONAL_KNOBS: [&str; 12] = [
     "NBFLEET_IDLE_TIMEOUT_MINUTES_MIN",
     "NBFLEET_IDLE_TIMEOUT_MINUTES_MAX",
     "NBFLEET_VOLUME_GB_MIN",
     "NBFLEET_SLACK_SIGNING_SECRET_PARAMETER",
     "NBFLEET_SLACK_WEBHOOK_PARAMETER",
+    "NBFLEET_SLACK_BOT_TOKEN_PARAMETER",
+    "NBFLEET_SLACK_CHANNEL",
+    "NBFLEET_SLACK_DELIVER",
     "NBFLEET_SLACK_TEAMS",
     "NBFLEET_SLACK_USERS",
     "NBFLEET_SLACK_OWNERS",

@@ -4,5 +4,6 @@ mod dynamo_store;
 mod ec2_compute;
 mod metrics;
 mod parameter_secrets;
+mod slack_bot;
 mod slack_webhook;
 mod ssm_commands;

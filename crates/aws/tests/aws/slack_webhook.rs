@@ -83,6 +83,7 @@ async fn a_notice_is_posted_to_the_webhook_in_the_parameter() {
         reason: "idle since 13:50 UTC".into(),
     };
     let facts = Facts {
+        owner_id: None,
         state: Some("Ready".into()),
         instance_type: Some("g5.xlarge".into()),
         cost_usd: Some(1.5),

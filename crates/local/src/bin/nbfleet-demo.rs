@@ -212,6 +212,16 @@ async fn run() -> Result<(), String> {
         }
         println!("      as `nbfleet status {NAME}` shows it:");
         cli.run(&["status", NAME], None)?;
+        println!("      and the Slack messages it would have sent (.local/slack.jsonl):");
+        for message in nbfleet_local::slack_outbox::messages_about(&dir.join("slack.jsonl"), NAME)
+            .iter()
+            .filter(|m| {
+                let text = m["text"].as_str().unwrap_or_default();
+                text.contains(" stops at ") || text.contains(" was stopped")
+            })
+        {
+            print_slack(message);
+        }
     }
     if keep {
         step(10, "KEEP=1: leaving the notebook and the local stack running");
@@ -351,6 +361,34 @@ impl Cli<'_> {
 }
 
 /// Polls the demo notebook until `done` holds, for at most `secs` seconds.
+/// A Slack message as it reads in Slack: its sections and context lines, its buttons.
+fn print_slack(message: &serde_json::Value) {
+    for block in message["blocks"].as_array().into_iter().flatten() {
+        match block["type"].as_str() {
+            Some("section") => {
+                for line in block["text"]["text"].as_str().unwrap_or_default().lines() {
+                    println!("        │ {line}");
+                }
+            }
+            Some("context") => println!(
+                "        │ ({})",
+                block["elements"][0]["text"].as_str().unwrap_or_default()
+            ),
+            Some("actions") => {
+                let labels: Vec<String> = block["elements"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|b| format!("[ {} ]", b["text"]["text"].as_str().unwrap_or("?")))
+                    .collect();
+                println!("        │ {}", labels.join(" "));
+            }
+            _ => {}
+        }
+    }
+    println!("        └─");
+}
+
 async fn wait_idle(
     api: &nbfleet_local::harness::Api,
     done: impl Fn(&serde_json::Value) -> bool,

@@ -1,0 +1,266 @@
+//! The bot-token notifier against a local HTTP server standing in for Slack's Web API, with the
+//! token in moto's Parameter Store: a mapped owner gets a direct message, an unmapped one's
+//! notice goes to the channel, a 429 is waited out for its Retry-After, and without a token the
+//! webhook takes the notice.
+
+use nbfleet_aws::ParameterSecrets;
+use nbfleet_aws::slack_bot::SlackBot;
+use nbfleet_core::blocks::Facts;
+use nbfleet_core::config::{Deliver, Slack};
+use nbfleet_core::ports::{Notice, Notifier, Secrets};
+use nbfleet_local::moto;
+use serde_json::{Value, json};
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+/// One request as Slack's API received it.
+#[derive(Debug, Clone)]
+struct Got {
+    path: String,
+    authorization: String,
+    body: Value,
+    at: Instant,
+}
+
+/// A server that answers with `answers` in turn (then `200 {"ok": true}`), keeping each request.
+async fn slack_api(answers: Vec<(u16, &'static str, &'static str)>) -> (String, Arc<Mutex<Vec<Got>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/api", listener.local_addr().unwrap());
+    let got: Arc<Mutex<Vec<Got>>> = Arc::default();
+    let keep = got.clone();
+    let answers = Arc::new(Mutex::new(VecDeque::from(answers)));
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 8192];
+            let request = loop {
+                let n = s.read(&mut chunk).await.unwrap_or(0);
+                if n == 0 {
+                    break None;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+                let text = String::from_utf8_lossy(&buf).to_string();
+                if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                    let header = |name: &str| {
+                        head.lines()
+                            .find_map(|l| {
+                                let (k, v) = l.split_once(':')?;
+                                k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+                            })
+                            .unwrap_or_default()
+                    };
+                    let len: usize = header("content-length").parse().unwrap_or(0);
+                    if body.len() >= len {
+                        let path = head.split_whitespace().nth(1).unwrap_or_default().to_string();
+                        break Some(Got {
+                            path,
+                            authorization: header("authorization"),
+                            body: serde_json::from_str(body).unwrap_or(Value::Null),
+                            at: Instant::now(),
+                        });
+                    }
+                }
+            };
+            if let Some(r) = request {
+                keep.lock().unwrap().push(r);
+            }
+            let (status, headers, body) =
+                answers
+                    .lock()
+                    .unwrap()
+                    .pop_front()
+                    .unwrap_or((200, "", r#"{"ok":true}"#));
+            let answer = format!(
+                "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\n{headers}content-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = s.write_all(answer.as_bytes()).await;
+        }
+    });
+    (url, got)
+}
+
+/// A notifier that keeps what it was given: the webhook the bot falls back to.
+#[derive(Default)]
+struct Webhook(Mutex<Vec<Notice>>);
+
+#[async_trait::async_trait]
+impl Notifier for Webhook {
+    async fn notify(&self, notice: &Notice, _: &Facts) -> nbfleet_core::Result<()> {
+        self.0.lock().unwrap().push(notice.clone());
+        Ok(())
+    }
+}
+
+const TOKEN: &str = "xoxb-test-token";
+const PARAMETER: &str = "/nbfleet/slack/bot-token";
+
+async fn secrets(with_token: bool) -> Arc<dyn Secrets> {
+    let clients = moto::clients(&moto::endpoint_from_env(), &moto::fresh_account());
+    let secrets: Arc<dyn Secrets> = Arc::new(ParameterSecrets::new(clients.ssm));
+    if with_token {
+        secrets.put(PARAMETER, TOKEN, "-").await.unwrap();
+    }
+    secrets
+}
+
+fn slack(deliver: Deliver, channel: Option<&str>) -> Slack {
+    Slack {
+        owners: [("U0ALICE".to_string(), "AIDAALICE".to_string())].into(),
+        channel: channel.map(String::from),
+        deliver,
+        ..Slack::default()
+    }
+}
+
+fn soon() -> Notice {
+    Notice::StoppingSoon {
+        name: "exp-1".into(),
+        stop_at: "2026-12-06T16:40:00Z".parse().unwrap(),
+        reason: "idle since 15:30 UTC".into(),
+    }
+}
+
+fn owned_by(owner: &str) -> Facts {
+    Facts {
+        owner_id: Some(owner.into()),
+        state: Some("Ready".into()),
+        instance_type: Some("g5.xlarge".into()),
+        cost_usd: Some(2.0),
+    }
+}
+
+#[tokio::test]
+async fn a_mapped_owner_gets_a_direct_message_with_the_buttons() {
+    let (api, got) = slack_api(vec![]).await;
+    let webhook = Arc::new(Webhook::default());
+    let bot = SlackBot::new(
+        secrets(true).await,
+        PARAMETER,
+        slack(Deliver::Owner, Some("C0OPS")),
+        webhook.clone(),
+        &api,
+    );
+    bot.notify(&soon(), &owned_by("AIDAALICE")).await.unwrap();
+    let got = got.lock().unwrap().clone();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].path, "/api/chat.postMessage");
+    assert_eq!(got[0].authorization, format!("Bearer {TOKEN}"));
+    assert_eq!(got[0].body["channel"], "U0ALICE", "to the owner, not the channel");
+    assert_eq!(
+        got[0].body["blocks"][2]["elements"][0]["action_id"],
+        "nbfleet_extend_60"
+    );
+    assert!(webhook.0.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn an_owner_without_a_slack_user_is_told_in_the_channel_and_both_sends_to_each() {
+    let (api, got) = slack_api(vec![]).await;
+    let webhook = Arc::new(Webhook::default());
+    let bot = SlackBot::new(
+        secrets(true).await,
+        PARAMETER,
+        slack(Deliver::Owner, Some("C0OPS")),
+        webhook.clone(),
+        &api,
+    );
+    bot.notify(&soon(), &owned_by("AIDABOB")).await.unwrap();
+    let both = SlackBot::new(
+        secrets(true).await,
+        PARAMETER,
+        slack(Deliver::Both, Some("C0OPS")),
+        webhook.clone(),
+        &api,
+    );
+    both.notify(&soon(), &owned_by("AIDAALICE")).await.unwrap();
+    let channels: Vec<Value> = got
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|g| g.body["channel"].clone())
+        .collect();
+    assert_eq!(channels, [json!("C0OPS"), json!("U0ALICE"), json!("C0OPS")]);
+    // No channel and no user: the webhook takes it.
+    let nowhere = SlackBot::new(
+        secrets(true).await,
+        PARAMETER,
+        slack(Deliver::Owner, None),
+        webhook.clone(),
+        &api,
+    );
+    nowhere.notify(&soon(), &owned_by("AIDABOB")).await.unwrap();
+    assert_eq!(webhook.0.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_429_is_retried_after_its_retry_after() {
+    let (api, got) = slack_api(vec![(
+        429,
+        "retry-after: 1\r\n",
+        r#"{"ok":false,"error":"ratelimited"}"#,
+    )])
+    .await;
+    let bot = SlackBot::new(
+        secrets(true).await,
+        PARAMETER,
+        slack(Deliver::Owner, None),
+        Arc::new(Webhook::default()),
+        &api,
+    );
+    bot.notify(&soon(), &owned_by("AIDAALICE")).await.unwrap();
+    let got = got.lock().unwrap().clone();
+    assert_eq!(got.len(), 2, "tried again");
+    assert!(
+        got[1].at - got[0].at >= Duration::from_secs(1),
+        "waited for Retry-After"
+    );
+}
+
+#[tokio::test]
+async fn a_refusal_or_a_long_rate_limit_is_an_error_for_the_caller_to_log() {
+    let (api, _) = slack_api(vec![(200, "", r#"{"ok":false,"error":"channel_not_found"}"#)]).await;
+    let bot = SlackBot::new(
+        secrets(true).await,
+        PARAMETER,
+        slack(Deliver::Owner, None),
+        Arc::new(Webhook::default()),
+        &api,
+    );
+    let e = bot.notify(&soon(), &owned_by("AIDAALICE")).await.unwrap_err();
+    assert!(e.to_string().contains("channel_not_found"), "{e}");
+    let (api, got) = slack_api(vec![(429, "retry-after: 3600\r\n", "{}")]).await;
+    let bot = SlackBot::new(
+        secrets(true).await,
+        PARAMETER,
+        slack(Deliver::Owner, None),
+        Arc::new(Webhook::default()),
+        &api,
+    );
+    let e = bot.notify(&soon(), &owned_by("AIDAALICE")).await.unwrap_err();
+    assert!(e.to_string().contains("rate-limited"), "{e}");
+    assert_eq!(
+        got.lock().unwrap().len(),
+        1,
+        "an hour's Retry-After is not waited for"
+    );
+}
+
+#[tokio::test]
+async fn without_a_bot_token_the_webhook_takes_every_notice() {
+    let (api, got) = slack_api(vec![]).await;
+    let webhook = Arc::new(Webhook::default());
+    let bot = SlackBot::new(
+        secrets(false).await,
+        PARAMETER,
+        slack(Deliver::Owner, Some("C0OPS")),
+        webhook.clone(),
+        &api,
+    );
+    bot.notify(&soon(), &owned_by("AIDAALICE")).await.unwrap();
+    assert!(got.lock().unwrap().is_empty());
+    assert_eq!(webhook.0.lock().unwrap().len(), 1);
+}
