@@ -63,21 +63,39 @@ pub struct Signed {
     pub body: Vec<u8>,
 }
 
+impl Signed {
+    /// Slack's signature over the body, within 5 minutes of `now`; anything else is
+    /// `Error::Unauthorized`, before anything is read.
+    fn verify(&self, secret: &[u8], now: jiff::Timestamp) -> Result<()> {
+        slack::verify(
+            secret,
+            self.timestamp.as_deref(),
+            self.signature.as_deref(),
+            &self.body,
+            now,
+        )
+        .map_err(|why| {
+            tracing::warn!(reason = %why, "Slack request refused");
+            Error::Unauthorized(why.to_string())
+        })
+    }
+
+    /// This request, as a job another invocation runs.
+    fn job(&self) -> Job {
+        Job {
+            timestamp: self.timestamp.clone().unwrap_or_default(),
+            signature: self.signature.clone().unwrap_or_default(),
+            body: String::from_utf8_lossy(&self.body).into_owned(),
+        }
+    }
+}
+
 /// Answers one slash-command request with an ephemeral reply (Slack's message JSON). A
 /// request that fails verification, or is a replay, is `Error::Unauthorized`; anything else is
 /// a reply (Slack shows nothing for other statuses).
 pub async fn slash(deps: &Deps, jobs: &dyn Jobs, secret: &[u8], req: &Signed) -> Result<serde_json::Value> {
     let now = deps.clock.now();
-    if let Err(why) = slack::verify(
-        secret,
-        req.timestamp.as_deref(),
-        req.signature.as_deref(),
-        &req.body,
-        now,
-    ) {
-        tracing::warn!(reason = %why, "Slack request refused");
-        return Err(Error::Unauthorized(why.to_string()));
-    }
+    req.verify(secret, now)?;
     let (form, command) = match read(deps, &req.body)? {
         Ok(read) => read,
         Err(reply) => return Ok(slack::ephemeral(&reply)),
@@ -111,11 +129,7 @@ pub async fn slash(deps: &Deps, jobs: &dyn Jobs, secret: &[u8], req: &Signed) ->
         let text = execute(deps, &form.owner(&deps.cfg.slack.owners), &command, None).await;
         return Ok(slack::ephemeral(&text));
     }
-    let job = Job {
-        timestamp: req.timestamp.clone().unwrap_or_default(),
-        signature: req.signature.clone().unwrap_or_default(),
-        body: String::from_utf8_lossy(&req.body).into_owned(),
-    };
+    let job = req.job();
     // A launch's token is shown now, in the reply only this user sees, so it is never lost
     // with a late answer; the job launches with the same one (`slack::launch_token`).
     let token = match &command {
@@ -157,16 +171,7 @@ fn confirm_delete(name: &str) -> serde_json::Value {
 /// job: anyone else hears "not yours", only they.
 pub async fn interaction(deps: &Deps, jobs: &dyn Jobs, secret: &[u8], req: &Signed) -> Result<()> {
     let now = deps.clock.now();
-    if let Err(why) = slack::verify(
-        secret,
-        req.timestamp.as_deref(),
-        req.signature.as_deref(),
-        &req.body,
-        now,
-    ) {
-        tracing::warn!(reason = %why, "Slack interaction refused");
-        return Err(Error::Unauthorized(why.to_string()));
-    }
+    req.verify(secret, now)?;
     let Some(click) = clicked(deps, &req.body)? else {
         return Ok(());
     };
@@ -182,11 +187,7 @@ pub async fn interaction(deps: &Deps, jobs: &dyn Jobs, secret: &[u8], req: &Sign
         }
         Err(e) => return Err(e),
     }
-    let job = Job {
-        timestamp: req.timestamp.clone().unwrap_or_default(),
-        signature: req.signature.clone().unwrap_or_default(),
-        body: String::from_utf8_lossy(&req.body).into_owned(),
-    };
+    let job = req.job();
     jobs.submit(&job.payload()).await
 }
 

@@ -136,15 +136,7 @@ pub fn slack_request(secret: &str, ts: i64, team: &str, user: &str, text: &str) 
         .append_pair("text", text)
         .append_pair("response_url", SLACK_RESPONSE_URL)
         .finish();
-    Signed {
-        timestamp: Some(ts.to_string()),
-        signature: Some(nbfleet_core::slack::sign(
-            secret.as_bytes(),
-            &ts.to_string(),
-            body.as_bytes(),
-        )),
-        body: body.into_bytes(),
-    }
+    signed(secret, ts, body)
 }
 
 /// Where [`slack_request`]s ask for their answer.
@@ -195,6 +187,11 @@ pub fn slack_click(
     let body = form_urlencoded::Serializer::new(String::new())
         .append_pair("payload", &payload.to_string())
         .finish();
+    signed(secret, ts, body)
+}
+
+/// `body` as Slack signs it with `secret` at `ts`.
+fn signed(secret: &str, ts: i64, body: String) -> Signed {
     Signed {
         timestamp: Some(ts.to_string()),
         signature: Some(nbfleet_core::slack::sign(

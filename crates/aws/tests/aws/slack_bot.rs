@@ -116,6 +116,24 @@ fn slack(deliver: Deliver, channel: Option<&str>) -> Slack {
     }
 }
 
+/// A bot on `api` (with the token stored, or not), routing as `deliver` and `channel` say,
+/// falling back to `webhook`.
+async fn bot(
+    token: bool,
+    deliver: Deliver,
+    channel: Option<&str>,
+    webhook: &Arc<Webhook>,
+    api: &str,
+) -> SlackBot {
+    SlackBot::new(
+        secrets(token).await,
+        PARAMETER,
+        slack(deliver, channel),
+        webhook.clone(),
+        api,
+    )
+}
+
 fn soon() -> Notice {
     Notice::StoppingSoon {
         name: "exp-1".into(),
@@ -137,13 +155,7 @@ fn owned_by(owner: &str) -> Facts {
 async fn a_mapped_owner_gets_a_direct_message_with_the_buttons() {
     let (api, got) = slack_api(vec![]).await;
     let webhook = Arc::new(Webhook::default());
-    let bot = SlackBot::new(
-        secrets(true).await,
-        PARAMETER,
-        slack(Deliver::Owner, Some("C0OPS")),
-        webhook.clone(),
-        &api,
-    );
+    let bot = bot(true, Deliver::Owner, Some("C0OPS"), &webhook, &api).await;
     bot.notify(&soon(), &owned_by("AIDAALICE")).await.unwrap();
     let got = got.lock().unwrap().clone();
     assert_eq!(got.len(), 1);
@@ -161,21 +173,9 @@ async fn a_mapped_owner_gets_a_direct_message_with_the_buttons() {
 async fn an_owner_without_a_slack_user_is_told_in_the_channel_and_both_sends_to_each() {
     let (api, got) = slack_api(vec![]).await;
     let webhook = Arc::new(Webhook::default());
-    let bot = SlackBot::new(
-        secrets(true).await,
-        PARAMETER,
-        slack(Deliver::Owner, Some("C0OPS")),
-        webhook.clone(),
-        &api,
-    );
-    bot.notify(&soon(), &owned_by("AIDABOB")).await.unwrap();
-    let both = SlackBot::new(
-        secrets(true).await,
-        PARAMETER,
-        slack(Deliver::Both, Some("C0OPS")),
-        webhook.clone(),
-        &api,
-    );
+    let owner = bot(true, Deliver::Owner, Some("C0OPS"), &webhook, &api).await;
+    owner.notify(&soon(), &owned_by("AIDABOB")).await.unwrap();
+    let both = bot(true, Deliver::Both, Some("C0OPS"), &webhook, &api).await;
     both.notify(&soon(), &owned_by("AIDAALICE")).await.unwrap();
     let channels: Vec<Value> = got
         .lock()
@@ -185,32 +185,16 @@ async fn an_owner_without_a_slack_user_is_told_in_the_channel_and_both_sends_to_
         .collect();
     assert_eq!(channels, [json!("C0OPS"), json!("U0ALICE"), json!("C0OPS")]);
     // No channel and no user: the webhook takes it.
-    let nowhere = SlackBot::new(
-        secrets(true).await,
-        PARAMETER,
-        slack(Deliver::Owner, None),
-        webhook.clone(),
-        &api,
-    );
+    let nowhere = bot(true, Deliver::Owner, None, &webhook, &api).await;
     nowhere.notify(&soon(), &owned_by("AIDABOB")).await.unwrap();
     assert_eq!(webhook.0.lock().unwrap().len(), 1);
 }
 
 #[tokio::test]
 async fn a_429_is_retried_after_its_retry_after() {
-    let (api, got) = slack_api(vec![(
-        429,
-        "retry-after: 1\r\n",
-        r#"{"ok":false,"error":"ratelimited"}"#,
-    )])
-    .await;
-    let bot = SlackBot::new(
-        secrets(true).await,
-        PARAMETER,
-        slack(Deliver::Owner, None),
-        Arc::new(Webhook::default()),
-        &api,
-    );
+    let limited = (429, "retry-after: 1\r\n", r#"{"ok":false,"error":"ratelimited"}"#);
+    let (api, got) = slack_api(vec![limited]).await;
+    let bot = bot(true, Deliver::Owner, None, &Arc::default(), &api).await;
     bot.notify(&soon(), &owned_by("AIDAALICE")).await.unwrap();
     let got = got.lock().unwrap().clone();
     assert_eq!(got.len(), 2, "tried again");
@@ -222,25 +206,14 @@ async fn a_429_is_retried_after_its_retry_after() {
 
 #[tokio::test]
 async fn a_refusal_or_a_long_rate_limit_is_an_error_for_the_caller_to_log() {
-    let (api, _) = slack_api(vec![(200, "", r#"{"ok":false,"error":"channel_not_found"}"#)]).await;
-    let bot = SlackBot::new(
-        secrets(true).await,
-        PARAMETER,
-        slack(Deliver::Owner, None),
-        Arc::new(Webhook::default()),
-        &api,
-    );
-    let e = bot.notify(&soon(), &owned_by("AIDAALICE")).await.unwrap_err();
+    let refused = (200, "", r#"{"ok":false,"error":"channel_not_found"}"#);
+    let (api, _) = slack_api(vec![refused]).await;
+    let bot1 = bot(true, Deliver::Owner, None, &Arc::default(), &api).await;
+    let e = bot1.notify(&soon(), &owned_by("AIDAALICE")).await.unwrap_err();
     assert!(e.to_string().contains("channel_not_found"), "{e}");
     let (api, got) = slack_api(vec![(429, "retry-after: 3600\r\n", "{}")]).await;
-    let bot = SlackBot::new(
-        secrets(true).await,
-        PARAMETER,
-        slack(Deliver::Owner, None),
-        Arc::new(Webhook::default()),
-        &api,
-    );
-    let e = bot.notify(&soon(), &owned_by("AIDAALICE")).await.unwrap_err();
+    let bot2 = bot(true, Deliver::Owner, None, &Arc::default(), &api).await;
+    let e = bot2.notify(&soon(), &owned_by("AIDAALICE")).await.unwrap_err();
     assert!(e.to_string().contains("rate-limited"), "{e}");
     assert_eq!(
         got.lock().unwrap().len(),
@@ -253,13 +226,7 @@ async fn a_refusal_or_a_long_rate_limit_is_an_error_for_the_caller_to_log() {
 async fn without_a_bot_token_the_webhook_takes_every_notice() {
     let (api, got) = slack_api(vec![]).await;
     let webhook = Arc::new(Webhook::default());
-    let bot = SlackBot::new(
-        secrets(false).await,
-        PARAMETER,
-        slack(Deliver::Owner, Some("C0OPS")),
-        webhook.clone(),
-        &api,
-    );
+    let bot = bot(false, Deliver::Owner, Some("C0OPS"), &webhook, &api).await;
     bot.notify(&soon(), &owned_by("AIDAALICE")).await.unwrap();
     assert!(got.lock().unwrap().is_empty());
     assert_eq!(webhook.0.lock().unwrap().len(), 1);
