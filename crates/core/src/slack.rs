@@ -125,6 +125,11 @@ fn allowed(team: &str, user: &str, teams: &[String], users: &[String]) -> bool {
     teams.iter().any(|t| t == team) && (users.is_empty() || users.iter().any(|u| u == user))
 }
 
+/// Whether `s` is shaped like a Slack team or user id (`T0123ABCD`, `U0123ABCD`).
+fn slack_id(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 32 && s.chars().all(|c| c.is_ascii_alphanumeric())
+}
+
 /// Whom a Slack user acts as: the owner the operator mapped them to (`NBFLEET_SLACK_OWNERS`),
 /// so that they own what they launched from the CLI too; otherwise their Slack identity
 /// (`slack:TEAM:USER`), which owns only what they launch from Slack. Never an admin: admins
@@ -156,8 +161,7 @@ impl SlashRequest {
                 _ => {}
             }
         }
-        let id_ok = |s: &str| !s.is_empty() && s.len() <= 32 && s.chars().all(|c| c.is_ascii_alphanumeric());
-        if !id_ok(&req.team_id) || !id_ok(&req.user_id) {
+        if !slack_id(&req.team_id) || !slack_id(&req.user_id) {
             return Err("the request has no valid team_id or user_id".into());
         }
         if !req.response_url.starts_with("https://") {
@@ -229,8 +233,7 @@ impl Click {
             action_ts: text(&action["action_ts"]),
             message: p.get("message").cloned(),
         };
-        let id_ok = |s: &str| !s.is_empty() && s.len() <= 32 && s.chars().all(|c| c.is_ascii_alphanumeric());
-        if !id_ok(&click.team_id) || !id_ok(&click.user_id) {
+        if !slack_id(&click.team_id) || !slack_id(&click.user_id) {
             return Err("the interaction has no valid team or user id".into());
         }
         if click.action_ts.is_empty() || click.action_ts.len() > 32 {
