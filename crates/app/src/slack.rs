@@ -126,7 +126,7 @@ pub async fn slash(deps: &Deps, jobs: &dyn Jobs, secret: &[u8], req: &Signed) ->
         return Ok(confirm_delete(name));
     }
     if !command.is_slow() {
-        let text = execute(deps, &form.owner(&deps.cfg.slack.owners), &command, None).await;
+        let text = execute(deps, &form.owner(&deps.cfg.slack), &command, None).await;
         return Ok(slack::ephemeral(&text));
     }
     let job = req.job();
@@ -221,7 +221,7 @@ fn clicked(deps: &Deps, body: &[u8]) -> Result<Option<slack::Click>> {
 async fn run_click(deps: &Deps, responder: &dyn Responder, click: &slack::Click) -> Result<()> {
     use nbfleet_core::blocks::{self, Button};
     let (owner, name, who) = (
-        click.owner(&deps.cfg.slack.owners),
+        click.owner(&deps.cfg.slack),
         click.notebook.as_str(),
         format!("<@{}>", click.user_id),
     );
@@ -325,7 +325,7 @@ pub async fn run_job(deps: &Deps, responder: &dyn Responder, secret: &[u8], job:
         return Ok(());
     }
     let token = slack::launch_token(secret, &job.signature);
-    let text = execute(deps, &form.owner(&deps.cfg.slack.owners), &command, Some(token)).await;
+    let text = execute(deps, &form.owner(&deps.cfg.slack), &command, Some(token)).await;
     responder
         .respond(&form.response_url, &slack::ephemeral(&text))
         .await

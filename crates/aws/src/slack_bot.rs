@@ -1,6 +1,7 @@
 //! The Notifier port through a Slack app's bot token: a notice goes to its owner as a direct
 //! message (`chat.postMessage` to their Slack user, mapped by `NBFLEET_SLACK_OWNERS`), to the
-//! operator's channel, or both (`NBFLEET_SLACK_DELIVER`). The token is a secret in Parameter
+//! channel, or both (`NBFLEET_SLACK_DELIVER`); an operator's notice (an orphaned instance) to the
+//! operator's channel (`NBFLEET_SLACK_OPERATOR_CHANNEL`). The token is a secret in Parameter
 //! Store (`NBFLEET_SLACK_BOT_TOKEN_PARAMETER`), read once per process; without it, or for a
 //! notice that has nowhere to go, the incoming webhook takes the notice as before.
 //!
@@ -55,8 +56,12 @@ impl SlackBot {
         }
     }
 
-    /// Where `facts`' notice goes: the owner's user, the channel, or both.
-    fn targets(&self, facts: &Facts) -> Vec<String> {
+    /// Where `notice` goes: the operator's channel for an operator's notice (an orphaned
+    /// instance) where there is one; otherwise the owner's user, the channel, or both.
+    fn targets(&self, notice: &Notice, facts: &Facts) -> Vec<String> {
+        if let (Notice::Orphan { .. }, Some(ops)) = (notice, &self.slack.operator_channel) {
+            return vec![ops.clone()];
+        }
         let user = facts
             .owner_id
             .as_deref()
@@ -130,7 +135,7 @@ impl Notifier for SlackBot {
             .token
             .get_or_try_init(|| self.secrets.get(&self.token_parameter))
             .await?;
-        let targets = self.targets(facts);
+        let targets = self.targets(notice, facts);
         let Some(token) = token.as_deref().filter(|_| !targets.is_empty()) else {
             return self.webhook.notify(notice, facts).await;
         };

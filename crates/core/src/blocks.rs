@@ -120,6 +120,8 @@ pub struct Facts {
     pub state: Option<String>,
     pub instance_type: Option<String>,
     pub cost_usd: Option<f64>,
+    /// The run a Stopped notice ends: its hours and what they cost (`None`: no price).
+    pub run: Option<(f64, Option<f64>)>,
 }
 
 impl Facts {
@@ -130,6 +132,10 @@ impl Facts {
         }
         if let Some(t) = &self.instance_type {
             parts.push(t.clone());
+        }
+        if let Some((hours, usd)) = self.run {
+            let usd = usd.map_or("no price".to_string(), |u| format!("${u:.2}"));
+            parts.push(format!("this run {hours:.1} h, {usd}"));
         }
         if let Some(c) = self.cost_usd {
             parts.push(format!("${c:.2} so far"));
@@ -263,6 +269,7 @@ mod tests {
             state: Some("Ready".into()),
             instance_type: Some("g5.xlarge".into()),
             cost_usd: Some(3.456),
+            run: None,
         }
     }
 
@@ -399,6 +406,34 @@ mod tests {
         ] {
             assert_eq!(Button::parse(bad), None, "{bad}");
         }
+    }
+
+    /// Golden: the Stopped notice tells what the run it ends cost, and offers Start.
+    #[test]
+    fn stopped_says_what_the_run_cost() {
+        let stopped = &every_notice()[2];
+        let facts = Facts {
+            state: Some("Stopped".into()),
+            run: Some((2.5, Some(3.0175))),
+            ..facts()
+        };
+        let m = notice(stopped, &facts);
+        check(&m).unwrap();
+        assert_eq!(
+            m["blocks"][1]["elements"][0]["text"],
+            "Stopped · g5.xlarge · this run 2.5 h, $3.02 · $3.46 so far"
+        );
+        let unpriced = notice(
+            stopped,
+            &Facts {
+                run: Some((1.0, None)),
+                ..facts
+            },
+        );
+        assert_eq!(
+            unpriced["blocks"][1]["elements"][0]["text"],
+            "Stopped · g5.xlarge · this run 1.0 h, no price · $3.46 so far"
+        );
     }
 
     #[test]

@@ -155,6 +155,12 @@ pub struct Slack {
     pub channel: Option<String>,
     /// `NBFLEET_SLACK_DELIVER`: where the bot sends a notice.
     pub deliver: Deliver,
+    /// `NBFLEET_SLACK_OPERATOR_CHANNEL`: the channel (`C…`) for the operator's notices (an
+    /// orphaned instance), which belong to no owner. Without it they go where `deliver` says.
+    pub operator_channel: Option<String>,
+    /// `NBFLEET_SLACK_ADMINS`: Slack users who act as admins from Slack (any notebook's buttons
+    /// and commands). None by default: Slack's login is the workspace's, not IAM's.
+    pub admins: Vec<String>,
 }
 
 /// Where a notice goes when there is a bot token.
@@ -294,7 +300,9 @@ fn build(env: &Env) -> Result<Config, ConfigError> {
             owners: slack_owners(env)?,
             response_hosts: env.list("NBFLEET_SLACK_RESPONSE_HOSTS", ""),
             bot_token_parameter: env.optional("NBFLEET_SLACK_BOT_TOKEN_PARAMETER"),
-            channel: slack_channel(env)?,
+            channel: slack_channel(env, "NBFLEET_SLACK_CHANNEL")?,
+            operator_channel: slack_channel(env, "NBFLEET_SLACK_OPERATOR_CHANNEL")?,
+            admins: slack_users(env, "NBFLEET_SLACK_ADMINS")?,
             deliver: match env.optional("NBFLEET_SLACK_DELIVER").as_deref() {
                 None | Some("owner") => Deliver::Owner,
                 Some("channel") => Deliver::Channel,
@@ -323,8 +331,8 @@ fn runtime_ceiling(env: &Env) -> Result<u32, ConfigError> {
     Ok(ceiling)
 }
 
-fn slack_channel(env: &Env) -> Result<Option<String>, ConfigError> {
-    let channel = env.optional("NBFLEET_SLACK_CHANNEL");
+fn slack_channel(env: &Env, var: &'static str) -> Result<Option<String>, ConfigError> {
+    let channel = env.optional(var);
     match &channel {
         Some(c)
             if !(c.len() <= 32
@@ -332,11 +340,27 @@ fn slack_channel(env: &Env) -> Result<Option<String>, ConfigError> {
                 && c.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())) =>
         {
             Err(ConfigError::new(
-                "NBFLEET_SLACK_CHANNEL",
+                var,
                 format!("{c:?} is not a channel id (C0123ABCD)"),
             ))
         }
         _ => Ok(channel),
+    }
+}
+
+/// Whether `s` is shaped like a Slack user id (`U0123ABCD`).
+fn slack_user(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 32 && s.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+}
+
+fn slack_users(env: &Env, var: &'static str) -> Result<Vec<String>, ConfigError> {
+    let users = env.list(var, "");
+    match users.iter().find(|u| !slack_user(u)) {
+        Some(bad) => Err(ConfigError::new(
+            var,
+            format!("{bad:?} is not a Slack user id (U0123ABCD)"),
+        )),
+        None => Ok(users),
     }
 }
 
@@ -346,10 +370,7 @@ fn slack_owners(env: &Env) -> Result<std::collections::BTreeMap<String, String>,
         .iter()
         .map(|pair| match pair.split_once('=') {
             Some((user, owner))
-                if !user.is_empty()
-                    && user.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
-                    && !owner.is_empty()
-                    && !owner.contains(char::is_whitespace) =>
+                if slack_user(user) && !owner.is_empty() && !owner.contains(char::is_whitespace) =>
             {
                 Ok((user.to_string(), owner.to_string()))
             }
@@ -634,9 +655,13 @@ pub(crate) mod tests {
                 "NBFLEET_SLACK_OWNERS",
                 "U0ALICE=AROAEXAMPLE:alice,U0BOB=AIDAEXAMPLEBOB",
             ),
+            ("NBFLEET_SLACK_ADMINS", "U0DAVE"),
+            ("NBFLEET_SLACK_OPERATOR_CHANNEL", "C0OPS"),
         ]))
         .unwrap();
         assert_eq!(ok.admins.len(), 2);
+        assert_eq!(ok.slack.admins, ["U0DAVE"]);
+        assert_eq!(ok.slack.operator_channel.as_deref(), Some("C0OPS"));
         assert_eq!(ok.owner_mode, crate::identity::OwnerMode::Role);
         assert_eq!(ok.slack.owners["U0ALICE"], "AROAEXAMPLE:alice");
         for (var, value) in [
@@ -646,6 +671,9 @@ pub(crate) mod tests {
             ("NBFLEET_SLACK_OWNERS", "U0ALICE"),
             ("NBFLEET_SLACK_OWNERS", "alice=AROAEXAMPLE:alice"),
             ("NBFLEET_SLACK_OWNERS", "U0ALICE=AROA EXAMPLE"),
+            ("NBFLEET_SLACK_ADMINS", "dave"),
+            ("NBFLEET_SLACK_ADMINS", "arn:aws:iam::123456789012:user/dave"),
+            ("NBFLEET_SLACK_OPERATOR_CHANNEL", "#ops"),
         ] {
             let err = from_vars(vars(&[("NBFLEET_TABLE", "t"), (var, value)])).unwrap_err();
             assert_eq!(err.var, var, "{value}: {err}");

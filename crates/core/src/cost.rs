@@ -344,6 +344,14 @@ impl Notebook {
         s
     }
 
+    /// The latest run (the current one, ending `now`, or the last that ended): its hours, and
+    /// what they cost at its type's price (`None`: no price).
+    pub fn last_run(&self, prices: &PriceTable, now: Timestamp) -> Option<(f64, Option<f64>)> {
+        let (from, to, t) = self.runs_to(now).last()?;
+        let hours = to.duration_since(from).as_secs_f64().max(0.0) / 3600.0;
+        Some((hours, prices.usd_per_hour.get(t).map(|p| p * hours)))
+    }
+
     /// Seconds run so far, the current run included.
     pub fn running_seconds_at(&self, now: Timestamp) -> u64 {
         let current = self
@@ -386,6 +394,24 @@ mod tests {
 
     fn at(s: i64) -> Timestamp {
         Timestamp::from_second(s).unwrap()
+    }
+
+    #[test]
+    fn the_last_run_is_the_current_one_or_the_last_that_ended() {
+        let prices = PriceTable::parse("g5.xlarge=2", "test").unwrap();
+        let mut nb = sample(at(0));
+        assert_eq!(nb.last_run(&prices, at(10)), None, "never ran");
+        nb.instance_type = "g5.xlarge".into();
+        nb.started_running(at(0));
+        nb.stopped_running(at(3600));
+        nb.started_running(at(7200));
+        nb.stopped_running(at(7200 + 5400));
+        assert_eq!(nb.last_run(&prices, at(99_999)), Some((1.5, Some(3.0))));
+        nb.started_running(at(20_000));
+        assert_eq!(nb.last_run(&prices, at(20_000 + 1800)), Some((0.5, Some(1.0))));
+        nb.instance_type = "x9.huge".into();
+        nb.stopped_running(at(20_000 + 3600));
+        assert_eq!(nb.last_run(&prices, at(30_000)), Some((1.0, None)), "no price");
     }
 
     #[test]

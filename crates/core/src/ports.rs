@@ -623,6 +623,9 @@ async fn facts_of(deps: &Deps, notice: &Notice) -> crate::blocks::Facts {
             state: Some(nb.state.to_string()),
             instance_type: Some(nb.instance_type.clone()),
             cost_usd: nb.cost(&deps.cfg.prices, deps.clock.now()).cost_usd,
+            run: matches!(notice, Notice::Stopped { .. })
+                .then(|| nb.last_run(&deps.cfg.prices, deps.clock.now()))
+                .flatten(),
         },
         _ => crate::blocks::Facts::default(),
     }

@@ -11,7 +11,6 @@ use crate::validate::validate_name;
 use hmac::{Hmac, KeyInit, Mac};
 use jiff::Timestamp;
 use sha2::Sha256;
-use std::collections::BTreeMap;
 
 /// How far a request's timestamp may be from now, either way.
 pub const WINDOW_SECONDS: i64 = 5 * 60;
@@ -132,14 +131,14 @@ fn slack_id(s: &str) -> bool {
 
 /// Whom a Slack user acts as: the owner the operator mapped them to (`NBFLEET_SLACK_OWNERS`),
 /// so that they own what they launched from the CLI too; otherwise their Slack identity
-/// (`slack:TEAM:USER`), which owns only what they launch from Slack. Never an admin: admins
-/// are IAM principals.
-pub fn owner(team_id: &str, user_id: &str, owners: &BTreeMap<String, String>) -> Principal {
+/// (`slack:TEAM:USER`), which owns only what they launch from Slack. An admin only where the
+/// operator lists the user in `NBFLEET_SLACK_ADMINS`.
+pub fn owner(team_id: &str, user_id: &str, slack: &crate::config::Slack) -> Principal {
     let name = format!("slack:{team_id}:{user_id}");
     Principal {
-        id: owners.get(user_id).cloned().unwrap_or_else(|| name.clone()),
+        id: slack.owners.get(user_id).cloned().unwrap_or_else(|| name.clone()),
         name,
-        admin: false,
+        admin: slack.admins.iter().any(|a| a == user_id),
     }
 }
 
@@ -172,8 +171,8 @@ impl SlashRequest {
 
     /// The owner nbfleet records for notebooks launched from Slack.
     /// Whom this user acts as (see [`owner`]).
-    pub fn owner(&self, owners: &BTreeMap<String, String>) -> Principal {
-        owner(&self.team_id, &self.user_id, owners)
+    pub fn owner(&self, slack: &crate::config::Slack) -> Principal {
+        owner(&self.team_id, &self.user_id, slack)
     }
 
     /// Whether this team and user may use `/notebook`: the team must be listed; an empty user
@@ -243,8 +242,8 @@ impl Click {
     }
 
     /// Whom this user acts as (see [`owner`]).
-    pub fn owner(&self, owners: &BTreeMap<String, String>) -> Principal {
-        owner(&self.team_id, &self.user_id, owners)
+    pub fn owner(&self, slack: &crate::config::Slack) -> Principal {
+        owner(&self.team_id, &self.user_id, slack)
     }
 
     /// Whether this team and user may use nbfleet from Slack (see [`allowed`]).
@@ -493,6 +492,8 @@ fn is_instance_type(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Slack;
+    use std::collections::BTreeMap;
 
     const SECRET: &[u8] = b"8f742231b10e8888abcd99yyyzzz85a5";
     // Slack's documented example request.
@@ -605,15 +606,22 @@ mod tests {
             ("T1DC2JH3J", "U2CERLKJA")
         );
         assert!(req.response_url.starts_with("https://hooks.slack.com/commands/"));
-        let unmapped = req.owner(&BTreeMap::new());
+        let unmapped = req.owner(&Slack::default());
         assert_eq!(
             (unmapped.id.as_str(), unmapped.name.as_str()),
             ("slack:T1DC2JH3J:U2CERLKJA", "slack:T1DC2JH3J:U2CERLKJA")
         );
         // Mapped by the operator: the Slack user acts as the IAM owner they launch as from the CLI.
-        let owners = BTreeMap::from([("U2CERLKJA".to_string(), "AROAEXAMPLE:alice".to_string())]);
-        let mapped = req.owner(&owners);
+        let mut slack = Slack {
+            owners: BTreeMap::from([("U2CERLKJA".to_string(), "AROAEXAMPLE:alice".to_string())]),
+            ..Slack::default()
+        };
+        let mapped = req.owner(&slack);
         assert_eq!((mapped.id.as_str(), mapped.admin), ("AROAEXAMPLE:alice", false));
+        // Listed by the operator as an admin: acts on any notebook, still as their own owner.
+        slack.admins = vec!["U2CERLKJA".into()];
+        let admin = req.owner(&slack);
+        assert_eq!((admin.id.as_str(), admin.admin), ("AROAEXAMPLE:alice", true));
         let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
         assert!(req.allowed(&s(&["T1DC2JH3J"]), &[]));
         assert!(req.allowed(&s(&["T1DC2JH3J"]), &s(&["U2CERLKJA"])));

@@ -266,13 +266,19 @@ impl Compute for HookedCompute {
     }
 }
 
-/// A `Notifier` that keeps what it is told, for tests that check a notice went out.
+/// A `Notifier` that keeps what it is told, with the record's facts it went out with, for
+/// tests that check a notice went out.
 #[derive(Default)]
-pub struct Heard(Mutex<Vec<nbfleet_core::ports::Notice>>);
+pub struct Heard(Mutex<Vec<(nbfleet_core::ports::Notice, nbfleet_core::blocks::Facts)>>);
 
 impl Heard {
     pub fn notices(&self) -> Vec<nbfleet_core::ports::Notice> {
-        self.0.lock().unwrap().clone()
+        self.0.lock().unwrap().iter().map(|(n, _)| n.clone()).collect()
+    }
+
+    /// Each notice's facts, in the order told.
+    pub fn facts(&self) -> Vec<nbfleet_core::blocks::Facts> {
+        self.0.lock().unwrap().iter().map(|(_, f)| f.clone()).collect()
     }
 }
 
@@ -281,9 +287,9 @@ impl nbfleet_core::ports::Notifier for Heard {
     async fn notify(
         &self,
         notice: &nbfleet_core::ports::Notice,
-        _: &nbfleet_core::blocks::Facts,
+        facts: &nbfleet_core::blocks::Facts,
     ) -> Result<()> {
-        self.0.lock().unwrap().push(notice.clone());
+        self.0.lock().unwrap().push((notice.clone(), facts.clone()));
         Ok(())
     }
 }

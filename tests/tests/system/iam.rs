@@ -105,73 +105,13 @@ async fn each_functions_iam_actions_are_the_operations_its_code_calls() {
     nbfleet_testkit::api::types(&deps);
     compare(&w.facts, "nbfleet-read", &log, &mut mismatches);
 
-    // lifecycle: extend, probe and stop a Ready notebook, start a Stopped one, delete two (one with an
-    // instance, one without).
-    let (mut deps, log) = w.deps("nbfleet-lifecycle");
-    deps.cfg.budgets.insert(owner_id, 1000.0);
-    let ready = |nb: &mut Notebook| {
-        nb.state = State::Ready;
-        nb.running_since = Some(Timestamp::now());
-    };
-    w.notebook("lc-a", ready).await;
-    let extend = json!({"minutes": 30}).to_string();
-    nbfleet_testkit::api::extend(&deps, OWNER, "lc-a", extend.as_bytes())
-        .await
-        .unwrap();
-    // A new token while Ready (the secret replaced, the health check sent), then again once
-    // the first is settled (the parameter exists: overwritten, then tagged).
-    nbfleet_testkit::api::credential(&deps, OWNER, "lc-a", b"{}")
-        .await
-        .unwrap();
-    w.set("lc-a", |nb| nb.credential_change = None).await;
-    nbfleet_testkit::api::credential(&deps, OWNER, "lc-a", b"{}")
-        .await
-        .unwrap();
-    // The idle probe on demand.
-    let mut probing = deps.clone();
-    probing.commands = Arc::new(w.commands(&log, idle_probe));
-    let wait = std::time::Duration::from_secs(5);
-    let (status, _) = nbfleet_testkit::api::check(&probing, OWNER, "lc-a", wait)
-        .await
-        .unwrap();
-    assert_eq!(status, 200);
-    // A bigger disk while Ready; a new type once Stopped.
-    let bigger = json!({"volume_gb": 200}).to_string();
-    nbfleet_testkit::api::modify(&deps, OWNER, "lc-a", bigger.as_bytes())
-        .await
-        .unwrap();
-    nbfleet_testkit::api::stop(&deps, OWNER, "lc-a").await.unwrap();
-    w.set("lc-a", |nb| nb.state = State::Stopped).await;
-    let retype = json!({"instance_type": "g6.xlarge"}).to_string();
-    nbfleet_testkit::api::modify(&deps, OWNER, "lc-a", retype.as_bytes())
-        .await
-        .unwrap();
-    nbfleet_testkit::api::start(&deps, OWNER, "lc-a").await.unwrap();
-    w.notebook("lc-b", ready).await;
-    nbfleet_testkit::api::delete(&deps, OWNER, "lc-b", true)
-        .await
-        .unwrap();
-    // launch again: a restore of lc-b's disk (an image of its snapshot, then deregistered).
-    let restore = json!({"name": "la-restored", "restore_from": "lc-b"}).to_string();
-    nbfleet_testkit::api::launch(&launch_deps, OWNER, restore.as_bytes())
-        .await
-        .unwrap();
-    compare(&w.facts, "nbfleet-launch", &launch_log, &mut mismatches);
-    // lifecycle: the snapshot deleted.
-    let snapshot = w.seed.store.require("lc-b").await.unwrap().snapshot_id.unwrap();
-    nbfleet_testkit::api::delete_snapshot(&deps, OWNER, &snapshot)
-        .await
-        .unwrap();
-    // A launch that failed before any instance: deleting it finishes at once.
-    w.notebook("lc-c", |nb| {
-        nb.state = State::Failed;
-        nb.instance_id = None;
-    })
+    Box::pin(lifecycle_calls(
+        &w,
+        (launch_deps, launch_log),
+        owner_id,
+        &mut mismatches,
+    ))
     .await;
-    nbfleet_testkit::api::delete(&deps, OWNER, "lc-c", true)
-        .await
-        .unwrap();
-    compare(&w.facts, "nbfleet-lifecycle", &log, &mut mismatches);
 
     // configure: first boot (bootstrap sent, then Ready from its report); a restart whose
     // report does not match (Failed, instance stopped); stopped and terminated events; an early
@@ -305,6 +245,90 @@ async fn each_functions_iam_actions_are_the_operations_its_code_calls() {
             .collect::<Vec<_>>()
             .join("\n")
     );
+}
+
+/// The lifecycle function's paths (and a restore through the launch function, whose calls are
+/// compared here), as [`each_functions_iam_actions_are_the_operations_its_code_calls`] drives
+/// them.
+async fn lifecycle_calls(
+    w: &World,
+    (launch_deps, launch_log): (nbfleet_core::ports::Deps, CallLog),
+    owner_id: String,
+    mismatches: &mut BTreeMap<String, String>,
+) {
+    // lifecycle: extend, probe and stop a Ready notebook, start a Stopped one, delete two (one with an
+    // instance, one without).
+    let (mut deps, log) = w.deps("nbfleet-lifecycle");
+    deps.cfg.budgets.insert(owner_id.clone(), 1000.0);
+    let ready = |nb: &mut Notebook| {
+        nb.state = State::Ready;
+        nb.running_since = Some(Timestamp::now());
+    };
+    w.notebook("lc-a", ready).await;
+    let extend = json!({"minutes": 30}).to_string();
+    nbfleet_testkit::api::extend(&deps, OWNER, "lc-a", extend.as_bytes())
+        .await
+        .unwrap();
+    // A new token while Ready (the secret replaced, the health check sent), then again once
+    // the first is settled (the parameter exists: overwritten, then tagged).
+    nbfleet_testkit::api::credential(&deps, OWNER, "lc-a", b"{}")
+        .await
+        .unwrap();
+    w.set("lc-a", |nb| nb.credential_change = None).await;
+    nbfleet_testkit::api::credential(&deps, OWNER, "lc-a", b"{}")
+        .await
+        .unwrap();
+    // The idle probe on demand.
+    let mut probing = deps.clone();
+    probing.commands = Arc::new(w.commands(&log, idle_probe));
+    let wait = std::time::Duration::from_secs(5);
+    let (status, _) = nbfleet_testkit::api::check(&probing, OWNER, "lc-a", wait)
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    // A bigger disk while Ready; a new type once Stopped.
+    let bigger = json!({"volume_gb": 200}).to_string();
+    nbfleet_testkit::api::modify(&deps, OWNER, "lc-a", bigger.as_bytes())
+        .await
+        .unwrap();
+    nbfleet_testkit::api::stop(&deps, OWNER, "lc-a").await.unwrap();
+    w.set("lc-a", |nb| nb.state = State::Stopped).await;
+    let retype = json!({"instance_type": "g6.xlarge"}).to_string();
+    nbfleet_testkit::api::modify(&deps, OWNER, "lc-a", retype.as_bytes())
+        .await
+        .unwrap();
+    nbfleet_testkit::api::start(&deps, OWNER, "lc-a").await.unwrap();
+    w.notebook("lc-b", ready).await;
+    nbfleet_testkit::api::delete(&deps, OWNER, "lc-b", true)
+        .await
+        .unwrap();
+    // launch again: a restore of lc-b's disk (an image of its snapshot, then deregistered).
+    let restore = json!({"name": "la-restored", "restore_from": "lc-b"}).to_string();
+    nbfleet_testkit::api::launch(&launch_deps, OWNER, restore.as_bytes())
+        .await
+        .unwrap();
+    compare(&w.facts, "nbfleet-launch", &launch_log, mismatches);
+    // lifecycle: the snapshot deleted.
+    let snapshot = w.seed.store.require("lc-b").await.unwrap().snapshot_id.unwrap();
+    nbfleet_testkit::api::delete_snapshot(&deps, OWNER, &snapshot)
+        .await
+        .unwrap();
+    // A launch that failed before any instance: deleting it finishes at once.
+    w.notebook("lc-c", |nb| {
+        nb.state = State::Failed;
+        nb.instance_id = None;
+    })
+    .await;
+    nbfleet_testkit::api::delete(&deps, OWNER, "lc-c", true)
+        .await
+        .unwrap();
+    // A start past the owner's budget: refused, and the owner told (the webhook's parameter).
+    w.set("lc-a", |nb| nb.state = State::Stopped).await;
+    let mut broke = deps.clone();
+    broke.cfg.budgets.insert(owner_id, 1e-9);
+    let refused = nbfleet_testkit::api::start(&broke, OWNER, "lc-a").await;
+    assert!(refused.is_err(), "past the budget: {refused:?}");
+    compare(&w.facts, "nbfleet-lifecycle", &log, mismatches);
 }
 
 /// A response_url nobody reads.

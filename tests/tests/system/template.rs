@@ -56,7 +56,7 @@ fn environment(function: &Value) -> BTreeMap<String, String> {
 /// Read by every function with a default that holds where the template leaves them out: bounds
 /// the template keeps at the code's, and Slack settings only the functions that use Slack get
 /// (absent: no Slack there).
-const OPTIONAL_KNOBS: [&str; 12] = [
+const OPTIONAL_KNOBS: [&str; 14] = [
     "NBFLEET_IDLE_TIMEOUT_MINUTES_MIN",
     "NBFLEET_IDLE_TIMEOUT_MINUTES_MAX",
     "NBFLEET_VOLUME_GB_MIN",
@@ -69,6 +69,8 @@ const OPTIONAL_KNOBS: [&str; 12] = [
     "NBFLEET_SLACK_USERS",
     "NBFLEET_SLACK_OWNERS",
     "NBFLEET_SLACK_RESPONSE_HOSTS",
+    "NBFLEET_SLACK_OPERATOR_CHANNEL",
+    "NBFLEET_SLACK_ADMINS",
 ];
 
 #[test]

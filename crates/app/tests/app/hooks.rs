@@ -141,7 +141,8 @@ async fn an_automatic_stop_tells_the_owner_with_the_hooks_outcome_once_it_ends()
     let run = RunCommand::succeeding(|_| hook_report(1, "upload failed: AccessDenied"));
     let (e, nb) = with_hook(run, "told").await;
     let now = e.clock.now();
-    let stopping = nb.moved_to(State::Stopping, now).unwrap();
+    let mut stopping = nb.moved_to(State::Stopping, now).unwrap();
+    stopping.running_since = Some(now - jiff::SignedDuration::from_hours(2));
     e.deps.store.put(&stopping, nb.expect()).await.unwrap();
     let reason = "stopped: idle since 10:00 UTC".to_string();
     nbfleet_app::hooks::stop(&e.deps, stopping, true, Some(reason), now)
@@ -159,6 +160,11 @@ async fn an_automatic_stop_tells_the_owner_with_the_hooks_outcome_once_it_ends()
             && text.contains("pre-stop hook failed (exit 1): upload failed: AccessDenied"),
         "{text}"
     );
+    let (hours, usd) = e.heard.facts()[0]
+        .run
+        .expect("the Stopped notice says what the run cost");
+    assert_eq!(hours, 2.0, "the run the stop ends");
+    assert!(usd.is_some_and(|u| u > 0.0), "{usd:?}");
 }
 
 #[tokio::test]

@@ -608,6 +608,25 @@ async fn a_strangers_click_is_refused_with_not_yours_only_to_them_and_changes_no
 }
 
 #[tokio::test]
+async fn a_slack_admin_the_operator_listed_may_press_anyones_buttons_and_nobody_else_is_one() {
+    let mut e = env().await;
+    e.env.deps.cfg.slack.admins = vec!["U9".into()];
+    e.ready_from_slack("exp-adm").await;
+    e.click("U2", "nbfleet_stop_now", "exp-adm").await.unwrap();
+    e.run_jobs().await;
+    assert!(text(&e.last_answer()).contains("exp-adm is not yours"));
+    e.click("U9", "nbfleet_stop_now", "exp-adm").await.unwrap();
+    e.run_jobs().await;
+    let nb = e.deps.store.require("exp-adm").await.unwrap();
+    assert!(
+        matches!(nb.state, State::Stopping | State::Stopped),
+        "{:?}",
+        nb.state
+    );
+    assert!(text(&e.last_answer()).contains("stop asked by <@U9>"));
+}
+
+#[tokio::test]
 async fn stop_now_stops_the_notebook_and_says_so_in_place_of_the_buttons() {
     let e = env().await;
     e.ready_from_slack("exp-d").await;

@@ -148,6 +148,7 @@ fn owned_by(owner: &str) -> Facts {
         state: Some("Ready".into()),
         instance_type: Some("g5.xlarge".into()),
         cost_usd: Some(2.0),
+        run: None,
     }
 }
 
@@ -230,4 +231,32 @@ async fn without_a_bot_token_the_webhook_takes_every_notice() {
     bot.notify(&soon(), &owned_by("AIDAALICE")).await.unwrap();
     assert!(got.lock().unwrap().is_empty());
     assert_eq!(webhook.0.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn an_orphan_goes_to_the_operators_channel_and_the_owners_notices_do_not() {
+    let (api, got) = slack_api(vec![]).await;
+    let webhook = Arc::new(Webhook::default());
+    let with_ops = Slack {
+        operator_channel: Some("C0PLATFORM".into()),
+        ..slack(Deliver::Owner, Some("C0TEAM"))
+    };
+    let ops = SlackBot::new(secrets(true).await, PARAMETER, with_ops, webhook.clone(), &api);
+    let orphan = Notice::Orphan {
+        name: "exp-1".into(),
+        instance_id: "i-0123".into(),
+    };
+    ops.notify(&orphan, &Facts::default()).await.unwrap();
+    ops.notify(&soon(), &owned_by("AIDAALICE")).await.unwrap();
+    let channels: Vec<Value> = got
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|g| g.body["channel"].clone())
+        .collect();
+    assert_eq!(channels, [json!("C0PLATFORM"), json!("U0ALICE")]);
+    // Without an operator's channel an orphan goes where any notice without an owner goes.
+    let plain = bot(true, Deliver::Owner, Some("C0TEAM"), &webhook, &api).await;
+    plain.notify(&orphan, &Facts::default()).await.unwrap();
+    assert_eq!(got.lock().unwrap().last().unwrap().body["channel"], "C0TEAM");
 }

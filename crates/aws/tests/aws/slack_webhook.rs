@@ -87,6 +87,7 @@ async fn a_notice_is_posted_to_the_webhook_in_the_parameter() {
         state: Some("Ready".into()),
         instance_type: Some("g5.xlarge".into()),
         cost_usd: Some(1.5),
+        run: None,
     };
     notifier.notify(&warn, &facts).await.unwrap();
     let got = got.lock().unwrap().clone();
