@@ -72,14 +72,15 @@ $(BASELINE_VENV)/.installed:
 	$(BASELINE_VENV)/bin/pip install --quiet boto3
 	touch $@
 
-bench: venv build $(BASELINE_VENV)/.installed hello-lambda ## benchmarks on moto: the sweep (N = 100, 1000, 5000), the pipeline's overhead, each Lambda's cold start, memory and zip size against Python, the monthly cost, the idle probe on an instance; to bench/results.md
-	cargo build -p nbfleet-bench --bin sweep-bench --bin pipeline-bench --bin lambda-bench --bin probe-bench
+bench: venv build $(BASELINE_VENV)/.installed hello-lambda ## benchmarks on moto: the sweep (N = 100, 1000, 5000), the pipeline's overhead, each Lambda's cold start, memory and zip size against Python, the monthly cost, the idle probe on an instance, a Slack button's acknowledgement; to bench/results.md
+	cargo build -p nbfleet-bench --bin sweep-bench --bin pipeline-bench --bin lambda-bench --bin probe-bench --bin slack-bench
 	rm -f target/bench/*.md target/bench/*.json
 	status=0; \
 	scripts/with-moto.sh target/debug/sweep-bench || status=1; \
 	scripts/with-moto.sh target/debug/pipeline-bench || status=1; \
 	scripts/with-moto.sh target/debug/lambda-bench || status=1; \
 	scripts/with-moto.sh target/debug/probe-bench || status=1; \
+	scripts/with-moto.sh target/debug/slack-bench || status=1; \
 	bench/assemble.sh; \
 	exit $$status
 
