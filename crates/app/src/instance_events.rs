@@ -492,8 +492,25 @@ pub async fn finish_termination(deps: &Deps, nb: &Notebook, now: Timestamp) -> R
     Ok(next)
 }
 
+/// Writes EC2's word on `prev`; a notebook that was up and is on its way down without nbfleet
+/// asking (the console, the OS, the on-instance fallback) is news to its owner, told once: the
+/// write is conditional, so a duplicate event finds it moved already.
 async fn save(deps: &Deps, prev: &Notebook, next: Notebook) -> Result<Outcome> {
     deps.store.put(&next, prev.expect()).await?;
+    if matches!(prev.state, State::Configuring | State::Ready)
+        && matches!(next.state, State::Stopping | State::Stopped)
+    {
+        let reason = "from outside nbfleet (the EC2 console or API, or the machine itself: a \
+                      shutdown, or the on-instance idle fallback)";
+        tell(
+            deps,
+            Notice::Stopped {
+                name: next.name.clone(),
+                reason: reason.into(),
+            },
+        )
+        .await;
+    }
     Ok(Outcome::Moved {
         notebook: next.name,
         to: next.state,

@@ -124,10 +124,25 @@ async fn ec2_events_on_the_way_down_update_the_record() {
         .await
         .unwrap();
     assert_eq!(e.record("downhill").await.state, State::Stopping);
-    on_instance_state(&e.deps, &id, InstanceState::Stopped, EVENT, e.clock.now())
-        .await
-        .unwrap();
+    // Delivered twice, and then the stop itself: the owner is told once, with a Start button.
+    for state in [InstanceState::Stopping, InstanceState::Stopped] {
+        on_instance_state(&e.deps, &id, state, EVENT, e.clock.now())
+            .await
+            .unwrap();
+    }
     assert_eq!(e.record("downhill").await.state, State::Stopped);
+    match e.heard.notices().as_slice() {
+        [notice @ nbfleet_core::ports::Notice::Stopped { .. }] => {
+            assert!(
+                notice.text().contains("was stopped: from outside nbfleet"),
+                "{}",
+                notice.text()
+            );
+            let buttons = nbfleet_core::blocks::buttons(notice);
+            assert_eq!(buttons, [nbfleet_core::blocks::Button::Start]);
+        }
+        other => panic!("one Stopped notice: {other:?}"),
+    }
     on_instance_state(&e.deps, &id, InstanceState::ShuttingDown, EVENT, e.clock.now())
         .await
         .unwrap();
@@ -410,7 +425,9 @@ async fn an_orphan_past_its_grace_is_stopped_never_terminated_and_people_are_tol
     );
     assert_eq!(e.ec2_state(&ghost).await, "running");
 
-    e.advance(e.deps.cfg.orphan_grace_minutes.into());
+    // moto stamps the launch with its own clock, a moment after the test clock was read: a
+    // minute past the grace is past it whatever that moment was.
+    e.advance((e.deps.cfg.orphan_grace_minutes + 1).into());
     let late = reconcile_now(&e).await;
     assert!(late.orphans[0].ends_with(": stopped"), "{late:?}");
     assert_eq!(e.ec2_state(&ghost).await, "stopped", "stopped, never terminated");
