@@ -297,11 +297,29 @@ pub async fn signing_secret(deps: &Deps) -> Result<Vec<u8>> {
 /// verified again (its signature, at any age: Lambda may deliver a job hours later), so a
 /// payload nobody signed is refused and changes nothing. Lambda may deliver an asynchronous
 /// invocation more than once: a job already taken is skipped.
+/// How old a job's signed request may be when the job runs (seconds).
+pub const JOB_MAX_AGE_S: i64 = 3600;
+/// How far ahead of this clock a request's timestamp may be (seconds): Slack's clock, not ours.
+const JOB_SKEW_S: i64 = 300;
+
 pub async fn run_job(deps: &Deps, responder: &dyn Responder, secret: &[u8], job: &Job) -> Result<()> {
     if let Err(why) = slack::verify_signature(secret, &job.timestamp, &job.signature, job.body.as_bytes()) {
         tracing::warn!(reason = %why, "Slack job refused");
         return Err(Error::Unauthorized(format!(
             "the job is not a request Slack signed: {why}"
+        )));
+    }
+    // Its replay marks live a day: a job older than an hour (Lambda gives up on one after 15
+    // minutes) is a captured one sent again, not Slack's.
+    let age = job
+        .timestamp
+        .parse::<i64>()
+        .map(|ts| deps.clock.now().as_second() - ts)
+        .unwrap_or(i64::MAX);
+    if !(-JOB_SKEW_S..=JOB_MAX_AGE_S).contains(&age) {
+        tracing::warn!(age_s = age, "Slack job refused: too old");
+        return Err(Error::Unauthorized(format!(
+            "the job's request was signed {age} s ago, outside the hour a job is taken"
         )));
     }
     if let Some(click) = clicked(deps, job.body.as_bytes())? {

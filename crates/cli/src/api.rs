@@ -65,16 +65,25 @@ pub struct Api {
 /// The API is reached over HTTPS only: the requests carry SigV4 signatures and the answers
 /// carry tokens. Plain HTTP is for the local stack (`--local`), on this machine.
 pub fn check_api_url(base: &str) -> Result<(), CliError> {
-    let local = ["http://127.0.0.1:", "http://localhost:", "http://[::1]:"]
-        .iter()
-        .any(|p| base.starts_with(p));
-    if base.starts_with("https://") || local {
+    let url = reqwest::Url::parse(base).ok();
+    let loopback = |u: &reqwest::Url| {
+        let host = u.host_str().unwrap_or_default();
+        let ip = host.trim_start_matches('[').trim_end_matches(']');
+        host == "localhost" || ip.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    };
+    // Parsed, not matched by prefix: `http://127.0.0.1:1@evil.example` is a host of its own.
+    let ok = url.as_ref().is_some_and(|u| {
+        u.username().is_empty()
+            && u.password().is_none()
+            && (u.scheme() == "https" || (u.scheme() == "http" && loopback(u)))
+    });
+    if ok {
         Ok(())
     } else {
         Err(CliError::new(
             Exit::BadInput,
             format!(
-                "the API URL {base:?} is not https://: nbfleet's API is reached over HTTPS only (plain HTTP only to the local stack on this machine)"
+                "the API URL {base:?} is not an https:// URL without a user name: nbfleet's API is reached over HTTPS only (plain HTTP only to the local stack on this machine)"
             ),
         ))
     }
@@ -176,5 +185,33 @@ impl Api {
             _ => Exit::Failed,
         };
         Err(CliError::new(exit, message))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_api_url;
+
+    #[test]
+    fn plain_http_goes_only_to_this_machine_and_a_user_name_cannot_dress_a_host_up_as_it() {
+        for ok in [
+            "https://abc123.execute-api.us-east-1.amazonaws.com",
+            "http://127.0.0.1:9000",
+            "http://localhost:9000/",
+            "http://[::1]:9000",
+        ] {
+            assert!(check_api_url(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://abc123.execute-api.us-east-1.amazonaws.com",
+            "http://127.0.0.1:1@evil.example",
+            "http://localhost:9000@evil.example/",
+            "https://me:secret@abc123.execute-api.us-east-1.amazonaws.com",
+            "http://127.0.0.1.evil.example:9000",
+            "ftp://127.0.0.1:9000",
+            "not a url",
+        ] {
+            assert!(check_api_url(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -709,3 +709,59 @@ mod notice_tests {
         assert_eq!(failed.name(), "exp-1");
     }
 }
+
+#[cfg(test)]
+mod adoption_tests {
+    use super::*;
+
+    fn ours() -> Instance {
+        Instance {
+            id: "i-0abc".into(),
+            notebook: Some("exp-1".into()),
+            owner: Some("alice".into()),
+            owner_id: Some("AIDAALICE".into()),
+            launched_at: None,
+            state: InstanceState::Pending,
+            instance_type: "g5.xlarge".into(),
+            subnet_id: Some("subnet-a".into()),
+            private_ip: None,
+            public_ip: None,
+            public_dns: None,
+            root_volume_id: None,
+            image_id: Some("ami-dlami".into()),
+            security_group_ids: vec!["sg-nb".into()],
+            instance_profile: Some("nbfleet-notebook".into()),
+        }
+    }
+
+    fn want() -> LaunchedWith<'static> {
+        LaunchedWith {
+            ami_id: "ami-dlami",
+            security_group_id: "sg-nb",
+            subnets: vec!["subnet-a".into(), "subnet-b".into()],
+            instance_profile: Some("nbfleet-notebook"),
+        }
+    }
+
+    /// Each thing a planted instance could differ in refuses it on its own, and says which.
+    #[test]
+    fn an_instance_is_adopted_only_when_ami_groups_subnet_and_profile_are_the_launchs() {
+        assert_eq!(ours().launched_as(&want()), Ok(()));
+        let planted: [(&str, fn(&mut Instance)); 6] = [
+            ("AMI", |i| i.image_id = Some("ami-evil".into())),
+            ("AMI", |i| i.image_id = None),
+            ("security groups", |i| i.security_group_ids.push("sg-open".into())),
+            ("security groups", |i| {
+                i.security_group_ids = vec!["sg-open".into()]
+            }),
+            ("subnet", |i| i.subnet_id = Some("subnet-elsewhere".into())),
+            ("instance profile", |i| i.instance_profile = Some("admin".into())),
+        ];
+        for (what, plant) in planted {
+            let mut i = ours();
+            plant(&mut i);
+            let why = i.launched_as(&want()).unwrap_err();
+            assert!(why.contains(what), "{what}: {why}");
+        }
+    }
+}

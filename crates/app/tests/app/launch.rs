@@ -99,6 +99,15 @@ async fn the_sample_event_launches_a_hardened_instance_with_no_open_port() {
     assert_eq!(tag("nbfleet:notebook").as_deref(), Some("exp-42"));
     assert_eq!(tag("nbfleet:owner").as_deref(), Some(ALICE));
     assert_eq!(tag("nbfleet:generation").as_deref(), Some("1"));
+    // The tunnel rule compares this tag with the caller's aws:userid: without it, nobody
+    // reaches their notebook over SSM.
+    let record = env.deps.store.require("exp-42").await.unwrap();
+    let owner_id = record.owner_id.expect("the owner's stable id");
+    assert!(
+        owner_id.starts_with("AIDA") || owner_id.starts_with("AROA"),
+        "{owner_id}"
+    );
+    assert_eq!(tag("nbfleet:owner-id"), Some(owner_id));
 
     let volumes = env
         .aws

@@ -433,6 +433,7 @@ async fn a_job_nobody_signed_is_refused_and_changes_nothing() {
     assert_eq!(e.calls.counts().get("ec2:RunInstances"), None);
     assert!(e.seen.answers.lock().unwrap().is_empty());
     // The real job, even delivered long after the 5-minute window, runs.
+    e.advance(30);
     run_job(
         &e.deps,
         &e.seen,
@@ -444,6 +445,38 @@ async fn a_job_nobody_signed_is_refused_and_changes_nothing() {
     assert_eq!(
         e.deps.store.require("exp-mine").await.unwrap().state,
         State::Launching
+    );
+}
+
+#[tokio::test]
+async fn a_captured_job_sent_again_after_its_replay_mark_expired_is_refused() {
+    let e = env().await;
+    let signed = request(SECRET, e.ts(), setup::SLACK_TEAM, "U1", "launch exp-old");
+    let job = nbfleet_testkit::api::slack_job(&signed);
+    // A day and more on, the mark that the job ran is gone; its age still refuses it.
+    e.advance(25 * 60);
+    let err = run_job(&e.deps, &e.seen, SECRET.as_bytes(), &job)
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), 401, "{err}");
+    assert!(err.to_string().contains("outside the hour"), "{err}");
+    assert!(e.deps.store.get("exp-old").await.unwrap().is_none());
+    // So is a click's job.
+    let click = nbfleet_testkit::api::slack_click(
+        SECRET,
+        e.ts() - 2 * 3600,
+        (setup::SLACK_TEAM, "U1"),
+        "nbfleet_stop_now",
+        "exp-old",
+        "1733480123.9",
+    );
+    let late = nbfleet_testkit::api::slack_job(&click);
+    assert_eq!(
+        run_job(&e.deps, &e.seen, SECRET.as_bytes(), &late)
+            .await
+            .unwrap_err()
+            .status(),
+        401
     );
 }
 
