@@ -747,7 +747,8 @@ mod adoption_tests {
     #[test]
     fn an_instance_is_adopted_only_when_ami_groups_subnet_and_profile_are_the_launchs() {
         assert_eq!(ours().launched_as(&want()), Ok(()));
-        let planted: [(&str, fn(&mut Instance)); 6] = [
+        type Plant = fn(&mut Instance);
+        let planted: [(&str, Plant); 6] = [
             ("AMI", |i| i.image_id = Some("ami-evil".into())),
             ("AMI", |i| i.image_id = None),
             ("security groups", |i| i.security_group_ids.push("sg-open".into())),
