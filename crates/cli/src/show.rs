@@ -33,20 +33,17 @@ impl Clock {
         let local = t.to_zoned_datetime(self.tz.clone());
         let today = self.now.to_zoned_datetime(self.tz.clone()).date() == local.date();
         let clock = local.strftime(if today { "%H:%M" } else { "%b %-d %H:%M" });
-        let secs = self.now.duration_since(t).as_secs();
-        let span = |n: i64| {
-            let n = n.abs();
-            match n {
-                0..60 => "less than a minute".to_string(),
-                60..7200 => format!("{} min", n / 60),
-                7200..172_800 => format!("{} h", n / 3600),
-                _ => format!("{} days", n / 86_400),
-            }
-        };
-        match secs {
+        match self.now.duration_since(t).as_secs() {
             s if s >= 0 => format!("{clock} ({} ago)", span(s)),
             s => format!("{clock} (in {})", span(s)),
         }
+    }
+
+    /// Only how long ago: `2 min ago` (the table's short form of [`Clock::when`]).
+    fn ago(&self, t: &str) -> String {
+        t.parse::<Timestamp>()
+            .map(|t| format!("{} ago", span(self.now.duration_since(t).as_secs().max(0))))
+            .unwrap_or_default()
     }
 
     /// Only the wall clock, in the zone: `18:19`.
@@ -54,6 +51,17 @@ impl Clock {
         t.parse::<Timestamp>()
             .map(|t| t.to_zoned_datetime(self.tz.clone()).strftime("%H:%M").to_string())
             .unwrap_or_default()
+    }
+}
+
+/// A span of `n` seconds, roughly: `less than a minute`, `12 min`, `3 h`, `2 days`.
+fn span(n: i64) -> String {
+    let n = n.abs();
+    match n {
+        0..60 => "less than a minute".to_string(),
+        60..7200 => format!("{} min", n / 60),
+        7200..172_800 => format!("{} h", n / 3600),
+        _ => format!("{} days", n / 86_400),
     }
 }
 
@@ -313,7 +321,7 @@ pub fn failure(nb: &Value) -> String {
 
 /// `ls`: one line per notebook.
 pub fn table(all: &Value, clock: &Clock) -> String {
-    let rows: Vec<[String; 6]> = all["notebooks"]
+    let rows: Vec<[String; 8]> = all["notebooks"]
         .as_array()
         .map(|a| {
             a.iter()
@@ -325,6 +333,8 @@ pub fn table(all: &Value, clock: &Clock) -> String {
                         s(nb, "state").to_string(),
                         s(nb, "instance_type").to_string(),
                         cost(v),
+                        clock.ago(s(idle, "last_active_at")),
+                        clock.ago(s(idle, "checked_at")),
                         idle["planned_stop"]
                             .as_str()
                             .map(|t| clock.hhmm(t))
@@ -338,8 +348,11 @@ pub fn table(all: &Value, clock: &Clock) -> String {
     if rows.is_empty() {
         return "no notebooks yet: nbfleet up NAME\n".into();
     }
-    let head = ["NAME", "STATE", "TYPE", "COST", "STOPS", "WHY"].map(String::from);
-    let mut width = [0usize; 5];
+    let head = [
+        "NAME", "STATE", "TYPE", "COST", "ACTIVE", "CHECKED", "STOPS", "WHY",
+    ]
+    .map(String::from);
+    let mut width = [0usize; 7];
     for r in std::iter::once(&head).chain(&rows) {
         for (w, c) in width.iter_mut().zip(r.iter()) {
             *w = (*w).max(c.chars().count());
@@ -350,7 +363,7 @@ pub fn table(all: &Value, clock: &Clock) -> String {
         for (w, c) in width.iter().zip(r.iter()) {
             t.push_str(&format!("{c:<w$}  "));
         }
-        t.push_str(&r[5]);
+        t.push_str(&r[7]);
         t.push('\n');
     }
     t
@@ -438,6 +451,34 @@ mod tests {
         );
         assert_eq!(c.when("2026-12-02T09:00:00Z"), "Dec 2 10:00 (3 days ago)");
         assert_eq!(c.when("not a time"), "");
+    }
+
+    #[test]
+    fn ls_shows_when_each_notebook_was_last_active_and_last_checked() {
+        let all = json!({"notebooks": [{"notebook": {"name": "exp", "state": "Ready",
+            "instance_type": "g5.xlarge", "idle_status": {
+                "last_active_at": "2026-12-05T17:09:00Z", "checked_at": "2026-12-05T17:19:00Z",
+                "planned_stop": "2026-12-05T18:09:00Z",
+                "reason": "editing: exp/a.ipynb saved at 17:09 UTC"}}}]});
+        let t = table(&all, &paris_at("2026-12-05T17:21:00Z"));
+        let lines: Vec<&str> = t.lines().collect();
+        let head: Vec<&str> = lines[0].split_whitespace().collect();
+        assert_eq!(
+            head,
+            [
+                "NAME", "STATE", "TYPE", "COST", "ACTIVE", "CHECKED", "STOPS", "WHY"
+            ]
+        );
+        assert!(
+            lines[1].contains("12 min ago") && lines[1].contains("2 min ago"),
+            "{t}"
+        );
+        assert!(
+            lines[1].contains("19:09") && lines[1].ends_with("saved at 17:09 UTC"),
+            "{t}"
+        );
+        let never = json!({"notebooks": [{"notebook": {"name": "new", "state": "Launching"}}]});
+        assert!(!table(&never, &paris_at("2026-12-05T17:21:00Z")).contains("ago"));
     }
 
     #[test]

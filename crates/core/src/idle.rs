@@ -283,6 +283,15 @@ pub fn decide(policy: &IdlePolicy, probe: &Probe, ctx: &Timeline) -> Decision {
                             hhmm(last)
                         )
                     };
+                    // Said where it matters: a save the bounded scan did not reach cannot
+                    // keep the notebook running.
+                    let why = match obs.edit_scan_cut {
+                        true => format!(
+                            "{why} (the edit scan stopped at its bound, 20,000 entries or 1 s: \
+                             a save beyond it is not seen)"
+                        ),
+                        false => why,
+                    };
                     let verdict = if now < stop - lead {
                         Verdict::Active
                     } else {
@@ -817,6 +826,43 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_dead_jupyter_is_restarted_at_most_once_every_15_minutes_and_never_on_an_unknown_probe() {
+        let down = Probe::Seen(Observation {
+            jupyter_down: Some("connection refused".into()),
+            ..idle_obs()
+        });
+        assert_eq!(
+            jupyter_restart_due(None, &down, at(100)),
+            Some("connection refused")
+        );
+        let restarted = |m: i64| IdleStatus {
+            jupyter_restarted_at: Some(at(m)),
+            ..IdleStatus::default()
+        };
+        assert_eq!(
+            jupyter_restart_due(Some(&restarted(90)), &down, at(100)),
+            None,
+            "10 min on"
+        );
+        assert_eq!(
+            jupyter_restart_due(Some(&restarted(85)), &down, at(100)),
+            Some("connection refused"),
+            "15 min on"
+        );
+        assert_eq!(
+            jupyter_restart_due(None, &Probe::Seen(idle_obs()), at(100)),
+            None,
+            "it answers"
+        );
+        let unknown = Probe::Unknown("agent offline".into());
+        assert_eq!(
+            jupyter_restart_due(None, &unknown, at(100)),
+            None,
+            "the probe did not run"
+        );
+    }
+
     /// One row of the policy table: a notebook idle since minute 5 (timeout 60), looked at
     /// at minute 300, with one signal changed.
     struct Row {
@@ -862,6 +908,12 @@ mod tests {
             row("a save 2 h ago", Idle, "idle since", |o| {
                 o.last_edit = Some(at(180))
             }),
+            row(
+                "a scan cut short",
+                Idle,
+                "the edit scan stopped at its bound",
+                |o| o.edit_scan_cut = true,
+            ),
             row("a save from the future", Idle, "idle since", |o| {
                 o.last_edit = Some(at(900))
             }),

@@ -57,6 +57,23 @@ impl E2e {
             Err(e) => panic!("{e}\nstack log:\n{}", self.stack.log()),
         }
     }
+
+    /// Waits (30 s at most) for a message about `name` that says `what` in the local stack's
+    /// Slack outbox: what Slack would have been sent.
+    async fn slack_says(&self, name: &str, what: &str) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let said = nbfleet_local::slack_outbox::messages_about(&self.stack.dir.join("slack.jsonl"), name);
+            if said.iter().any(|m| text_of(m).contains(what)) {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no Slack message about {name} saying {what:?}: {said:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
 }
 
 fn text_of(v: &Value) -> &str {
@@ -406,10 +423,8 @@ async fn an_idle_notebook_is_warned_then_stopped_a_dead_jupyter_is_restarted_the
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    assert!(
-        t.stack.log().contains("Jupyter did not answer"),
-        "the owner is told"
-    );
+    // The owner is told (what Slack would get: the local stack's outbox).
+    t.slack_says("e2e-dead", "Jupyter did not answer").await;
     // It dies again: no second restart within 15 minutes, and with nothing else active it is
     // idle like any other.
     dead_box.stop_jupyter();
@@ -571,6 +586,7 @@ async fn hooks_run_as_the_user_a_pre_stop_hook_before_the_stop_and_a_failing_on_
     };
     assert_eq!(nb["state"], "Ready");
     assert_eq!(nb["on_start_hook"]["exit_code"], 3, "{nb}");
+    t.slack_says("e2e-hooks", "is ready, but its on-start hook").await;
     assert!(
         nb["on_start_hook"]["tail"]
             .as_str()

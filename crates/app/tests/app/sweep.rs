@@ -239,6 +239,36 @@ async fn a_failing_webhook_never_blocks_an_idle_stop() {
 }
 
 #[tokio::test]
+async fn an_idle_stop_runs_the_pre_stop_hook_first_and_leaves_the_instance_running_for_it() {
+    let f = fleet(1, None, IDLE).await;
+    let mut nb = f.deps.store.list().await.unwrap().remove(0);
+    let expect = nb.expect();
+    nb.running_since = Some(jiff::Timestamp::now() - jiff::SignedDuration::from_hours(3));
+    nb.hooks.pre_stop = Some("git -C ~/work commit -am wip".into());
+    nb.version += 1;
+    f.deps.store.put(&nb, expect).await.unwrap();
+    let first = sweep(&f.deps, timing()).await.unwrap();
+    assert_eq!(first.warned, vec![nb.name.clone()]);
+    // GET says when it was checked and last active, as the CLI and Slack show it.
+    let view = serde_json::to_value(nbfleet_app::read::get(&f.deps, &nb.name).await.unwrap()).unwrap();
+    let status = &view["notebook"]["idle_status"];
+    assert!(status["checked_at"].is_string(), "{view}");
+    assert!(status["last_active_at"].is_string(), "{view}");
+    let mut warned = f.deps.store.require(&nb.name).await.unwrap();
+    let expect = warned.expect();
+    warned.idle_status.as_mut().unwrap().warned_stop_at =
+        Some(jiff::Timestamp::now() - jiff::SignedDuration::from_mins(1));
+    warned.version += 1;
+    f.deps.store.put(&warned, expect).await.unwrap();
+    let second = sweep(&f.deps, timing()).await.unwrap();
+    assert_eq!(second.stopped, vec![nb.name.clone()]);
+    let stopping = f.deps.store.require(&nb.name).await.unwrap();
+    assert!(stopping.awaits_pre_stop_hook(), "{stopping:?}");
+    let id = stopping.instance_id.as_deref().unwrap();
+    assert_eq!(f.env.ec2_state(id).await, "running", "the stop follows the hook");
+}
+
+#[tokio::test]
 async fn one_stuck_launch_and_one_unstoppable_instance_never_stop_idle_enforcement_for_the_fleet() {
     // 50 idle Ready notebooks (ten of them warned before, their stop time past), one more whose
     // StopInstances fails, and a Launching record whose agent never registers.
