@@ -293,15 +293,17 @@ pub async fn signing_secret(deps: &Deps) -> Result<Vec<u8>> {
     Ok(secret.into_bytes())
 }
 
-/// Runs slow work and posts its outcome to Slack's `response_url`. The job's request is
-/// verified again (its signature, at any age: Lambda may deliver a job hours later), so a
-/// payload nobody signed is refused and changes nothing. Lambda may deliver an asynchronous
-/// invocation more than once: a job already taken is skipped.
-/// How old a job's signed request may be when the job runs (seconds).
+/// How old a job's signed request may be when the job runs (seconds): past Slack's 5 minutes,
+/// since Lambda may deliver a job late (the template lets an invocation wait 15 minutes).
 pub const JOB_MAX_AGE_S: i64 = 3600;
 /// How far ahead of this clock a request's timestamp may be (seconds): Slack's clock, not ours.
 const JOB_SKEW_S: i64 = 300;
 
+/// Runs slow work and posts its outcome to Slack's `response_url`. The job's request is
+/// verified again (its signature, and an age within [`JOB_MAX_AGE_S`]), so a payload nobody
+/// signed, or a captured one sent again after its replay mark is gone, is refused and changes
+/// nothing. Lambda may deliver an asynchronous invocation more than once: a job already taken
+/// is skipped.
 pub async fn run_job(deps: &Deps, responder: &dyn Responder, secret: &[u8], job: &Job) -> Result<()> {
     if let Err(why) = slack::verify_signature(secret, &job.timestamp, &job.signature, job.body.as_bytes()) {
         tracing::warn!(reason = %why, "Slack job refused");
