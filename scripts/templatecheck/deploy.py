@@ -235,6 +235,47 @@ def users_reach_every_route(sam: dict) -> list[str]:
     return found
 
 
+# The functions whose code may send a notice (`nbfleet_core::ports::tell`): launch, lifecycle and
+# slack (a budget crossed at a launch or start), events and sweep (every other notice).
+NOTIFIERS = ["LaunchFunction", "LifecycleFunction", "EventsFunction", "SweepFunction", "SlackFunction"]
+SLACK_PARAMETERS = ["SlackSigningSecretParameter", "SlackWebhookParameter", "SlackBotTokenParameter"]
+
+
+def _statements(r: Resolver, policies) -> list[dict]:
+    """The statements of a role's policies (`PolicyName` and `PolicyDocument`) or a SAM
+    function's (documents themselves)."""
+    docs = [p.get("PolicyDocument", p) for p in r.value(policies) if isinstance(p, dict)]
+    return [st for doc in docs for st in doc.get("Statement", [])]
+
+
+def _grants(statements: list[dict], effect: str, action: str, arn: str) -> bool:
+    listed = lambda v: v if isinstance(v, list) else [v]
+    return any(st.get("Effect") == effect and not st.get("Condition")
+               and any(glob(a, action) for a in listed(st.get("Action", [])))
+               and any(glob(res, arn) for res in listed(st.get("Resource", [])))
+               for st in statements)
+
+
+def slack_secrets_reach(sam: dict) -> list[str]:
+    """Every function that may send a notice may read the webhook and the bot token (a notice
+    it cannot send is only logged, and a budget's is marked told all the same); the notebook
+    instances may read none of the Slack parameters, whatever else their role is given."""
+    r = Resolver(sam)
+    arn = lambda param: f"arn:aws:ssm:{r.ref('AWS::Region')}:{r.ref('AWS::AccountId')}:parameter{r.ref(param)}"
+    found = []
+    for fn in NOTIFIERS:
+        statements = _statements(r, sam["Resources"][fn]["Properties"].get("Policies", []))
+        for param in ["SlackWebhookParameter", "SlackBotTokenParameter"]:
+            if not _grants(statements, "Allow", "ssm:GetParameter", arn(param)):
+                found.append(f"{fn}: may send notices but not read {param} (ssm:GetParameter)")
+    instance = _statements(r, sam["Resources"]["NotebookInstanceRole"]["Properties"]["Policies"])
+    for param in SLACK_PARAMETERS:
+        for action in ["ssm:GetParameter", "ssm:GetParameters", "ssm:GetParameterHistory"]:
+            if not _grants(instance, "Deny", action, arn(param)):
+                found.append(f"NotebookInstanceRole: does not deny {action} on {param}")
+    return found
+
+
 MANIFEST = ROOT / "slack" / "manifest.yaml"
 SLACK_SCOPES = {"commands", "chat:write", "im:write", "incoming-webhook"}
 
@@ -282,6 +323,6 @@ def sam_validate() -> list[str]:
 
 def check(sam: dict, cfn: dict) -> list[str]:
     return (dangling(sam, "template.yaml", set(cfn["Resources"])) + dangling(cfn, "translated") + unused_parameters(sam)
-            + defaults_hold(sam) + no_default_vpc(sam) + users_reach_every_route(sam) + example(sam) + names_fit(sam) + slack_manifest(sam) + sam_validate())
+            + defaults_hold(sam) + no_default_vpc(sam) + users_reach_every_route(sam) + slack_secrets_reach(sam) + example(sam) + names_fit(sam) + slack_manifest(sam) + sam_validate())
 
 

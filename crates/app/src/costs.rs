@@ -165,7 +165,17 @@ fn spent_this_month(deps: &Deps, notebooks: &[&Notebook], now: Timestamp) -> Res
 }
 
 /// Tells `owner` once per month and level (80 %, 100 %) where they stand.
-async fn tell_once(deps: &Deps, owner: &str, standing: Standing, now: Timestamp) -> Result<()> {
+/// How long a launch or start waits for its budget notice to go out: Slack's rate limit may
+/// ask for seconds more than an API request has. Past it the notice is dropped (logged).
+const NOTICE_WAIT_ON_REQUEST: std::time::Duration = std::time::Duration::from_secs(3);
+
+async fn tell_once(
+    deps: &Deps,
+    owner: &str,
+    standing: Standing,
+    now: Timestamp,
+    wait: Option<std::time::Duration>,
+) -> Result<()> {
     let level = match standing.spent_usd / standing.budget_usd {
         r if r >= 1.0 => 100,
         r if r >= 0.8 => 80,
@@ -184,7 +194,15 @@ async fn tell_once(deps: &Deps, owner: &str, standing: Standing, now: Timestamp)
             spent_cents: cents(standing.spent_usd),
             budget_cents: cents(standing.budget_usd),
         };
-        nbfleet_core::ports::tell(deps, notice).await;
+        let told = nbfleet_core::ports::tell(deps, notice);
+        match wait {
+            None => told.await,
+            Some(wait) => {
+                if tokio::time::timeout(wait, told).await.is_err() {
+                    tracing::warn!(%owner, wait_s = wait.as_secs(), "budget notice dropped: Slack took too long");
+                }
+            }
+        }
     }
     Ok(())
 }
@@ -205,7 +223,7 @@ pub async fn check_budget(deps: &Deps, caller: &Principal, owner: &Principal) ->
         spent_usd: spent_this_month(deps, &theirs, now)?,
         budget_usd,
     };
-    tell_once(deps, &owner.id, standing, now).await?;
+    tell_once(deps, &owner.id, standing, now, Some(NOTICE_WAIT_ON_REQUEST)).await?;
     if standing.spent_usd >= budget_usd {
         let (_, next, _) = month_bounds(now)?;
         return Err(nbfleet_core::Error::BudgetExceeded(format!(
@@ -244,7 +262,7 @@ pub async fn budget_round(deps: &Deps, now: Timestamp) -> Result<()> {
             spent_usd: spent_this_month(deps, &theirs, now)?,
             budget_usd,
         };
-        tell_once(deps, owner, standing, now).await?;
+        tell_once(deps, owner, standing, now, None).await?;
     }
     Ok(())
 }

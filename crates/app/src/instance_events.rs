@@ -18,7 +18,7 @@
 use jiff::Timestamp;
 use nbfleet_core::events::Event;
 use nbfleet_core::ports::{CommandStatus, Deps, InstanceState, Invocation, Notice, Reach, tell};
-use nbfleet_core::reconcile::{Ec2Step, on_ec2_state, terminated};
+use nbfleet_core::reconcile::{Ec2Step, on_ec2_state, stopped_from_outside, terminated};
 use nbfleet_core::record::{
     CredentialChange, CredentialStatus, Failure, HookStatus, PendingCommand, connect_for,
 };
@@ -492,21 +492,22 @@ pub async fn finish_termination(deps: &Deps, nb: &Notebook, now: Timestamp) -> R
     Ok(next)
 }
 
-/// Writes EC2's word on `prev`; a notebook that was up and is on its way down without nbfleet
-/// asking (the console, the OS, the on-instance fallback) is news to its owner, told once: the
-/// write is conditional, so a duplicate event finds it moved already.
+/// Writes EC2's word on `prev`; a Ready notebook stopped without nbfleet asking (the console,
+/// the OS, the on-instance fallback) is news to its owner, told once it is Stopped: the write
+/// is conditional, so a duplicate event finds it moved already.
 async fn save(deps: &Deps, prev: &Notebook, next: Notebook) -> Result<Outcome> {
     deps.store.put(&next, prev.expect()).await?;
-    if matches!(prev.state, State::Configuring | State::Ready)
-        && matches!(next.state, State::Stopping | State::Stopped)
-    {
-        let reason = "from outside nbfleet (the EC2 console or API, or the machine itself: a \
-                      shutdown, or the on-instance idle fallback)";
+    if stopped_from_outside(prev, &next) {
+        let reason = next
+            .idle_status
+            .as_ref()
+            .map(|s| s.reason.clone())
+            .unwrap_or_default();
         tell(
             deps,
             Notice::Stopped {
                 name: next.name.clone(),
-                reason: reason.into(),
+                reason,
             },
         )
         .await;

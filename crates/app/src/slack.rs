@@ -249,7 +249,7 @@ async fn run_click(deps: &Deps, responder: &dyn Responder, click: &slack::Click)
     let message = match done {
         Ok(outcome) => blocks::after_click(click.message.as_ref(), &outcome),
         Err(Error::Forbidden(_)) => blocks::ephemeral(&format!(
-            "{name} is not yours: only its owner can do that (or an admin, with `nbfleet`)."
+            "{name} is not yours: only its owner or an admin can do that."
         )),
         Err(e) => blocks::ephemeral(&format!("Refused: {e}")),
     };
@@ -325,6 +325,12 @@ pub async fn run_job(deps: &Deps, responder: &dyn Responder, secret: &[u8], job:
         )));
     }
     if let Some(click) = clicked(deps, job.body.as_bytes())? {
+        // The acknowledgement marked the click; this marks its job, which Lambda (or someone
+        // who may invoke the function) could deliver again.
+        if !first_job(deps, job).await? {
+            tracing::info!(user = %click.user_id, notebook = %click.notebook, "Slack click job delivered again; skipped");
+            return Ok(());
+        }
         return run_click(deps, responder, &click).await;
     }
     let (form, command) = match read(deps, job.body.as_bytes())? {
@@ -335,12 +341,7 @@ pub async fn run_job(deps: &Deps, responder: &dyn Responder, secret: &[u8], job:
             return Ok(());
         }
     };
-    let key = format!("slack-job#{}", job.signature);
-    if !deps
-        .store
-        .first_time(&key, deps.clock.now() + SignedDuration::from_hours(24))
-        .await?
-    {
+    if !first_job(deps, job).await? {
         tracing::info!(team = %form.team_id, user = %form.user_id, "Slack job delivered again; skipped");
         return Ok(());
     }
@@ -348,6 +349,15 @@ pub async fn run_job(deps: &Deps, responder: &dyn Responder, secret: &[u8], job:
     let text = execute(deps, &form.owner(&deps.cfg.slack), &command, Some(token)).await;
     responder
         .respond(&form.response_url, &slack::ephemeral(&text))
+        .await
+}
+
+/// Whether `job` runs for the first time (one conditional write; the mark outlives the age a job
+/// is taken at, [`JOB_MAX_AGE_S`]).
+async fn first_job(deps: &Deps, job: &Job) -> Result<bool> {
+    let key = format!("slack-job#{}", job.signature);
+    deps.store
+        .first_time(&key, deps.clock.now() + SignedDuration::from_hours(24))
         .await
 }
 

@@ -469,10 +469,8 @@ mod tests {
                 "NAME", "STATE", "TYPE", "COST", "ACTIVE", "CHECKED", "STOPS", "WHY"
             ]
         );
-        assert!(
-            lines[1].contains("12 min ago") && lines[1].contains("2 min ago"),
-            "{t}"
-        );
+        // ACTIVE, then CHECKED, each in its own column.
+        assert!(lines[1].contains("12 min ago  2 min ago  "), "{t}");
         assert!(
             lines[1].contains("19:09") && lines[1].ends_with("saved at 17:09 UTC"),
             "{t}"

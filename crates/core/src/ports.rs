@@ -529,11 +529,13 @@ impl Notice {
                 "*{name}* stops at {}: {reason}\nTo keep it: `/notebook extend {name} 60` or `nbfleet extend {name} 60`.",
                 stop_at.strftime("%H:%M UTC")
             ),
-            // The policy's reasons for a stop start with "stopped: ".
-            Notice::Stopped { name, reason } => format!(
-                "*{name}* was stopped: {}",
-                reason.strip_prefix("stopped: ").unwrap_or(reason)
-            ),
+            // The policy's reasons for a stop start with "stopped: "; a stop from outside says
+            // "stopped outside nbfleet: …".
+            Notice::Stopped { name, reason } => match reason.strip_prefix("stopped: ") {
+                Some(why) => format!("*{name}* was stopped: {why}"),
+                None if reason.starts_with("stopped ") => format!("*{name}* was {reason}"),
+                None => format!("*{name}* was stopped: {reason}"),
+            },
             Notice::Started { name, reason } => format!("*{name}* was {reason}"),
             Notice::Failed { name, error } => format!(
                 "*{name}* failed: {error}\nIts instance is stopped. `nbfleet status {name}` shows the script's last lines."
@@ -611,11 +613,16 @@ pub async fn tell(deps: &Deps, notice: Notice) {
 /// What the record of `notice`'s notebook says now (nothing, for a budget notice or a record
 /// that cannot be read: a notice goes out all the same).
 async fn facts_of(deps: &Deps, notice: &Notice) -> crate::blocks::Facts {
-    if let Notice::Budget { owner, .. } = notice {
-        return crate::blocks::Facts {
-            owner_id: Some(owner.clone()),
-            ..Default::default()
-        };
+    match notice {
+        Notice::Budget { owner, .. } => {
+            return crate::blocks::Facts {
+                owner_id: Some(owner.clone()),
+                ..Default::default()
+            };
+        }
+        // The operator's: the live record of that name (if any) is not the orphan's.
+        Notice::Orphan { .. } => return crate::blocks::Facts::default(),
+        _ => {}
     }
     match deps.store.get(notice.name()).await {
         Ok(Some(nb)) => crate::blocks::Facts {

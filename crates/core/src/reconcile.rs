@@ -24,10 +24,30 @@ pub enum Ec2Step {
 
 /// What EC2 saying `state` (at `seen_at`, when the event says) means for `nb` at `now`.
 ///
+/// Why a notebook that was Ready went down without nbfleet asking: its record says so, and its
+/// owner is told ([`stopped_from_outside`]).
+pub const STOPPED_OUTSIDE: &str = "stopped outside nbfleet: from the EC2 console or API, or by the \
+                                   machine itself (a shutdown, or the on-instance idle fallback)";
+/// The same while it was being configured: most often nbfleet's own stop of a failed
+/// configuration, whose events can beat the Failed write, so nobody is told of it.
+const STOPPED_WHILE_CONFIGURING: &str = "stopped outside nbfleet while it was being configured";
+
+/// Whether the move from `prev` to `next` is a Ready notebook reaching Stopped that nbfleet did
+/// not stop: news to its owner, told once (at Stopped, when a Start can be pressed).
+pub fn stopped_from_outside(prev: &Notebook, next: &Notebook) -> bool {
+    prev.state != State::Stopped
+        && next.state == State::Stopped
+        && next
+            .idle_status
+            .as_ref()
+            .is_some_and(|s| s.reason == STOPPED_OUTSIDE)
+}
+
 /// A "running" older than the stop a Stopping or Stopped record went through is late (events
-/// come out of order, and twice): it says nothing about the instance now; so is a "stopped"
-/// older than the start a Starting record went through. Event times are whole seconds, so
-/// within a second of the record's move it is taken as new.
+/// come out of order, and twice): it says nothing about the instance now; so is a "stopping" or
+/// "stopped" older than the start a Starting, Configuring or Ready record went through (a stop
+/// before a restart, delivered after it). Event times are whole seconds, so within a second of
+/// the record's move it is taken as new. Reconcile's look (no event time) is never late.
 pub fn on_ec2_state(
     nb: &Notebook,
     state: InstanceState,
@@ -37,10 +57,13 @@ pub fn on_ec2_state(
     let moved = |to: State| -> Result<Ec2Step> {
         let mut next = nb.moved_to(to, now)?;
         next.pending_command = None;
-        if matches!(nb.state, State::Configuring | State::Ready) {
-            // Not a stop nbfleet asked for (that one is Stopping already): say so.
-            let why = "stopped outside nbfleet: from the EC2 console or API, or by the machine itself \
-                       (a shutdown, or the on-instance idle fallback)";
+        // Not a stop nbfleet asked for (that one is Stopping already): say so.
+        let why = match nb.state {
+            State::Ready => Some(STOPPED_OUTSIDE),
+            State::Configuring => Some(STOPPED_WHILE_CONFIGURING),
+            _ => None,
+        };
+        if let Some(why) = why {
             next.idle_status = Some(crate::idle::stopped_by(nb.idle_status.as_ref(), why.into(), now));
         }
         if to == State::Stopped {
@@ -69,13 +92,13 @@ pub fn on_ec2_state(
                 nb.name
             ))),
         },
-        InstanceState::Stopped
-            if nb.state == State::Starting
+        InstanceState::Stopping | InstanceState::Stopped
+            if matches!(nb.state, State::Starting | State::Configuring | State::Ready)
                 && seen_at.is_some_and(|at| at + SignedDuration::from_secs(1) < nb.state_since) =>
         {
             Ok(Ec2Step::Nothing(format!(
-                "{} is Starting since {}; a stopped from before that is late",
-                nb.name, nb.state_since
+                "{} is {} since {}; a {state:?} from before that is late",
+                nb.name, nb.state, nb.state_since
             )))
         }
         InstanceState::Stopped if nb.state.may_be_running() => moved(State::Stopped),
@@ -421,6 +444,59 @@ mod tests {
             };
             assert_eq!(next.state, State::Stopped);
         }
+    }
+
+    #[test]
+    fn a_stop_from_before_a_restart_delivered_after_it_leaves_the_notebook_up() {
+        let restarted = Timestamp::from_second(6000).unwrap();
+        let before = Some(restarted - SignedDuration::from_secs(600));
+        for s in [State::Starting, State::Configuring, State::Ready] {
+            let mut up = nb(s);
+            up.state_since = restarted;
+            for old in [InstanceState::Stopping, InstanceState::Stopped] {
+                let step = on_ec2_state(&up, old, before, restarted).unwrap();
+                assert!(
+                    matches!(step, Ec2Step::Nothing(ref why) if why.contains("late")),
+                    "{s} {old:?}: {step:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn only_a_ready_notebook_stopped_from_outside_is_news_and_only_once_it_is_stopped() {
+        let t = Timestamp::from_second(6000).unwrap();
+        let walk = |from: State| {
+            let prev = nb(from);
+            let Ec2Step::Write(stopping) = on_ec2_state(&prev, InstanceState::Stopping, None, t).unwrap()
+            else {
+                panic!("{from} moves");
+            };
+            let Ec2Step::Write(stopped) = on_ec2_state(&stopping, InstanceState::Stopped, None, t).unwrap()
+            else {
+                panic!("{from} stops");
+            };
+            (
+                stopped_from_outside(&prev, &stopping),
+                stopped_from_outside(&stopping, &stopped),
+            )
+        };
+        assert_eq!(walk(State::Ready), (false, true), "told at Stopped, once");
+        // nbfleet's own stop of a configuration that failed races its Failed write.
+        assert_eq!(walk(State::Configuring), (false, false));
+        // Straight to stopped (the stopping event lost): told.
+        let prev = nb(State::Ready);
+        let Ec2Step::Write(next) = on_ec2_state(&prev, InstanceState::Stopped, None, t).unwrap() else {
+            panic!("moves");
+        };
+        assert!(stopped_from_outside(&prev, &next));
+        // nbfleet's own stop (the record was Stopping already): not news.
+        let mut asked = nb(State::Stopping);
+        asked.idle_status = None;
+        let Ec2Step::Write(next) = on_ec2_state(&asked, InstanceState::Stopped, None, t).unwrap() else {
+            panic!("moves");
+        };
+        assert!(!stopped_from_outside(&asked, &next));
     }
 
     #[test]

@@ -204,6 +204,8 @@ async fn an_instance_stopped_in_ec2_becomes_stopped_and_its_jupyter_goes_away() 
     assert!(nb["connect"].is_null(), "a stopped notebook has no way in: {nb}");
     let why = nb["idle_status"]["reason"].as_str().unwrap_or_default();
     assert!(why.starts_with("stopped outside nbfleet"), "{nb}");
+    // Its owner is told, with a way back.
+    t.slack_says("e2e-stop", "was stopped outside nbfleet").await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(
         std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),

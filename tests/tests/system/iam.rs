@@ -348,24 +348,26 @@ async fn slack_calls(w: &World, mismatches: &mut BTreeMap<String, String>) {
     let (deps, log) = w.deps("nbfleet-slack");
     nbfleet_app::slack::signing_secret(&deps).await.unwrap();
     let secret = nbfleet_local::setup::SLACK_SIGNING_SECRET;
+    // Each request signed a second apart, now (a job older than an hour is refused).
+    let t0 = Timestamp::now().as_second();
     let run = |ts: i64, text: &str| {
         let req = nbfleet_testkit::api::slack_request(secret, ts, "TLOCAL", "U1", text);
         let job = nbfleet_testkit::api::slack_job(&req);
         let deps = deps.clone();
         async move { nbfleet_app::slack::run_job(&deps, &Ignore, secret.as_bytes(), &job).await }
     };
-    run(1, "list").await.unwrap();
-    let _ = run(2, "launch sl-a").await;
+    run(t0 + 1, "list").await.unwrap();
+    let _ = run(t0 + 2, "launch sl-a").await;
     w.set("sl-a", |nb| nb.state = State::Ready).await;
-    run(3, "stop sl-a").await.unwrap();
-    run(4, "status sl-a").await.unwrap();
+    run(t0 + 3, "stop sl-a").await.unwrap();
+    run(t0 + 4, "status sl-a").await.unwrap();
     w.set("sl-a", |nb| nb.state = State::Stopped).await;
-    run(5, "start sl-a").await.unwrap();
-    run(6, "set sl-a volume=200").await.unwrap();
+    run(t0 + 5, "start sl-a").await.unwrap();
+    run(t0 + 6, "set sl-a volume=200").await.unwrap();
     w.set("sl-a", |nb| nb.state = State::Stopped).await;
-    run(7, "set sl-a type=g6.xlarge").await.unwrap();
-    run(8, "snapshots").await.unwrap();
-    run(9, "costs").await.unwrap();
+    run(t0 + 7, "set sl-a type=g6.xlarge").await.unwrap();
+    run(t0 + 8, "snapshots").await.unwrap();
+    run(t0 + 9, "costs").await.unwrap();
     // Buttons: keep a Ready notebook running, delete another (its disk kept as a snapshot).
     let click = |ts: i64, action: &str, name: &str| {
         let req =
@@ -379,8 +381,8 @@ async fn slack_calls(w: &World, mismatches: &mut BTreeMap<String, String>) {
         nb.running_since = Some(Timestamp::now());
     })
     .await;
-    click(10, "nbfleet_extend_60", "sl-a").await.unwrap();
-    click(11, "nbfleet_delete", "sl-a").await.unwrap();
+    click(t0 + 10, "nbfleet_extend_60", "sl-a").await.unwrap();
+    click(t0 + 11, "nbfleet_delete", "sl-a").await.unwrap();
     let invoke = mock!(aws_sdk_lambda::Client::invoke).then_output(|| {
         aws_sdk_lambda::operation::invoke::InvokeOutput::builder()
             .status_code(202)

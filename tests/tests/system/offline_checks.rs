@@ -153,3 +153,15 @@ fn a_longer_function_name_than_the_readme_allows_for_the_stack_name_fails() {
         "README.md should say a stack name of at most 41 characters",
     );
 }
+
+#[test]
+fn an_instance_role_that_does_not_deny_the_bot_token_fails() {
+    fails_with(
+        "deploy",
+        &[(
+            "                  - !Sub arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${SlackBotTokenParameter}\n\n  NotebookInstanceProfile:",
+            "\n  NotebookInstanceProfile:",
+        )],
+        "NotebookInstanceRole: does not deny ssm:GetParameter on SlackBotTokenParameter",
+    );
+}

@@ -54,8 +54,8 @@ fn environment(function: &Value) -> BTreeMap<String, String> {
 }
 
 /// Read by every function with a default that holds where the template leaves them out: bounds
-/// the template keeps at the code's, and Slack settings only the functions that use Slack get
-/// (absent: no Slack there).
+/// the template keeps at the code's, and Slack settings only some functions get (the notice
+/// settings go to every function; the request's settings and the admins to the slack function).
 const OPTIONAL_KNOBS: [&str; 14] = [
     "NBFLEET_IDLE_TIMEOUT_MINUTES_MIN",
     "NBFLEET_IDLE_TIMEOUT_MINUTES_MAX",

@@ -212,6 +212,38 @@ async fn a_budget_at_80_percent_tells_once_and_at_100_refuses_launch_and_start_e
     assert_eq!(status, 202);
 }
 
+/// Slack, rate-limited: a notice that would take a minute to go out.
+struct SlowSlack;
+
+#[async_trait::async_trait]
+impl nbfleet_core::ports::Notifier for SlowSlack {
+    async fn notify(
+        &self,
+        _: &nbfleet_core::ports::Notice,
+        _: &nbfleet_core::blocks::Facts,
+    ) -> nbfleet_core::Result<()> {
+        tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_slow_budget_notice_never_holds_up_the_launch_that_crossed_it() {
+    let mut e = budgeted().await;
+    running(&e, "slow-run").await;
+    e.advance(240);
+    e.deps.notifier = std::sync::Arc::new(SlowSlack);
+    let body = serde_json::json!({ "name": "slow-two" }).to_string();
+    // Well inside an API function's 29 s, with the notice still waiting on Slack.
+    let launched = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        api::launch(&e.deps, OWNER, body.as_bytes()),
+    )
+    .await
+    .expect("the launch answers while Slack is slow");
+    assert_eq!(launched.unwrap().0, 202);
+}
+
 #[tokio::test]
 async fn the_sweep_tells_an_owner_who_crossed_80_percent_at_most_once_an_hour_and_once_a_month() {
     let e = budgeted().await;

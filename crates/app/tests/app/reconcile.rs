@@ -125,7 +125,11 @@ async fn ec2_events_on_the_way_down_update_the_record() {
         .unwrap();
     assert_eq!(e.record("downhill").await.state, State::Stopping);
     // Delivered twice, and then the stop itself: the owner is told once, with a Start button.
-    for state in [InstanceState::Stopping, InstanceState::Stopped] {
+    for state in [
+        InstanceState::Stopping,
+        InstanceState::Stopped,
+        InstanceState::Stopped,
+    ] {
         on_instance_state(&e.deps, &id, state, EVENT, e.clock.now())
             .await
             .unwrap();
@@ -134,7 +138,9 @@ async fn ec2_events_on_the_way_down_update_the_record() {
     match e.heard.notices().as_slice() {
         [notice @ nbfleet_core::ports::Notice::Stopped { .. }] => {
             assert!(
-                notice.text().contains("was stopped: from outside nbfleet"),
+                notice
+                    .text()
+                    .contains("was stopped outside nbfleet: from the EC2 console"),
                 "{}",
                 notice.text()
             );
@@ -441,6 +447,23 @@ async fn an_orphan_past_its_grace_is_stopped_never_terminated_and_people_are_tol
         .collect();
     assert_eq!(told.len(), 1, "{told:?}");
     assert!(told[0].text().contains(&ghost), "{}", told[0].text());
+}
+
+#[tokio::test]
+async fn an_orphans_notice_carries_nothing_of_the_live_notebook_that_shares_its_name() {
+    let e = Env::in_memory().await;
+    e.launch("twin").await;
+    let orphan = nbfleet_core::ports::Notice::Orphan {
+        name: "twin".into(),
+        instance_id: "i-0lostrace".into(),
+    };
+    nbfleet_core::ports::tell(&e.deps, orphan).await;
+    let facts = e.heard.facts();
+    assert_eq!(
+        facts,
+        [nbfleet_core::blocks::Facts::default()],
+        "not the live twin's owner or cost"
+    );
 }
 
 #[tokio::test]

@@ -606,10 +606,21 @@ async fn keep_running_extends_the_owners_notebook_once_even_when_slack_delivers_
         "{calls:?}"
     );
     assert_eq!(calls["dynamodb:PutItem"], 2);
+    let job: Job = serde_json::from_value(e.seen.jobs.lock().unwrap()[0][JOB_KEY].clone()).unwrap();
     e.run_jobs().await;
     let nb = e.deps.store.require("exp-b").await.unwrap();
     let until = nb.snoozed_until.expect("extended");
     assert!(until >= e.now() + jiff::SignedDuration::from_mins(59), "{until}");
+    // The job delivered again (Lambda, or someone who may invoke the function, minutes on):
+    // done once.
+    let answers = e.seen.answers.lock().unwrap().len();
+    e.advance(10);
+    run_job(&e.deps, &e.seen, SECRET.as_bytes(), &job).await.unwrap();
+    assert_eq!(
+        e.deps.store.require("exp-b").await.unwrap().snoozed_until,
+        Some(until)
+    );
+    assert_eq!(e.seen.answers.lock().unwrap().len(), answers, "no second answer");
     // The message loses its buttons and says what happened, and who did it.
     let answer = e.last_answer();
     assert_eq!(answer["replace_original"], true, "{answer}");
