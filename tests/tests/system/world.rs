@@ -39,6 +39,14 @@ impl World {
         }
     }
 
+    /// An EC2 state-change event for instance `id`, stamped now on the real clock, as the
+    /// functions' ports (from [`World::deps`]) read it: EC2 stamps a change when it happens, after
+    /// whatever the record did before it.
+    pub fn ec2_event(&self, id: &str, state: &str) -> Value {
+        let now = jiff::Timestamp::now().to_string();
+        nbfleet_core::events::ec2_state_change(id, state, &self.account, moto::REGION, &now)
+    }
+
     /// `function`'s ports on clients that log into its own CallLog, configured as the template
     /// configures it (the names of moto's table and parameters kept).
     pub fn deps(&self, function: &str) -> (Deps, CallLog) {
