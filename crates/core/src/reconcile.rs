@@ -466,16 +466,15 @@ mod tests {
     #[test]
     fn only_a_ready_notebook_stopped_from_outside_is_news_and_only_once_it_is_stopped() {
         let t = Timestamp::from_second(6000).unwrap();
+        let after = |prev: &Notebook, state: InstanceState| match on_ec2_state(prev, state, None, t).unwrap()
+        {
+            Ec2Step::Write(next) => *next,
+            other => panic!("{} stays: {other:?}", prev.state),
+        };
         let walk = |from: State| {
             let prev = nb(from);
-            let Ec2Step::Write(stopping) = on_ec2_state(&prev, InstanceState::Stopping, None, t).unwrap()
-            else {
-                panic!("{from} moves");
-            };
-            let Ec2Step::Write(stopped) = on_ec2_state(&stopping, InstanceState::Stopped, None, t).unwrap()
-            else {
-                panic!("{from} stops");
-            };
+            let stopping = after(&prev, InstanceState::Stopping);
+            let stopped = after(&stopping, InstanceState::Stopped);
             (
                 stopped_from_outside(&prev, &stopping),
                 stopped_from_outside(&stopping, &stopped),
@@ -485,18 +484,18 @@ mod tests {
         // nbfleet's own stop of a configuration that failed races its Failed write.
         assert_eq!(walk(State::Configuring), (false, false));
         // Straight to stopped (the stopping event lost): told.
-        let prev = nb(State::Ready);
-        let Ec2Step::Write(next) = on_ec2_state(&prev, InstanceState::Stopped, None, t).unwrap() else {
-            panic!("moves");
-        };
-        assert!(stopped_from_outside(&prev, &next));
+        let ready = nb(State::Ready);
+        assert!(stopped_from_outside(
+            &ready,
+            &after(&ready, InstanceState::Stopped)
+        ));
         // nbfleet's own stop (the record was Stopping already): not news.
         let mut asked = nb(State::Stopping);
         asked.idle_status = None;
-        let Ec2Step::Write(next) = on_ec2_state(&asked, InstanceState::Stopped, None, t).unwrap() else {
-            panic!("moves");
-        };
-        assert!(!stopped_from_outside(&asked, &next));
+        assert!(!stopped_from_outside(
+            &asked,
+            &after(&asked, InstanceState::Stopped)
+        ));
     }
 
     #[test]

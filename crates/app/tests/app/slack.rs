@@ -559,6 +559,24 @@ impl Slack {
             .await
     }
 
+    /// `user` presses **Stop now** on `name`: it stops, and the answer (returned) says who asked.
+    async fn stops_with_a_click(&self, user: &str, name: &str) -> Value {
+        self.click(user, "nbfleet_stop_now", name).await.unwrap();
+        self.run_jobs().await;
+        let nb = self.deps.store.require(name).await.unwrap();
+        assert!(
+            matches!(nb.state, State::Stopping | State::Stopped),
+            "{:?}",
+            nb.state
+        );
+        let answer = self.last_answer();
+        assert!(
+            text(&answer).contains(&format!("stop asked by <@{user}>")),
+            "{answer}"
+        );
+        answer
+    }
+
     /// A notebook U1 launched from Slack, now Ready.
     async fn ready_from_slack(&self, name: &str) {
         let (status, _) = self.say("U1", &format!("launch {name}")).await;
@@ -659,32 +677,15 @@ async fn a_slack_admin_the_operator_listed_may_press_anyones_buttons_and_nobody_
     e.click("U2", "nbfleet_stop_now", "exp-adm").await.unwrap();
     e.run_jobs().await;
     assert!(text(&e.last_answer()).contains("exp-adm is not yours"));
-    e.click("U9", "nbfleet_stop_now", "exp-adm").await.unwrap();
-    e.run_jobs().await;
-    let nb = e.deps.store.require("exp-adm").await.unwrap();
-    assert!(
-        matches!(nb.state, State::Stopping | State::Stopped),
-        "{:?}",
-        nb.state
-    );
-    assert!(text(&e.last_answer()).contains("stop asked by <@U9>"));
+    e.stops_with_a_click("U9", "exp-adm").await;
 }
 
 #[tokio::test]
 async fn stop_now_stops_the_notebook_and_says_so_in_place_of_the_buttons() {
     let e = env().await;
     e.ready_from_slack("exp-d").await;
-    e.click("U1", "nbfleet_stop_now", "exp-d").await.unwrap();
-    e.run_jobs().await;
-    let nb = e.deps.store.require("exp-d").await.unwrap();
-    assert!(
-        matches!(nb.state, State::Stopping | State::Stopped),
-        "{:?}",
-        nb.state
-    );
-    let answer = e.last_answer();
+    let answer = e.stops_with_a_click("U1", "exp-d").await;
     assert_eq!(answer["replace_original"], true);
-    assert!(text(&answer).contains("stop asked by <@U1>"), "{answer}");
 }
 
 #[tokio::test]

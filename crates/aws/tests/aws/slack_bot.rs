@@ -83,6 +83,15 @@ async fn slack_api(answers: Vec<(u16, &'static str, &'static str)>) -> (String, 
     (url, got)
 }
 
+/// The channel of each message Slack's API received, in order.
+fn channels_of(got: &Mutex<Vec<Got>>) -> Vec<Value> {
+    got.lock()
+        .unwrap()
+        .iter()
+        .map(|g| g.body["channel"].clone())
+        .collect()
+}
+
 /// A notifier that keeps what it was given: the webhook the bot falls back to.
 #[derive(Default)]
 struct Webhook(Mutex<Vec<Notice>>);
@@ -178,12 +187,7 @@ async fn an_owner_without_a_slack_user_is_told_in_the_channel_and_both_sends_to_
     owner.notify(&soon(), &owned_by("AIDABOB")).await.unwrap();
     let both = bot(true, Deliver::Both, Some("C0OPS"), &webhook, &api).await;
     both.notify(&soon(), &owned_by("AIDAALICE")).await.unwrap();
-    let channels: Vec<Value> = got
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|g| g.body["channel"].clone())
-        .collect();
+    let channels = channels_of(&got);
     assert_eq!(channels, [json!("C0OPS"), json!("U0ALICE"), json!("C0OPS")]);
     // No channel and no user: the webhook takes it.
     let nowhere = bot(true, Deliver::Owner, None, &webhook, &api).await;
@@ -248,12 +252,7 @@ async fn an_orphan_goes_to_the_operators_channel_and_the_owners_notices_do_not()
     };
     ops.notify(&orphan, &Facts::default()).await.unwrap();
     ops.notify(&soon(), &owned_by("AIDAALICE")).await.unwrap();
-    let channels: Vec<Value> = got
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|g| g.body["channel"].clone())
-        .collect();
+    let channels = channels_of(&got);
     assert_eq!(channels, [json!("C0PLATFORM"), json!("U0ALICE")]);
     // Without an operator's channel an orphan goes where any notice without an owner goes.
     let plain = bot(true, Deliver::Owner, Some("C0TEAM"), &webhook, &api).await;
