@@ -175,20 +175,15 @@ pub async fn interaction(deps: &Deps, jobs: &dyn Jobs, secret: &[u8], req: &Sign
     let Some(click) = clicked(deps, &req.body)? else {
         return Ok(());
     };
-    match deps
+    if !deps
         .store
         .first_time(&click.key(), now + SignedDuration::from_hours(24))
-        .await
+        .await?
     {
-        Ok(true) => {}
-        Ok(false) => {
-            tracing::info!(user = %click.user_id, notebook = %click.notebook, "Slack click delivered again; skipped");
-            return Ok(());
-        }
-        Err(e) => return Err(e),
+        tracing::info!(user = %click.user_id, notebook = %click.notebook, "Slack click delivered again; skipped");
+        return Ok(());
     }
-    let job = req.job();
-    jobs.submit(&job.payload()).await
+    jobs.submit(&req.job().payload()).await
 }
 
 /// The click in a verified interaction body: `None` for one nbfleet does not act on (another
@@ -324,13 +319,12 @@ pub async fn run_job(deps: &Deps, responder: &dyn Responder, secret: &[u8], job:
             "the job's request was signed {age} s ago, outside the hour a job is taken"
         )));
     }
+    // Lambda (or someone who may invoke the function) may deliver a job again: it runs once.
+    if !first_job(deps, job).await? {
+        tracing::info!("Slack job delivered again; skipped");
+        return Ok(());
+    }
     if let Some(click) = clicked(deps, job.body.as_bytes())? {
-        // The acknowledgement marked the click; this marks its job, which Lambda (or someone
-        // who may invoke the function) could deliver again.
-        if !first_job(deps, job).await? {
-            tracing::info!(user = %click.user_id, notebook = %click.notebook, "Slack click job delivered again; skipped");
-            return Ok(());
-        }
         return run_click(deps, responder, &click).await;
     }
     let (form, command) = match read(deps, job.body.as_bytes())? {
@@ -341,10 +335,6 @@ pub async fn run_job(deps: &Deps, responder: &dyn Responder, secret: &[u8], job:
             return Ok(());
         }
     };
-    if !first_job(deps, job).await? {
-        tracing::info!(team = %form.team_id, user = %form.user_id, "Slack job delivered again; skipped");
-        return Ok(());
-    }
     let token = slack::launch_token(secret, &job.signature);
     let text = execute(deps, &form.owner(&deps.cfg.slack), &command, Some(token)).await;
     responder

@@ -124,3 +124,30 @@ impl Secrets for ParameterSecrets {
         }
     }
 }
+
+/// A secret read from `secrets` at its first use and kept for the process (a Slack webhook URL
+/// or bot token: one read per container, none at a cold start). `None`: the parameter does not
+/// exist.
+pub struct KeptSecret {
+    secrets: std::sync::Arc<dyn Secrets>,
+    parameter: String,
+    value: tokio::sync::OnceCell<Option<String>>,
+}
+
+impl KeptSecret {
+    pub fn new(secrets: std::sync::Arc<dyn Secrets>, parameter: impl Into<String>) -> Self {
+        KeptSecret {
+            secrets,
+            parameter: parameter.into(),
+            value: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    pub async fn get(&self) -> Result<Option<&str>> {
+        let value = self
+            .value
+            .get_or_try_init(|| self.secrets.get(&self.parameter))
+            .await?;
+        Ok(value.as_deref())
+    }
+}

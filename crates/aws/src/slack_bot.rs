@@ -9,13 +9,13 @@
 //! that long (at most [`MAX_WAIT`]) and tries again, [`TRIES`] times in all. A notice that
 //! still cannot go out is an error its caller logs: it never blocks a transition.
 
+use crate::parameter_secrets::KeptSecret;
 use nbfleet_core::blocks::Facts;
 use nbfleet_core::config::{Deliver, Slack};
 use nbfleet_core::ports::{Notice, Notifier, Secrets};
 use nbfleet_core::{Error, Result};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::OnceCell;
 
 /// Slack's Web API.
 pub const SLACK_API: &str = "https://slack.com/api";
@@ -25,9 +25,7 @@ pub const TRIES: usize = 3;
 pub const MAX_WAIT: Duration = Duration::from_secs(10);
 
 pub struct SlackBot {
-    secrets: Arc<dyn Secrets>,
-    token_parameter: String,
-    token: OnceCell<Option<String>>,
+    token: KeptSecret,
     slack: Slack,
     api: String,
     /// Takes what the bot does not: no token, or nowhere to send a notice.
@@ -46,9 +44,7 @@ impl SlackBot {
         api: impl Into<String>,
     ) -> Self {
         SlackBot {
-            secrets,
-            token_parameter: token_parameter.into(),
-            token: OnceCell::new(),
+            token: KeptSecret::new(secrets, token_parameter),
             slack,
             api: api.into(),
             webhook,
@@ -131,12 +127,9 @@ impl SlackBot {
 #[async_trait::async_trait]
 impl Notifier for SlackBot {
     async fn notify(&self, notice: &Notice, facts: &Facts) -> Result<()> {
-        let token = self
-            .token
-            .get_or_try_init(|| self.secrets.get(&self.token_parameter))
-            .await?;
+        let token = self.token.get().await?;
         let targets = self.targets(notice, facts);
-        let Some(token) = token.as_deref().filter(|_| !targets.is_empty()) else {
+        let Some(token) = token.filter(|_| !targets.is_empty()) else {
             return self.webhook.notify(notice, facts).await;
         };
         let message = nbfleet_core::blocks::notice(notice, facts);

@@ -6,17 +6,15 @@
 //! A webhook that fails is an error to the caller, who logs it (`ports::tell`): a notification
 //! never blocks a transition.
 
+use crate::parameter_secrets::KeptSecret;
 use nbfleet_core::blocks::Facts;
 use nbfleet_core::ports::{Notice, Notifier, Secrets};
 use nbfleet_core::{Error, Result};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::OnceCell;
 
 pub struct SlackWebhook {
-    secrets: Arc<dyn Secrets>,
-    parameter: String,
-    url: OnceCell<Option<String>>,
+    url: KeptSecret,
     /// Built at the first notification (it reads the TLS roots: 0.6 ms that no cold start should pay).
     http: std::sync::OnceLock<reqwest::Client>,
 }
@@ -24,9 +22,7 @@ pub struct SlackWebhook {
 impl SlackWebhook {
     pub fn new(secrets: Arc<dyn Secrets>, parameter: impl Into<String>) -> Self {
         SlackWebhook {
-            secrets,
-            parameter: parameter.into(),
-            url: OnceCell::new(),
+            url: KeptSecret::new(secrets, parameter),
             http: std::sync::OnceLock::new(),
         }
     }
@@ -40,11 +36,7 @@ pub fn web_client() -> reqwest::Client {
 #[async_trait::async_trait]
 impl Notifier for SlackWebhook {
     async fn notify(&self, notice: &Notice, facts: &Facts) -> Result<()> {
-        let url = self
-            .url
-            .get_or_try_init(|| self.secrets.get(&self.parameter))
-            .await?;
-        let Some(url) = url else {
+        let Some(url) = self.url.get().await? else {
             tracing::info!(notebook = notice.name(), message = %notice.text(), "notification (no Slack webhook configured)");
             return Ok(());
         };

@@ -2,6 +2,7 @@
 
 mod dynamo_store;
 mod ec2_compute;
+mod fake_slack;
 mod metrics;
 mod parameter_secrets;
 mod slack_bot;

@@ -3,6 +3,7 @@
 //! notice goes to the channel, a 429 is waited out for its Retry-After, and without a token the
 //! webhook takes the notice.
 
+use crate::fake_slack::{self, Answer, Got};
 use nbfleet_aws::ParameterSecrets;
 use nbfleet_aws::slack_bot::SlackBot;
 use nbfleet_core::blocks::Facts;
@@ -10,77 +11,12 @@ use nbfleet_core::config::{Deliver, Slack};
 use nbfleet_core::ports::{Notice, Notifier, Secrets};
 use nbfleet_local::moto;
 use serde_json::{Value, json};
-use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
+use std::time::Duration;
 
-/// One request as Slack's API received it.
-#[derive(Debug, Clone)]
-struct Got {
-    path: String,
-    authorization: String,
-    body: Value,
-    at: Instant,
-}
-
-/// A server that answers with `answers` in turn (then `200 {"ok": true}`), keeping each request.
-async fn slack_api(answers: Vec<(u16, &'static str, &'static str)>) -> (String, Arc<Mutex<Vec<Got>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/api", listener.local_addr().unwrap());
-    let got: Arc<Mutex<Vec<Got>>> = Arc::default();
-    let keep = got.clone();
-    let answers = Arc::new(Mutex::new(VecDeque::from(answers)));
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = listener.accept().await {
-            let mut buf = Vec::new();
-            let mut chunk = [0u8; 8192];
-            let request = loop {
-                let n = s.read(&mut chunk).await.unwrap_or(0);
-                if n == 0 {
-                    break None;
-                }
-                buf.extend_from_slice(&chunk[..n]);
-                let text = String::from_utf8_lossy(&buf).to_string();
-                if let Some((head, body)) = text.split_once("\r\n\r\n") {
-                    let header = |name: &str| {
-                        head.lines()
-                            .find_map(|l| {
-                                let (k, v) = l.split_once(':')?;
-                                k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
-                            })
-                            .unwrap_or_default()
-                    };
-                    let len: usize = header("content-length").parse().unwrap_or(0);
-                    if body.len() >= len {
-                        let path = head.split_whitespace().nth(1).unwrap_or_default().to_string();
-                        break Some(Got {
-                            path,
-                            authorization: header("authorization"),
-                            body: serde_json::from_str(body).unwrap_or(Value::Null),
-                            at: Instant::now(),
-                        });
-                    }
-                }
-            };
-            if let Some(r) = request {
-                keep.lock().unwrap().push(r);
-            }
-            let (status, headers, body) =
-                answers
-                    .lock()
-                    .unwrap()
-                    .pop_front()
-                    .unwrap_or((200, "", r#"{"ok":true}"#));
-            let answer = format!(
-                "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\n{headers}content-length: {}\r\nconnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = s.write_all(answer.as_bytes()).await;
-        }
-    });
-    (url, got)
+/// Slack's Web API: answers with `answers` in turn (then `200 {"ok": true}`).
+async fn slack_api(answers: Vec<Answer>) -> (String, Arc<Mutex<Vec<Got>>>) {
+    fake_slack::serve("/api", answers, (200, "", r#"{"ok":true}"#)).await
 }
 
 /// The channel of each message Slack's API received, in order.

@@ -8,51 +8,10 @@ use nbfleet_core::ports::{Notice, Notifier, Secrets};
 use nbfleet_local::moto;
 use serde_json::Value;
 use std::sync::{Arc, Mutex};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
 
-/// Answers every request with `status`, keeping the JSON bodies it was sent.
-async fn webhook(status: u16) -> (String, Arc<Mutex<Vec<Value>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/services/T/B/x", listener.local_addr().unwrap());
-    let got: Arc<Mutex<Vec<Value>>> = Arc::default();
-    let keep = got.clone();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = listener.accept().await {
-            let mut buf = Vec::new();
-            let mut chunk = [0u8; 4096];
-            // Read the head, then as many body bytes as Content-Length says.
-            let body = loop {
-                let n = s.read(&mut chunk).await.unwrap_or(0);
-                if n == 0 {
-                    break None;
-                }
-                buf.extend_from_slice(&chunk[..n]);
-                let text = String::from_utf8_lossy(&buf).to_string();
-                if let Some((head, body)) = text.split_once("\r\n\r\n") {
-                    let len = head
-                        .lines()
-                        .find_map(|l| {
-                            l.to_ascii_lowercase()
-                                .strip_prefix("content-length:")
-                                .map(|v| v.trim().parse::<usize>().unwrap_or(0))
-                        })
-                        .unwrap_or(0);
-                    if body.len() >= len {
-                        break Some(body.to_string());
-                    }
-                }
-            };
-            if let Some(b) = body {
-                keep.lock()
-                    .unwrap()
-                    .push(serde_json::from_str(&b).unwrap_or(Value::Null));
-            }
-            let answer = format!("HTTP/1.1 {status} X\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok");
-            let _ = s.write_all(answer.as_bytes()).await;
-        }
-    });
-    (url, got)
+/// hooks.slack.com: answers every request with `status`, keeping the JSON bodies it was sent.
+async fn webhook(status: u16) -> (String, Arc<Mutex<Vec<crate::fake_slack::Got>>>) {
+    crate::fake_slack::serve("/services/T/B/x", vec![], (status, "", "ok")).await
 }
 
 async fn secrets() -> Arc<dyn Secrets> {
@@ -90,7 +49,7 @@ async fn a_notice_is_posted_to_the_webhook_in_the_parameter() {
         run: None,
     };
     notifier.notify(&warn, &facts).await.unwrap();
-    let got = got.lock().unwrap().clone();
+    let got: Vec<Value> = got.lock().unwrap().iter().map(|g| g.body.clone()).collect();
     assert_eq!(got.len(), 2);
     assert_eq!(got[0]["text"], "*exp-1* was stopped: idle for 60 minutes");
     let soon = got[1]["text"].as_str().unwrap();
